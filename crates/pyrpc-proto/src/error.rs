@@ -1,0 +1,208 @@
+//! [`RemoteError`] (a failure carried as data) and [`ValueError`] (a value that
+//! cannot be converted).
+
+use std::fmt;
+
+use crate::value::Value;
+use crate::wire;
+
+/// Why a request failed; the wire enum `pyrpc.v1.ErrorKind`.
+pub use crate::wire::ErrorKind;
+
+/// A value that cannot be converted between its wire form and [`Value`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// The value nests deeper than the limit.
+    #[error("value nested deeper than {max} levels")]
+    TooDeep {
+        /// The limit that was passed.
+        max: usize,
+    },
+    /// A `big_int` with no bytes.
+    #[error("big_int value with no bytes")]
+    BadBigInt,
+    /// A dict whose key and value lists differ in length.
+    #[error("dict with {keys} keys but {values} values")]
+    DictLengths {
+        /// How many keys arrived.
+        keys: usize,
+        /// How many values arrived.
+        values: usize,
+    },
+}
+
+/// A failure that travels as data: an exception raised by the remote method, or
+/// a refusal by the remote runtime (no such method, overloaded, ...).
+///
+/// # Examples
+///
+/// ```
+/// use pyrpc_proto::{ErrorKind, RemoteError, Value};
+///
+/// let e = RemoteError::exception("ValueError", "builtins", vec![Value::from("bad")]);
+/// assert_eq!(e.kind, ErrorKind::Exception);
+/// assert_eq!(e.to_string(), "ValueError: bad");
+///
+/// let e = RemoteError::no_such_method("nope");
+/// assert_eq!(e.type_name, "AttributeError");
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RemoteError {
+    /// What failed.
+    pub kind: ErrorKind,
+    /// The exception's class name, e.g. `"ValueError"`.
+    pub type_name: String,
+    /// The module defining the class, e.g. `"builtins"`; empty when unknown.
+    pub module: String,
+    /// The exception's args (Python's `exc.args`).
+    pub args: Vec<Value>,
+    /// A one-line message (Python's `str(exc)`).
+    pub message: String,
+    /// The remote traceback text; empty when there is none.
+    pub traceback: String,
+}
+
+impl RemoteError {
+    /// A runtime refusal of the given kind, with the closest Python builtin type.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let type_name = match kind {
+            ErrorKind::NoSuchMethod => "AttributeError",
+            ErrorKind::BadArguments => "TypeError",
+            ErrorKind::DeadlineExceeded => "TimeoutError",
+            _ => "RuntimeError",
+        };
+        RemoteError {
+            kind,
+            type_name: type_name.to_owned(),
+            module: "builtins".to_owned(),
+            args: vec![Value::Str(message.clone())],
+            message,
+            traceback: String::new(),
+        }
+    }
+
+    /// An exception raised by the method: its type name, module and args. The
+    /// message is the args joined the way Python's `str(exc)` does.
+    pub fn exception(
+        type_name: impl Into<String>,
+        module: impl Into<String>,
+        args: Vec<Value>,
+    ) -> Self {
+        let message = match args.as_slice() {
+            [] => String::new(),
+            [Value::Str(s)] => s.clone(),
+            [one] => one.to_string(),
+            many => Value::Tuple(many.to_vec()).to_string(),
+        };
+        RemoteError {
+            kind: ErrorKind::Exception,
+            type_name: type_name.into(),
+            module: module.into(),
+            args,
+            message,
+            traceback: String::new(),
+        }
+    }
+
+    /// `NO_SUCH_METHOD` for `method`.
+    pub fn no_such_method(method: &str) -> Self {
+        Self::new(
+            ErrorKind::NoSuchMethod,
+            format!("no callable public method named {method:?}"),
+        )
+    }
+
+    /// `BAD_ARGUMENTS` with a message saying what did not fit.
+    pub fn bad_arguments(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadArguments, message)
+    }
+
+    /// Sets the traceback text.
+    pub fn with_traceback(mut self, traceback: impl Into<String>) -> Self {
+        self.traceback = traceback.into();
+        self
+    }
+
+    /// Converts from the wire form. Args that cannot be converted are dropped
+    /// (the message still says what happened).
+    pub fn from_wire(e: wire::RemoteError) -> Self {
+        let kind = ErrorKind::try_from(e.kind).unwrap_or(ErrorKind::Exception);
+        RemoteError {
+            kind,
+            type_name: e.type_name,
+            module: e.module,
+            args: e
+                .args
+                .into_iter()
+                .filter_map(|v| Value::try_from(v).ok())
+                .collect(),
+            message: e.message,
+            traceback: e.traceback,
+        }
+    }
+}
+
+impl From<wire::RemoteError> for RemoteError {
+    fn from(e: wire::RemoteError) -> Self {
+        RemoteError::from_wire(e)
+    }
+}
+
+impl From<RemoteError> for wire::RemoteError {
+    fn from(e: RemoteError) -> Self {
+        wire::RemoteError {
+            kind: e.kind as i32,
+            type_name: e.type_name,
+            module: e.module,
+            args: e.args.into_iter().map(wire::Value::from).collect(),
+            message: e.message,
+            traceback: e.traceback,
+        }
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            f.write_str(&self.type_name)
+        } else {
+            write!(f, "{}: {}", self.type_name, self.message)
+        }
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_the_wire() {
+        let e = RemoteError::exception("KeyError", "builtins", vec![Value::from("k")])
+            .with_traceback("Traceback ...");
+        assert_eq!(RemoteError::from(wire::RemoteError::from(e.clone())), e);
+    }
+
+    #[test]
+    fn unknown_kind_from_a_newer_peer_reads_as_exception() {
+        let w = wire::RemoteError {
+            kind: 999,
+            type_name: "X".into(),
+            ..Default::default()
+        };
+        assert_eq!(RemoteError::from(w).kind, ErrorKind::Exception);
+    }
+
+    #[test]
+    fn message_follows_python_str() {
+        assert_eq!(RemoteError::exception("E", "m", vec![]).message, "");
+        assert_eq!(
+            RemoteError::exception("E", "m", vec![Value::from(1), Value::from("a")]).message,
+            "(1, 'a')"
+        );
+        assert_eq!(RemoteError::exception("E", "m", vec![Value::from(3)]).message, "3");
+    }
+}

@@ -1,0 +1,706 @@
+//! [`Value`]: a Rust value with Python's shapes, and its wire form.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use bytes::Bytes;
+use num_bigint::BigInt;
+
+use crate::error::ValueError;
+use crate::wire;
+
+/// The deepest nesting of values pyrpc sends or accepts by default.
+///
+/// A scalar has depth 1, a list of scalars depth 2, and so on. The limit keeps
+/// encoding and decoding (which recurse) from exhausting the stack on hostile
+/// input; prost's own decoder stops at 100 nested messages, which is about 48
+/// levels of our values, so 32 leaves room for the envelope messages.
+pub const MAX_VALUE_DEPTH: usize = 32;
+
+/// A value with Python's shapes.
+///
+/// The variants map one to one onto Python types: `None`, `bool`, `int` (any
+/// size), `float`, `str`, `bytes`, `list`, `tuple`, `set`, `frozenset`, `dict`,
+/// plus an opaque pickled object that peers refuse unless they opted in.
+///
+/// Ints are kept canonical: a value that fits in `i64` is always
+/// [`Value::Int`], never [`Value::BigInt`]; the `From` conversions and the wire
+/// decoder see to that, so equality works as expected.
+///
+/// # Examples
+///
+/// ```
+/// use pyrpc_proto::Value;
+///
+/// let args = Value::tuple([Value::from(1)]);
+/// let kwargs = Value::dict([(Value::from("foo"), Value::from("foo"))]);
+/// let ret = Value::tuple([args, kwargs]);
+/// assert_eq!(ret.to_string(), "((1,), {'foo': 'foo'})");
+/// ```
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Value {
+    /// Python `None`.
+    #[default]
+    None,
+    /// Python `bool`.
+    Bool(bool),
+    /// Python `int` within the `i64` range.
+    Int(i64),
+    /// Python `int` outside the `i64` range.
+    BigInt(BigInt),
+    /// Python `float`.
+    Float(f64),
+    /// Python `str`.
+    Str(String),
+    /// Python `bytes` (a `bytearray` arrives as `bytes`).
+    Bytes(Bytes),
+    /// Python `list`.
+    List(Vec<Value>),
+    /// Python `tuple`.
+    Tuple(Vec<Value>),
+    /// Python `set`; items are hashable.
+    Set(Vec<Value>),
+    /// Python `frozenset`; items are hashable.
+    FrozenSet(Vec<Value>),
+    /// Python `dict` as (key, value) pairs in insertion order; keys are hashable.
+    Dict(Vec<(Value, Value)>),
+    /// A pickled Python object, refused unless both peers opted in.
+    Pickle(Bytes),
+}
+
+// ===== impl Value =====
+
+impl Value {
+    /// A tuple of the given items.
+    pub fn tuple(items: impl IntoIterator<Item = Value>) -> Value {
+        Value::Tuple(items.into_iter().collect())
+    }
+
+    /// A list of the given items.
+    pub fn list(items: impl IntoIterator<Item = Value>) -> Value {
+        Value::List(items.into_iter().collect())
+    }
+
+    /// A dict of the given (key, value) pairs, in order.
+    pub fn dict(entries: impl IntoIterator<Item = (Value, Value)>) -> Value {
+        Value::Dict(entries.into_iter().collect())
+    }
+
+    /// The Python type name of this value (`"int"`, `"tuple"`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::None => "NoneType",
+            Value::Bool(_) => "bool",
+            Value::Int(_) | Value::BigInt(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bytes(_) => "bytes",
+            Value::List(_) => "list",
+            Value::Tuple(_) => "tuple",
+            Value::Set(_) => "set",
+            Value::FrozenSet(_) => "frozenset",
+            Value::Dict(_) => "dict",
+            Value::Pickle(_) => "pickle",
+        }
+    }
+
+    /// How deeply this value nests: 1 for a scalar or an empty container, one
+    /// more than the deepest item otherwise.
+    pub fn depth(&self) -> usize {
+        let children = match self {
+            Value::List(v) | Value::Tuple(v) | Value::Set(v) | Value::FrozenSet(v) => {
+                v.iter().map(Value::depth).max().unwrap_or(0)
+            }
+            Value::Dict(entries) => entries
+                .iter()
+                .map(|(k, v)| k.depth().max(v.depth()))
+                .max()
+                .unwrap_or(0),
+            _ => 0,
+        };
+        1 + children
+    }
+
+    /// The value as an `i64`, if it is an int that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The value as an `f64`, if it is a float or an int.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Float(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    /// The value as a `bool`, if it is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The value as a `&str`, if it is a str.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as bytes, if it is a bytes value.
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The items, if the value is a list, tuple, set or frozenset.
+    pub fn as_items(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(v) | Value::Tuple(v) | Value::Set(v) | Value::FrozenSet(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The entries, if the value is a dict.
+    pub fn as_dict(&self) -> Option<&[(Value, Value)]> {
+        match self {
+            Value::Dict(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The value of `key` in a dict whose keys are strs.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_dict()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// True for `None`.
+    pub fn is_none(&self) -> bool {
+        matches!(self, Value::None)
+    }
+
+    /// Checks that the value nests no deeper than `max_depth`.
+    ///
+    /// # Errors
+    ///
+    /// [`ValueError::TooDeep`] when it does.
+    pub fn check_depth(&self, max_depth: usize) -> Result<(), ValueError> {
+        fn walk(v: &Value, left: usize, max: usize) -> Result<(), ValueError> {
+            if left == 0 {
+                return Err(ValueError::TooDeep { max });
+            }
+            match v {
+                Value::List(items)
+                | Value::Tuple(items)
+                | Value::Set(items)
+                | Value::FrozenSet(items) => {
+                    items.iter().try_for_each(|i| walk(i, left - 1, max))
+                }
+                Value::Dict(entries) => entries.iter().try_for_each(|(k, v)| {
+                    walk(k, left - 1, max)?;
+                    walk(v, left - 1, max)
+                }),
+                _ => Ok(()),
+            }
+        }
+        walk(self, max_depth, max_depth)
+    }
+
+    /// Converts a wire value, refusing anything nested deeper than `max_depth`.
+    ///
+    /// # Errors
+    ///
+    /// [`ValueError`] for a value nested too deep, a malformed big int, or a
+    /// dict whose key and value lists differ in length.
+    pub fn from_wire(value: wire::Value, max_depth: usize) -> Result<Value, ValueError> {
+        from_wire(value, max_depth, max_depth)
+    }
+}
+
+fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<Value, ValueError> {
+    use wire::value::Kind;
+    if left == 0 {
+        return Err(ValueError::TooDeep { max });
+    }
+    let items = |items: wire::Items| -> Result<Vec<Value>, ValueError> {
+        items
+            .items
+            .into_iter()
+            .map(|v| from_wire(v, left - 1, max))
+            .collect()
+    };
+    Ok(match value.kind {
+        None | Some(Kind::None(_)) => Value::None,
+        Some(Kind::Bool(b)) => Value::Bool(b),
+        Some(Kind::Int(i)) => Value::Int(i),
+        Some(Kind::BigInt(b)) => {
+            if b.is_empty() {
+                return Err(ValueError::BadBigInt);
+            }
+            Value::from(BigInt::from_signed_bytes_be(&b))
+        }
+        Some(Kind::Float(f)) => Value::Float(f),
+        Some(Kind::Str(s)) => Value::Str(s),
+        Some(Kind::Bytes(b)) => Value::Bytes(b),
+        Some(Kind::List(i)) => Value::List(items(i)?),
+        Some(Kind::Tuple(i)) => Value::Tuple(items(i)?),
+        Some(Kind::Set(i)) => Value::Set(items(i)?),
+        Some(Kind::Frozenset(i)) => Value::FrozenSet(items(i)?),
+        Some(Kind::Dict(d)) => {
+            if d.keys.len() != d.values.len() {
+                return Err(ValueError::DictLengths {
+                    keys: d.keys.len(),
+                    values: d.values.len(),
+                });
+            }
+            let mut entries = Vec::with_capacity(d.keys.len());
+            for (k, v) in d.keys.into_iter().zip(d.values) {
+                entries.push((from_wire(k, left - 1, max)?, from_wire(v, left - 1, max)?));
+            }
+            Value::Dict(entries)
+        }
+        Some(Kind::Pickle(p)) => Value::Pickle(p),
+    })
+}
+
+impl TryFrom<wire::Value> for Value {
+    type Error = ValueError;
+
+    /// Converts with the default depth limit, [`MAX_VALUE_DEPTH`].
+    fn try_from(value: wire::Value) -> Result<Self, Self::Error> {
+        Value::from_wire(value, MAX_VALUE_DEPTH)
+    }
+}
+
+impl From<Value> for wire::Value {
+    fn from(value: Value) -> Self {
+        use wire::value::Kind;
+        fn items(v: Vec<Value>) -> wire::Items {
+            wire::Items {
+                items: v.into_iter().map(wire::Value::from).collect(),
+            }
+        }
+        let kind = match value {
+            Value::None => Kind::None(wire::NoneValue {}),
+            Value::Bool(b) => Kind::Bool(b),
+            Value::Int(i) => Kind::Int(i),
+            Value::BigInt(b) => match i64::try_from(&b) {
+                Ok(i) => Kind::Int(i),
+                Err(_) => Kind::BigInt(Bytes::from(b.to_signed_bytes_be())),
+            },
+            Value::Float(f) => Kind::Float(f),
+            Value::Str(s) => Kind::Str(s),
+            Value::Bytes(b) => Kind::Bytes(b),
+            Value::List(v) => Kind::List(items(v)),
+            Value::Tuple(v) => Kind::Tuple(items(v)),
+            Value::Set(v) => Kind::Set(items(v)),
+            Value::FrozenSet(v) => Kind::Frozenset(items(v)),
+            Value::Dict(entries) => {
+                let (keys, values) = entries
+                    .into_iter()
+                    .map(|(k, v)| (wire::Value::from(k), wire::Value::from(v)))
+                    .unzip();
+                Kind::Dict(wire::Dict { keys, values })
+            }
+            Value::Pickle(p) => Kind::Pickle(p),
+        };
+        wire::Value { kind: Some(kind) }
+    }
+}
+
+// ===== From conversions =====
+
+macro_rules! from_small_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::Int(i64::from(v))
+            }
+        }
+    )*};
+}
+from_small_int!(i8, i16, i32, i64, u8, u16, u32);
+
+macro_rules! from_big_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                match i64::try_from(v) {
+                    Ok(i) => Value::Int(i),
+                    Err(_) => Value::BigInt(BigInt::from(v)),
+                }
+            }
+        }
+    )*};
+}
+from_big_int!(u64, i128, u128, usize, isize);
+
+impl From<BigInt> for Value {
+    fn from(v: BigInt) -> Self {
+        match i64::try_from(&v) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::BigInt(v),
+        }
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+
+impl From<f32> for Value {
+    fn from(v: f32) -> Self {
+        Value::Float(f64::from(v))
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Str(v.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Str(v)
+    }
+}
+
+impl From<Bytes> for Value {
+    fn from(v: Bytes) -> Self {
+        Value::Bytes(v)
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Self {
+        Value::Bytes(Bytes::copy_from_slice(v))
+    }
+}
+
+impl From<()> for Value {
+    fn from(_: ()) -> Self {
+        Value::None
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::None, Into::into)
+    }
+}
+
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(v: Vec<T>) -> Self {
+        Value::List(v.into_iter().map(Into::into).collect())
+    }
+}
+
+impl<K: Into<Value>, V: Into<Value>> From<BTreeMap<K, V>> for Value {
+    fn from(v: BTreeMap<K, V>) -> Self {
+        Value::Dict(v.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+impl<K: Into<Value>, V: Into<Value>, S> From<HashMap<K, V, S>> for Value {
+    fn from(v: HashMap<K, V, S>) -> Self {
+        Value::Dict(v.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+macro_rules! from_tuple {
+    ($($name:ident),+) => {
+        impl<$($name: Into<Value>),+> From<($($name,)+)> for Value {
+            #[allow(non_snake_case)]
+            fn from(($($name,)+): ($($name,)+)) -> Self {
+                Value::Tuple(vec![$($name.into()),+])
+            }
+        }
+    };
+}
+from_tuple!(A);
+from_tuple!(A, B);
+from_tuple!(A, B, C);
+from_tuple!(A, B, C, D);
+from_tuple!(A, B, C, D, E);
+from_tuple!(A, B, C, D, E, F);
+
+// ===== Display: Python's repr =====
+
+impl fmt::Display for Value {
+    /// Formats the value as Python's `repr()` would.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn seq(f: &mut fmt::Formatter<'_>, items: &[Value]) -> fmt::Result {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{item}")?;
+            }
+            Ok(())
+        }
+        match self {
+            Value::None => f.write_str("None"),
+            Value::Bool(true) => f.write_str("True"),
+            Value::Bool(false) => f.write_str("False"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::BigInt(b) => write!(f, "{b}"),
+            Value::Float(x) => write_float(f, *x),
+            Value::Str(s) => write_str_repr(f, s),
+            Value::Bytes(b) => write_bytes_repr(f, b),
+            Value::List(v) => {
+                f.write_str("[")?;
+                seq(f, v)?;
+                f.write_str("]")
+            }
+            Value::Tuple(v) => {
+                f.write_str("(")?;
+                seq(f, v)?;
+                if v.len() == 1 {
+                    f.write_str(",")?;
+                }
+                f.write_str(")")
+            }
+            Value::Set(v) if v.is_empty() => f.write_str("set()"),
+            Value::Set(v) => {
+                f.write_str("{")?;
+                seq(f, v)?;
+                f.write_str("}")
+            }
+            Value::FrozenSet(v) if v.is_empty() => f.write_str("frozenset()"),
+            Value::FrozenSet(v) => {
+                f.write_str("frozenset({")?;
+                seq(f, v)?;
+                f.write_str("})")
+            }
+            Value::Dict(entries) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}: {v}")?;
+                }
+                f.write_str("}")
+            }
+            Value::Pickle(p) => write!(f, "<pickled object, {} bytes>", p.len()),
+        }
+    }
+}
+
+fn write_float(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
+    if x.is_nan() {
+        f.write_str("nan")
+    } else if x.is_infinite() {
+        f.write_str(if x > 0.0 { "inf" } else { "-inf" })
+    } else if x == x.trunc() && x.abs() < 1e16 {
+        write!(f, "{x:.1}")
+    } else {
+        write!(f, "{x}")
+    }
+}
+
+fn write_str_repr(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    write!(f, "{quote}")?;
+    for c in s.chars() {
+        match c {
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c if c == quote => write!(f, "\\{c}")?,
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => write!(f, "\\x{:02x}", c as u32)?,
+            c => write!(f, "{c}")?,
+        }
+    }
+    write!(f, "{quote}")
+}
+
+fn write_bytes_repr(f: &mut fmt::Formatter<'_>, b: &[u8]) -> fmt::Result {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    write!(f, "b{}", quote as char)?;
+    for &c in b {
+        match c {
+            b'\\' => f.write_str("\\\\")?,
+            b'\n' => f.write_str("\\n")?,
+            b'\r' => f.write_str("\\r")?,
+            b'\t' => f.write_str("\\t")?,
+            c if c == quote => write!(f, "\\{}", c as char)?,
+            0x20..=0x7e => write!(f, "{}", c as char)?,
+            c => write!(f, "\\x{c:02x}")?,
+        }
+    }
+    write!(f, "{}", quote as char)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn roundtrip(v: Value) -> Value {
+        let bytes = wire::Value::from(v).encode_to_vec();
+        let decoded = wire::Value::decode(bytes.as_slice()).unwrap();
+        Value::try_from(decoded).unwrap()
+    }
+
+    #[test]
+    fn shapes_survive_the_wire() {
+        let v = Value::tuple([
+            Value::tuple([Value::from(1)]),
+            Value::dict([
+                (Value::from("foo"), Value::from("foo")),
+                (Value::tuple([Value::from(1), Value::from(2)]), Value::None),
+            ]),
+            Value::Set(vec![Value::from(1)]),
+            Value::FrozenSet(vec![Value::from("x")]),
+            Value::list([Value::from(1.5), Value::from(true), Value::Bytes(Bytes::from_static(b"\x00\xff"))]),
+        ]);
+        assert_eq!(roundtrip(v.clone()), v);
+    }
+
+    #[test]
+    fn ints_of_any_size_round_trip_and_stay_canonical() {
+        for v in [
+            Value::from(0),
+            Value::from(i64::MIN),
+            Value::from(i64::MAX),
+            Value::from(u64::MAX),
+            Value::from(i128::MIN),
+            Value::from(u128::MAX),
+            Value::from(BigInt::from(2).pow(1000)),
+            Value::from(-BigInt::from(2).pow(1000)),
+        ] {
+            assert_eq!(roundtrip(v.clone()), v);
+        }
+        assert_eq!(Value::from(5u64), Value::Int(5));
+        assert_eq!(Value::from(BigInt::from(-7)), Value::Int(-7));
+        assert!(matches!(Value::from(u64::MAX), Value::BigInt(_)));
+    }
+
+    #[test]
+    fn big_int_that_fits_decodes_as_int() {
+        let w = wire::Value {
+            kind: Some(wire::value::Kind::BigInt(Bytes::from_static(&[0x01, 0x00]))),
+        };
+        assert_eq!(Value::try_from(w).unwrap(), Value::Int(256));
+    }
+
+    #[test]
+    fn empty_big_int_is_an_error() {
+        let w = wire::Value {
+            kind: Some(wire::value::Kind::BigInt(Bytes::new())),
+        };
+        assert_eq!(Value::try_from(w), Err(ValueError::BadBigInt));
+    }
+
+    #[test]
+    fn dict_with_uneven_keys_and_values_is_an_error() {
+        let w = wire::Value {
+            kind: Some(wire::value::Kind::Dict(wire::Dict {
+                keys: vec![wire::Value::from(Value::from(1))],
+                values: vec![],
+            })),
+        };
+        assert_eq!(
+            Value::try_from(w),
+            Err(ValueError::DictLengths { keys: 1, values: 0 })
+        );
+    }
+
+    #[test]
+    fn depth_is_bounded_both_ways() {
+        let mut v = Value::from(1);
+        for _ in 0..MAX_VALUE_DEPTH - 1 {
+            v = Value::list([v]);
+        }
+        assert_eq!(v.depth(), MAX_VALUE_DEPTH);
+        assert!(v.check_depth(MAX_VALUE_DEPTH).is_ok());
+        assert_eq!(roundtrip(v.clone()), v);
+        let deeper = Value::list([v]);
+        assert_eq!(
+            deeper.check_depth(MAX_VALUE_DEPTH),
+            Err(ValueError::TooDeep { max: MAX_VALUE_DEPTH })
+        );
+        assert_eq!(
+            Value::try_from(wire::Value::from(deeper)),
+            Err(ValueError::TooDeep { max: MAX_VALUE_DEPTH })
+        );
+    }
+
+    #[test]
+    fn missing_kind_reads_as_none() {
+        assert_eq!(Value::try_from(wire::Value { kind: None }).unwrap(), Value::None);
+    }
+
+    #[test]
+    fn bytes_decode_without_copying() {
+        let buf = Bytes::from(wire::Value::from(Value::Bytes(Bytes::from(vec![7u8; 1024]))).encode_to_vec());
+        let decoded = wire::Value::decode(buf.clone()).unwrap();
+        let Some(wire::value::Kind::Bytes(b)) = decoded.kind else {
+            panic!("expected bytes")
+        };
+        let inside = buf.as_ptr_range();
+        assert!(inside.contains(&b.as_ptr()), "payload was copied out of the frame buffer");
+    }
+
+    #[test]
+    fn display_is_python_repr() {
+        let cases = [
+            (Value::None, "None"),
+            (Value::from(true), "True"),
+            (Value::from(1.0), "1.0"),
+            (Value::from(f64::NAN), "nan"),
+            (Value::from("it's"), "\"it's\""),
+            (Value::from("a\nb"), "'a\\nb'"),
+            (Value::Bytes(Bytes::from_static(b"a\x00")), "b'a\\x00'"),
+            (Value::tuple([]), "()"),
+            (Value::tuple([Value::from(1)]), "(1,)"),
+            (Value::Set(vec![]), "set()"),
+            (Value::FrozenSet(vec![Value::from(1)]), "frozenset({1})"),
+            (Value::from((1, "x")), "(1, 'x')"),
+        ];
+        for (v, repr) in cases {
+            assert_eq!(v.to_string(), repr);
+        }
+    }
+
+    #[test]
+    fn accessors() {
+        let d = Value::dict([(Value::from("a"), Value::from(1))]);
+        assert_eq!(d.get("a").and_then(Value::as_i64), Some(1));
+        assert_eq!(d.get("b"), None);
+        assert_eq!(Value::from(vec![1, 2]).as_items().map(<[Value]>::len), Some(2));
+        assert_eq!(Value::from(Some("x")).as_str(), Some("x"));
+        assert!(Value::from(None::<i32>).is_none());
+    }
+}
