@@ -21,7 +21,8 @@ fn main() -> Result<()> {
     }
 }
 
-const HELP: &str = "cargo xtask <task>\n\n  codegen [--check]   regenerate (or check) the prost code from proto/";
+const HELP: &str =
+    "cargo xtask <task>\n\n  codegen [--check]   regenerate (or check) the prost code from proto/";
 
 /// The workspace root (the parent of this crate's directory).
 fn project_root() -> PathBuf {

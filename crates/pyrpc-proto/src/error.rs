@@ -203,6 +203,9 @@ mod tests {
             RemoteError::exception("E", "m", vec![Value::from(1), Value::from("a")]).message,
             "(1, 'a')"
         );
-        assert_eq!(RemoteError::exception("E", "m", vec![Value::from(3)]).message, "3");
+        assert_eq!(
+            RemoteError::exception("E", "m", vec![Value::from(3)]).message,
+            "3"
+        );
     }
 }

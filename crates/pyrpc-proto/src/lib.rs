@@ -25,9 +25,11 @@
 //! assert_eq!(v.to_string(), "(1, 'foo', 340282366920938463463374607431768211455)");
 //! ```
 
+mod args;
 mod error;
 mod value;
 
+pub use args::Args;
 pub use error::{ErrorKind, RemoteError, ValueError};
 pub use value::{Value, MAX_VALUE_DEPTH};
 

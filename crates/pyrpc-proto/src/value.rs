@@ -205,9 +205,7 @@ impl Value {
                 Value::List(items)
                 | Value::Tuple(items)
                 | Value::Set(items)
-                | Value::FrozenSet(items) => {
-                    items.iter().try_for_each(|i| walk(i, left - 1, max))
-                }
+                | Value::FrozenSet(items) => items.iter().try_for_each(|i| walk(i, left - 1, max)),
                 Value::Dict(entries) => entries.iter().try_for_each(|(k, v)| {
                     walk(k, left - 1, max)?;
                     walk(v, left - 1, max)
@@ -583,7 +581,11 @@ mod tests {
             ]),
             Value::Set(vec![Value::from(1)]),
             Value::FrozenSet(vec![Value::from("x")]),
-            Value::list([Value::from(1.5), Value::from(true), Value::Bytes(Bytes::from_static(b"\x00\xff"))]),
+            Value::list([
+                Value::from(1.5),
+                Value::from(true),
+                Value::Bytes(Bytes::from_static(b"\x00\xff")),
+            ]),
         ]);
         assert_eq!(roundtrip(v.clone()), v);
     }
@@ -649,28 +651,40 @@ mod tests {
         let deeper = Value::list([v]);
         assert_eq!(
             deeper.check_depth(MAX_VALUE_DEPTH),
-            Err(ValueError::TooDeep { max: MAX_VALUE_DEPTH })
+            Err(ValueError::TooDeep {
+                max: MAX_VALUE_DEPTH
+            })
         );
         assert_eq!(
             Value::try_from(wire::Value::from(deeper)),
-            Err(ValueError::TooDeep { max: MAX_VALUE_DEPTH })
+            Err(ValueError::TooDeep {
+                max: MAX_VALUE_DEPTH
+            })
         );
     }
 
     #[test]
     fn missing_kind_reads_as_none() {
-        assert_eq!(Value::try_from(wire::Value { kind: None }).unwrap(), Value::None);
+        assert_eq!(
+            Value::try_from(wire::Value { kind: None }).unwrap(),
+            Value::None
+        );
     }
 
     #[test]
     fn bytes_decode_without_copying() {
-        let buf = Bytes::from(wire::Value::from(Value::Bytes(Bytes::from(vec![7u8; 1024]))).encode_to_vec());
+        let buf = Bytes::from(
+            wire::Value::from(Value::Bytes(Bytes::from(vec![7u8; 1024]))).encode_to_vec(),
+        );
         let decoded = wire::Value::decode(buf.clone()).unwrap();
         let Some(wire::value::Kind::Bytes(b)) = decoded.kind else {
             panic!("expected bytes")
         };
         let inside = buf.as_ptr_range();
-        assert!(inside.contains(&b.as_ptr()), "payload was copied out of the frame buffer");
+        assert!(
+            inside.contains(&b.as_ptr()),
+            "payload was copied out of the frame buffer"
+        );
     }
 
     #[test]
@@ -699,7 +713,10 @@ mod tests {
         let d = Value::dict([(Value::from("a"), Value::from(1))]);
         assert_eq!(d.get("a").and_then(Value::as_i64), Some(1));
         assert_eq!(d.get("b"), None);
-        assert_eq!(Value::from(vec![1, 2]).as_items().map(<[Value]>::len), Some(2));
+        assert_eq!(
+            Value::from(vec![1, 2]).as_items().map(<[Value]>::len),
+            Some(2)
+        );
         assert_eq!(Value::from(Some("x")).as_str(), Some("x"));
         assert!(Value::from(None::<i32>).is_none());
     }

@@ -1,1 +1,48 @@
-//! placeholder
+//! pyrpc transports: where a server listens and a client connects.
+//!
+//! # Layout
+//!
+//! * [`Address`] — TCP (`host:port`, `tcp://host:port`) or Unix socket
+//!   (`unix:/path`, `/path`), parsed from and displayed as text. An empty host
+//!   means all interfaces for a listener and the local host for a connector,
+//!   as in the original pyrpc's `('', port)`.
+//! * [`Listener`] — binds an address; for a Unix socket it replaces a stale
+//!   socket file (one nobody listens on) but never any other file, sets the
+//!   file's mode if asked, and removes the file it created when dropped.
+//! * [`connect`] — connects with a timeout.
+//! * [`Stream`] — one stream type for both kinds, `AsyncRead + AsyncWrite`.
+//! * [`Connection`] — a [`Stream`] framed with [`pyrpc_framing::Codec`].
+//!
+//! The server and client crates accept any `AsyncRead + AsyncWrite` stream, so
+//! `tokio::io::duplex` serves as an in-memory transport in tests.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pyrpc_transport::TransportError> {
+//! use std::time::Duration;
+//! use pyrpc_transport::{connect, Address, Listener};
+//!
+//! let addr: Address = "127.0.0.1:0".parse()?;
+//! let listener = Listener::bind(&addr).await?;
+//! let bound = listener.local_address()?;
+//! let client = connect(&bound, Duration::from_secs(1)).await?;
+//! let (server_side, peer) = listener.accept().await?;
+//! println!("{peer} connected");
+//! # Ok(()) }
+//! ```
+
+mod address;
+mod connect;
+mod error;
+mod listener;
+mod stream;
+
+pub use address::Address;
+pub use connect::connect;
+pub use error::TransportError;
+pub use listener::{Listener, ListenerOptions};
+pub use stream::{PeerInfo, Stream};
+
+/// A [`Stream`] framed as pyrpc messages: `In` is read, `Out` is written.
+pub type Connection<In, Out> = tokio_util::codec::Framed<Stream, pyrpc_framing::Codec<In, Out>>;

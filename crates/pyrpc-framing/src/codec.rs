@@ -1,0 +1,322 @@
+//! [`Codec`]: the length-prefixed frame encoder and decoder.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use bytes::{Buf, BufMut, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::error::FrameError;
+
+/// The length of a frame header: a big-endian `u32`.
+pub const HEADER_LEN: usize = 4;
+
+/// The default largest frame, in bytes (640 MiB): a 500 MiB payload fits.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 640 * 1024 * 1024;
+
+/// How much the read buffer may grow ahead of the bytes that arrived, at least.
+///
+/// While a frame's body arrives, the buffer grows by at most the larger of
+/// this and the bytes already buffered (so it at most doubles), never by the
+/// length the header claims.
+const MIN_GROWTH: usize = 64 * 1024;
+
+/// Encodes `Out` messages and decodes `In` messages as length-prefixed frames.
+///
+/// A server uses `Codec<ClientFrame, ServerFrame>`, a client the reverse.
+///
+/// The decode limit applies to frames the peer sends; the encode limit to
+/// frames we send (set it to what the peer announced it accepts). Both default
+/// to [`DEFAULT_MAX_FRAME_LEN`].
+pub struct Codec<In, Out> {
+    /// Frames longer than this are refused on decode.
+    max_decode_len: usize,
+    /// Frames longer than this are refused on encode.
+    max_encode_len: usize,
+    /// The length of the frame whose header was read and whose body is awaited.
+    body_len: Option<usize>,
+    _types: PhantomData<fn(Out) -> In>,
+}
+
+// ===== impl Codec =====
+
+impl<In, Out> Codec<In, Out> {
+    /// A codec with the default limit, [`DEFAULT_MAX_FRAME_LEN`], both ways.
+    pub fn new() -> Self {
+        Self::with_max_frame_len(DEFAULT_MAX_FRAME_LEN)
+    }
+
+    /// A codec refusing frames longer than `max` bytes, both ways.
+    pub fn with_max_frame_len(max: usize) -> Self {
+        Codec {
+            max_decode_len: max,
+            max_encode_len: max,
+            body_len: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// The decode limit: the longest frame accepted from the peer.
+    pub fn max_decode_len(&self) -> usize {
+        self.max_decode_len
+    }
+
+    /// The encode limit: the longest frame sent to the peer.
+    pub fn max_encode_len(&self) -> usize {
+        self.max_encode_len
+    }
+
+    /// Sets the decode limit.
+    pub fn set_max_decode_len(&mut self, max: usize) {
+        self.max_decode_len = max;
+    }
+
+    /// Sets the encode limit (e.g. to what the peer announced in its hello).
+    pub fn set_max_encode_len(&mut self, max: usize) {
+        self.max_encode_len = max;
+    }
+}
+
+impl<In, Out> Default for Codec<In, Out> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<In, Out> fmt::Debug for Codec<In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Codec")
+            .field("max_decode_len", &self.max_decode_len)
+            .field("max_encode_len", &self.max_encode_len)
+            .field("body_len", &self.body_len)
+            .finish()
+    }
+}
+
+impl<In: prost::Message + Default, Out> Decoder for Codec<In, Out> {
+    type Item = In;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, FrameError> {
+        let len = match self.body_len {
+            Some(len) => len,
+            None => {
+                if src.len() < HEADER_LEN {
+                    return Ok(None);
+                }
+                let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
+                if len == 0 {
+                    return Err(FrameError::Empty);
+                }
+                let len = len as usize;
+                if len > self.max_decode_len {
+                    return Err(FrameError::TooLarge {
+                        len: len as u64,
+                        max: self.max_decode_len,
+                    });
+                }
+                src.advance(HEADER_LEN);
+                self.body_len = Some(len);
+                len
+            }
+        };
+        if src.len() < len {
+            // Grow as the bytes arrive: never set aside what the header only claims.
+            let missing = len - src.len();
+            let growth = missing.min(src.len().max(MIN_GROWTH));
+            src.reserve(growth);
+            return Ok(None);
+        }
+        self.body_len = None;
+        let frame = src.split_to(len).freeze();
+        Ok(Some(In::decode(frame)?))
+    }
+}
+
+impl<In, Out: prost::Message> Encoder<Out> for Codec<In, Out> {
+    type Error = FrameError;
+
+    fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let len = item.encoded_len();
+        if len > self.max_encode_len || len > u32::MAX as usize {
+            return Err(FrameError::TooLarge {
+                len: len as u64,
+                max: self.max_encode_len,
+            });
+        }
+        if len == 0 {
+            // An empty message encodes to nothing, which the protocol forbids;
+            // every pyrpc envelope sets a oneof, so this is a caller's mistake.
+            return Err(FrameError::Empty);
+        }
+        dst.reserve(HEADER_LEN + len);
+        dst.put_u32(len as u32);
+        item.encode(dst).map_err(|e| {
+            // Cannot happen: the buffer was reserved to fit.
+            std::io::Error::other(e.to_string())
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pyrpc_proto::wire::{self, request, Ping, Request};
+
+    fn ping(id: u64) -> Request {
+        Request {
+            id,
+            kind: Some(request::Kind::Ping(Ping {})),
+        }
+    }
+
+    fn frame(msg: &Request) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        Codec::<Request, Request>::new()
+            .encode(msg.clone(), &mut buf)
+            .unwrap();
+        buf.to_vec()
+    }
+
+    #[test]
+    fn write_puts_big_endian_length_then_body() {
+        let bytes = frame(&ping(300));
+        assert_eq!(bytes, vec![0, 0, 0, 5, 8, 0xac, 0x02, 0x32, 0x00]);
+    }
+
+    #[test]
+    fn read_one_byte_at_a_time() {
+        let bytes = frame(&ping(42));
+        let mut codec = Codec::<Request, Request>::new();
+        let mut buf = BytesMut::new();
+        for (i, b) in bytes.iter().enumerate() {
+            buf.put_u8(*b);
+            let out = codec.decode(&mut buf).unwrap();
+            if i + 1 < bytes.len() {
+                assert_eq!(out, None, "decoded early at byte {i}");
+            } else {
+                assert_eq!(out, Some(ping(42)));
+            }
+        }
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn read_many_frames_from_one_buffer() {
+        let mut buf = BytesMut::new();
+        for id in 0..100 {
+            buf.extend_from_slice(&frame(&ping(id)));
+        }
+        let mut codec = Codec::<Request, Request>::new();
+        for id in 0..100 {
+            assert_eq!(codec.decode(&mut buf).unwrap(), Some(ping(id)));
+        }
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn read_zero_length_is_an_error() {
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 0, 1, 2][..]);
+        let err = Codec::<Request, Request>::new()
+            .decode(&mut buf)
+            .unwrap_err();
+        assert!(matches!(err, FrameError::Empty), "{err}");
+    }
+
+    #[test]
+    fn read_oversize_header_is_refused_without_allocating() {
+        let mut buf = BytesMut::from(&[0xffu8, 0xff, 0xff, 0xff][..]);
+        let cap_before = buf.capacity();
+        let err = Codec::<Request, Request>::with_max_frame_len(1024)
+            .decode(&mut buf)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FrameError::TooLarge {
+                    len: 0xffff_ffff,
+                    max: 1024
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(buf.capacity(), cap_before);
+    }
+
+    #[test]
+    fn read_limit_boundaries() {
+        let body_len = frame(&ping(1)).len() - HEADER_LEN;
+        // at the limit: accepted
+        let mut buf = BytesMut::from(frame(&ping(1)).as_slice());
+        let mut codec = Codec::<Request, Request>::with_max_frame_len(body_len);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(ping(1)));
+        // one over: refused
+        let mut buf = BytesMut::from(frame(&ping(1)).as_slice());
+        let mut codec = Codec::<Request, Request>::with_max_frame_len(body_len - 1);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn write_limit_boundaries() {
+        let body_len = frame(&ping(1)).len() - HEADER_LEN;
+        let mut buf = BytesMut::new();
+        let mut at = Codec::<Request, Request>::with_max_frame_len(body_len);
+        assert!(at.encode(ping(1), &mut buf).is_ok());
+        let mut over = Codec::<Request, Request>::with_max_frame_len(body_len - 1);
+        let mut buf = BytesMut::new();
+        assert!(matches!(
+            over.encode(ping(1), &mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(buf.is_empty(), "nothing is written for a refused frame");
+    }
+
+    #[test]
+    fn read_huge_claim_grows_only_with_arriving_bytes() {
+        // A header claiming 100 MiB, then 10 bytes: the buffer must not jump to 100 MiB.
+        let mut buf = BytesMut::new();
+        buf.put_u32(100 * 1024 * 1024);
+        buf.extend_from_slice(&[0u8; 10]);
+        let mut codec = Codec::<Request, Request>::new();
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(
+            buf.capacity() <= 2 * MIN_GROWTH,
+            "capacity {}",
+            buf.capacity()
+        );
+    }
+
+    #[test]
+    fn read_body_that_is_not_protobuf() {
+        let mut buf = BytesMut::new();
+        buf.put_u32(3);
+        buf.extend_from_slice(&[0xff, 0xff, 0xff]);
+        let err = Codec::<Request, Request>::new()
+            .decode(&mut buf)
+            .unwrap_err();
+        assert!(matches!(err, FrameError::Decode(_)), "{err}");
+    }
+
+    #[test]
+    fn read_truncated_frame_waits() {
+        let bytes = frame(&ping(9));
+        let mut buf = BytesMut::from(&bytes[..bytes.len() - 1]);
+        let mut codec = Codec::<Request, Request>::new();
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        buf.put_u8(bytes[bytes.len() - 1]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(ping(9)));
+    }
+
+    #[test]
+    fn write_empty_message_is_refused() {
+        let mut buf = BytesMut::new();
+        let err = Codec::<wire::Ack, wire::Ack>::new()
+            .encode(wire::Ack {}, &mut buf)
+            .unwrap_err();
+        assert!(matches!(err, FrameError::Empty));
+    }
+}

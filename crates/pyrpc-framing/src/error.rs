@@ -1,0 +1,32 @@
+//! [`FrameError`]: why a frame could not be read or written.
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The frame is longer than the limit. On decode this is seen from the
+    /// header alone; on encode, before anything is written.
+    #[error("frame of {len} bytes is larger than the limit of {max} bytes")]
+    TooLarge {
+        /// The frame's length.
+        len: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A header announcing a frame of zero bytes, which the protocol forbids.
+    #[error("frame with zero length")]
+    Empty,
+    /// The body is not a valid protobuf message of the expected type.
+    #[error("frame body is not a valid message: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// The underlying stream failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl FrameError {
+    /// True when the error came from the stream rather than from the bytes on it.
+    pub fn is_io(&self) -> bool {
+        matches!(self, FrameError::Io(_))
+    }
+}

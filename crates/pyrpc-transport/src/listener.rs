@@ -1,0 +1,308 @@
+//! [`Listener`]: accepts connections on a TCP or Unix socket address.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::address::Address;
+use crate::error::TransportError;
+use crate::stream::{PeerInfo, Stream};
+
+/// Options for [`Listener::bind_with`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ListenerOptions {
+    /// The permission bits of a Unix socket file, e.g. `0o600` so that only
+    /// the owner can connect. The default value is `None`: the process umask
+    /// decides.
+    pub unix_mode: Option<u32>,
+}
+
+impl ListenerOptions {
+    /// Sets [`ListenerOptions::unix_mode`].
+    pub fn unix_mode(mut self, mode: u32) -> Self {
+        self.unix_mode = Some(mode);
+        self
+    }
+}
+
+/// A bound TCP or Unix listener.
+///
+/// A Unix listener removes the socket file it created when it is dropped (if
+/// the file at that path is still a socket).
+#[derive(Debug)]
+pub struct Listener {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Tcp(TcpListener),
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
+}
+
+impl Listener {
+    /// Binds `addr` with default options.
+    ///
+    /// # Errors
+    ///
+    /// See [`Listener::bind_with`].
+    pub async fn bind(addr: &Address) -> Result<Listener, TransportError> {
+        Self::bind_with(addr, &ListenerOptions::default()).await
+    }
+
+    /// Binds `addr`.
+    ///
+    /// For a Unix socket path where a file already exists: a socket that
+    /// nobody listens on (left by a crashed server) is replaced; a socket
+    /// someone listens on is [`TransportError::InUse`]; any other file is
+    /// [`TransportError::NotASocket`] and is left alone.
+    ///
+    /// # Errors
+    ///
+    /// As above, and [`TransportError::Bind`] when the OS refuses.
+    pub async fn bind_with(
+        addr: &Address,
+        options: &ListenerOptions,
+    ) -> Result<Listener, TransportError> {
+        let bind_err = |source| TransportError::Bind {
+            addr: addr.to_string(),
+            source,
+        };
+        let inner = match addr {
+            Address::Tcp { host, port } => {
+                let l = TcpListener::bind(Address::bind_target(host, *port))
+                    .await
+                    .map_err(bind_err)?;
+                Inner::Tcp(l)
+            }
+            Address::Unix(path) => {
+                clear_stale_socket(path).await?;
+                let listener = UnixListener::bind(path).map_err(bind_err)?;
+                if let Some(mode) = options.unix_mode {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                        .map_err(bind_err)?;
+                }
+                Inner::Unix {
+                    listener,
+                    path: path.clone(),
+                }
+            }
+        };
+        tracing::debug!(%addr, "listening");
+        Ok(Listener { inner })
+    }
+
+    /// Waits for the next connection.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Accept`] when the OS reports an error (e.g. out of
+    /// file descriptors); the listener stays usable.
+    pub async fn accept(&self) -> Result<(Stream, PeerInfo), TransportError> {
+        match &self.inner {
+            Inner::Tcp(l) => {
+                let (s, peer) = l.accept().await.map_err(TransportError::Accept)?;
+                Ok((Stream::from_tcp(s), PeerInfo::Tcp(peer)))
+            }
+            Inner::Unix { listener, .. } => {
+                let (s, _) = listener.accept().await.map_err(TransportError::Accept)?;
+                Ok((Stream::Unix(s), PeerInfo::Unix))
+            }
+        }
+    }
+
+    /// The address actually bound (with the port the OS chose for port 0).
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Bind`] if the OS cannot say.
+    pub fn local_address(&self) -> Result<Address, TransportError> {
+        match &self.inner {
+            Inner::Tcp(l) => {
+                let a = l.local_addr().map_err(|source| TransportError::Bind {
+                    addr: "tcp listener".into(),
+                    source,
+                })?;
+                Ok(Address::tcp(a.ip().to_string(), a.port()))
+            }
+            Inner::Unix { path, .. } => Ok(Address::Unix(path.clone())),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Inner::Unix { path, .. } = &self.inner {
+            if is_socket(path) {
+                let _ = std::fs::remove_file(path);
+                tracing::debug!(path = %path.display(), "removed socket file");
+            }
+        }
+    }
+}
+
+fn is_socket(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_socket())
+        .unwrap_or(false)
+}
+
+/// Removes a socket file at `path` that nobody listens on; refuses anything else.
+async fn clear_stale_socket(path: &Path) -> Result<(), TransportError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(TransportError::Bind {
+                addr: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return Err(TransportError::NotASocket {
+            path: path.to_owned(),
+        });
+    }
+    match tokio::net::UnixStream::connect(path).await {
+        Ok(_) => Err(TransportError::InUse {
+            path: path.to_owned(),
+        }),
+        Err(_) => {
+            tracing::info!(path = %path.display(), "replacing stale socket file");
+            std::fs::remove_file(path).map_err(|source| TransportError::Bind {
+                addr: path.display().to_string(),
+                source,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connect::connect;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const T: Duration = Duration::from_secs(5);
+
+    async fn ping_pong(listener: &Listener) {
+        let addr = listener.local_address().unwrap();
+        let mut c = connect(&addr, T).await.unwrap();
+        let (mut s, _) = listener.accept().await.unwrap();
+        c.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+    }
+
+    #[tokio::test]
+    async fn tcp_listener_accepts_on_port_zero() {
+        let l = Listener::bind(&Address::tcp("127.0.0.1", 0)).await.unwrap();
+        match l.local_address().unwrap() {
+            Address::Tcp { port, .. } => assert_ne!(port, 0),
+            other => panic!("{other}"),
+        }
+        ping_pong(&l).await;
+    }
+
+    #[tokio::test]
+    async fn unix_listener_removes_its_file_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let l = Listener::bind(&Address::unix(&path)).await.unwrap();
+        ping_pong(&l).await;
+        assert!(is_socket(&path));
+        drop(l);
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn unix_stale_socket_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        // A socket file nobody listens on: bind with std and forget the listener.
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        assert!(is_socket(&path));
+        let l = Listener::bind(&Address::unix(&path)).await.unwrap();
+        ping_pong(&l).await;
+    }
+
+    #[tokio::test]
+    async fn unix_live_socket_is_not_stolen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let first = Listener::bind(&Address::unix(&path)).await.unwrap();
+        let err = Listener::bind(&Address::unix(&path)).await.unwrap_err();
+        assert!(matches!(err, TransportError::InUse { .. }), "{err}");
+        // The probe that found it alive was a connection; the first server sees it close.
+        let (mut probe, _) = first.accept().await.unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(probe.read(&mut b).await.unwrap(), 0);
+        ping_pong(&first).await;
+    }
+
+    #[tokio::test]
+    async fn unix_regular_file_is_never_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("important.txt");
+        std::fs::write(&path, b"keep me").unwrap();
+        let err = Listener::bind(&Address::unix(&path)).await.unwrap_err();
+        assert!(matches!(err, TransportError::NotASocket { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    }
+
+    #[tokio::test]
+    async fn unix_mode_is_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let _l = Listener::bind_with(
+            &Address::unix(&path),
+            &ListenerOptions::default().unix_mode(0o600),
+        )
+        .await
+        .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[tokio::test]
+    async fn connect_to_nothing_is_a_connect_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = connect(&Address::unix(dir.path().join("none")), T)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Connect { .. }), "{err}");
+        // A port that was just free: bind, read the port, drop.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = connect(&Address::tcp("127.0.0.1", port), T)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Connect { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn empty_host_listens_everywhere_and_connects_locally() {
+        let l = Listener::bind(&Address::tcp("", 0)).await.unwrap();
+        let Address::Tcp { port, .. } = l.local_address().unwrap() else {
+            panic!("tcp expected")
+        };
+        let mut c = connect(&Address::tcp("", port), T).await.unwrap();
+        let (mut s, peer) = l.accept().await.unwrap();
+        assert!(matches!(peer, PeerInfo::Tcp(a) if a.ip().is_loopback()));
+        c.write_all(b"x").await.unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+    }
+}
