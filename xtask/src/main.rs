@@ -1,34 +1,46 @@
 //! Project tasks, run as `cargo xtask <task>` (see `.cargo/config.toml`).
 //!
-//! * `codegen [--check]` regenerates `crates/pyrpc-proto/src/generated/` from `proto/`.
+//! * `demo` — the README's main job: a server and a client in separate processes,
+//!   Rust and Python, talking over TCP and a Unix socket.
+//! * `test` — everything the README's test command runs: formatting, codegen
+//!   check, clippy, the Rust tests, the Python suite and the examples.
+//! * `python-setup` — create `target/venv` with maturin and pytest, and build
+//!   the `pyrpc` Python package into it (release mode).
+//! * `codegen [--check]` — regenerate (or check) the prost code from `proto/`.
+//!
+//! xtask has no async runtime and few dependencies; it shells out to `cargo`,
+//! `python3`, `pip` and `maturin` and says what it runs.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 mod codegen;
+mod demo;
+mod python;
+mod test;
+mod util;
+
+const HELP: &str = "\
+cargo xtask <task>
+
+  demo                a Rust and a Python server, each called by a client in another process
+  test                every check: fmt, codegen, clippy, Rust tests, Python tests, examples
+  python-setup        create target/venv (maturin, pytest) and build the pyrpc package into it
+  codegen [--check]   regenerate (or check) crates/pyrpc-proto/src/generated from proto/
+";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = project_root();
+    let root = util::project_root();
+    let flag = |name: &str| args.iter().any(|a| a == name);
     match args.first().map(String::as_str) {
-        Some("codegen") => codegen::run(&root, args.iter().any(|a| a == "--check")),
-        Some(other) => bail!("unknown task `{other}`; try `cargo xtask help`"),
-        None => {
-            println!("{}", HELP);
+        Some("codegen") => codegen::run(&root, flag("--check")),
+        Some("demo") => demo::run(&root),
+        Some("test") => test::run(&root),
+        Some("python-setup") => python::setup(&root).map(|_| ()),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{HELP}");
             Ok(())
         }
+        Some(other) => bail!("unknown task `{other}`\n\n{HELP}"),
     }
-}
-
-const HELP: &str =
-    "cargo xtask <task>\n\n  codegen [--check]   regenerate (or check) the prost code from proto/";
-
-/// The workspace root (the parent of this crate's directory).
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .context("xtask lives inside the workspace")
-        .unwrap_or_else(|_| PathBuf::from("."))
 }

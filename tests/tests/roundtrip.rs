@@ -1,0 +1,76 @@
+//! Values keep their Python shapes across a real Rust client and server.
+
+use bytes::Bytes;
+use num_bigint::BigInt;
+use pyrpc_client::Client;
+use pyrpc_proto::{Args, Value};
+use pyrpc_tests::{spawn_server, trace_init, KINDS};
+
+fn nested() -> Value {
+    Value::dict([
+        (
+            Value::tuple([Value::from(1), Value::from("a")]),
+            Value::list([Value::from(1.5), Value::None, Value::from(false)]),
+        ),
+        (Value::from("bytes"), Value::Bytes(Bytes::from_static(b"\x00\x01\xff"))),
+        (Value::from("big"), Value::from(BigInt::from(2).pow(100))),
+        (Value::from("neg"), Value::from(-BigInt::from(3).pow(70))),
+        (Value::from("u64max"), Value::from(u64::MAX)),
+        (
+            Value::from("sets"),
+            Value::tuple([
+                Value::Set(vec![Value::from(1), Value::from(2)]),
+                Value::FrozenSet(vec![Value::from("x")]),
+                Value::tuple([]),
+                Value::tuple([Value::tuple([Value::from(1)])]),
+            ]),
+        ),
+        (Value::from(7), Value::from("int key")),
+    ])
+}
+
+#[tokio::test]
+async fn nested_values_round_trip_with_their_shapes() {
+    trace_init();
+    for kind in KINDS {
+        let server = spawn_server(kind).await;
+        let client = Client::new(server.addr.clone());
+        let v = nested();
+        let ret = client
+            .call("echo", Args::new().arg(v.clone()).kwarg("k", v.clone()))
+            .await
+            .unwrap();
+        let want = Value::tuple([
+            Value::tuple([v.clone()]),
+            Value::dict([(Value::from("k"), v)]),
+        ]);
+        assert_eq!(ret, want, "{kind:?}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn original_readme_echo() {
+    for kind in KINDS {
+        let server = spawn_server(kind).await;
+        let client = Client::new(server.addr.clone());
+        let ret = client
+            .call("echo", Args::new().arg(1).kwarg("foo", "foo"))
+            .await
+            .unwrap();
+        assert_eq!(ret.to_string(), "((1,), {'foo': 'foo'})", "{kind:?}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn large_bytes_arrive_whole() {
+    let server = spawn_server(pyrpc_tests::Kind::Unix).await;
+    let client = Client::new(server.addr.clone());
+    let n = 32 * 1024 * 1024;
+    let ret = client.call("big", Args::new().arg(n)).await.unwrap();
+    let bytes = ret.as_bytes().expect("bytes");
+    assert_eq!(bytes.len(), n as usize);
+    assert!(bytes.iter().all(|&b| b == b'1'));
+    server.stop().await;
+}

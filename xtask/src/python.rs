@@ -1,0 +1,75 @@
+//! `cargo xtask python-setup`: a virtualenv under `target/venv` with maturin and
+//! pytest from PyPI, and the `pyrpc` package built into it by `maturin develop`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::util::{run, step};
+
+/// What the venv needs besides the package itself. Bumping this reinstalls.
+const TOOLS: &[&str] = &["maturin>=1.9,<2", "pip>=23"];
+
+/// A virtualenv made by [`setup`].
+pub(crate) struct Venv {
+    dir: PathBuf,
+}
+
+impl Venv {
+    /// The venv's `python`.
+    pub(crate) fn python(&self) -> PathBuf {
+        self.dir.join("bin").join("python")
+    }
+
+    /// A command run with the venv active (VIRTUAL_ENV set, its bin first on PATH).
+    pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![self.dir.join("bin")];
+        paths.extend(std::env::split_paths(&path));
+        cmd.env("VIRTUAL_ENV", &self.dir)
+            .env("PATH", std::env::join_paths(paths).unwrap_or(path))
+            .env_remove("PYTHONHOME");
+        cmd
+    }
+}
+
+/// Creates (or reuses) `target/venv`, installs the tools and test requirements
+/// when they changed, and builds the package in release mode into it.
+pub(crate) fn setup(root: &Path) -> Result<Venv> {
+    let venv = Venv {
+        dir: root.join("target").join("venv"),
+    };
+    if !venv.python().exists() {
+        step("creating the Python virtualenv target/venv");
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        run(
+            Command::new(&python).args(["-m", "venv"]).arg(&venv.dir),
+            root,
+        )
+        .context("python3 with the venv module is needed (Debian: apt-get install python3-venv)")?;
+    }
+    let reqs_file = root.join("crates/pyrpc-python/requirements-test.txt");
+    let reqs = std::fs::read_to_string(&reqs_file).unwrap_or_default();
+    let wanted = format!("{}\n{reqs}", TOOLS.join("\n"));
+    let marker = venv.dir.join(".pyrpc-installed");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        step("installing maturin and the test requirements from PyPI");
+        let mut pip = venv.command(venv.python());
+        pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(TOOLS);
+        if reqs_file.exists() {
+            pip.arg("-r").arg(&reqs_file);
+        }
+        run(&mut pip, root)?;
+        std::fs::write(&marker, wanted)?;
+    }
+    step("building the pyrpc Python package (maturin develop --release)");
+    run(
+        venv.command("maturin")
+            .args(["develop", "--release", "--quiet"]),
+        &root.join("crates/pyrpc-python"),
+    )?;
+    Ok(venv)
+}

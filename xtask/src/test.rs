@@ -1,0 +1,39 @@
+//! `cargo xtask test`: every check, in the order that fails fastest.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::util::{cargo, run as sh, step};
+use crate::{codegen, python};
+
+/// Runs formatting, codegen, clippy, the Rust tests and the Python suite.
+pub(crate) fn run(root: &Path) -> Result<()> {
+    let start = Instant::now();
+    step("cargo fmt --check");
+    sh(cargo().args(["fmt", "--all", "--", "--check"]), root)?;
+
+    step("generated code is up to date with proto/");
+    codegen::run(root, true)?;
+
+    step("clippy (whole workspace, all targets, warnings are errors)");
+    sh(
+        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        root,
+    )?;
+
+    step("Rust tests (unit, integration, doc tests)");
+    sh(cargo().args(["test", "--quiet"]), root)?;
+
+    let venv = python::setup(root)?;
+    step("Python tests (pytest)");
+    sh(
+        venv.command(venv.python())
+            .args(["-m", "pytest", "-q", "crates/pyrpc-python/tests"]),
+        root,
+    )?;
+
+    println!("\nall checks passed in {:.0?}", start.elapsed());
+    Ok(())
+}

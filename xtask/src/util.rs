@@ -1,0 +1,75 @@
+//! Small helpers: the project root, running commands loudly, temporary paths.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// The workspace root (the parent of this crate's directory).
+pub(crate) fn project_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The cargo that runs us (so `cargo +toolchain xtask` stays on that toolchain).
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Prints a step heading.
+pub(crate) fn step(what: &str) {
+    println!("\n==> {what}");
+}
+
+/// Runs `cmd` in `dir`, echoing it, and fails if it fails.
+pub(crate) fn run(cmd: &mut Command, dir: &Path) -> Result<()> {
+    println!("$ {}", describe(cmd));
+    let status = cmd
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("cannot start {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+/// The command as a shell-like line, for logs.
+pub(crate) fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// A child process that is killed (and reaped) when dropped, so a failing
+/// task never leaves servers behind.
+pub(crate) struct KillOnDrop(pub(crate) Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `ready()` is true, polling every 20 ms, for at most `limit`.
+pub(crate) fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("not ready after {limit:?}")
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub(crate) fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
