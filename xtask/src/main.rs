@@ -16,6 +16,7 @@ use anyhow::{bail, Result};
 mod codegen;
 mod demo;
 mod python;
+mod standalone;
 mod test;
 mod util;
 

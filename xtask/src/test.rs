@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::util::{cargo, run as sh, step};
-use crate::{codegen, python};
+use crate::{codegen, python, standalone};
 
 /// Runs formatting, codegen, clippy, the Rust tests and the Python suite.
 pub(crate) fn run(root: &Path) -> Result<()> {
@@ -25,6 +25,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 
     step("Rust tests (unit, integration, doc tests)");
     sh(cargo().args(["test", "--quiet"]), root)?;
+
+    standalone::run_checks(root)?;
 
     let venv = python::setup(root)?;
     step("Python tests (pytest)");
