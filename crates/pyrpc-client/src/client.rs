@@ -1,0 +1,446 @@
+//! [`Client`]: the async client.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use pyrpc_proto::wire::{self, request, response};
+use pyrpc_proto::{Args, Value};
+use pyrpc_transport::Address;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::config::{CallOptions, ClientConfig, Timeouts};
+use crate::connection::{Connection, ServerInfo};
+use crate::error::{CallError, TimeoutStage};
+use crate::nonblocking::NbCall;
+
+/// A pyrpc client: calls methods of the server at one address.
+///
+/// The client connects on first use and keeps the connection for later
+/// calls. One connection carries any number of concurrent calls (the server
+/// answers each by its request id, in any order), so clones of one client,
+/// used from many tasks or threads, share it. When the connection breaks,
+/// the calls waiting on it fail and the next call connects again.
+///
+/// `Client` is cheap to clone (an `Arc` inside), `Send` and `Sync`. Its
+/// futures are `Send`. The connection's reader task runs on the runtime of
+/// the call that connected.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use pyrpc_client::Client;
+/// use pyrpc_proto::{Args, Value};
+///
+/// let client = Client::new("127.0.0.1:50300".parse()?);
+/// let ret = client.call("echo", Args::new().arg(1).kwarg("foo", "foo")).await?;
+/// assert_eq!(ret.to_string(), "((1,), {'foo': 'foo'})");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addr: Address,
+    config: ClientConfig,
+    /// The connection calls use, if one was made. A `std` mutex: it is held
+    /// only to clone or swap the `Arc`, never across an `.await`.
+    current: Mutex<Option<Arc<Connection>>>,
+    /// Taken while connecting, so that concurrent callers finding no open
+    /// connection make one, not one each. A `tokio` mutex: it is held across
+    /// the connect and the hello.
+    connecting: tokio::sync::Mutex<()>,
+    /// What the server said in the last hello.
+    server_info: Mutex<Option<ServerInfo>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held, so the data is intact.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `now + d`, or `None` (no deadline) when that is beyond what an `Instant`
+/// can hold.
+pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+impl Client {
+    /// A client of the server at `addr`, with the default [`ClientConfig`].
+    ///
+    /// Nothing is connected until the first call.
+    pub fn new(addr: Address) -> Client {
+        Client::with_config(addr, ClientConfig::default())
+    }
+
+    /// A client of the server at `addr`.
+    ///
+    /// Nothing is connected until the first call.
+    pub fn with_config(addr: Address, config: ClientConfig) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                addr,
+                config,
+                current: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+                server_info: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> &Address {
+        &self.inner.addr
+    }
+
+    /// The client's settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// What the server announced in the last hello (its capabilities), or
+    /// `None` before the first connection.
+    pub fn server_info(&self) -> Option<ServerInfo> {
+        lock(&self.inner.server_info).clone()
+    }
+
+    /// How many requests await their replies on the current connection.
+    ///
+    /// A call that times out or is dropped stops waiting at once, so this
+    /// counts only calls that are still waiting.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.inner.current)
+            .as_ref()
+            .map_or(0, |c| c.in_flight())
+    }
+
+    /// Calls `method` with `args` and returns its result.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Remote`] when the method raised (or the server refused
+    /// the call); otherwise why no answer came back: see [`CallError`].
+    pub async fn call(&self, method: &str, args: Args) -> Result<Value, CallError> {
+        self.call_with(method, args, &CallOptions::default()).await
+    }
+
+    /// Calls `method` with `args`, with `opts` overriding the client's
+    /// settings for this call.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::call`].
+    pub async fn call_with(
+        &self,
+        method: &str,
+        args: Args,
+        opts: &CallOptions,
+    ) -> Result<Value, CallError> {
+        let t = Timeouts::new(&self.inner.config, opts);
+        let deadline = t.call.and_then(deadline_after);
+        let conn = self.prepare(&args, t.connect).await?;
+        let call = wire_call(method, args, t.call_timeout_ms());
+        let reply = conn.send(request::Kind::Call(call), t.send).await?;
+        let outcome = reply.wait(deadline).await?;
+        self.value_of(outcome, "call")
+    }
+
+    /// Calls `method` as a non-blocking call: the server runs it and keeps
+    /// the result, and the client polls for it, reconnecting as often as
+    /// needed, so a dropped connection loses nothing.
+    ///
+    /// The call is submitted under a random 16-byte call id, then fetched
+    /// every [`nb_fetch_tick`](ClientConfig::nb_fetch_tick) (the server holds
+    /// each fetch that long, and answers as soon as the call finishes). A
+    /// fetch unanswered for `nb_fetch_tick + nb_fetch_timeout` drops the
+    /// connection. After any connection failure the client connects again
+    /// and resubmits under the same call id, which starts nothing on a
+    /// server that knows the id. When the result arrives it is released.
+    /// [`call_timeout`](ClientConfig::call_timeout), if set, bounds the whole.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout { stage: Nb }` when the call timeout passes; a
+    /// [`CallError::Remote`] when the method raised, when the server is not
+    /// non-blocking (`NOT_NONBLOCKING`), or when it no longer knows the call
+    /// (`UNKNOWN_CALL`: the result was reaped); a [`CallError::Protocol`]
+    /// when the server breaks the protocol.
+    pub async fn nb_call(&self, method: &str, args: Args) -> Result<Value, CallError> {
+        self.nb_call_with(method, args, &CallOptions::default())
+            .await
+    }
+
+    /// [`Client::nb_call`] with `opts` overriding the client's settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::nb_call`].
+    pub async fn nb_call_with(
+        &self,
+        method: &str,
+        args: Args,
+        opts: &CallOptions,
+    ) -> Result<Value, CallError> {
+        let t = Timeouts::new(&self.inner.config, opts);
+        let deadline = t.call.and_then(deadline_after);
+        check_depth(&args, self.inner.config.max_value_depth)?;
+        let call = wire_call(method, args, t.call_timeout_ms());
+        let nb = NbCall::new(self, call, t);
+        match deadline {
+            Some(d) => {
+                tokio::time::timeout_at(d, nb.run())
+                    .await
+                    .unwrap_or(Err(CallError::Timeout {
+                        stage: TimeoutStage::Nb,
+                    }))
+            }
+            None => nb.run().await,
+        }
+    }
+
+    /// True when the server answers a ping within `timeout` (connecting
+    /// included). Never fails: any error is `false`.
+    pub async fn connected(&self, timeout: Duration) -> bool {
+        let opts = CallOptions {
+            call_timeout: Some(Some(timeout)),
+            ..CallOptions::default()
+        };
+        let t = Timeouts::new(&self.inner.config, &opts);
+        let ping = self.ack_request(request::Kind::Ping(wire::Ping {}), &t, "ping");
+        match tokio::time::timeout(timeout, ping).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                debug!(error = %e, "not connected");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Pings the server (connecting first if needed).
+    ///
+    /// # Errors
+    ///
+    /// Why the ping was not answered, as for [`Client::call`].
+    pub async fn ping(&self) -> Result<(), CallError> {
+        let t = Timeouts::new(&self.inner.config, &CallOptions::default());
+        self.ack_request(request::Kind::Ping(wire::Ping {}), &t, "ping")
+            .await
+    }
+
+    /// Asks the server to shut down gracefully; returns once the server has
+    /// acknowledged (or closed the connection right after the request was
+    /// sent, which also means it is going down).
+    ///
+    /// # Errors
+    ///
+    /// Why the request could not be delivered, or the server's refusal.
+    pub async fn shutdown(&self) -> Result<(), CallError> {
+        let t = Timeouts::new(&self.inner.config, &CallOptions::default());
+        let deadline = t.call.and_then(deadline_after);
+        let conn = self.connection(t.connect).await?;
+        let reply = conn
+            .send(request::Kind::Shutdown(wire::Shutdown {}), t.send)
+            .await?;
+        match reply.wait(deadline).await {
+            Ok(outcome) => expect_ack(outcome, "shutdown"),
+            Err(CallError::Closed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ----- internals shared with the non-blocking poller -----
+
+    /// Checks `args` against the value depth limits and returns the
+    /// connection to send them on.
+    async fn prepare(&self, args: &Args, connect: Duration) -> Result<Arc<Connection>, CallError> {
+        let ours = self.inner.config.max_value_depth;
+        // Refuse before touching the network.
+        check_depth(args, ours)?;
+        let conn = self.connection(connect).await?;
+        let theirs = conn.info().max_value_depth as usize;
+        if theirs != 0 && theirs < ours {
+            check_depth(args, theirs)?;
+        }
+        Ok(conn)
+    }
+
+    /// Sends a request expecting `Ack`.
+    async fn ack_request(
+        &self,
+        kind: request::Kind,
+        t: &Timeouts,
+        what: &str,
+    ) -> Result<(), CallError> {
+        let deadline = t.call.and_then(deadline_after);
+        let conn = self.connection(t.connect).await?;
+        let outcome = conn.send(kind, t.send).await?.wait(deadline).await?;
+        expect_ack(outcome, what)
+    }
+
+    /// A reply's value, converted with the client's depth limit.
+    pub(crate) fn value_of(&self, outcome: response::Kind, what: &str) -> Result<Value, CallError> {
+        match outcome {
+            response::Kind::Value(v) => Ok(Value::from_wire(v, self.inner.config.max_value_depth)?),
+            response::Kind::Error(e) => Err(CallError::Remote(e.into())),
+            other => Err(unexpected(&other, what)),
+        }
+    }
+
+    /// The open connection, if there is one; never connects.
+    pub(crate) fn current_open(&self) -> Option<Arc<Connection>> {
+        lock(&self.inner.current)
+            .as_ref()
+            .filter(|c| c.is_open())
+            .cloned()
+    }
+
+    /// The open connection, connecting (within `timeout`) if there is none.
+    pub(crate) async fn connection(&self, timeout: Duration) -> Result<Arc<Connection>, CallError> {
+        if let Some(c) = self.current_open() {
+            return Ok(c);
+        }
+        let Some(deadline) = deadline_after(timeout) else {
+            return self
+                .connect(Instant::now() + Duration::from_secs(86400 * 365))
+                .await;
+        };
+        match tokio::time::timeout_at(deadline, self.connect(deadline)).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout {
+                stage: TimeoutStage::Connect,
+            }),
+        }
+    }
+
+    async fn connect(&self, deadline: Instant) -> Result<Arc<Connection>, CallError> {
+        let _turn = self.inner.connecting.lock().await;
+        // Someone else may have connected while we waited for our turn.
+        if let Some(c) = self.current_open() {
+            return Ok(c);
+        }
+        let inner = &self.inner;
+        let reconnect = lock(&inner.current).is_some();
+        debug!(addr = %inner.addr, reconnect, "connecting");
+        let conn = match Connection::open(&inner.addr, &inner.config, deadline).await {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                debug!(addr = %inner.addr, error = %e, "connecting failed");
+                return Err(e);
+            }
+        };
+        debug!(addr = %inner.addr, server = %conn.info().name, "connected");
+        *lock(&inner.server_info) = Some(conn.info().clone());
+        let old = lock(&inner.current).replace(Arc::clone(&conn));
+        // Dropped outside the lock: dropping a connection fails its waiters.
+        drop(old);
+        Ok(conn)
+    }
+
+    /// Drops `conn` (failing its waiters) so that the next request connects
+    /// again; used when a connection stopped answering.
+    pub(crate) fn discard(&self, conn: &Arc<Connection>) {
+        debug!(addr = %self.inner.addr, "dropping an unresponsive connection");
+        conn.close();
+        let mut current = lock(&self.inner.current);
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            let old = current.take();
+            drop(current);
+            drop(old);
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.inner.addr)
+            .field("connected", &self.current_open().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks every argument against `max` levels of nesting.
+fn check_depth(args: &Args, max: usize) -> Result<(), CallError> {
+    for v in args.args.iter().chain(args.kwargs.iter().map(|(_, v)| v)) {
+        v.check_depth(max)?;
+    }
+    Ok(())
+}
+
+/// The wire form of a call.
+pub(crate) fn wire_call(method: &str, args: Args, timeout_ms: u64) -> wire::Call {
+    wire::Call {
+        method: method.to_owned(),
+        args: args.args.into_iter().map(wire::Value::from).collect(),
+        kwargs: args
+            .kwargs
+            .into_iter()
+            .map(|(name, v)| wire::Kwarg {
+                name,
+                value: Some(v.into()),
+            })
+            .collect(),
+        timeout_ms,
+    }
+}
+
+/// `Ok` for an `Ack`; the remote error, or a protocol error, otherwise.
+pub(crate) fn expect_ack(outcome: response::Kind, what: &str) -> Result<(), CallError> {
+    match outcome {
+        response::Kind::Ack(_) => Ok(()),
+        response::Kind::Error(e) => Err(CallError::Remote(e.into())),
+        other => Err(unexpected(&other, what)),
+    }
+}
+
+/// The protocol error for an answer of the wrong kind.
+pub(crate) fn unexpected(outcome: &response::Kind, what: &str) -> CallError {
+    let kind = match outcome {
+        response::Kind::Value(_) => "a value",
+        response::Kind::Error(_) => "an error",
+        response::Kind::Ack(_) => "an ack",
+        response::Kind::Pending(_) => "pending",
+    };
+    CallError::Protocol(format!("the server answered a {what} with {kind}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_send_sync_clone_and_its_futures_are_send() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send_sync::<Client>();
+        let c = Client::new(Address::tcp("127.0.0.1", 1));
+        assert_send(&c.call("m", Args::new()));
+        assert_send(&c.nb_call("m", Args::new()));
+        assert_send(&c.connected(Duration::from_secs(1)));
+        assert_send(&c.shutdown());
+    }
+
+    #[test]
+    fn wire_call_keeps_order_and_kwargs() {
+        let call = wire_call("echo", Args::new().arg(1).arg("a").kwarg("k", 2.5), 40);
+        assert_eq!(call.method, "echo");
+        assert_eq!(call.args.len(), 2);
+        assert_eq!(Value::try_from(call.args[1].clone()), Ok(Value::from("a")));
+        assert_eq!(call.kwargs[0].name, "k");
+        assert_eq!(call.timeout_ms, 40);
+    }
+
+    #[test]
+    fn unexpected_kinds_are_protocol_errors() {
+        let e = expect_ack(response::Kind::Pending(wire::Pending {}), "ping");
+        assert!(
+            matches!(&e, Err(CallError::Protocol(m)) if m == "the server answered a ping with pending"),
+            "{e:?}"
+        );
+    }
+}

@@ -1,0 +1,513 @@
+//! [`Connection`]: one connection to a server, carrying many concurrent requests.
+//!
+//! After the hello, a reader task reads every `Response` and hands it, by
+//! request id, to the caller waiting for it (a oneshot in the pending map).
+//! Callers write their own requests through a mutex-guarded sink. When the
+//! connection breaks, every waiting caller gets the reason and the connection
+//! is marked closed, so that the client makes a new one for the next call.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use prost::Message;
+use pyrpc_framing::{Codec, FrameError};
+use pyrpc_proto::wire::{
+    self, client_frame, request, response, server_frame, ClientFrame, ServerFrame,
+};
+use pyrpc_proto::PROTOCOL_VERSION;
+use pyrpc_transport::{Address, TransportError};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::{debug, trace};
+
+use crate::config::ClientConfig;
+use crate::error::{CallError, TimeoutStage};
+
+/// The client side of the codec: reads `ServerFrame`s, writes `ClientFrame`s.
+type ClientCodec = Codec<ServerFrame, ClientFrame>;
+
+/// The write half of any stream, boxed so that [`Connection`] is not generic.
+type BoxedWrite = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// What the reader task hands a waiting caller: the response's outcome (unset
+/// if the server left it out), or why the connection broke.
+type Reply = Result<Option<response::Kind>, Broken>;
+
+/// What the server announced in its hello.
+///
+/// Returned by [`Client::server_info`](crate::Client::server_info).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerInfo {
+    /// The protocol version the server speaks.
+    pub protocol_version: u32,
+    /// The server's self-description, e.g. `"pyrpc-rust/0.1.0"`.
+    pub name: String,
+    /// True when the server accepts non-blocking calls (`nb_call`).
+    pub nonblocking: bool,
+    /// The longest frame the server accepts, in bytes (0 if it did not say).
+    pub max_frame_len: u64,
+    /// The deepest value nesting the server accepts (0 if it did not say).
+    pub max_value_depth: u32,
+    /// True when the server accepts pickled values.
+    pub pickle: bool,
+    /// How many requests of one connection the server runs at once (0 if it
+    /// did not say).
+    pub max_in_flight_per_connection: u32,
+}
+
+impl ServerInfo {
+    fn from_hello(hello: &wire::ServerHello) -> Self {
+        let caps = hello.capabilities.clone().unwrap_or_default();
+        ServerInfo {
+            protocol_version: hello.protocol_version,
+            name: hello.peer_name.clone(),
+            nonblocking: caps.nonblocking,
+            max_frame_len: caps.max_frame_len,
+            max_value_depth: caps.max_value_depth,
+            pickle: caps.pickle,
+            max_in_flight_per_connection: caps.max_in_flight_per_connection,
+        }
+    }
+}
+
+/// Why a connection stopped carrying requests.
+#[derive(Clone, Debug)]
+pub(crate) enum Broken {
+    /// The server closed it, or the socket failed.
+    Closed,
+    /// The server sent something that breaks the protocol.
+    Protocol(String),
+}
+
+impl From<Broken> for CallError {
+    fn from(b: Broken) -> Self {
+        match b {
+            Broken::Closed => CallError::Closed,
+            Broken::Protocol(m) => CallError::Protocol(m),
+        }
+    }
+}
+
+impl Broken {
+    /// Why a frame error breaks the connection: an I/O failure closes it,
+    /// anything else is the server's fault.
+    fn from_frame(e: FrameError) -> Self {
+        if e.is_io() {
+            debug!(error = %e, "connection failed");
+            Broken::Closed
+        } else {
+            Broken::Protocol(format!("bad frame from the server: {e}"))
+        }
+    }
+}
+
+// ===== impl Shared =====
+
+/// The state shared by the callers and the reader task.
+struct Shared {
+    /// Callers waiting for replies, by request id.
+    ///
+    /// A `std` mutex around a `HashMap` rather than a `DashMap`: it is held
+    /// for a map operation only, never across an `.await`, and closing the
+    /// connection must atomically drain the map *and* refuse new entries, or
+    /// a caller registering during the drain would wait forever.
+    pending: Mutex<Pending>,
+    /// False once the connection broke; read without the lock on every call.
+    open: AtomicBool,
+}
+
+#[derive(Default)]
+struct Pending {
+    waiters: HashMap<u64, oneshot::Sender<Reply>>,
+    /// Set when the connection broke; no new waiter is accepted after that.
+    broken: Option<Broken>,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            pending: Mutex::new(Pending::default()),
+            open: AtomicBool::new(true),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // Nothing panics while holding the lock, so a poisoned map is intact.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a waiter for `id`, unless the connection is broken.
+    fn register(&self, id: u64) -> Result<oneshot::Receiver<Reply>, Broken> {
+        let mut pending = self.lock();
+        if let Some(why) = &pending.broken {
+            return Err(why.clone());
+        }
+        let (tx, rx) = oneshot::channel();
+        pending.waiters.insert(id, tx);
+        Ok(rx)
+    }
+
+    /// Hands a response to its waiter; a response nobody waits for (its
+    /// caller timed out or went away) is dropped.
+    fn complete(&self, id: u64, outcome: Option<response::Kind>) {
+        let waiter = self.lock().waiters.remove(&id);
+        match waiter {
+            // The caller may have given up just now; that is fine.
+            Some(tx) => drop(tx.send(Ok(outcome))),
+            None => trace!(id, "reply for a request nobody waits for; ignored"),
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().waiters.remove(&id);
+    }
+
+    fn len(&self) -> usize {
+        self.lock().waiters.len()
+    }
+
+    /// Marks the connection broken and fails every waiter with `why`. The
+    /// first reason sticks.
+    fn fail_all(&self, why: Broken) {
+        self.open.store(false, Ordering::Release);
+        let waiters = {
+            let mut pending = self.lock();
+            let why = pending.broken.get_or_insert(why).clone();
+            std::mem::take(&mut pending.waiters)
+                .into_values()
+                .map(move |tx| (tx, why.clone()))
+                .collect::<Vec<_>>()
+        };
+        for (tx, why) in waiters {
+            let _ = tx.send(Err(why));
+        }
+    }
+}
+
+// ===== impl Connection =====
+
+/// One connection to a server, shared by any number of concurrent callers.
+///
+/// Writes go through a mutex-guarded sink rather than a writer task fed by a
+/// channel: the caller writes its own frame, so a lone caller (the common
+/// ping-pong case) pays no hand-off to another task, and the time spent
+/// waiting for the lock and writing is exactly what `socket_send_timeout`
+/// bounds. Encoding puts the whole frame in the sink's buffer before any byte
+/// is written, and bytes not yet written stay there for the next flush, so a
+/// caller that gives up mid-write never leaves half a frame on the wire. The
+/// cost is that concurrent callers each flush their own frame instead of
+/// sharing one write.
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    /// A `tokio` mutex: it is held across the write's `.await`.
+    writer: tokio::sync::Mutex<FramedWrite<BoxedWrite, ClientCodec>>,
+    next_id: AtomicU64,
+    /// The longest frame the server accepts.
+    max_send_len: usize,
+    info: ServerInfo,
+    reader: AbortHandle,
+}
+
+impl Connection {
+    /// Connects to `addr` and exchanges hellos, all before `deadline`.
+    pub(crate) async fn open(
+        addr: &Address,
+        config: &ClientConfig,
+        deadline: Instant,
+    ) -> Result<Connection, CallError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let stream = pyrpc_transport::connect(addr, timeout)
+            .await
+            .map_err(|e| match e {
+                TransportError::ConnectTimeout { .. } => CallError::Timeout {
+                    stage: TimeoutStage::Connect,
+                },
+                TransportError::Connect { addr, source } => CallError::NoSocket { addr, source },
+                other => CallError::NoSocket {
+                    addr: addr.to_string(),
+                    source: std::io::Error::other(other.to_string()),
+                },
+            })?;
+        match tokio::time::timeout_at(deadline, Self::handshake(stream, config)).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout {
+                stage: TimeoutStage::Connect,
+            }),
+        }
+    }
+
+    /// Sends our hello on `io`, waits for the server's, and starts the
+    /// reader task (on the current runtime).
+    pub(crate) async fn handshake<S>(io: S, config: &ClientConfig) -> Result<Connection, CallError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(io);
+        let mut reader =
+            FramedRead::new(read, ClientCodec::with_max_frame_len(config.max_frame_len));
+        let write: BoxedWrite = Box::pin(write);
+        let mut writer =
+            FramedWrite::new(write, ClientCodec::with_max_frame_len(config.max_frame_len));
+
+        let hello = ClientFrame {
+            kind: Some(client_frame::Kind::Hello(wire::ClientHello {
+                protocol_version: PROTOCOL_VERSION,
+                peer_name: config.name.clone(),
+                max_frame_len: config.max_frame_len as u64,
+            })),
+        };
+        writer
+            .send(hello)
+            .await
+            .map_err(|e| CallError::from(Broken::from_frame(e)))?;
+        trace!("hello sent");
+
+        let hello = match reader.next().await {
+            Some(Ok(ServerFrame {
+                kind: Some(server_frame::Kind::Hello(h)),
+            })) => h,
+            Some(Ok(_)) => {
+                return Err(CallError::Protocol(
+                    "the server's first frame is not a hello".into(),
+                ))
+            }
+            Some(Err(e)) => return Err(Broken::from_frame(e).into()),
+            None => return Err(CallError::Closed),
+        };
+        trace!(server = %hello.peer_name, "hello received");
+        if let Some(e) = hello.error {
+            // The server refused us (version, overload) and closes now.
+            return Err(CallError::Remote(e.into()));
+        }
+        if hello.protocol_version != PROTOCOL_VERSION {
+            return Err(CallError::Protocol(format!(
+                "the server speaks protocol version {}, this client speaks {PROTOCOL_VERSION}",
+                hello.protocol_version
+            )));
+        }
+        let info = ServerInfo::from_hello(&hello);
+        let max_send_len = match info.max_frame_len {
+            0 => config.max_frame_len,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        writer.encoder_mut().set_max_encode_len(max_send_len);
+
+        let shared = Arc::new(Shared::new());
+        let task = tokio::spawn(read_loop(reader, Arc::clone(&shared)));
+        Ok(Connection {
+            shared,
+            writer: tokio::sync::Mutex::new(writer),
+            next_id: AtomicU64::new(1),
+            max_send_len,
+            info,
+            reader: task.abort_handle(),
+        })
+    }
+
+    /// What the server said in its hello.
+    pub(crate) fn info(&self) -> &ServerInfo {
+        &self.info
+    }
+
+    /// False once the connection broke.
+    pub(crate) fn is_open(&self) -> bool {
+        self.shared.open.load(Ordering::Acquire)
+    }
+
+    /// How many requests await their replies.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// Breaks the connection: every waiting caller gets [`CallError::Closed`].
+    pub(crate) fn close(&self) {
+        self.shared.fail_all(Broken::Closed);
+        self.reader.abort();
+    }
+
+    /// Sends one request, waiting at most `send_timeout` for the write. The
+    /// returned [`PendingReply`] waits for the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Protocol`] for a request larger than the server accepts
+    /// (nothing is sent and the connection stays up), `Timeout { Send }`, or
+    /// the reason the connection is broken.
+    pub(crate) async fn send(
+        &self,
+        kind: request::Kind,
+        send_timeout: Duration,
+    ) -> Result<PendingReply, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = ClientFrame {
+            kind: Some(client_frame::Kind::Request(wire::Request {
+                id,
+                kind: Some(kind),
+            })),
+        };
+        let len = frame.encoded_len();
+        if len > self.max_send_len {
+            return Err(CallError::Protocol(format!(
+                "request of {len} bytes is larger than the server's limit of {} bytes",
+                self.max_send_len
+            )));
+        }
+        let rx = self.shared.register(id)?;
+        // From here on, dropping `reply` (on any error, a timeout, or the
+        // caller going away) removes the pending entry.
+        let reply = PendingReply {
+            shared: Arc::clone(&self.shared),
+            id,
+            rx,
+        };
+        let write = async {
+            let mut writer = self.writer.lock().await;
+            writer.send(frame).await
+        };
+        match tokio::time::timeout(send_timeout, write).await {
+            Ok(Ok(())) => {
+                trace!(id, len, "request sent");
+                Ok(reply)
+            }
+            Ok(Err(e)) if e.is_io() => {
+                debug!(error = %e, "writing to the server failed");
+                self.close();
+                Err(CallError::Closed)
+            }
+            Ok(Err(e)) => Err(CallError::Protocol(format!("cannot send the request: {e}"))),
+            Err(_) => Err(CallError::Timeout {
+                stage: TimeoutStage::Send,
+            }),
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Callers still waiting hold only `Shared`: tell them, then stop reading.
+        self.close();
+    }
+}
+
+/// Reads responses until the connection ends, then fails every waiter.
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: FramedRead<R, ClientCodec>,
+    shared: Arc<Shared>,
+) {
+    let why = loop {
+        match reader.next().await {
+            Some(Ok(ServerFrame {
+                kind: Some(server_frame::Kind::Response(r)),
+            })) => {
+                trace!(id = r.id, "response received");
+                shared.complete(r.id, r.kind);
+            }
+            Some(Ok(ServerFrame {
+                kind: Some(server_frame::Kind::Hello(_)),
+            })) => break Broken::Protocol("the server sent a second hello".into()),
+            Some(Ok(ServerFrame { kind: None })) => {
+                break Broken::Protocol("the server sent a frame of no known kind".into())
+            }
+            Some(Err(e)) => break Broken::from_frame(e),
+            None => break Broken::Closed,
+        }
+    };
+    debug!(reason = ?why, "connection to the server ended");
+    shared.fail_all(why);
+}
+
+// ===== impl PendingReply =====
+
+/// A request that was sent and awaits its answer. Dropping it forgets the
+/// request: a late answer is ignored.
+pub(crate) struct PendingReply {
+    shared: Arc<Shared>,
+    id: u64,
+    rx: oneshot::Receiver<Reply>,
+}
+
+impl PendingReply {
+    /// Waits for the answer until `deadline` (`None`: as long as it takes).
+    ///
+    /// # Errors
+    ///
+    /// `Timeout { Reply }` when the deadline passes, [`CallError::Protocol`]
+    /// for a response with no outcome, or why the connection broke.
+    pub(crate) async fn wait(
+        mut self,
+        deadline: Option<Instant>,
+    ) -> Result<response::Kind, CallError> {
+        let got = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, &mut self.rx).await {
+                Ok(got) => got,
+                Err(_) => {
+                    trace!(id = self.id, "no reply in time");
+                    return Err(CallError::Timeout {
+                        stage: TimeoutStage::Reply,
+                    });
+                }
+            },
+            None => (&mut self.rx).await,
+        };
+        match got {
+            Ok(Ok(Some(kind))) => Ok(kind),
+            Ok(Ok(None)) => Err(CallError::Protocol(
+                "the server sent a response with no outcome".into(),
+            )),
+            Ok(Err(why)) => Err(why.into()),
+            // The connection went away without a word for us.
+            Err(_) => Err(CallError::Closed),
+        }
+    }
+}
+
+impl Drop for PendingReply {
+    fn drop(&mut self) {
+        self.shared.remove(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_all_wakes_every_waiter_and_refuses_new_ones() {
+        let shared = Shared::new();
+        let mut a = shared.register(1).expect("open");
+        let mut b = shared.register(2).expect("open");
+        shared.fail_all(Broken::Protocol("boom".into()));
+        shared.fail_all(Broken::Closed);
+        for rx in [&mut a, &mut b] {
+            match rx.try_recv() {
+                Ok(Err(Broken::Protocol(m))) => assert_eq!(m, "boom"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(matches!(shared.register(3), Err(Broken::Protocol(_))));
+        assert_eq!(shared.len(), 0);
+        assert!(!shared.open.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn complete_routes_by_id_and_ignores_unknown_ids() {
+        let shared = Shared::new();
+        let mut a = shared.register(7).expect("open");
+        let mut b = shared.register(8).expect("open");
+        shared.complete(8, Some(response::Kind::Ack(wire::Ack {})));
+        shared.complete(99, None);
+        assert!(a.try_recv().is_err(), "7 has no answer yet");
+        assert!(matches!(b.try_recv(), Ok(Ok(Some(response::Kind::Ack(_))))));
+        assert_eq!(shared.len(), 1);
+        shared.remove(7);
+        assert_eq!(shared.len(), 0);
+    }
+}

@@ -1,0 +1,149 @@
+//! [`CallError`]: why a call did not return a value, and [`TimeoutStage`].
+
+use std::fmt;
+
+use pyrpc_proto::{RemoteError, ValueError};
+
+/// Why a call did not return a value.
+///
+/// A failure of the remote method (or a refusal by the remote runtime) is
+/// data, [`CallError::Remote`]; everything else happened on this side or on
+/// the way.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// A timeout passed; `stage` says which one.
+    #[error("timed out {stage}")]
+    Timeout {
+        /// What was being waited for.
+        stage: TimeoutStage,
+    },
+    /// The server could not be reached: the connection was refused, the
+    /// socket file does not exist, the host is unreachable.
+    #[error("cannot connect to {addr}: {source}")]
+    NoSocket {
+        /// The address tried.
+        addr: String,
+        /// Why the connection failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server broke the protocol (a frame that does not decode, an
+    /// unexpected message), or a request could not be framed (larger than
+    /// the server accepts).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The remote method raised, or the server refused the request (no such
+    /// method, overloaded, unknown non-blocking call, ...).
+    #[error("remote error: {0}")]
+    Remote(RemoteError),
+    /// A value could not be sent or accepted (nested too deep, malformed).
+    #[error("invalid value: {0}")]
+    Value(#[from] ValueError),
+    /// The connection closed before the reply arrived. The next call
+    /// connects again.
+    #[error("connection closed")]
+    Closed,
+}
+
+impl CallError {
+    /// The timeout stage, if this is a [`CallError::Timeout`].
+    pub fn timeout_stage(&self) -> Option<TimeoutStage> {
+        match self {
+            CallError::Timeout { stage } => Some(*stage),
+            _ => None,
+        }
+    }
+
+    /// The remote error, if this is a [`CallError::Remote`].
+    pub fn remote(&self) -> Option<&RemoteError> {
+        match self {
+            CallError::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when the failure lies in reaching the server or in the
+    /// connection to it, so that trying again on a new connection may work:
+    /// [`NoSocket`](CallError::NoSocket), [`Closed`](CallError::Closed), and
+    /// the connect, send and reply timeouts.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(
+            self,
+            CallError::NoSocket { .. }
+                | CallError::Closed
+                | CallError::Timeout {
+                    stage: TimeoutStage::Connect | TimeoutStage::Send | TimeoutStage::Reply
+                }
+        )
+    }
+}
+
+impl From<RemoteError> for CallError {
+    fn from(e: RemoteError) -> Self {
+        CallError::Remote(e)
+    }
+}
+
+/// Which timeout passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutStage {
+    /// Connecting and exchanging hellos took longer than
+    /// `socket_connect_timeout` (capped by `call_timeout`).
+    Connect,
+    /// Writing the request took longer than `socket_send_timeout` (capped
+    /// by `call_timeout`): the server is not reading.
+    Send,
+    /// No reply arrived within `call_timeout`.
+    Reply,
+    /// A non-blocking call did not finish within its `call_timeout`.
+    Nb,
+}
+
+impl fmt::Display for TimeoutStage {
+    /// The stage as the tail of "timed out ...".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutStage::Connect => "connecting to the server (socket_connect_timeout)",
+            TimeoutStage::Send => "sending the request (socket_send_timeout)",
+            TimeoutStage::Reply => "waiting for the reply (call_timeout)",
+            TimeoutStage::Nb => "waiting for the non-blocking call (call_timeout)",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_messages_name_the_stage_and_the_setting() {
+        let e = CallError::Timeout {
+            stage: TimeoutStage::Reply,
+        };
+        assert_eq!(
+            e.to_string(),
+            "timed out waiting for the reply (call_timeout)"
+        );
+        let e = CallError::Timeout {
+            stage: TimeoutStage::Connect,
+        };
+        assert_eq!(
+            e.to_string(),
+            "timed out connecting to the server (socket_connect_timeout)"
+        );
+        assert_eq!(e.timeout_stage(), Some(TimeoutStage::Connect));
+    }
+
+    #[test]
+    fn connection_errors_are_told_apart() {
+        assert!(CallError::Closed.is_connection_error());
+        assert!(!CallError::Protocol("x".into()).is_connection_error());
+        assert!(!CallError::Timeout {
+            stage: TimeoutStage::Nb
+        }
+        .is_connection_error());
+        assert!(!CallError::Remote(RemoteError::no_such_method("m")).is_connection_error());
+    }
+}

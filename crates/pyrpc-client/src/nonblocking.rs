@@ -1,0 +1,172 @@
+//! [`NbCall`]: a non-blocking call, submitted once and polled until done,
+//! across as many reconnections as it takes.
+//!
+//! ```text
+//!  Submit(id) ──ack──▶ Fetch(id, wait=tick) ──pending──▶ Fetch ... ──done──▶ Release(id)
+//!      ▲                        │
+//!      └── connection failed, or no answer within tick + nb_fetch_timeout
+//! ```
+//!
+//! Submit is idempotent per call id, so resubmitting after a reconnection
+//! starts nothing on a server that still knows the call, and the poll picks
+//! up where it left off.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use pyrpc_proto::wire::{self, request, response};
+use pyrpc_proto::{ErrorKind, RemoteError, Value};
+use tracing::debug;
+
+use crate::client::{deadline_after, expect_ack, unexpected, Client};
+use crate::config::{duration_ms_ceil, Timeouts};
+use crate::error::{CallError, TimeoutStage};
+
+/// The shortest pause between failed reconnection attempts, so that a zero
+/// `nb_fetch_tick` does not spin on a server that refuses connections.
+const MIN_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// One non-blocking call in progress.
+pub(crate) struct NbCall<'a> {
+    client: &'a Client,
+    /// 16 random bytes naming the call on the server, across connections.
+    call_id: Bytes,
+    call: wire::Call,
+    t: Timeouts,
+    /// Connection failures in a row; the first retry is immediate, later ones
+    /// wait a tick.
+    failures: u32,
+}
+
+impl<'a> NbCall<'a> {
+    pub(crate) fn new(client: &'a Client, call: wire::Call, t: Timeouts) -> Self {
+        NbCall {
+            client,
+            call_id: Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes()),
+            call,
+            t,
+            failures: 0,
+        }
+    }
+
+    /// Submits, polls and releases; unbounded (the caller applies the call
+    /// timeout).
+    pub(crate) async fn run(mut self) -> Result<Value, CallError> {
+        'submit: loop {
+            let submit = request::Kind::Submit(wire::Submit {
+                call_id: self.call_id.clone(),
+                call: Some(self.call.clone()),
+                keep_ms: duration_ms_ceil(self.t.nb_keep()),
+            });
+            match self.request(submit).await {
+                Ok(outcome) => expect_ack(outcome, "submit")?,
+                Err(e) if e.is_connection_error() => {
+                    self.pause_before_retry(&e).await;
+                    continue 'submit;
+                }
+                Err(e) => return Err(e),
+            }
+            debug!(call_id = %self.id_text(), method = %self.call.method, "non-blocking call submitted");
+            self.failures = 0;
+            loop {
+                let fetch = request::Kind::Fetch(wire::Fetch {
+                    call_id: self.call_id.clone(),
+                    wait_ms: duration_ms_ceil(self.t.nb_tick),
+                });
+                match self.request(fetch).await {
+                    Ok(response::Kind::Pending(_)) => {
+                        // The server already held the fetch for a tick.
+                        self.failures = 0;
+                    }
+                    Ok(response::Kind::Value(v)) => {
+                        self.release().await;
+                        return self.client.value_of(response::Kind::Value(v), "fetch");
+                    }
+                    Ok(response::Kind::Error(e)) => {
+                        let e = RemoteError::from(e);
+                        if e.kind == ErrorKind::UnknownCall {
+                            return Err(CallError::Remote(self.unknown_call(e)));
+                        }
+                        self.release().await;
+                        return Err(CallError::Remote(e));
+                    }
+                    Ok(other) => return Err(unexpected(&other, "fetch")),
+                    Err(e) if e.is_connection_error() => {
+                        self.pause_before_retry(&e).await;
+                        continue 'submit;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// Sends one request and waits for its answer for at most
+    /// `nb_fetch_tick + nb_fetch_timeout`. A connection that lets that pass
+    /// (or stalls the write) is dropped, so the retry gets a fresh one.
+    async fn request(&self, kind: request::Kind) -> Result<response::Kind, CallError> {
+        let conn = self.client.connection(self.t.connect).await?;
+        let result = match conn.send(kind, self.t.send).await {
+            Ok(reply) => {
+                reply
+                    .wait(deadline_after(self.t.nb_request_timeout()))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(CallError::Timeout {
+            stage: TimeoutStage::Reply | TimeoutStage::Send,
+        }) = &result
+        {
+            self.client.discard(&conn);
+        }
+        result
+    }
+
+    async fn pause_before_retry(&mut self, e: &CallError) {
+        self.failures += 1;
+        debug!(call_id = %self.id_text(), error = %e, failures = self.failures,
+            "non-blocking call: connection failed; reconnecting");
+        if self.failures > 1 {
+            tokio::time::sleep(self.t.nb_tick.max(MIN_RETRY_PAUSE)).await;
+        }
+    }
+
+    /// Tells the server it may forget the result. Best effort: the request is
+    /// written but its ack is not awaited, and nothing is reconnected for it;
+    /// an unreleased result is reaped after its keep-time anyway.
+    async fn release(&self) {
+        let Some(conn) = self.client.current_open() else {
+            return;
+        };
+        let release = request::Kind::Release(wire::Release {
+            call_id: self.call_id.clone(),
+        });
+        if let Err(e) = conn.send(release, self.t.send).await {
+            debug!(call_id = %self.id_text(), error = %e, "release not sent");
+        }
+    }
+
+    /// The server's UNKNOWN_CALL, reworded to say what it means here.
+    fn unknown_call(&self, e: RemoteError) -> RemoteError {
+        let mut message = format!(
+            "the server does not know non-blocking call {}: its result was \
+             reaped or released, or the server restarted",
+            self.id_text()
+        );
+        if !e.message.is_empty() {
+            message = format!("{message} ({})", e.message);
+        }
+        RemoteError {
+            args: vec![Value::Str(message.clone())],
+            message,
+            ..e
+        }
+    }
+
+    fn id_text(&self) -> String {
+        uuid::Uuid::from_slice(&self.call_id)
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    }
+}
