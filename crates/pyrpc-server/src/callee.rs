@@ -1,0 +1,200 @@
+//! [`Callee`]: what the server dispatches calls to, and [`Methods`], a Rust
+//! method table implementing it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pyrpc_proto::{Args, RemoteError, Value};
+
+/// The future a [`Callee`] returns for one call.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, RemoteError>> + Send + 'static>>;
+
+/// What the server dispatches to (the original pyrpc's `callee`).
+///
+/// The server has already refused names starting with `_` and answered the
+/// built-in `connected` and `shutdown` before a callee sees a call.
+///
+/// A callee returns a boxed future rather than being an `async fn` so that it
+/// can be a trait object (the Python binding implements it for a Python
+/// object). A callee whose work blocks must move it off the async runtime
+/// itself (e.g. `tokio::task::spawn_blocking`), as [`Methods::add_blocking`]
+/// does.
+pub trait Callee: Send + Sync + 'static {
+    /// Runs `method`. Unknown names answer
+    /// `Err(RemoteError::no_such_method(method))`.
+    fn call(&self, ctx: CallContext, method: &str, args: Args) -> CallFuture;
+}
+
+impl<T: Callee + ?Sized> Callee for Arc<T> {
+    fn call(&self, ctx: CallContext, method: &str, args: Args) -> CallFuture {
+        (**self).call(ctx, method, args)
+    }
+}
+
+/// What a callee may want to know about the call it runs.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// Who called, for logs: the TCP peer address, `"unix peer"`, or the name
+    /// given to [`Server::serve_stream`](crate::Server::serve_stream).
+    pub peer: String,
+    /// When the caller stops waiting, if it said (`Call.timeout_ms`); a callee
+    /// may give up on work past it.
+    pub deadline: Option<Instant>,
+    /// True for a non-blocking call (`Submit`): nobody waits on the
+    /// connection, the result is kept for a later `Fetch`.
+    pub nonblocking: bool,
+}
+
+// ===== impl Methods =====
+
+type SyncFn = Arc<dyn Fn(Args) -> Result<Value, RemoteError> + Send + Sync>;
+type AsyncFn = Arc<dyn Fn(Args) -> CallFuture + Send + Sync>;
+
+#[derive(Clone)]
+enum Handler {
+    /// Runs on the task that handles the request.
+    Inline(SyncFn),
+    /// Runs on tokio's blocking pool.
+    Blocking(SyncFn),
+    /// A future, awaited on the request's task.
+    Async(AsyncFn),
+}
+
+/// A Rust method table: a [`Callee`] mapping names to functions.
+///
+/// # Examples
+///
+/// ```
+/// use pyrpc_proto::{Args, RemoteError, Value};
+/// use pyrpc_server::Methods;
+///
+/// let methods = Methods::new()
+///     // cheap: runs inline on the reactor, must not block
+///     .add("echo", |args: Args| {
+///         let (a, k) = args.into_values();
+///         Ok(Value::tuple([a, k]))
+///     })
+///     // blocks: runs on tokio's blocking pool
+///     .add_blocking("sleep", |args: Args| {
+///         args.expect_exactly("sleep", 1)?;
+///         let secs = args.args[0].as_f64().unwrap_or(0.0);
+///         std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+///         Ok(Value::None)
+///     })
+///     // async: awaited
+///     .add_async("fail", |_args: Args| async {
+///         Err::<Value, _>(RemoteError::exception("ValueError", "builtins", vec!["bad".into()]))
+///     });
+/// assert!(methods.contains("echo"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Methods {
+    handlers: HashMap<String, Handler>,
+}
+
+impl Methods {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) `name`, run inline on the request's task.
+    ///
+    /// Use it for cheap functions only: it runs on the async runtime, so a
+    /// function that blocks stalls other calls. It avoids a thread hand-off,
+    /// which costs more than a whole round trip on loopback.
+    pub fn add<F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Args) -> Result<Value, RemoteError> + Send + Sync + 'static,
+    {
+        self.handlers
+            .insert(name.into(), Handler::Inline(Arc::new(f)));
+        self
+    }
+
+    /// Adds (or replaces) `name`, run on tokio's blocking thread pool
+    /// (`spawn_blocking`): for functions that block or compute for long.
+    pub fn add_blocking<F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Args) -> Result<Value, RemoteError> + Send + Sync + 'static,
+    {
+        self.handlers
+            .insert(name.into(), Handler::Blocking(Arc::new(f)));
+        self
+    }
+
+    /// Adds (or replaces) `name`, an async function whose future is awaited.
+    pub fn add_async<F, Fut>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, RemoteError>> + Send + 'static,
+    {
+        let f: AsyncFn = Arc::new(move |args| Box::pin(f(args)) as CallFuture);
+        self.handlers.insert(name.into(), Handler::Async(f));
+        self
+    }
+
+    /// True when `name` is in the table.
+    pub fn contains(&self, name: &str) -> bool {
+        self.handlers.contains_key(name)
+    }
+
+    /// The names in the table, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.handlers.keys().map(String::as_str)
+    }
+}
+
+impl fmt::Debug for Methods {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&str> = self.names().collect();
+        names.sort_unstable();
+        f.debug_struct("Methods").field("names", &names).finish()
+    }
+}
+
+impl Callee for Methods {
+    fn call(&self, _ctx: CallContext, method: &str, args: Args) -> CallFuture {
+        match self.handlers.get(method) {
+            None => {
+                let err = RemoteError::no_such_method(method);
+                Box::pin(async move { Err(err) })
+            }
+            Some(Handler::Inline(f)) => {
+                // Runs now, on the caller's task; the server catches panics.
+                let result = f(args);
+                Box::pin(async move { result })
+            }
+            Some(Handler::Blocking(f)) => {
+                let f = Arc::clone(f);
+                let method = method.to_owned();
+                Box::pin(async move {
+                    match tokio::task::spawn_blocking(move || f(args)).await {
+                        Ok(result) => result,
+                        Err(e) => Err(crate::dispatch::panicked(&method, e.into_panic_message())),
+                    }
+                })
+            }
+            Some(Handler::Async(f)) => f(args),
+        }
+    }
+}
+
+/// The message of a panic out of a `spawn_blocking` task.
+trait JoinErrorExt {
+    fn into_panic_message(self) -> String;
+}
+
+impl JoinErrorExt for tokio::task::JoinError {
+    fn into_panic_message(self) -> String {
+        if self.is_panic() {
+            crate::dispatch::panic_message(self.into_panic())
+        } else {
+            "the blocking task was cancelled".to_owned()
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! [`ServerConfig`]: every knob of a server, with documented defaults.
+
+use std::time::Duration;
+
+/// How a [`Server`](crate::Server) behaves.
+///
+/// Plain public fields with a [`Default`]; change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use pyrpc_server::ServerConfig;
+///
+/// let config = ServerConfig {
+///     nonblocking: true,
+///     shutdown_grace: Duration::from_secs(2),
+///     ..ServerConfig::default()
+/// };
+/// assert_eq!(config.max_connections, 10_000);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Accept non-blocking calls (`Submit`/`Fetch`/`Release`), keeping their
+    /// results until released or reaped. Off, those requests are answered
+    /// `NOT_NONBLOCKING`, as the original pyrpc did for servers started without
+    /// `nonblocking=True`.
+    ///
+    /// The default value is `false`.
+    pub nonblocking: bool,
+    /// Run one call at a time across the whole server, as the original
+    /// `synchronous=True` did, for callees that are not safe to call
+    /// concurrently. Calls wait their turn; a call whose deadline passes while
+    /// it waits is answered `DEADLINE_EXCEEDED`.
+    ///
+    /// The default value is `false`.
+    pub synchronous: bool,
+    /// How often the reaper looks for non-blocking results past their
+    /// keep-time. Shorter frees memory sooner; longer wakes the server less.
+    /// Values below one millisecond count as one millisecond.
+    ///
+    /// The default value is 60 seconds.
+    pub request_clean_interval: Duration,
+    /// How long the result of a non-blocking call is kept after the call
+    /// finished, when its `Submit` did not say (`keep_ms == 0`): long enough
+    /// for a client to reconnect and fetch it, short enough that abandoned
+    /// results do not pile up.
+    ///
+    /// The default value is 600 seconds.
+    pub result_keep: Duration,
+    /// The most non-blocking calls (running or finished, not yet released or
+    /// reaped) kept at once. A `Submit` beyond it is answered `OVERLOADED`, so
+    /// the store never grows without bound.
+    ///
+    /// The default value is 100 000.
+    pub max_kept_results: usize,
+    /// The longest frame accepted from a client, in bytes; a longer one closes
+    /// the connection (seen from the frame header, before anything is
+    /// allocated). Announced in the hello. Frames sent are capped by this and
+    /// by the client's own limit; a result that does not fit is answered
+    /// `FRAME_TOO_LARGE`.
+    ///
+    /// The default value is [`pyrpc_framing::DEFAULT_MAX_FRAME_LEN`] (640 MiB).
+    pub max_frame_len: usize,
+    /// The deepest nesting of values accepted in arguments (and sent in
+    /// results); deeper values are answered `UNSUPPORTED_VALUE`. Bounds the
+    /// recursion of value conversion on hostile input.
+    ///
+    /// The default value is [`pyrpc_proto::MAX_VALUE_DEPTH`] (32).
+    pub max_value_depth: usize,
+    /// The most connections served at once; one more is answered with a hello
+    /// carrying an `OVERLOADED` error and closed, so a flood of connections
+    /// cannot exhaust file descriptors and memory.
+    ///
+    /// The default value is 10 000.
+    pub max_connections: usize,
+    /// The most requests of one connection running at once. When a connection
+    /// has this many, the server stops reading from it until one finishes
+    /// (backpressure, not unbounded task spawning). Announced in the hello.
+    /// Values below 1 count as 1.
+    ///
+    /// The default value is 256.
+    pub max_in_flight_per_connection: usize,
+    /// How long running calls may take to finish after a shutdown was asked
+    /// for; their replies are still sent. Calls still running after it are
+    /// dropped and their connections closed.
+    ///
+    /// The default value is 10 seconds.
+    pub shutdown_grace: Duration,
+    /// How long a new connection may take to send its hello, so connections
+    /// that never speak do not hold a slot forever.
+    ///
+    /// The default value is 10 seconds.
+    pub handshake_timeout: Duration,
+    /// Accept pickled values (`Value::Pickle`) in arguments and send them in
+    /// results. Unpickling runs arbitrary code, so it must be opted in to.
+    ///
+    /// The default value is `false`.
+    pub allow_pickle: bool,
+    /// The permission bits of the Unix socket file (e.g. `0o600`: only the
+    /// owner may connect). Ignored for TCP.
+    ///
+    /// The default value is `None`: the process umask decides.
+    pub unix_mode: Option<u32>,
+    /// The name announced in the server's hello, for the client's logs.
+    ///
+    /// The default value is `"pyrpc-rust/<version of this crate>"`.
+    pub name: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            nonblocking: false,
+            synchronous: false,
+            request_clean_interval: Duration::from_secs(60),
+            result_keep: Duration::from_secs(600),
+            max_kept_results: 100_000,
+            max_frame_len: pyrpc_framing::DEFAULT_MAX_FRAME_LEN,
+            max_value_depth: pyrpc_proto::MAX_VALUE_DEPTH,
+            max_connections: 10_000,
+            max_in_flight_per_connection: 256,
+            shutdown_grace: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            allow_pickle: false,
+            unix_mode: None,
+            name: concat!("pyrpc-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = ServerConfig::default();
+        assert!(!c.nonblocking);
+        assert!(!c.synchronous);
+        assert_eq!(c.request_clean_interval, Duration::from_secs(60));
+        assert_eq!(c.result_keep, Duration::from_secs(600));
+        assert_eq!(c.max_kept_results, 100_000);
+        assert_eq!(c.max_frame_len, 640 * 1024 * 1024);
+        assert_eq!(c.max_value_depth, 32);
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.max_in_flight_per_connection, 256);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.handshake_timeout, Duration::from_secs(10));
+        assert!(!c.allow_pickle);
+        assert_eq!(c.unix_mode, None);
+        assert_eq!(c.name, format!("pyrpc-rust/{}", env!("CARGO_PKG_VERSION")));
+    }
+}

@@ -1,0 +1,514 @@
+//! Turns one request into one response: builtins, argument conversion,
+//! `synchronous`, deadlines, hooks, and the non-blocking requests.
+//!
+//! The reader of a connection hands every request to [`handle`] together with
+//! an in-flight permit. Cheap requests (ping, release, submit, an immediate
+//! fetch) are answered right there; calls and waiting fetches run as their own
+//! task, so the calls of one connection run concurrently and are answered out
+//! of order. Every response goes into the connection's reply queue.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pyrpc_proto::wire::{self, request, response};
+use pyrpc_proto::{Args, ErrorKind, RemoteError, Value};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::callee::CallContext;
+use crate::hooks::CallRecord;
+use crate::results::{CallId, Lookup, Submitted};
+use crate::server::Shared;
+
+/// The longest a `Fetch` may be held, whatever its `wait_ms` says.
+const MAX_FETCH_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// The longest `Call.timeout_ms` taken into account; longer means no limit.
+const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// What the request handlers of one connection share.
+#[derive(Clone)]
+pub(crate) struct ConnCtx {
+    /// Who is on the other end, for logs and [`CallContext::peer`].
+    pub(crate) peer: Arc<str>,
+    /// The connection's reply queue, read by its writer task.
+    pub(crate) tx: mpsc::Sender<wire::Response>,
+    /// Cancelled when the connection closes: its running calls are dropped.
+    pub(crate) stop: CancellationToken,
+}
+
+/// Answers one request, now or from a task of its own. `permit` is held
+/// until the response is queued, bounding the connection's work in flight.
+pub(crate) async fn handle(
+    shared: &Arc<Shared>,
+    conn: &ConnCtx,
+    req: wire::Request,
+    permit: OwnedSemaphorePermit,
+) {
+    let id = req.id;
+    if shared.shutdown.is_cancelled() {
+        let e = RemoteError::new(
+            ErrorKind::ShuttingDown,
+            "the server is shutting down and takes no new requests",
+        );
+        return reply(conn, error(id, e)).await;
+    }
+    let Some(kind) = req.kind else {
+        let e = RemoteError::new(ErrorKind::Protocol, "request with no kind set");
+        return reply(conn, error(id, e)).await;
+    };
+    match kind {
+        request::Kind::Ping(_) => reply(conn, ack(id)).await,
+        request::Kind::Shutdown(_) => {
+            // Queue the Ack before shutting down: the writer sends everything
+            // queued before the connection closes.
+            reply(conn, ack(id)).await;
+            shared.begin_shutdown();
+        }
+        request::Kind::Call(call) => spawn_call(shared, conn, id, call, permit),
+        request::Kind::Submit(s) => {
+            let resp = match submit(shared, conn, id, s) {
+                Ok(()) => ack(id),
+                Err(e) => error(id, e),
+            };
+            reply(conn, resp).await;
+        }
+        request::Kind::Fetch(f) => match nb_call_id(shared, &f.call_id) {
+            Err(e) => reply(conn, error(id, e)).await,
+            Ok(call_id) if f.wait_ms == 0 => {
+                let lookup = shared.store().get(&call_id);
+                reply(conn, fetched(id, lookup)).await;
+            }
+            Ok(call_id) => {
+                let (shared, conn) = (Arc::clone(shared), conn.clone());
+                let wait = Duration::from_millis(f.wait_ms).min(MAX_FETCH_WAIT);
+                shared.clone().calls.spawn(async move {
+                    let _permit = permit;
+                    tokio::select! {
+                        lookup = wait_for_result(&shared, call_id, wait) => {
+                            reply(&conn, fetched(id, lookup)).await;
+                        }
+                        _ = conn.stop.cancelled() => {}
+                    }
+                });
+            }
+        },
+        request::Kind::Release(r) => {
+            let resp = match nb_call_id(shared, &r.call_id) {
+                Ok(call_id) => {
+                    shared.store().release(&call_id);
+                    ack(id)
+                }
+                Err(e) => error(id, e),
+            };
+            reply(conn, resp).await;
+        }
+    }
+}
+
+/// Queues a response; a closed queue means the connection is gone.
+async fn reply(conn: &ConnCtx, resp: wire::Response) {
+    let _ = conn.tx.send(resp).await;
+}
+
+// ===== calls =====
+
+/// A call whose arguments were converted and checked.
+struct Prepared {
+    method: String,
+    args: Args,
+    deadline: Option<Instant>,
+}
+
+fn spawn_call(
+    shared: &Arc<Shared>,
+    conn: &ConnCtx,
+    id: u64,
+    call: wire::Call,
+    permit: OwnedSemaphorePermit,
+) {
+    let (shared, conn) = (Arc::clone(shared), conn.clone());
+    let span = tracing::info_span!("rpc", id, method = %call.method);
+    shared.clone().calls.spawn(
+        async move {
+            let _permit = permit;
+            let outcome = tokio::select! {
+                r = run_call(&shared, &conn.peer, call, false) => r,
+                _ = conn.stop.cancelled() => return,
+            };
+            let resp = match outcome {
+                Ok(v) => value(id, v),
+                Err(e) => error(id, e),
+            };
+            reply(&conn, resp).await;
+        }
+        .instrument(span),
+    );
+}
+
+/// Runs a call from the wire: checks, builtins, then the callee.
+async fn run_call(
+    shared: &Arc<Shared>,
+    peer: &str,
+    call: wire::Call,
+    nonblocking: bool,
+) -> Result<Value, RemoteError> {
+    let prepared = prepare(shared, call)?;
+    run_prepared(shared, peer, prepared, nonblocking).await
+}
+
+/// Checks the method name and converts the arguments.
+fn prepare(shared: &Shared, call: wire::Call) -> Result<Prepared, RemoteError> {
+    let received = Instant::now();
+    let method = call.method;
+    if method.starts_with('_') {
+        return Err(RemoteError::no_such_method(&method));
+    }
+    let max_depth = shared.config.max_value_depth;
+    let convert = |v: wire::Value, what: &dyn Fn() -> String| -> Result<Value, RemoteError> {
+        let v = Value::from_wire(v, max_depth).map_err(|e| {
+            RemoteError::new(
+                ErrorKind::UnsupportedValue,
+                format!("{} of {method}(): {e}", what()),
+            )
+        })?;
+        if !shared.config.allow_pickle && contains_pickle(&v) {
+            return Err(pickle_refused(&format!("{} of {method}()", what())));
+        }
+        Ok(v)
+    };
+    let mut args = Args::new();
+    args.args.reserve(call.args.len());
+    for (i, v) in call.args.into_iter().enumerate() {
+        args.args
+            .push(convert(v, &|| format!("argument {}", i + 1))?);
+    }
+    let mut seen = HashSet::with_capacity(call.kwargs.len());
+    for kw in call.kwargs {
+        if !seen.insert(kw.name.clone()) {
+            return Err(RemoteError::bad_arguments(format!(
+                "{method}() got multiple values for keyword argument '{}'",
+                kw.name
+            )));
+        }
+        let v = convert(kw.value.unwrap_or_default(), &|| {
+            format!("keyword argument '{}'", kw.name)
+        })?;
+        args.kwargs.push((kw.name, v));
+    }
+    let deadline = match call.timeout_ms {
+        0 => None,
+        ms => received.checked_add(Duration::from_millis(ms).min(MAX_TIMEOUT)),
+    };
+    Ok(Prepared {
+        method,
+        args,
+        deadline,
+    })
+}
+
+/// Runs a prepared call: builtins, `synchronous`, the deadline, the callee
+/// (panics caught), the result checks and the hooks.
+async fn run_prepared(
+    shared: &Arc<Shared>,
+    peer: &str,
+    p: Prepared,
+    nonblocking: bool,
+) -> Result<Value, RemoteError> {
+    match p.method.as_str() {
+        "connected" => return Ok(Value::Bool(true)),
+        "shutdown" => {
+            shared.begin_shutdown();
+            return Ok(Value::None);
+        }
+        _ => {}
+    }
+    // Held for the whole call: one call at a time across the server.
+    let _turn = if shared.config.synchronous {
+        Some(shared.sync_lock.acquire().await.map_err(|_| {
+            RemoteError::new(ErrorKind::ShuttingDown, "the server is shutting down")
+        })?)
+    } else {
+        None
+    };
+    if let Some(deadline) = p.deadline {
+        if Instant::now() >= deadline {
+            return Err(RemoteError::new(
+                ErrorKind::DeadlineExceeded,
+                format!("the caller's timeout passed before {}() ran", p.method),
+            ));
+        }
+    }
+    let record_args = shared.hooks.any().then(|| p.args.clone());
+    let ctx = CallContext {
+        peer: peer.to_owned(),
+        deadline: p.deadline.map(Instant::into_std),
+        nonblocking,
+    };
+    let started = Instant::now();
+    let callee = &shared.callee;
+    let method = p.method.as_str();
+    let args = p.args;
+    let result = match std::panic::catch_unwind(AssertUnwindSafe(|| callee.call(ctx, method, args)))
+    {
+        Ok(fut) => CatchUnwind(fut)
+            .await
+            .unwrap_or_else(|p| Err(panicked(method, panic_message(p)))),
+        Err(p) => Err(panicked(method, panic_message(p))),
+    };
+    let elapsed = started.elapsed();
+    let result = result.and_then(|v| check_result(shared, method, v));
+    drop(_turn);
+    match &result {
+        Ok(_) => tracing::debug!(?elapsed, "call returned"),
+        Err(e) => tracing::debug!(?elapsed, error = %e, "call failed"),
+    }
+    if let Some(args) = record_args {
+        let record = CallRecord::new(p.method, args, result, elapsed);
+        shared.hooks.run(&record);
+        return record.result;
+    }
+    result
+}
+
+/// Refuses a result the client could not take.
+fn check_result(shared: &Shared, method: &str, v: Value) -> Result<Value, RemoteError> {
+    let max = shared.config.max_value_depth;
+    if v.check_depth(max).is_err() {
+        return Err(RemoteError::new(
+            ErrorKind::UnsupportedValue,
+            format!("the result of {method}() is nested deeper than {max} levels"),
+        ));
+    }
+    if !shared.config.allow_pickle && contains_pickle(&v) {
+        return Err(pickle_refused(&format!("the result of {method}()")));
+    }
+    Ok(v)
+}
+
+fn pickle_refused(what: &str) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::UnsupportedValue,
+        format!(
+            "pickled values are refused: {what} holds one and this server does not allow pickle"
+        ),
+    )
+}
+
+/// True when `v` is or holds a pickled value. Only called on values whose
+/// depth was checked, so the recursion is bounded.
+fn contains_pickle(v: &Value) -> bool {
+    match v {
+        Value::Pickle(_) => true,
+        Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
+            items.iter().any(contains_pickle)
+        }
+        Value::Dict(entries) => entries
+            .iter()
+            .any(|(k, v)| contains_pickle(k) || contains_pickle(v)),
+        _ => false,
+    }
+}
+
+/// The error for a method that panicked.
+pub(crate) fn panicked(method: &str, message: String) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::Exception,
+        format!("{method}() panicked: {message}"),
+    )
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
+/// A future that turns a panic while polling into an `Err` with its payload,
+/// so a panicking method is answered instead of leaving its caller waiting.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+// ===== non-blocking =====
+
+/// The call id of a Submit/Fetch/Release, if this server takes them.
+fn nb_call_id(shared: &Shared, raw: &[u8]) -> Result<CallId, RemoteError> {
+    if !shared.config.nonblocking {
+        return Err(RemoteError::new(
+            ErrorKind::NotNonblocking,
+            "this server was not started with nonblocking=True",
+        ));
+    }
+    CallId::try_from(raw).map_err(|_| {
+        RemoteError::new(
+            ErrorKind::Protocol,
+            format!("call id must be 16 bytes, got {}", raw.len()),
+        )
+    })
+}
+
+/// Registers a submitted call and starts it, detached from the connection.
+fn submit(
+    shared: &Arc<Shared>,
+    conn: &ConnCtx,
+    id: u64,
+    s: wire::Submit,
+) -> Result<(), RemoteError> {
+    let call_id = nb_call_id(shared, &s.call_id)?;
+    let call = s
+        .call
+        .ok_or_else(|| RemoteError::new(ErrorKind::Protocol, "submit without a call"))?;
+    let prepared = prepare(shared, call)?;
+    let keep = match s.keep_ms {
+        0 => shared.config.result_keep,
+        ms => Duration::from_millis(ms),
+    };
+    match shared.store().submit(call_id, keep) {
+        Submitted::Known => return Ok(()),
+        Submitted::Full => {
+            return Err(RemoteError::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "the server already keeps {} non-blocking calls; release some or retry later",
+                    shared.config.max_kept_results
+                ),
+            ))
+        }
+        Submitted::New => {}
+    }
+    let span = tracing::info_span!("rpc", id, method = %prepared.method, nonblocking = true);
+    let shared2 = Arc::clone(shared);
+    let peer = Arc::clone(&conn.peer);
+    // Not tied to the connection: the result must survive it being dropped.
+    shared.calls.spawn(
+        async move {
+            let shared = shared2;
+            let result = tokio::select! {
+                r = run_prepared(&shared, &peer, prepared, true) => r,
+                _ = shared.close.cancelled() => return,
+            };
+            if shared.store().complete(call_id, result, Instant::now()) {
+                shared.store_changed.notify_waiters();
+            }
+        }
+        .instrument(span),
+    );
+    Ok(())
+}
+
+/// The state of `call_id`, waiting up to `wait` for a running call to finish
+/// (or until the server shuts down).
+async fn wait_for_result(shared: &Shared, call_id: CallId, wait: Duration) -> Lookup {
+    let deadline = Instant::now() + wait;
+    loop {
+        // Register for the wake-up before looking, so a completion between
+        // the look and the wait is not missed.
+        let notified = shared.store_changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match shared.store().get(&call_id) {
+            Lookup::Pending if Instant::now() < deadline && !shared.shutdown.is_cancelled() => {}
+            other => return other,
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shared.shutdown.cancelled() => {}
+        }
+    }
+}
+
+fn fetched(id: u64, lookup: Lookup) -> wire::Response {
+    match lookup {
+        Lookup::Done(Ok(v)) => value(id, v),
+        Lookup::Done(Err(e)) => error(id, e),
+        Lookup::Pending => response(id, response::Kind::Pending(wire::Pending {})),
+        Lookup::Unknown => error(
+            id,
+            RemoteError::new(
+                ErrorKind::UnknownCall,
+                "unknown call id (never submitted, released, or past its keep-time)",
+            ),
+        ),
+    }
+}
+
+// ===== responses =====
+
+fn response(id: u64, kind: response::Kind) -> wire::Response {
+    wire::Response {
+        id,
+        kind: Some(kind),
+    }
+}
+
+fn ack(id: u64) -> wire::Response {
+    response(id, response::Kind::Ack(wire::Ack {}))
+}
+
+fn value(id: u64, v: Value) -> wire::Response {
+    response(id, response::Kind::Value(v.into()))
+}
+
+/// An error response.
+pub(crate) fn error(id: u64, e: RemoteError) -> wire::Response {
+    response(id, response::Kind::Error(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn finds_nested_pickles() {
+        assert!(!contains_pickle(&Value::from(1)));
+        assert!(contains_pickle(&Value::Pickle(Bytes::new())));
+        assert!(contains_pickle(&Value::list([Value::tuple([
+            Value::Pickle(Bytes::new())
+        ])])));
+        assert!(contains_pickle(&Value::dict([(
+            Value::from("k"),
+            Value::Pickle(Bytes::new())
+        )])));
+        assert!(!contains_pickle(&Value::dict([(
+            Value::from("k"),
+            Value::from("v")
+        )])));
+    }
+
+    #[test]
+    fn catch_unwind_turns_a_panic_into_an_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let fut: crate::CallFuture = Box::pin(async { panic!("boom") });
+        let out = rt.block_on(CatchUnwind(fut));
+        let msg = panic_message(out.expect_err("panicked"));
+        assert_eq!(msg, "boom");
+    }
+}

@@ -1,0 +1,438 @@
+//! [`Server`], its [`ServerBuilder`], and the [`ServerHandle`] of a running
+//! server: binding, the accept loop, and graceful shutdown.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pyrpc_proto::RemoteError;
+use pyrpc_transport::{Address, Listener, ListenerOptions};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::callee::Callee;
+use crate::config::ServerConfig;
+use crate::connection;
+use crate::error::ServerError;
+use crate::hooks::{CallRecord, Hooks};
+use crate::reaper;
+use crate::results::ResultStore;
+
+/// How long the accept loop pauses after the OS refused a connection (e.g.
+/// out of file descriptors), so it does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A pyrpc server: a [`Callee`] and a [`ServerConfig`], ready to serve.
+///
+/// Build one with [`Server::builder`], then [`bind`](Server::bind) it (and
+/// keep the [`ServerHandle`]), [`serve`](Server::serve) until shut down, or
+/// [`start`](Server::start) it on a runtime of its own.
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+/// Builds a [`Server`]; see [`Server::builder`].
+pub struct ServerBuilder {
+    callee: Arc<dyn Callee>,
+    config: ServerConfig,
+    hooks: Hooks,
+}
+
+/// A running server: its address, and the means to stop it and wait for it.
+///
+/// Cloning gives another handle to the same server. Dropping every handle
+/// does not stop the server.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    address: Address,
+    finished: watch::Receiver<bool>,
+}
+
+/// What the accept loop, the connections, the calls and the reaper share.
+pub(crate) struct Shared {
+    pub(crate) callee: Arc<dyn Callee>,
+    pub(crate) config: ServerConfig,
+    pub(crate) hooks: Hooks,
+    /// The non-blocking results. A std mutex, not tokio's: it is held for a
+    /// few map operations and never across an `.await`.
+    store: Mutex<ResultStore>,
+    /// Woken whenever a non-blocking call finishes, for fetches that wait.
+    pub(crate) store_changed: Notify,
+    /// One permit: held for a whole call when `synchronous` is on.
+    pub(crate) sync_lock: Semaphore,
+    /// Shutdown was asked for: stop accepting, refuse new requests.
+    pub(crate) shutdown: CancellationToken,
+    /// The grace period is over: connections stop reading and close, calls
+    /// still running are dropped, the reaper stops.
+    pub(crate) close: CancellationToken,
+    /// Connections that still have not closed are dropped without flushing.
+    pub(crate) kill: CancellationToken,
+    /// Running calls (including non-blocking ones and waiting fetches).
+    pub(crate) calls: TaskTracker,
+    /// The accept loop and the connection tasks.
+    pub(crate) conns: TaskTracker,
+    /// How many connections are open, for `max_connections`.
+    pub(crate) connections: AtomicUsize,
+    /// Whether the lifecycle task (reaper + shutdown sequence) runs.
+    started: AtomicBool,
+    /// Set once shutdown is complete.
+    finished: watch::Sender<bool>,
+}
+
+// ===== impl Server =====
+
+impl Server {
+    /// Starts building a server that dispatches to `callee`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyrpc_server::{Methods, Server};
+    ///
+    /// let server = Server::builder(Methods::new().add("ping", |_| Ok("pong".into())))
+    ///     .nonblocking(true)
+    ///     .build();
+    /// assert!(server.config().nonblocking);
+    /// ```
+    pub fn builder(callee: impl Callee) -> ServerBuilder {
+        ServerBuilder {
+            callee: Arc::new(callee),
+            config: ServerConfig::default(),
+            hooks: Hooks::default(),
+        }
+    }
+
+    /// The configuration the server was built with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// Binds `addr` and serves it on the current tokio runtime, returning at
+    /// once with a handle to stop and await the server.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Transport`] when the address cannot be bound (in use,
+    /// not a socket file, permission denied).
+    pub async fn bind(self, addr: &Address) -> Result<ServerHandle, ServerError> {
+        let mut options = ListenerOptions::default();
+        if let Some(mode) = self.shared.config.unix_mode {
+            options = options.unix_mode(mode);
+        }
+        let listener = Listener::bind_with(addr, &options).await?;
+        let address = listener.local_address()?;
+        tracing::info!(%address, "pyrpc server listening");
+        self.shared.ensure_started();
+        self.shared
+            .conns
+            .spawn(accept_loop(Arc::clone(&self.shared), listener));
+        Ok(ServerHandle {
+            finished: self.shared.finished.subscribe(),
+            shared: self.shared,
+            address,
+        })
+    }
+
+    /// Binds `addr` and serves until the server is shut down (by a `Shutdown`
+    /// request or a call of `shutdown`) and the shutdown is complete.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::bind`].
+    pub async fn serve(self, addr: &Address) -> Result<(), ServerError> {
+        let handle = self.bind(addr).await?;
+        handle.wait().await;
+        Ok(())
+    }
+
+    /// Serves `addr` on a multi-thread tokio runtime of its own, blocking the
+    /// calling thread until the server is shut down, by a request or by
+    /// Ctrl-C (SIGINT) or SIGTERM.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::bind`], plus [`ServerError::Runtime`] and
+    /// [`ServerError::Signal`] when the runtime or the signal handlers cannot
+    /// be set up.
+    pub fn start(self, addr: &Address) -> Result<(), ServerError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("pyrpc-server")
+            .build()
+            .map_err(ServerError::Runtime)?;
+        let result = rt.block_on(async move {
+            let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
+            let mut terminate = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
+            let handle = self.bind(addr).await?;
+            tokio::select! {
+                _ = handle.wait() => return Ok(()),
+                _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+                _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            }
+            handle.shutdown();
+            handle.wait().await;
+            Ok(())
+        });
+        // Blocking methods still running past the grace period are abandoned,
+        // not waited for.
+        rt.shutdown_background();
+        result
+    }
+
+    /// Serves one already-connected stream (any `AsyncRead + AsyncWrite`,
+    /// e.g. one end of `tokio::io::duplex` in tests) as a connection of this
+    /// server, on the current tokio runtime. `peer` names the other end in
+    /// logs and [`CallContext::peer`](crate::CallContext::peer).
+    ///
+    /// The returned task ends when the connection closes.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    pub fn serve_stream<S>(&self, io: S, peer: String) -> JoinHandle<()>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        self.shared.ensure_started();
+        self.shared
+            .conns
+            .spawn(connection::serve(Arc::clone(&self.shared), io, peer))
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+// ===== impl ServerBuilder =====
+
+impl ServerBuilder {
+    /// Replaces the whole configuration; call it before the setters below,
+    /// which change single fields.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets [`ServerConfig::nonblocking`].
+    pub fn nonblocking(mut self, on: bool) -> Self {
+        self.config.nonblocking = on;
+        self
+    }
+
+    /// Sets [`ServerConfig::synchronous`].
+    pub fn synchronous(mut self, on: bool) -> Self {
+        self.config.synchronous = on;
+        self
+    }
+
+    /// Sets [`ServerConfig::request_clean_interval`].
+    pub fn request_clean_interval(mut self, every: Duration) -> Self {
+        self.config.request_clean_interval = every;
+        self
+    }
+
+    /// Sets [`ServerConfig::allow_pickle`].
+    pub fn allow_pickle(mut self, on: bool) -> Self {
+        self.config.allow_pickle = on;
+        self
+    }
+
+    /// Sets [`ServerConfig::unix_mode`].
+    pub fn unix_mode(mut self, mode: u32) -> Self {
+        self.config.unix_mode = Some(mode);
+        self
+    }
+
+    /// Calls `hook` after each call that returned, with its [`CallRecord`]
+    /// (the original pyrpc's call logging function). Runs on the call's task:
+    /// keep it quick.
+    pub fn on_call<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&CallRecord) + Send + Sync + 'static,
+    {
+        self.hooks.on_call = Some(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` after each call that failed, with its [`CallRecord`] and
+    /// the error (the original pyrpc's exception logging function).
+    pub fn on_exception<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&CallRecord, &RemoteError) + Send + Sync + 'static,
+    {
+        self.hooks.on_exception = Some(Arc::new(hook));
+        self
+    }
+
+    /// The server.
+    pub fn build(self) -> Server {
+        let (finished, _) = watch::channel(false);
+        Server {
+            shared: Arc::new(Shared {
+                store: Mutex::new(ResultStore::new(self.config.max_kept_results)),
+                callee: self.callee,
+                config: self.config,
+                hooks: self.hooks,
+                store_changed: Notify::new(),
+                sync_lock: Semaphore::new(1),
+                shutdown: CancellationToken::new(),
+                close: CancellationToken::new(),
+                kill: CancellationToken::new(),
+                calls: TaskTracker::new(),
+                conns: TaskTracker::new(),
+                connections: AtomicUsize::new(0),
+                started: AtomicBool::new(false),
+                finished,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+// ===== impl ServerHandle =====
+
+impl ServerHandle {
+    /// The address the server listens on (with the port the OS chose when
+    /// bound to port 0).
+    pub fn local_address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Starts a graceful shutdown and returns at once: the server stops
+    /// accepting, answers new requests `SHUTTING_DOWN`, lets running calls
+    /// finish within [`ServerConfig::shutdown_grace`] and sends their replies,
+    /// then closes connections, stops the reaper and removes its Unix socket
+    /// file. Await [`ServerHandle::wait`] for the end.
+    pub fn shutdown(&self) {
+        self.shared.begin_shutdown();
+    }
+
+    /// Waits until the server has shut down completely (see
+    /// [`ServerHandle::shutdown`]).
+    pub async fn wait(&self) {
+        let mut finished = self.finished.clone();
+        // An error means the sender is gone, which only happens with the server.
+        let _ = finished.wait_for(|done| *done).await;
+    }
+
+    /// True once the server has shut down completely.
+    pub fn is_finished(&self) -> bool {
+        *self.finished.borrow()
+    }
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("address", &self.address)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+// ===== impl Shared =====
+
+impl Shared {
+    /// The result store, locked. A poisoned lock is taken over: the store's
+    /// methods leave it consistent even if a caller panicked.
+    pub(crate) fn store(&self) -> MutexGuard<'_, ResultStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a graceful shutdown (idempotent).
+    pub(crate) fn begin_shutdown(&self) {
+        if !self.shutdown.is_cancelled() {
+            tracing::info!("shutdown requested");
+        }
+        self.shutdown.cancel();
+    }
+
+    /// Spawns the reaper and the shutdown sequence, once.
+    fn ensure_started(self: &Arc<Self>) {
+        if !self.started.swap(true, Ordering::SeqCst) {
+            tokio::spawn(lifecycle(Arc::clone(self)));
+        }
+    }
+}
+
+/// Runs the reaper, then, once shutdown is asked for, the shutdown sequence.
+async fn lifecycle(shared: Arc<Shared>) {
+    let reaper = tokio::spawn(reaper::run(Arc::clone(&shared)));
+    shared.shutdown.cancelled().await;
+    let grace = shared.config.shutdown_grace;
+
+    // 1. Running calls get the grace period to finish (their replies are queued).
+    shared.calls.close();
+    if tokio::time::timeout(grace, shared.calls.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            calls = shared.calls.len(),
+            "calls still running after the shutdown grace period; dropping them"
+        );
+    }
+
+    // 2. Connections stop reading, send what is queued, and close; the accept
+    //    loop has already ended (dropping the listener removes a Unix socket file).
+    shared.close.cancel();
+    shared.conns.close();
+    if tokio::time::timeout(grace, shared.conns.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections not closed after the grace period; dropping them");
+        shared.kill.cancel();
+        shared.conns.wait().await;
+    }
+
+    // 3. The reaper stopped on `close`.
+    let _ = reaper.await;
+    tracing::info!("pyrpc server shut down");
+    shared.finished.send_replace(true);
+}
+
+/// Accepts connections until shutdown; then drops the listener.
+async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    shared
+                        .conns
+                        .spawn(connection::serve(Arc::clone(&shared), stream, peer.to_string()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        _ = shared.shutdown.cancelled() => break,
+                    }
+                }
+            },
+        }
+    }
+    // Stop accepting now; for a Unix socket this also removes the file.
+    drop(listener);
+    tracing::debug!("stopped accepting connections");
+}
