@@ -65,7 +65,7 @@ pub struct ServerInfo {
 
 impl ServerInfo {
     fn from_hello(hello: &wire::ServerHello) -> Self {
-        let caps = hello.capabilities.clone().unwrap_or_default();
+        let caps = hello.capabilities.unwrap_or_default();
         ServerInfo {
             protocol_version: hello.protocol_version,
             name: hello.peer_name.clone(),
