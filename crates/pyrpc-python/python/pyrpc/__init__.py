@@ -1,0 +1,462 @@
+"""pyrpc: remote procedure calls between Python processes, on a Rust core.
+
+A :class:`Server` serves the public methods of an object (itself, or a
+``callee`` it redirects to); a :class:`Client` calls them by name::
+
+    from pyrpc import Client, Server
+
+    class EchoServer(Server):
+        address = ('', 50300)  # or a Unix socket path, '/tmp/echo_server_socket'
+
+        def echo(self, *args, **kwargs):
+            return args, kwargs
+
+    EchoServer().start()                                   # in one process
+
+    Client(address=('', 50300)).echo(1, foo='foo')         # in another
+    # -> ((1,), {'foo': 'foo'})
+
+Addresses: a ``(host, port)`` tuple is TCP (host ``''`` means all interfaces
+for a server, the local host for a client); a ``str`` is a Unix socket path.
+
+Values travel with Python's shapes: None, bool, int (any size), float, str,
+bytes (a bytearray arrives as bytes), list, tuple, dict, set, frozenset,
+nested. Other objects raise ``TypeError`` at the caller, unless both the client
+and the server set ``allow_pickle = True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from . import _pyrpc
+from ._errors import NoSocket, ProtocolError, RemoteError, RpcError, Timeout
+
+__all__ = [
+    "Client",
+    "Server",
+    "RpcError",
+    "Timeout",
+    "NoSocket",
+    "ProtocolError",
+    "RemoteError",
+]
+
+__version__ = _pyrpc.__version__
+
+logger = logging.getLogger("pyrpc")
+
+#: Keyword arguments a call consumes itself; they never reach the server.
+CALL_OPTIONS = (
+    "call_timeout",
+    "socket_connect_timeout",
+    "socket_send_timeout",
+    "socket_recv_timeout",
+    "nb_fetch_tick",
+    "nb_fetch_timeout",
+    "nolog",
+)
+
+# Guards the lazy creation of a client's core. Re-made in a forked child, in
+# case another thread of the parent held it at the moment of the fork.
+_core_lock = threading.Lock()
+
+
+def _reset_lock_after_fork() -> None:
+    global _core_lock
+    _core_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+
+# ===== Client =====
+
+
+class _Method:
+    """A remote method of a :class:`Client`: calling it calls the server."""
+
+    __slots__ = ("_client", "_name", "_mode")
+
+    def __init__(self, client: "Client", name: str, mode: str) -> None:
+        self._client = client
+        self._name = name
+        self._mode = mode
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._mode == "co":
+            return self._client._co_call(self._name, args, kwargs)
+        return self._client._call(self._name, args, kwargs, self._mode == "nb")
+
+    def __repr__(self) -> str:
+        prefix = "" if self._mode == "call" else self._mode + "_"
+        return "<remote method %s%s of %r>" % (prefix, self._name, self._client)
+
+
+class Client:
+    """Calls the methods of a :class:`Server` by name.
+
+    ``client.method(*args, **kwargs)`` calls ``method`` on the server and
+    returns its result or raises its exception; ``client.nb_method(...)`` makes
+    the call non-blocking (submitted, then polled for, surviving dropped
+    connections; the server needs ``nonblocking = True``);
+    ``await client.co_method(...)`` makes it from asyncio without blocking the
+    event loop.
+
+    Settings are class attributes, overridable by subclassing, by keyword
+    arguments to the constructor, or per call (the per-call keywords are
+    stripped and never reach the server)::
+
+        client = Client(address=('', 50300), call_timeout=5)
+        client.slow(call_timeout=60)
+
+    One client may be shared by threads (their calls run concurrently over one
+    connection) and survives ``os.fork()``: the child makes its own connection.
+
+    Attributes:
+        address: ``(host, port)`` for TCP (host ``''``: this machine) or a
+            Unix socket path.
+        call_timeout: seconds a whole call may take, ``None`` for no limit;
+            then :class:`Timeout` is raised.
+        socket_connect_timeout: seconds connecting (and the hello) may take.
+        socket_send_timeout: seconds writing a request may take.
+        socket_recv_timeout: accepted for compatibility; replies are read as
+            they arrive and only ``call_timeout`` bounds the wait.
+        nb_fetch_tick: seconds between polls of a non-blocking call (the
+            server holds each poll up to this long, answering as soon as the
+            call finishes).
+        nb_fetch_timeout: seconds past ``nb_fetch_tick`` a poll may wait for
+            its answer before the connection is deemed dead and made again.
+        nolog_methods: names of methods whose calls the call-logging hook
+            does not see.
+        allow_pickle: send other objects pickled, and unpickle pickled
+            results (only if the server allows pickles too). Unpickling runs
+            arbitrary code: allow it only between trusted peers.
+    """
+
+    address: Any = None
+    call_timeout: Optional[float] = None
+    socket_connect_timeout: float = 10
+    socket_send_timeout: float = 10
+    socket_recv_timeout: float = 0.1
+    nb_fetch_timeout: float = 5
+    nb_fetch_tick: float = 1
+    nolog_methods: Optional[Any] = None
+    allow_pickle: bool = False
+
+    def __init__(self, address: Any = None, **kwargs: Any) -> None:
+        self.address = address or self.address
+        for k, v in kwargs.items():
+            setattr(self, k, v)
+
+    def __getattr__(self, name: str) -> _Method:
+        # Private and special names are never remote methods: the server
+        # refuses them, and probes such as copy's __deepcopy__ must not
+        # become network calls.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name.startswith("co_"):
+            return _Method(self, name[3:], "co")
+        if name.startswith("nb_"):
+            return _Method(self, name[3:], "nb")
+        return _Method(self, name, "call")
+
+    def __repr__(self) -> str:
+        return "<%s address=%r>" % (type(self).__name__, self.address)
+
+    # ----- hooks (override in subclasses) -----
+
+    def get_call_logging_func(self) -> Optional[Callable[[str], Any]]:
+        """Return a function to call with a one-line summary after each
+        successful call (``'    method -> repr(result)[:60]'``), or None."""
+        return None
+
+    def get_exception_logging_func(self) -> Optional[Callable[[str], Any]]:
+        """Return a function to call with a summary and the remote traceback
+        when a call raises a remote exception, or None."""
+        return None
+
+    def log_call(self, callmsg: Tuple[str, tuple, dict], result: Any) -> None:
+        """Pass a successful call to the call-logging function, as the
+        original pyrpc did (skipping ``nolog_methods`` and ``connected``)."""
+        log = self.get_call_logging_func()
+        if not log:
+            return
+        method_name = callmsg[0]
+        if self.nolog_methods and method_name in self.nolog_methods:
+            return
+        if method_name == "connected":
+            return
+        log("    %s -> %s" % (method_name, repr(result)[:60]))
+
+    def log_exception(self, msg: str) -> None:
+        """Pass an exception summary to the exception-logging function."""
+        log = self.get_exception_logging_func()
+        if not log:
+            return
+        log(msg)
+
+    # ----- built-in calls -----
+
+    def connected(self, timeout: float = 0.1) -> bool:
+        """True when the server answers within ``timeout`` seconds; False
+        (quickly, when nothing listens) otherwise. Never raises."""
+        try:
+            return self._core().connected(timeout)
+        except Exception:
+            return False
+
+    def shutdown(self, **kwargs: Any) -> None:
+        """Ask the server to shut down. Returns once the server acknowledged
+        and stopped answering (or after about a second)."""
+        self._options(kwargs)
+        core = self._core()
+        core.shutdown()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and core.connected(0.05):
+            time.sleep(0.02)
+
+    def server_info(self) -> Optional[Dict[str, Any]]:
+        """What the server announced when this client last connected
+        (``nonblocking``, ``pickle``, ``max_frame_len``, ...), or None before
+        the first call."""
+        return self._core().server_info()
+
+    # ----- machinery -----
+
+    def _core(self) -> "_pyrpc.ClientCore":
+        d = self.__dict__
+        core = d.get("_pyrpc_core")
+        key = (self.address, bool(self.allow_pickle))
+        if core is not None and d.get("_pyrpc_core_key") == key:
+            return core
+        with _core_lock:
+            core = d.get("_pyrpc_core")
+            if core is None or d.get("_pyrpc_core_key") != key:
+                if self.address is None:
+                    raise ValueError("%s has no address" % type(self).__name__)
+                core = _pyrpc.ClientCore(self.address, allow_pickle=bool(self.allow_pickle))
+                d["_pyrpc_core"] = core
+                d["_pyrpc_core_key"] = key
+            return core
+
+    def _options(self, kwargs: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
+        """Strip the per-call options from ``kwargs``; resolve them against
+        this client's settings as the original did (a falsy value keeps the
+        client's)."""
+        opts = {}
+        for name in CALL_OPTIONS[:-1]:
+            opts[name] = kwargs.pop(name, None) or getattr(self, name)
+        nolog = bool(kwargs.pop("nolog", None))
+        return opts, nolog
+
+    def _failed(self, method: str, args: tuple, kwargs: dict, exc: BaseException) -> None:
+        tb = getattr(exc, "traceback", "")
+        if tb and method != "connected":
+            head = "{}: {}(args={!r}, kwargs={!r})".format(
+                type(self).__name__, method, args, kwargs
+            )[:60] + "\n"
+            self.log_exception(head + tb)
+
+    def _call(self, method: str, args: tuple, kwargs: dict, nonblocking: bool) -> Any:
+        opts, nolog = self._options(kwargs)
+        try:
+            ret = self._core().call(method, args, kwargs, nonblocking=nonblocking, **opts)
+        except Exception as exc:
+            self._failed(method, args, kwargs, exc)
+            raise
+        if not nolog:
+            self.log_call((method, args, kwargs), ret)
+        return ret
+
+    async def _co_call(self, method: str, args: tuple, kwargs: dict) -> Any:
+        opts, nolog = self._options(kwargs)
+        loop = asyncio.get_running_loop()
+        try:
+            ret = await self._core().co_call(loop, method, args, kwargs, **opts)
+        except Exception as exc:
+            self._failed(method, args, kwargs, exc)
+            raise
+        if not nolog:
+            self.log_call((method, args, kwargs), ret)
+        return ret
+
+
+# ===== Server =====
+
+
+class Server:
+    """Serves the public methods of an object over TCP or a Unix socket.
+
+    Subclass it and define methods, or assign functions to an instance
+    (``server.echo = echo``; methods are looked up on every call), or
+    redirect calls to another object with ``callee`` / ``callee_type``.
+    Names starting with ``_`` and attributes that are not callable are never
+    callable remotely; ``connected`` and ``shutdown`` are built in.
+
+    Settings are class attributes, overridable by subclassing or by keyword
+    arguments to the constructor::
+
+        server = Server(address='/tmp/echo_server_socket', nonblocking=True)
+
+    Attributes:
+        address: ``(host, port)`` for TCP (host ``''``: all interfaces; port
+            0: a free one, see :meth:`bound_address`) or a Unix socket path.
+        callee: the object whose methods are served; defaults to
+            ``callee_type()`` if that is set, else the server itself.
+        callee_type: a class to instantiate as the callee.
+        nonblocking: accept non-blocking (``nb_``) calls.
+        synchronous: run one call at a time (for callees that are not
+            thread-safe); by default calls run concurrently, each on a thread
+            of the runtime's blocking pool.
+        request_clean_interval: seconds between sweeps of non-blocking results
+            nobody fetched.
+        retype_exceptions: accepted for compatibility and ignored: exceptions
+            always travel as type name, module, args and traceback (never
+            pickled), and come back as :class:`RemoteError` when the client
+            cannot rebuild their class.
+        allow_pickle: accept pickled arguments and pickle results of other
+            types (the client must allow pickles too). Unpickling runs
+            arbitrary code: allow it only between trusted peers.
+        unix_mode: permission bits of the Unix socket file (e.g. ``0o600``);
+            None leaves them to the umask.
+    """
+
+    address: Any = None
+    callee: Any = None
+    callee_type: Optional[type] = None
+    nonblocking: bool = False
+    synchronous: bool = False
+    request_clean_interval: float = 60
+    retype_exceptions: bool = False
+    allow_pickle: bool = False
+    unix_mode: Optional[int] = None
+
+    def __init__(self, address: Any = None, **kwargs: Any) -> None:
+        self.address = address or self.address
+        for k, v in kwargs.items():
+            setattr(self, k, v)
+        if self.callee is None:
+            if self.callee_type is not None:
+                self.callee = self.callee_type()
+            else:
+                self.callee = self
+        self._pyrpc_core: Optional[_pyrpc.ServerCore] = None
+
+    # ----- running -----
+
+    def _bind(self) -> "_pyrpc.ServerCore":
+        if self._pyrpc_core is not None and self._pyrpc_core.running():
+            raise RuntimeError("%s is already running" % type(self).__name__)
+        if self.address is None:
+            raise ValueError("%s has no address" % type(self).__name__)
+        core = _pyrpc.ServerCore(
+            self,
+            self.callee,
+            self.address,
+            nonblocking=bool(self.nonblocking),
+            synchronous=bool(self.synchronous),
+            request_clean_interval=float(self.request_clean_interval),
+            allow_pickle=bool(self.allow_pickle),
+            unix_mode=self.unix_mode,
+            reserved=_SERVER_MACHINERY if isinstance(self.callee, Server) else None,
+        )
+        core.bind()
+        self._pyrpc_core = core
+        return core
+
+    def start(self) -> None:
+        """Serve until shut down; blocks.
+
+        Ctrl-C (``KeyboardInterrupt``) shuts the server down cleanly (running
+        calls get their grace period, the Unix socket file is removed) and then
+        propagates. Returns normally after :meth:`shutdown` or a client's
+        ``shutdown()``.
+        """
+        self._bind().wait()
+
+    def start_in_thread(self) -> None:
+        """Start serving in the background and return once the socket is
+        bound, so a client can connect right away. The server runs on the
+        pyrpc runtime's threads, not on a Python thread; it stops with
+        :meth:`shutdown` or when the process exits."""
+        self._bind()
+
+    def shutdown(self, delay: float = 0.1) -> None:
+        """Ask the server to stop and return at once (the original waited
+        ``delay`` seconds in a thread before stopping; accepted, ignored)."""
+        core = self._pyrpc_core
+        if core is not None:
+            core.shutdown()
+
+    def shutdown_sync(self) -> None:
+        """Stop the server and return once it stopped and its Unix socket
+        file is removed."""
+        core = self._pyrpc_core
+        if core is not None:
+            core.shutdown_sync()
+
+    def connected(self) -> bool:
+        """True: a server that answers is connected (also built in remotely)."""
+        return True
+
+    def bound_address(self) -> Any:
+        """The address the server listens on (with the real port when
+        ``address`` asked for port 0), or None when not started."""
+        core = self._pyrpc_core
+        return None if core is None else core.local_address()
+
+    # ----- hooks (override in subclasses) -----
+
+    def get_call_logging_func(self) -> Optional[Callable[[str], Any]]:
+        """Return a function to call with a one-line summary of each call that
+        returned (``'echo(args=(1,), kwargs={}) -> ((1,), {})'``), or None."""
+        return None
+
+    def get_exception_logging_func(self) -> Optional[Callable[[str], Any]]:
+        """Return a function to call with a one-line summary of each call that
+        raised, or None."""
+        return None
+
+    @staticmethod
+    def _summary(ret_or_exc: Any, method: str, args: tuple, kwargs: dict) -> str:
+        prefix = "{}(args={!r}, kwargs={!r})".format(method, args, kwargs)
+        if len(prefix) > 60:
+            prefix = prefix[:60] + "...)"
+        suffix = " -> {!r}".format(ret_or_exc)[: 120 - len(prefix)]
+        return prefix + suffix
+
+    def log_call(self, ret: Any, method: str, args: tuple, kwargs: dict) -> None:
+        """Called by the runtime after each call that returned: logs at DEBUG
+        on the ``pyrpc`` logger and passes the summary to the call-logging
+        function."""
+        log = self.get_call_logging_func()
+        if log or logger.isEnabledFor(logging.DEBUG):
+            msg = self._summary(ret, method, args, kwargs)
+            logger.debug("%s", msg)
+            if log:
+                log(msg)
+
+    def log_exception(self, exc: BaseException, method: str, args: tuple, kwargs: dict) -> None:
+        """Called by the runtime after each call that raised: logs at WARNING
+        on the ``pyrpc`` logger and passes the summary to the
+        exception-logging function."""
+        msg = self._summary(exc, method, args, kwargs)
+        logger.warning("%s", msg)
+        log = self.get_exception_logging_func()
+        if log:
+            log(msg)
+
+
+# The public names of the Server class itself (start, log_call, ...): never
+# callable remotely when the callee is a server, unlike the methods subclasses
+# add. `connected` and `shutdown` are answered by the runtime before this.
+_SERVER_MACHINERY = frozenset(
+    name for name in vars(Server) if not name.startswith("_")
+)

@@ -1,0 +1,106 @@
+"""The exceptions pyrpc raises.
+
+They are plain Python classes (not made in Rust) because ``Timeout`` and
+``NoSocket`` have two bases each: ``RpcError`` and the builtin
+``TimeoutError`` / ``ConnectionError``. The Rust core only raises them; all the
+mapping from Rust errors lives in ``src/errors.rs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+__all__ = ["RpcError", "Timeout", "NoSocket", "ProtocolError", "RemoteError"]
+
+
+class RpcError(Exception):
+    """Base class of the errors pyrpc itself raises.
+
+    ``traceback`` is the remote traceback text; empty for errors raised on
+    this side (a timeout, an unreachable server).
+    """
+
+    traceback: str = ""
+
+
+class Timeout(RpcError, TimeoutError):
+    """A call did not finish in time.
+
+    ``stage`` names the timeout that passed: ``'connect'``
+    (``socket_connect_timeout``), ``'send'`` (``socket_send_timeout``),
+    ``'reply'`` (``call_timeout``) or ``'nb'`` (``call_timeout`` of a
+    non-blocking call). Also a ``TimeoutError``, as the original's
+    ``socket.timeout`` subclass was.
+    """
+
+    def __init__(self, message: str = "timed out", stage: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self), self.stage), self.__dict__)
+
+
+class NoSocket(RpcError, ConnectionError):
+    """The server cannot be reached: nothing listens at the address, the
+    socket file does not exist, the host is unreachable."""
+
+    def __init__(self, message: str = "cannot connect") -> None:
+        super().__init__(message)
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self),), self.__dict__)
+
+
+class ProtocolError(RpcError):
+    """The peer broke the protocol, or the connection closed before the
+    reply arrived."""
+
+
+class RemoteError(RpcError):
+    """A remote exception that cannot be raised here as itself, or a refusal by
+    the remote runtime.
+
+    Raised when the remote exception's class is not a builtin and its module is
+    not already imported on this side (pyrpc never imports a module named by
+    the network), or when rebuilding it failed.
+
+    Attributes:
+        type_name: the remote exception's class name, e.g. ``'MyError'``.
+        module: the module defining it, e.g. ``'myapp.errors'``.
+        args: the remote exception's args (converted; unconvertible ones are
+            their ``repr`` strings).
+        message: ``str()`` of the remote exception.
+        traceback: the remote traceback text.
+        kind: why it failed: ``'EXCEPTION'`` for an exception raised by the
+            method, else the runtime refusal (``'NOT_NONBLOCKING'``,
+            ``'OVERLOADED'``, ``'SHUTTING_DOWN'``, ...).
+    """
+
+    def __init__(
+        self,
+        type_name: str,
+        module: str,
+        args: Tuple[Any, ...],
+        message: str,
+        traceback: str = "",
+        kind: str = "EXCEPTION",
+    ) -> None:
+        super().__init__(*args)
+        self.type_name = type_name
+        self.module = module
+        self.message = message
+        self.traceback = traceback
+        self.kind = kind
+
+    def __str__(self) -> str:
+        name = self.type_name
+        if self.module and self.module != "builtins":
+            name = "%s.%s" % (self.module, self.type_name)
+        return "%s: %s" % (name, self.message) if self.message else name
+
+    def __reduce__(self) -> Any:
+        return (
+            type(self),
+            (self.type_name, self.module, self.args, self.message, self.traceback, self.kind),
+        )

@@ -1,0 +1,376 @@
+//! `ClientCore`: the Rust half of `pyrpc.Client`.
+//!
+//! The Python class `pyrpc.Client` (in `python/pyrpc/__init__.py`) owns the
+//! original API: class attributes, `__getattr__` relays, per-call keyword
+//! stripping and the logging hooks. It hands each call to a `ClientCore` with
+//! the options already resolved. `ClientCore` converts the arguments, runs the
+//! call on the runtime of [`crate::runtime`] with the GIL released, and maps
+//! the outcome back.
+//!
+//! One `ClientCore` is shared by every thread using the `Client`: it holds one
+//! [`pyrpc_client::Client`], which multiplexes concurrent calls over one
+//! connection. The Rust client is tagged with the pid that made it; after a
+//! `fork()` the child makes its own (the parent's connection and tasks do not
+//! exist in the child) and the parent's is forgotten, never dropped, there.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+use pyrpc_client::{CallOptions, ClientConfig};
+use pyrpc_transport::Address;
+
+use crate::convert::{self, Options};
+use crate::errors;
+use crate::runtime;
+
+/// Seconds (a Python float) as a [`Duration`].
+pub(crate) fn seconds(name: &str, secs: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a non-negative number of seconds, got {secs}"
+        ))
+    })
+}
+
+/// Python's address forms as an [`Address`]: a `(host, port)` tuple is TCP,
+/// a `str` (or path-like) is a Unix socket path.
+pub(crate) fn address(obj: &Bound<'_, PyAny>) -> PyResult<Address> {
+    if let Ok((host, port)) = obj.extract::<(String, u16)>() {
+        return Ok(Address::tcp(host, port));
+    }
+    if let Ok(path) = obj.extract::<std::path::PathBuf>() {
+        return Ok(Address::unix(path));
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "an address is a (host, port) tuple for TCP or a str path for a Unix socket, not {}",
+        obj.repr().map(|r| r.to_string()).unwrap_or_default()
+    )))
+}
+
+/// An [`Address`] in Python's forms (the inverse of [`address`]).
+pub(crate) fn address_to_py(py: Python<'_>, addr: &Address) -> PyResult<Py<PyAny>> {
+    match addr {
+        Address::Tcp { host, port } => Ok((host.as_str(), *port)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        Address::Unix(path) => Ok(path.to_string_lossy().into_pyobject(py)?.into_any().unbind()),
+    }
+}
+
+/// The Rust half of `pyrpc.Client`: one connection, shared by threads and
+/// tasks, re-made after `fork()`.
+#[pyclass(module = "pyrpc._pyrpc", frozen)]
+pub(crate) struct ClientCore {
+    /// Where the server is.
+    address: Address,
+    /// The defaults of every call; the Python class passes resolved options
+    /// with each call anyway.
+    config: ClientConfig,
+    /// Whether this side sends other objects pickled and unpickles received
+    /// pickles (`Client.allow_pickle`).
+    allow_pickle: bool,
+    /// The Rust client and the pid that made it. A std mutex: it is held only
+    /// to clone an `Arc`, never across an await.
+    inner: Mutex<Option<(u32, pyrpc_client::Client)>>,
+}
+
+impl ClientCore {
+    /// The Rust client of this process, made on first use and after a fork.
+    fn client(&self) -> PyResult<pyrpc_client::Client> {
+        let pid = runtime::current_pid();
+        let rt = runtime::get()?;
+        let mut slot = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
+            Some((owner, client)) if owner == pid => {
+                *slot = Some((owner, client.clone()));
+                return Ok(client);
+            }
+            // Made by the parent before a fork: its connection and tasks do
+            // not exist here, and dropping it could touch the parent's dead
+            // runtime. Forget it.
+            Some((_, stale)) => std::mem::forget(stale),
+            None => {}
+        }
+        let _entered = rt.enter();
+        let client = pyrpc_client::Client::with_config(self.address.clone(), self.config.clone());
+        *slot = Some((pid, client.clone()));
+        Ok(client)
+    }
+
+    /// Conversion options for this call's arguments: pickles only when this
+    /// client allows them and the server did not say it refuses them.
+    fn send_options(&self, client: &pyrpc_client::Client) -> Options {
+        let server_refuses = client.server_info().is_some_and(|info| !info.pickle);
+        Options {
+            allow_pickle: self.allow_pickle && !server_refuses,
+            ..Options::default()
+        }
+    }
+
+    fn recv_options(&self) -> Options {
+        Options {
+            allow_pickle: self.allow_pickle,
+            ..Options::default()
+        }
+    }
+}
+
+/// The per-call options, as Python passes them (seconds as floats).
+#[derive(Clone, Copy, Debug, Default)]
+struct PyCallOptions {
+    call_timeout: Option<f64>,
+    socket_connect_timeout: Option<f64>,
+    socket_send_timeout: Option<f64>,
+    socket_recv_timeout: Option<f64>,
+    nb_fetch_tick: Option<f64>,
+    nb_fetch_timeout: Option<f64>,
+}
+
+impl PyCallOptions {
+    /// As [`CallOptions`]. A `call_timeout` of `None` (or 0, as in the
+    /// original) means no limit; the other `None`s keep the client's setting.
+    fn resolve(self) -> PyResult<CallOptions> {
+        let opt = |name, v: Option<f64>| v.map(|s| seconds(name, s)).transpose();
+        let call_timeout = match self.call_timeout {
+            None => None,
+            Some(s) if s == 0.0 => None,
+            Some(s) => Some(seconds("call_timeout", s)?),
+        };
+        Ok(CallOptions {
+            call_timeout: Some(call_timeout),
+            socket_connect_timeout: opt("socket_connect_timeout", self.socket_connect_timeout)?,
+            socket_send_timeout: opt("socket_send_timeout", self.socket_send_timeout)?,
+            socket_recv_timeout: opt("socket_recv_timeout", self.socket_recv_timeout)?,
+            nb_fetch_tick: opt("nb_fetch_tick", self.nb_fetch_tick)?,
+            nb_fetch_timeout: opt("nb_fetch_timeout", self.nb_fetch_timeout)?,
+        })
+    }
+}
+
+#[pymethods]
+impl ClientCore {
+    /// Makes a client core for `address`; it connects on first use.
+    #[new]
+    #[pyo3(signature = (address, *, allow_pickle = false, name = None))]
+    fn new(address: &Bound<'_, PyAny>, allow_pickle: bool, name: Option<String>) -> PyResult<Self> {
+        let mut config = ClientConfig::default();
+        config.name = name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION")));
+        Ok(ClientCore {
+            address: self::address(address)?,
+            config,
+            allow_pickle,
+            inner: Mutex::new(None),
+        })
+    }
+
+    /// The address, in Python's form.
+    #[getter]
+    fn address(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        address_to_py(py, &self.address)
+    }
+
+    /// Calls `method(*args, **kwargs)` on the server and returns its result.
+    #[pyo3(signature = (method, args, kwargs = None, *, nonblocking = false,
+        call_timeout = None, socket_connect_timeout = None, socket_send_timeout = None,
+        socket_recv_timeout = None, nb_fetch_tick = None, nb_fetch_timeout = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        nonblocking: bool,
+        call_timeout: Option<f64>,
+        socket_connect_timeout: Option<f64>,
+        socket_send_timeout: Option<f64>,
+        socket_recv_timeout: Option<f64>,
+        nb_fetch_tick: Option<f64>,
+        nb_fetch_timeout: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
+        let opts = PyCallOptions {
+            call_timeout,
+            socket_connect_timeout,
+            socket_send_timeout,
+            socket_recv_timeout,
+            nb_fetch_tick,
+            nb_fetch_timeout,
+        }
+        .resolve()?;
+        let client = self.client()?;
+        let call_args = convert::to_args(args, kwargs, self.send_options(&client))?;
+        let result = runtime::block_on(py, async {
+            if nonblocking {
+                client.nb_call_with(method, call_args, &opts).await
+            } else {
+                client.call_with(method, call_args, &opts).await
+            }
+        })?;
+        match result {
+            Ok(value) => convert::to_python(py, value, self.recv_options()),
+            Err(e) => Err(errors::call_error(py, e, self.recv_options())),
+        }
+    }
+
+    /// Starts `method(*args, **kwargs)` and returns an `asyncio.Future` of
+    /// `loop` that completes with its result. The call runs on the pyrpc
+    /// runtime; the future is completed through `loop.call_soon_threadsafe`.
+    /// Cancelling the future cancels the call.
+    #[pyo3(signature = (event_loop, method, args, kwargs = None, *, nonblocking = false,
+        call_timeout = None, socket_connect_timeout = None, socket_send_timeout = None,
+        socket_recv_timeout = None, nb_fetch_tick = None, nb_fetch_timeout = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn co_call<'py>(
+        &self,
+        event_loop: &Bound<'py, PyAny>,
+        method: &str,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        nonblocking: bool,
+        call_timeout: Option<f64>,
+        socket_connect_timeout: Option<f64>,
+        socket_send_timeout: Option<f64>,
+        socket_recv_timeout: Option<f64>,
+        nb_fetch_tick: Option<f64>,
+        nb_fetch_timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = PyCallOptions {
+            call_timeout,
+            socket_connect_timeout,
+            socket_send_timeout,
+            socket_recv_timeout,
+            nb_fetch_tick,
+            nb_fetch_timeout,
+        }
+        .resolve()?;
+        let client = self.client()?;
+        let call_args = convert::to_args(args, kwargs, self.send_options(&client))?;
+        let future = event_loop.call_method0("create_future")?;
+        let rt = runtime::get()?;
+        let recv = self.recv_options();
+        let method = method.to_owned();
+        let loop_ref = event_loop.clone().unbind();
+        let future_ref = future.clone().unbind();
+        let task = rt.spawn(async move {
+            let result = if nonblocking {
+                client.nb_call_with(&method, call_args, &opts).await
+            } else {
+                client.call_with(&method, call_args, &opts).await
+            };
+            // The interpreter may be gone by now (exiting); then nobody waits.
+            Python::try_attach(|py| {
+                let outcome = match result {
+                    Ok(value) => convert::to_python(py, value, recv),
+                    Err(e) => Err(errors::call_error(py, e, recv)),
+                };
+                let (exc, value) = match outcome {
+                    Ok(v) => (py.None(), v),
+                    Err(e) => (e.into_value(py).into_any(), py.None()),
+                };
+                let done = resolver(py).and_then(|resolve| {
+                    loop_ref.call_method1(
+                        py,
+                        "call_soon_threadsafe",
+                        (resolve, future_ref, exc, value),
+                    )
+                });
+                // A closed loop: the caller is gone, nothing to tell.
+                drop(done);
+            });
+        });
+        future.call_method1("add_done_callback", (CancelOnDone { task },))?;
+        Ok(future)
+    }
+
+    /// True when the server answers a ping within `timeout` seconds.
+    #[pyo3(signature = (timeout = 0.1))]
+    fn connected(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds("timeout", timeout)?;
+        let client = self.client()?;
+        runtime::block_on(py, async { client.connected(timeout).await })
+    }
+
+    /// Asks the server to shut down; returns once it acknowledged.
+    fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        let client = self.client()?;
+        match runtime::block_on(py, async { client.shutdown().await })? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(errors::call_error(py, e, self.recv_options())),
+        }
+    }
+
+    /// What the server announced in its last hello, as a dict, or `None`
+    /// before the first connection.
+    fn server_info<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let client = self.client()?;
+        let Some(info) = client.server_info() else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("protocol_version", info.protocol_version)?;
+        d.set_item("name", info.name)?;
+        d.set_item("nonblocking", info.nonblocking)?;
+        d.set_item("max_frame_len", info.max_frame_len)?;
+        d.set_item("max_value_depth", info.max_value_depth)?;
+        d.set_item("pickle", info.pickle)?;
+        d.set_item("max_in_flight_per_connection", info.max_in_flight_per_connection)?;
+        Ok(Some(d))
+    }
+}
+
+/// Completes an asyncio future unless it was cancelled meanwhile. Runs on the
+/// event loop's thread (scheduled with `call_soon_threadsafe`).
+#[pyfunction]
+fn resolve_future(
+    future: &Bound<'_, PyAny>,
+    exc: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if future.call_method0("done")?.is_truthy()? {
+        return Ok(());
+    }
+    if exc.is_none() {
+        future.call_method1("set_result", (value,))?;
+    } else {
+        future.call_method1("set_exception", (exc,))?;
+    }
+    Ok(())
+}
+
+static RESOLVER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    RESOLVER.get_or_try_init(py, || {
+        Ok::<_, PyErr>(wrap_pyfunction!(resolve_future, py)?.into_any().unbind())
+    })
+    .map(|f| f.bind(py))
+}
+
+/// An asyncio done-callback that aborts the call's task when the future was
+/// cancelled (`asyncio.wait_for` timing out, a cancelled task).
+#[pyclass(module = "pyrpc._pyrpc", frozen)]
+struct CancelOnDone {
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[pymethods]
+impl CancelOnDone {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future.call_method0("cancelled")?.is_truthy()? {
+            self.task.abort();
+        }
+        Ok(())
+    }
+}
+
+/// Registers the client classes in the module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ClientCore>()?;
+    Ok(())
+}
+

@@ -1,0 +1,386 @@
+//! Python objects to and from [`pyrpc_proto::Value`].
+//!
+//! Exact builtin types take a fast path; instances of subclasses (an `IntEnum`,
+//! a namedtuple, an `OrderedDict`) are sent as their builtin base shape, or
+//! pickled when pickling is allowed so that the class survives. `bool` is
+//! checked before `int` (it is a subclass of `int` in Python), so `True` stays
+//! `True`. Anything else is refused with a `TypeError` naming the type and where
+//! it sits in the call, e.g. `args[0]['x']`.
+//!
+//! Both directions recurse, bounded by the depth limit the peers agreed on
+//! ([`pyrpc_proto::MAX_VALUE_DEPTH`] by default), so a self-referencing list
+//! fails with a clear error instead of exhausting the stack.
+
+use bytes::Bytes;
+use num_bigint::BigInt;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
+    PyTuple,
+};
+use pyrpc_proto::Value;
+
+/// How a conversion behaves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    /// Pickle objects of other types (and subclasses of the builtin ones)
+    /// instead of refusing them; unpickle received pickles instead of refusing.
+    pub(crate) allow_pickle: bool,
+    /// The deepest nesting allowed; a scalar has depth 1.
+    pub(crate) max_depth: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            allow_pickle: false,
+            max_depth: pyrpc_proto::MAX_VALUE_DEPTH,
+        }
+    }
+}
+
+/// A Python object that cannot be sent, and where it sits.
+#[derive(Debug)]
+pub(crate) struct ConvertError {
+    /// The type of the offending object (`Foo`), or of the container too deep.
+    type_name: String,
+    /// Path segments from the innermost outwards (`['x']`, `[0]`); reversed
+    /// when displayed. Built only on the error path, as the error unwinds.
+    path_rev: Vec<String>,
+    /// Why it cannot be sent.
+    reason: String,
+}
+
+impl ConvertError {
+    fn new(obj: &Bound<'_, PyAny>, reason: impl Into<String>) -> Self {
+        ConvertError {
+            type_name: type_name(obj),
+            path_rev: Vec::new(),
+            reason: reason.into(),
+        }
+    }
+
+    fn at(mut self, segment: String) -> Self {
+        self.path_rev.push(segment);
+        self
+    }
+
+    /// The message, with `root` (`args`, `kwargs`, `result`) as the start of
+    /// the path: "cannot send object of type Foo at args[0]['x']: ...".
+    pub(crate) fn message(&self, root: &str) -> String {
+        let mut path = String::from(root);
+        for seg in self.path_rev.iter().rev() {
+            path.push_str(seg);
+        }
+        format!(
+            "cannot send object of type {} at {}: {}",
+            self.type_name, path, self.reason
+        )
+    }
+
+    /// The message as a Python `TypeError`.
+    pub(crate) fn into_pyerr(self, root: &str) -> PyErr {
+        PyTypeError::new_err(self.message(root))
+    }
+}
+
+const UNSUPPORTED: &str = "pyrpc sends None, bool, int, float, str, bytes, bytearray, list, \
+     tuple, dict, set and frozenset (other objects only when both client and server set \
+     allow_pickle=True)";
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .qualname()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+fn key_segment(key: &Bound<'_, PyAny>) -> String {
+    let repr = key
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "?".to_owned());
+    // Keep error messages readable when a key is huge.
+    let short: String = repr.chars().take(40).collect();
+    if short.len() < repr.len() {
+        format!("[{short}...]")
+    } else {
+        format!("[{short}]")
+    }
+}
+
+// ===== Python -> Value =====
+
+/// Converts a Python object to a [`Value`].
+///
+/// # Errors
+///
+/// A [`ConvertError`] for an object of an unsupported type (unless pickling is
+/// allowed), a container nested too deep, or a pickling failure.
+pub(crate) fn to_value(obj: &Bound<'_, PyAny>, opts: Options) -> Result<Value, ConvertError> {
+    to_value_at(obj, opts, opts.max_depth)
+}
+
+fn to_value_at(
+    obj: &Bound<'_, PyAny>,
+    opts: Options,
+    left: usize,
+) -> Result<Value, ConvertError> {
+    if left == 0 {
+        return Err(ConvertError::new(
+            obj,
+            format!("value nested deeper than {} levels", opts.max_depth),
+        ));
+    }
+    if obj.is_none() {
+        return Ok(Value::None);
+    }
+    // Exact types first: the common case, and the only one that never pickles.
+    if let Ok(b) = obj.cast_exact::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_exact_instance_of::<PyInt>() {
+        return int_value(obj);
+    }
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        return Ok(Value::Float(f.value()));
+    }
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        return str_value(obj, s);
+    }
+    if let Ok(b) = obj.cast_exact::<PyBytes>() {
+        return Ok(Value::Bytes(Bytes::copy_from_slice(b.as_bytes())));
+    }
+    if let Ok(t) = obj.cast_exact::<PyTuple>() {
+        return Ok(Value::Tuple(items(t.iter(), opts, left)?));
+    }
+    if let Ok(l) = obj.cast_exact::<PyList>() {
+        return Ok(Value::List(items(l.iter(), opts, left)?));
+    }
+    if let Ok(d) = obj.cast_exact::<PyDict>() {
+        return dict_value(d, opts, left);
+    }
+    if let Ok(s) = obj.cast_exact::<PySet>() {
+        return Ok(Value::Set(items(s.iter(), opts, left)?));
+    }
+    if let Ok(s) = obj.cast_exact::<PyFrozenSet>() {
+        return Ok(Value::FrozenSet(items(s.iter(), opts, left)?));
+    }
+    if let Ok(b) = obj.cast_exact::<PyByteArray>() {
+        return Ok(Value::Bytes(Bytes::from(b.to_vec())));
+    }
+    if opts.allow_pickle {
+        return pickle(obj);
+    }
+    // Subclasses of the builtin types travel as their base shape.
+    if obj.is_instance_of::<PyInt>() {
+        return int_value(obj);
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(Value::Float(f.value()));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return str_value(obj, s);
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Value::Bytes(Bytes::copy_from_slice(b.as_bytes())));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Value::Bytes(Bytes::from(b.to_vec())));
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        return Ok(Value::Tuple(items(t.iter(), opts, left)?));
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        return Ok(Value::List(items(l.iter(), opts, left)?));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        return dict_value(d, opts, left);
+    }
+    if let Ok(s) = obj.cast::<PySet>() {
+        return Ok(Value::Set(items(s.iter(), opts, left)?));
+    }
+    if let Ok(s) = obj.cast::<PyFrozenSet>() {
+        return Ok(Value::FrozenSet(items(s.iter(), opts, left)?));
+    }
+    Err(ConvertError::new(obj, UNSUPPORTED))
+}
+
+fn int_value(obj: &Bound<'_, PyAny>) -> Result<Value, ConvertError> {
+    if let Ok(i) = obj.extract::<i64>() {
+        return Ok(Value::Int(i));
+    }
+    obj.extract::<BigInt>()
+        .map(Value::from)
+        .map_err(|e| ConvertError::new(obj, e.to_string()))
+}
+
+fn str_value(obj: &Bound<'_, PyAny>, s: &Bound<'_, PyString>) -> Result<Value, ConvertError> {
+    s.to_cow()
+        .map(|s| Value::Str(s.into_owned()))
+        // Lone surrogates cannot be UTF-8.
+        .map_err(|e| ConvertError::new(obj, e.to_string()))
+}
+
+fn items<'py>(
+    iter: impl Iterator<Item = Bound<'py, PyAny>>,
+    opts: Options,
+    left: usize,
+) -> Result<Vec<Value>, ConvertError> {
+    iter.enumerate()
+        .map(|(i, item)| to_value_at(&item, opts, left - 1).map_err(|e| e.at(format!("[{i}]"))))
+        .collect()
+}
+
+fn dict_value(
+    d: &Bound<'_, PyDict>,
+    opts: Options,
+    left: usize,
+) -> Result<Value, ConvertError> {
+    let mut entries = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let key = to_value_at(&k, opts, left - 1)
+            .map_err(|e| e.at(format!("{} (a key)", key_segment(&k))))?;
+        let value = to_value_at(&v, opts, left - 1).map_err(|e| e.at(key_segment(&k)))?;
+        entries.push((key, value));
+    }
+    Ok(Value::Dict(entries))
+}
+
+static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn pickle(obj: &Bound<'_, PyAny>) -> Result<Value, ConvertError> {
+    let py = obj.py();
+    let pickled = PICKLE_DUMPS
+        .import(py, "pickle", "dumps")
+        .and_then(|dumps| dumps.call1((obj,)))
+        .map_err(|e| ConvertError::new(obj, format!("cannot pickle it: {e}")))?;
+    let bytes = pickled
+        .cast::<PyBytes>()
+        .map_err(|e| ConvertError::new(obj, e.to_string()))?;
+    Ok(Value::Pickle(Bytes::copy_from_slice(bytes.as_bytes())))
+}
+
+// ===== Value -> Python =====
+
+/// Converts a [`Value`] to a Python object.
+///
+/// # Errors
+///
+/// `TypeError` for a set item or dict key Python cannot hash (a peer in
+/// another language may send one), or for a pickle when pickling is not
+/// allowed; whatever `pickle.loads` raises otherwise.
+pub(crate) fn to_python(py: Python<'_>, value: Value, opts: Options) -> PyResult<Py<PyAny>> {
+    Ok(match value {
+        Value::None => py.None(),
+        Value::Bool(b) => PyBool::new(py, b).to_owned().into_any().unbind(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+        Value::BigInt(b) => b.into_pyobject(py)?.into_any().unbind(),
+        Value::Float(f) => PyFloat::new(py, f).into_any().unbind(),
+        Value::Str(s) => PyString::new(py, &s).into_any().unbind(),
+        Value::Bytes(b) => PyBytes::new(py, &b).into_any().unbind(),
+        Value::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_python(py, item, opts)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Value::Tuple(items) => {
+            let items = items
+                .into_iter()
+                .map(|v| to_python(py, v, opts))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyTuple::new(py, items)?.into_any().unbind()
+        }
+        Value::Set(items) => {
+            let set = PySet::empty(py)?;
+            for item in items {
+                set.add(to_python(py, item, opts)?)?;
+            }
+            set.into_any().unbind()
+        }
+        Value::FrozenSet(items) => {
+            let items = items
+                .into_iter()
+                .map(|v| to_python(py, v, opts))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyFrozenSet::new(py, items)?.into_any().unbind()
+        }
+        Value::Dict(entries) => {
+            let dict = PyDict::new(py);
+            for (k, v) in entries {
+                dict.set_item(to_python(py, k, opts)?, to_python(py, v, opts)?)?;
+            }
+            dict.into_any().unbind()
+        }
+        Value::Pickle(p) => {
+            if !opts.allow_pickle {
+                return Err(PyTypeError::new_err(
+                    "received a pickled object but allow_pickle is False here",
+                ));
+            }
+            PICKLE_LOADS
+                .import(py, "pickle", "loads")?
+                .call1((PyBytes::new(py, &p),))?
+                .unbind()
+        }
+    })
+}
+
+/// Converts positional arguments (a tuple) and keyword arguments (a dict with
+/// str keys) to [`pyrpc_proto::Args`].
+///
+/// # Errors
+///
+/// A `TypeError` naming the unsendable object's type and place.
+pub(crate) fn to_args(
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+    opts: Options,
+) -> PyResult<pyrpc_proto::Args> {
+    let mut out = pyrpc_proto::Args {
+        args: Vec::with_capacity(args.len()),
+        kwargs: Vec::new(),
+    };
+    for (i, a) in args.iter().enumerate() {
+        let v = to_value(&a, opts).map_err(|e| e.at(format!("[{i}]")).into_pyerr("args"))?;
+        out.args.push(v);
+    }
+    if let Some(kwargs) = kwargs {
+        out.kwargs.reserve(kwargs.len());
+        for (k, v) in kwargs.iter() {
+            let name: String = k
+                .extract()
+                .map_err(|_| PyTypeError::new_err("keyword argument names must be str"))?;
+            let v = to_value(&v, opts).map_err(|e| e.at(key_segment(&k)).into_pyerr("kwargs"))?;
+            out.kwargs.push((name, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Converts [`pyrpc_proto::Args`] to a Python `(tuple, dict)`.
+///
+/// # Errors
+///
+/// As [`to_python`].
+pub(crate) fn from_args<'py>(
+    py: Python<'py>,
+    args: pyrpc_proto::Args,
+    opts: Options,
+) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    let positional = args
+        .args
+        .into_iter()
+        .map(|v| to_python(py, v, opts))
+        .collect::<PyResult<Vec<_>>>()?;
+    let kwargs = PyDict::new(py);
+    for (k, v) in args.kwargs {
+        kwargs.set_item(k, to_python(py, v, opts)?)?;
+    }
+    Ok((PyTuple::new(py, positional)?, kwargs))
+}

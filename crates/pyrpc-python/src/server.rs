@@ -1,0 +1,272 @@
+//! `ServerCore`: the Rust half of `pyrpc.Server`, and [`PyCallee`], a
+//! [`Callee`] that calls methods of a Python object.
+//!
+//! Each call runs on tokio's blocking pool (`spawn_blocking`) and holds the GIL
+//! only while Python runs: looking the method up on the callee (per call, so
+//! `server.echo = echo` after construction is served), converting the
+//! arguments, calling, converting the result, and calling the Python
+//! server's `log_call` / `log_exception` hooks. Concurrency (and
+//! `synchronous=True`, one call at a time) is the server crate's business.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::{PyAttributeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use pyrpc_proto::{Args, ErrorKind, RemoteError, Value};
+use pyrpc_server::{CallContext, CallFuture, Callee, Server, ServerConfig, ServerHandle};
+use pyrpc_transport::Address;
+
+use crate::client::{address as parse_address, address_to_py, seconds};
+use crate::convert::{self, Options};
+use crate::errors;
+use crate::runtime;
+
+/// What a call needs from Python: the served object and the server (for the
+/// logging hooks).
+struct Target {
+    /// The `pyrpc.Server` instance; its `log_call` / `log_exception` are
+    /// called after each call.
+    server: Py<PyAny>,
+    /// The object whose methods are served (`Server.callee`).
+    callee: Py<PyAny>,
+    /// Names never served even though the callee has them: the `pyrpc.Server`
+    /// machinery (`start`, `log_call`, ...) when the callee is the server.
+    reserved: HashSet<String>,
+    /// How values convert (pickles only if the server allows them).
+    opts: Options,
+}
+
+impl Target {
+    /// Runs one call with the GIL held.
+    fn run(&self, py: Python<'_>, method: &str, args: Args) -> Result<Value, RemoteError> {
+        if method.starts_with('_') || self.reserved.contains(method) {
+            return Err(RemoteError::no_such_method(method));
+        }
+        let func = match self.callee.bind(py).getattr(method) {
+            Ok(f) if f.is_callable() => f,
+            Ok(_) => return Err(RemoteError::no_such_method(method)),
+            Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
+                return Err(RemoteError::no_such_method(method))
+            }
+            // A property that raised: the callee's own failure.
+            Err(e) => return Err(errors::remote_from_py(py, &e, self.opts)),
+        };
+        let (pargs, pkwargs) = convert::from_args(py, args, self.opts).map_err(|e| {
+            RemoteError::new(
+                ErrorKind::UnsupportedValue,
+                format!("cannot accept the arguments of {method}(): {e}"),
+            )
+        })?;
+        match func.call(&pargs, Some(&pkwargs)) {
+            Ok(ret) => match convert::to_value(&ret, self.opts) {
+                Ok(v) => {
+                    self.log(py, "log_call", &ret, method, &pargs, &pkwargs);
+                    Ok(v)
+                }
+                Err(e) => {
+                    let err = PyTypeError::new_err(e.message("result"));
+                    self.log(py, "log_exception", err.value(py), method, &pargs, &pkwargs);
+                    Err(errors::remote_from_py(py, &err, self.opts))
+                }
+            },
+            Err(err) => {
+                self.log(py, "log_exception", err.value(py), method, &pargs, &pkwargs);
+                Err(errors::remote_from_py(py, &err, self.opts))
+            }
+        }
+    }
+
+    /// Calls the server's logging hook `hook(ret_or_exc, method, args,
+    /// kwargs)`; a hook that raises is reported as unraisable, never to the
+    /// client.
+    fn log(
+        &self,
+        py: Python<'_>,
+        hook: &str,
+        ret_or_exc: &Bound<'_, PyAny>,
+        method: &str,
+        args: &Bound<'_, PyTuple>,
+        kwargs: &Bound<'_, PyDict>,
+    ) {
+        let server = self.server.bind(py);
+        if let Err(e) = server.call_method1(hook, (ret_or_exc, method, args, kwargs)) {
+            e.write_unraisable(py, Some(server));
+        }
+    }
+}
+
+/// A [`Callee`] calling methods of a Python object on the blocking pool.
+#[derive(Clone)]
+struct PyCallee {
+    target: Arc<Target>,
+}
+
+impl Callee for PyCallee {
+    fn call(&self, _ctx: CallContext, method: &str, args: Args) -> CallFuture {
+        let target = Arc::clone(&self.target);
+        let method = method.to_owned();
+        Box::pin(async move {
+            let name = method.clone();
+            let joined = tokio::task::spawn_blocking(move || {
+                Python::try_attach(|py| target.run(py, &method, args)).unwrap_or_else(|| {
+                    Err(RemoteError::new(
+                        ErrorKind::ShuttingDown,
+                        "the server's Python interpreter is shutting down",
+                    ))
+                })
+            })
+            .await;
+            joined.unwrap_or_else(|e| {
+                Err(RemoteError::new(
+                    ErrorKind::Exception,
+                    format!("the call of {name}() did not finish: {e}"),
+                ))
+            })
+        })
+    }
+}
+
+/// The Rust half of `pyrpc.Server`: binds, serves on the pyrpc runtime, and
+/// stops.
+#[pyclass(module = "pyrpc._pyrpc", frozen)]
+pub(crate) struct ServerCore {
+    target: Arc<Target>,
+    address: Address,
+    config: ServerConfig,
+    /// The running server and the pid it runs in; a server bound before a
+    /// `fork()` does not run in the child.
+    handle: Mutex<Option<(u32, ServerHandle)>>,
+}
+
+impl ServerCore {
+    /// The handle, if the server was bound in this process.
+    fn handle(&self) -> Option<ServerHandle> {
+        let slot = self.handle.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some((pid, h)) if *pid == runtime::current_pid() => Some(h.clone()),
+            _ => None,
+        }
+    }
+}
+
+#[pymethods]
+impl ServerCore {
+    /// Prepares a server for `callee` at `address`; [`ServerCore::bind`]
+    /// starts it.
+    #[new]
+    #[pyo3(signature = (server, callee, address, *, nonblocking = false, synchronous = false,
+        request_clean_interval = 60.0, allow_pickle = false, unix_mode = None, reserved = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        server: Py<PyAny>,
+        callee: Py<PyAny>,
+        address: &Bound<'_, PyAny>,
+        nonblocking: bool,
+        synchronous: bool,
+        request_clean_interval: f64,
+        allow_pickle: bool,
+        unix_mode: Option<u32>,
+        reserved: Option<HashSet<String>>,
+    ) -> PyResult<Self> {
+        let config = ServerConfig {
+            nonblocking,
+            synchronous,
+            request_clean_interval: seconds("request_clean_interval", request_clean_interval)?,
+            allow_pickle,
+            unix_mode,
+            name: format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION")),
+            ..ServerConfig::default()
+        };
+        Ok(ServerCore {
+            target: Arc::new(Target {
+                server,
+                callee,
+                reserved: reserved.unwrap_or_default(),
+                opts: Options {
+                    allow_pickle,
+                    ..Options::default()
+                },
+            }),
+            address: parse_address(address)?,
+            config,
+            handle: Mutex::new(None),
+        })
+    }
+
+    /// Binds the address and starts serving in the background; returns once
+    /// the socket listens.
+    fn bind(&self, py: Python<'_>) -> PyResult<()> {
+        if self.handle().is_some_and(|h| !h.is_finished()) {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "the server is already running",
+            ));
+        }
+        let server = Server::builder(PyCallee {
+            target: Arc::clone(&self.target),
+        })
+        .config(self.config.clone())
+        .build();
+        let addr = &self.address;
+        let handle = runtime::block_on(py, async move { server.bind(addr).await })?
+            .map_err(errors::server_error)?;
+        let mut slot = self.handle.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some((runtime::current_pid(), handle));
+        Ok(())
+    }
+
+    /// Blocks until the server has stopped. On Ctrl-C (or any exception a
+    /// signal handler raises) the server is shut down gracefully first, then
+    /// the exception propagates.
+    fn wait(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(handle) = self.handle() else {
+            return Ok(());
+        };
+        match runtime::block_on(py, handle.wait()) {
+            Ok(()) => Ok(()),
+            Err(interrupted) => {
+                handle.shutdown();
+                // A second Ctrl-C stops waiting for the graceful end.
+                runtime::block_on(py, handle.wait())?;
+                Err(interrupted)
+            }
+        }
+    }
+
+    /// Starts a graceful shutdown and returns at once.
+    fn shutdown(&self) {
+        if let Some(h) = self.handle() {
+            h.shutdown();
+        }
+    }
+
+    /// Shuts down and returns once the server stopped (and removed its Unix
+    /// socket file).
+    fn shutdown_sync(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(h) = self.handle() {
+            h.shutdown();
+            runtime::block_on(py, h.wait())?;
+        }
+        Ok(())
+    }
+
+    /// True while the server runs in this process.
+    fn running(&self) -> bool {
+        self.handle().is_some_and(|h| !h.is_finished())
+    }
+
+    /// The address the server listens on (the real port when bound to port
+    /// 0), or None before `bind`.
+    fn local_address(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.handle()
+            .map(|h| address_to_py(py, h.local_address()))
+            .transpose()
+    }
+}
+
+/// Registers the server classes in the module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ServerCore>()?;
+    Ok(())
+}
