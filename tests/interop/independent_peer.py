@@ -1,0 +1,799 @@
+"""An independent pyrpc peer: client and server written from the protocol docs alone.
+
+This file shares no code with pyrpc. It uses only the Python standard library and
+the official ``protobuf`` runtime with messages generated from
+``proto/pyrpc/v1/rpc.proto`` (``python -m grpc_tools.protoc -Iproto
+--python_out=GEN proto/pyrpc/v1/rpc.proto``), and follows ``docs/PROTOCOL.md``.
+It is what a user of another language would write, and the interop test
+(``cargo xtask interop-test``) pairs it with the Rust and Python pyrpc peers.
+
+Usage::
+
+    independent_peer.py --gen GEN golden TESTDATA_DIR   # check the golden vectors
+    independent_peer.py --gen GEN serve ADDRESS          # serve the test service
+    independent_peer.py --gen GEN check ADDRESS          # run the checks against a server
+
+ADDRESS is ``HOST:PORT`` (TCP) or ``unix:/path`` (Unix socket).
+
+The test service: ``echo(*args, **kwargs) -> (args, kwargs)``, ``sleep(seconds)
+-> seconds``, ``raise_(type_name, *args)`` raises that builtin exception,
+``big(n) -> b'1' * n``; non-blocking calls are enabled.
+"""
+
+import argparse
+import builtins
+import importlib.util
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+import uuid
+
+pb = None  # the generated module, loaded by load_messages()
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_LEN = 640 * 1024 * 1024
+MAX_DEPTH = 32
+PEER_NAME = "pyrpc-independent-peer/1"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def load_messages(gen_dir):
+    """Imports GEN/pyrpc/v1/rpc_pb2.py by path.
+
+    Importing it as ``pyrpc.v1.rpc_pb2`` would collide with the ``pyrpc`` package
+    installed in the same environment, and the generated module imports nothing
+    but the protobuf runtime, so loading the file directly is enough.
+    """
+    global pb
+    path = os.path.join(gen_dir, "pyrpc", "v1", "rpc_pb2.py")
+    spec = importlib.util.spec_from_file_location("independent_rpc_pb2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pb = module
+
+
+# ===== addresses and frames =====
+
+
+def parse_address(text):
+    """'unix:/path' -> (AF_UNIX, '/path'); 'host:port' -> (AF_INET, (host, port))."""
+    if text.startswith("unix:"):
+        return socket.AF_UNIX, text[len("unix:"):]
+    if text.startswith("tcp://"):
+        text = text[len("tcp://"):]
+    host, _, port = text.rpartition(":")
+    return socket.AF_INET, (host or "127.0.0.1", int(port))
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (or broke the framing rules)."""
+
+
+def send_frame(sock, message):
+    body = message.SerializeToString()
+    sock.sendall(struct.pack(">I", len(body)) + body)
+
+
+def recv_exactly(sock, n):
+    chunks = []
+    while n:
+        chunk = sock.recv(min(n, 1 << 20))
+        if not chunk:
+            raise ConnectionClosed("connection closed by the peer")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_frame(sock, message_type):
+    (length,) = struct.unpack(">I", recv_exactly(sock, 4))
+    if length == 0 or length > MAX_FRAME_LEN:
+        # Refused from the header alone: nothing of that size is read.
+        raise ConnectionClosed(f"bad frame length {length}")
+    message = message_type()
+    message.ParseFromString(recv_exactly(sock, length))
+    return message
+
+
+# ===== values =====
+
+
+def to_value(obj, depth=MAX_DEPTH):
+    """A Python object -> pyrpc.v1.Value."""
+    if depth == 0:
+        raise ValueError("value nested too deep")
+    v = pb.Value()
+    if obj is None:
+        v.none.SetInParent()
+    elif isinstance(obj, bool):  # before int: bool is an int subclass
+        v.bool = obj
+    elif isinstance(obj, int):
+        if INT64_MIN <= obj <= INT64_MAX:
+            v.int = obj
+        else:
+            magnitude = obj if obj >= 0 else ~obj
+            v.big_int = obj.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True)
+    elif isinstance(obj, float):
+        v.float = obj
+    elif isinstance(obj, str):
+        v.str = obj
+    elif isinstance(obj, (bytes, bytearray)):
+        v.bytes = bytes(obj)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        field = {list: "list", tuple: "tuple", set: "set", frozenset: "frozenset"}[type(obj)]
+        items = getattr(v, field)
+        items.SetInParent()  # an empty container is still a container
+        for item in obj:
+            items.items.append(to_value(item, depth - 1))
+    elif isinstance(obj, dict):
+        v.dict.SetInParent()
+        for key, value in obj.items():
+            v.dict.keys.append(to_value(key, depth - 1))
+            v.dict.values.append(to_value(value, depth - 1))
+    else:
+        raise TypeError(f"cannot send a {type(obj).__name__}")
+    return v
+
+
+def from_value(v, depth=MAX_DEPTH):
+    """A pyrpc.v1.Value -> a Python object."""
+    if depth == 0:
+        raise ValueError("value nested too deep")
+    kind = v.WhichOneof("kind")
+    if kind is None or kind == "none":
+        return None
+    if kind in ("bool", "int", "float", "str", "bytes"):
+        return getattr(v, kind)
+    if kind == "big_int":
+        if not v.big_int:
+            raise ValueError("big_int with no bytes")
+        return int.from_bytes(v.big_int, "big", signed=True)
+    if kind in ("list", "tuple", "set", "frozenset"):
+        items = [from_value(i, depth - 1) for i in getattr(v, kind).items]
+        return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[kind](items)
+    if kind == "dict":
+        if len(v.dict.keys) != len(v.dict.values):
+            raise ValueError("dict with different numbers of keys and values")
+        return {
+            from_value(k, depth - 1): from_value(x, depth - 1)
+            for k, x in zip(v.dict.keys, v.dict.values)
+        }
+    raise ValueError(f"unsupported value kind {kind}")  # pickle: we never opt in
+
+
+def shape(obj):
+    """A text that differs whenever two objects differ in value or in type, at any depth.
+
+    Sets compare regardless of order; dicts compare in insertion order.
+    """
+    if isinstance(obj, (list, tuple)):
+        return f"{type(obj).__name__}[{', '.join(shape(i) for i in obj)}]"
+    if isinstance(obj, (set, frozenset)):
+        return f"{type(obj).__name__}{{{', '.join(sorted(shape(i) for i in obj))}}}"
+    if isinstance(obj, dict):
+        return "dict{" + ", ".join(f"{shape(k)}: {shape(v)}" for k, v in obj.items()) + "}"
+    return f"{type(obj).__name__}:{obj!r}"
+
+
+# ===== errors =====
+
+
+def error(kind, type_name, message, args=None, module="builtins", tb=""):
+    e = pb.RemoteError(
+        kind=kind, type_name=type_name, module=module, message=message, traceback=tb
+    )
+    for a in (args if args is not None else (message,)):
+        e.args.append(to_value(a))
+    return e
+
+
+def exception_error(exc):
+    """The RemoteError for an exception a method raised."""
+    try:
+        args = [to_value(a) for a in exc.args]
+    except (TypeError, ValueError):
+        args = [to_value(str(a)) for a in exc.args]
+    e = pb.RemoteError(
+        kind=pb.EXCEPTION,
+        type_name=type(exc).__name__,
+        module=type(exc).__module__,
+        message=str(exc),
+        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
+    e.args.extend(args)
+    return e
+
+
+# ===== server =====
+
+
+class TestService:
+    """The methods every interop server exposes."""
+
+    def echo(self, *args, **kwargs):
+        return args, kwargs
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+    def raise_(self, type_name, *args):
+        exc_type = getattr(builtins, type_name, None)
+        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+            raise ValueError(f"no builtin exception named {type_name!r}")
+        raise exc_type(*args)
+
+    def big(self, n):
+        return b"1" * n
+
+
+class NbResult:
+    """A submitted call: done once the call finished; kept until released or reaped."""
+
+    def __init__(self, keep_s):
+        self.done = threading.Event()
+        self.outcome = None  # ("value", pb.Value) or ("error", pb.RemoteError)
+        self.keep_s = keep_s
+        self.finished_at = None
+
+
+class IndependentServer:
+    DEFAULT_KEEP_S = 600.0
+    CLEAN_INTERVAL_S = 1.0
+    SHUTDOWN_GRACE_S = 5.0
+
+    def __init__(self, address_text):
+        self.family, self.address = parse_address(address_text)
+        self.service = TestService()
+        self.results = {}  # call id -> NbResult
+        self.results_lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.in_flight = 0
+        self.in_flight_cond = threading.Condition()
+        self.conns = set()
+        self.conns_lock = threading.Lock()
+
+    # ----- lifecycle -----
+
+    def serve(self):
+        listener = socket.socket(self.family, socket.SOCK_STREAM)
+        if self.family == socket.AF_INET:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(self.address)
+        listener.listen(64)
+        listener.settimeout(0.05)  # so the accept loop notices a shutdown
+        threading.Thread(target=self.reaper, daemon=True).start()
+        print(f"independent server listening on {self.address}", flush=True)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except socket.timeout:
+                    continue
+                conn.settimeout(None)
+                with self.conns_lock:
+                    self.conns.add(conn)
+                threading.Thread(target=self.connection, args=(conn,), daemon=True).start()
+        finally:
+            listener.close()
+            self.drain()
+            if self.family == socket.AF_UNIX:
+                try:
+                    os.unlink(self.address)
+                except FileNotFoundError:
+                    pass
+        print("independent server stopped", flush=True)
+
+    def drain(self):
+        """Lets running calls finish within the grace period, then closes every connection."""
+        deadline = time.monotonic() + self.SHUTDOWN_GRACE_S
+        with self.in_flight_cond:
+            while self.in_flight and time.monotonic() < deadline:
+                self.in_flight_cond.wait(deadline - time.monotonic())
+        with self.conns_lock:
+            for conn in self.conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+
+    def reaper(self):
+        while not self.stopping.wait(self.CLEAN_INTERVAL_S):
+            now = time.monotonic()
+            with self.results_lock:
+                for call_id in [
+                    cid
+                    for cid, r in self.results.items()
+                    if r.finished_at is not None and now - r.finished_at > r.keep_s
+                ]:
+                    del self.results[call_id]
+
+    # ----- one connection -----
+
+    def connection(self, conn):
+        write_lock = threading.Lock()
+
+        def answer(request_id, **kind):
+            response = pb.Response(id=request_id, **kind)
+            with write_lock:
+                send_frame(conn, pb.ServerFrame(response=response))
+
+        try:
+            first = recv_frame(conn, pb.ClientFrame)
+            if first.WhichOneof("kind") != "hello":
+                return  # anything but a hello first: close
+            hello = pb.ServerHello(protocol_version=PROTOCOL_VERSION, peer_name=PEER_NAME)
+            if first.hello.protocol_version != PROTOCOL_VERSION:
+                hello.error.CopyFrom(
+                    error(
+                        pb.PROTOCOL,
+                        "RuntimeError",
+                        f"unsupported protocol version {first.hello.protocol_version}",
+                    )
+                )
+                send_frame(conn, pb.ServerFrame(hello=hello))
+                return
+            caps = hello.capabilities
+            caps.nonblocking = True
+            caps.max_frame_len = MAX_FRAME_LEN
+            caps.max_value_depth = MAX_DEPTH
+            caps.pickle = False
+            caps.max_in_flight_per_connection = 0  # no limit of ours
+            send_frame(conn, pb.ServerFrame(hello=hello))
+            while True:
+                frame = recv_frame(conn, pb.ClientFrame)
+                if frame.WhichOneof("kind") != "request":
+                    return  # a second hello breaks the protocol
+                # Every request runs on its own thread: answers go out by id, in
+                # whatever order the requests finish.
+                with self.in_flight_cond:
+                    self.in_flight += 1
+                threading.Thread(
+                    target=self.run_request, args=(frame.request, answer), daemon=True
+                ).start()
+        except (ConnectionClosed, OSError):
+            pass
+        finally:
+            with self.conns_lock:
+                self.conns.discard(conn)
+            conn.close()
+
+    def run_request(self, request, answer):
+        try:
+            kind = self.handle(request)
+            try:
+                answer(request.id, **kind)
+            except OSError:
+                pass  # the client went away; a Call's result is lost with it
+            if kind.get("ack") is not None and request.WhichOneof("kind") == "shutdown":
+                self.stopping.set()
+        finally:
+            with self.in_flight_cond:
+                self.in_flight -= 1
+                self.in_flight_cond.notify_all()
+
+    def handle(self, request):
+        """One request -> the keyword arguments of its Response (one of value/error/ack/pending)."""
+        kind = request.WhichOneof("kind")
+        if kind == "ping":
+            return {"ack": pb.Ack()}
+        if kind == "shutdown":
+            return {"ack": pb.Ack()}
+        if self.stopping.is_set():
+            return {"error": error(pb.SHUTTING_DOWN, "RuntimeError", "the server is shutting down")}
+        if kind == "call":
+            return self.call(request.call)
+        if kind in ("submit", "fetch", "release"):
+            call_id = getattr(request, kind).call_id
+            if len(call_id) != 16:
+                return {"error": error(pb.PROTOCOL, "RuntimeError", "a call id has 16 bytes")}
+            return getattr(self, kind)(getattr(request, kind), call_id)
+        return {"error": error(pb.PROTOCOL, "RuntimeError", "request without a kind")}
+
+    def call(self, call):
+        """Runs one Call -> {'value': ...} or {'error': ...}."""
+        name = call.method
+        if name == "connected":
+            return {"value": to_value(True)}
+        if name == "shutdown":
+            self.stopping.set()
+            return {"value": to_value(None)}
+        method = None if name.startswith("_") else getattr(self.service, name, None)
+        if not callable(method):
+            return {
+                "error": error(
+                    pb.NO_SUCH_METHOD, "AttributeError", f"no callable public method named {name!r}"
+                )
+            }
+        try:
+            args = [from_value(a) for a in call.args]
+            kwargs = {kw.name: from_value(kw.value) for kw in call.kwargs}
+        except (TypeError, ValueError) as exc:
+            return {"error": error(pb.UNSUPPORTED_VALUE, "RuntimeError", str(exc))}
+        try:
+            result = method(*args, **kwargs)
+        except TypeError as exc:
+            if exc.__traceback__.tb_next is None:  # raised by the call itself: bad arguments
+                return {"error": error(pb.BAD_ARGUMENTS, "TypeError", str(exc))}
+            return {"error": exception_error(exc)}
+        except Exception as exc:  # the method raised: send it back as data
+            return {"error": exception_error(exc)}
+        try:
+            return {"value": to_value(result)}
+        except (TypeError, ValueError) as exc:
+            return {"error": error(pb.UNSUPPORTED_VALUE, "RuntimeError", str(exc))}
+
+    def submit(self, submit, call_id):
+        with self.results_lock:
+            if call_id in self.results:
+                return {"ack": pb.Ack()}  # idempotent: the call already runs or ran
+            keep_s = submit.keep_ms / 1000 if submit.keep_ms else self.DEFAULT_KEEP_S
+            entry = self.results[call_id] = NbResult(keep_s)
+        call = pb.Call()
+        call.CopyFrom(submit.call)
+
+        def run():
+            with self.in_flight_cond:
+                self.in_flight += 1
+            try:
+                outcome = self.call(call)
+                entry.outcome = next(iter(outcome.items()))
+                entry.finished_at = time.monotonic()
+                entry.done.set()
+            finally:
+                with self.in_flight_cond:
+                    self.in_flight -= 1
+                    self.in_flight_cond.notify_all()
+
+        threading.Thread(target=run, daemon=True).start()
+        return {"ack": pb.Ack()}
+
+    def fetch(self, fetch, call_id):
+        with self.results_lock:
+            entry = self.results.get(call_id)
+        if entry is None:
+            return {"error": error(pb.UNKNOWN_CALL, "RuntimeError", f"unknown call id {call_id.hex()}")}
+        # Hold the fetch up to wait_ms for the call to finish.
+        if not entry.done.wait(fetch.wait_ms / 1000):
+            return {"pending": pb.Pending()}
+        field, message = entry.outcome
+        return {field: message}
+
+    def release(self, release, call_id):
+        with self.results_lock:
+            self.results.pop(call_id, None)
+        return {"ack": pb.Ack()}
+
+
+# ===== client =====
+
+
+class RemoteException(Exception):
+    """An error response: carries the pyrpc.v1.RemoteError."""
+
+    def __init__(self, remote):
+        super().__init__(f"{remote.type_name}: {remote.message}")
+        self.remote = remote
+
+
+class CallTimeout(Exception):
+    """No answer within the call's timeout."""
+
+
+class IndependentClient:
+    """A blocking client: one connection, requests matched to responses by id."""
+
+    def __init__(self, address_text, connect_timeout=5.0):
+        self.family, self.address = parse_address(address_text)
+        self.connect_timeout = connect_timeout
+        self.sock = None
+        self.next_id = 1
+        self.early = {}  # responses that arrived for other requests, by id
+        self.server_hello = None
+
+    def connect(self):
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        sock.settimeout(self.connect_timeout)
+        try:
+            sock.connect(self.address)
+            send_frame(sock, pb.ClientFrame(hello=pb.ClientHello(
+                protocol_version=PROTOCOL_VERSION, peer_name=PEER_NAME, max_frame_len=MAX_FRAME_LEN
+            )))
+            frame = recv_frame(sock, pb.ServerFrame)
+        except BaseException:
+            sock.close()
+            raise
+        if frame.WhichOneof("kind") != "hello":
+            sock.close()
+            raise ConnectionClosed("the server did not answer with a hello")
+        if frame.hello.HasField("error"):
+            sock.close()
+            raise RemoteException(frame.hello.error)
+        self.server_hello = frame.hello
+        self.sock = sock
+        self.early.clear()
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def request(self, timeout=None, **kind):
+        """Sends one request, returns the Response; raises CallTimeout after `timeout` s."""
+        if self.sock is None:
+            self.connect()
+        request_id = self.next_id
+        self.next_id += 1
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            send_frame(self.sock, pb.ClientFrame(request=pb.Request(id=request_id, **kind)))
+            while request_id not in self.early:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise socket.timeout()
+                self.sock.settimeout(left)
+                frame = recv_frame(self.sock, pb.ServerFrame)
+                if frame.WhichOneof("kind") != "response":
+                    raise ConnectionClosed("expected a response")
+                self.early[frame.response.id] = frame.response
+        except socket.timeout:
+            # The answer may still come; a fresh connection keeps it from being
+            # mistaken for the answer to a later request.
+            self.close()
+            raise CallTimeout(f"no answer within {timeout} s") from None
+        except BaseException:
+            self.close()
+            raise
+        return self.early.pop(request_id)
+
+    @staticmethod
+    def outcome(response):
+        kind = response.WhichOneof("kind")
+        if kind == "value":
+            return from_value(response.value)
+        if kind == "error":
+            raise RemoteException(response.error)
+        raise ConnectionClosed(f"unexpected response kind {kind}")
+
+    @staticmethod
+    def make_call(method, args, kwargs, timeout=None):
+        call = pb.Call(method=method, timeout_ms=int(timeout * 1000) if timeout else 0)
+        call.args.extend(to_value(a) for a in args)
+        for name, value in kwargs.items():
+            call.kwargs.append(pb.Kwarg(name=name, value=to_value(value)))
+        return call
+
+    def call(self, method, *args, call_timeout=None, **kwargs):
+        call = self.make_call(method, args, kwargs, call_timeout)
+        return self.outcome(self.request(timeout=call_timeout, call=call))
+
+    def nb_call(self, method, *args, nb_fetch_tick=0.5, **kwargs):
+        """Submit, then Fetch until done, then Release. Returns (result, pending answers)."""
+        call_id = uuid.uuid4().bytes
+        submit = pb.Submit(call_id=call_id, call=self.make_call(method, args, kwargs), keep_ms=60_000)
+        response = self.request(timeout=10, submit=submit)
+        if response.WhichOneof("kind") != "ack":
+            self.outcome(response)  # raises the error
+        pending = 0
+        while True:
+            fetch = pb.Fetch(call_id=call_id, wait_ms=int(nb_fetch_tick * 1000))
+            response = self.request(timeout=nb_fetch_tick + 10, fetch=fetch)
+            if response.WhichOneof("kind") != "pending":
+                break
+            pending += 1
+        try:
+            return self.outcome(response), pending
+        finally:
+            self.request(timeout=10, release=pb.Release(call_id=call_id))
+
+    def ping(self, timeout):
+        try:
+            return self.request(timeout=timeout, ping=pb.Ping()).WhichOneof("kind") == "ack"
+        except (OSError, ConnectionClosed, CallTimeout, RemoteException):
+            return False
+
+    def shutdown(self):
+        response = self.request(timeout=10, shutdown=pb.Shutdown())
+        if response.WhichOneof("kind") != "ack":
+            self.outcome(response)
+            raise ConnectionClosed(f"shutdown answered with {response.WhichOneof('kind')}")
+
+
+# ===== the checks =====
+
+NESTED_ARGS = (
+    [(1, "a"), ()],
+    {"k": (1, 2), (1, (2, 3)): "tuple key", 7: None},
+    2**70,
+    -(2**65),
+    b"\x00\xffbytes",
+    {1, 2, "x"},
+    frozenset({3, (4, 5)}),
+    None,
+    1.5,
+    True,
+    False,
+    0,
+    "h\u00e9llo",
+)
+NESTED_KWARGS = {"foo": "foo", "nested": {"a": [1, (2,), {b"b"}]}}
+
+
+def nowhere(address_text):
+    """An address of the same kind where surely nobody listens."""
+    family, address = parse_address(address_text)
+    if family == socket.AF_UNIX:
+        return "unix:" + address + ".nobody"
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return f"127.0.0.1:{port}"
+
+
+def answers(address_text):
+    """True if a server at the address answers a ping within 0.5 s."""
+    client = IndependentClient(address_text, connect_timeout=0.5)
+    try:
+        return client.ping(timeout=0.5)
+    finally:
+        client.close()
+
+
+def run_checks(address_text):
+    client = IndependentClient(address_text)
+    results = []
+
+    def check(name, fn):
+        start = time.monotonic()
+        try:
+            detail = fn()
+            ok = True
+        except Exception as exc:  # a check failing must not stop the others
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        results.append(ok)
+        print(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - start:.2f}s) {detail or ''}", flush=True)
+
+    def connected():
+        assert client.ping(timeout=1.0), "ping was not acked"
+        assert client.call("connected") is True, "connected() did not return True"
+        assert client.server_hello.capabilities.nonblocking, "server did not announce nonblocking"
+        assert not answers(nowhere(address_text)), "ping to an address nobody listens on succeeded"
+        return f"server {client.server_hello.peer_name!r}"
+
+    def call_timeout():
+        start = time.monotonic()
+        try:
+            value = client.call("sleep", 2, call_timeout=0.2)
+        except CallTimeout:
+            elapsed = time.monotonic() - start
+            assert elapsed < 1.5, f"timed out only after {elapsed:.2f} s"
+            return f"timed out after {elapsed:.2f} s"
+        raise AssertionError(f"sleep(2) with a 0.2 s timeout returned {value!r}")
+
+    def echo():
+        got = client.call("echo", *NESTED_ARGS, **NESTED_KWARGS)
+        want = (NESTED_ARGS, NESTED_KWARGS)
+        assert shape(got) == shape(want), f"echo returned\n  {shape(got)}\nnot\n  {shape(want)}"
+
+    def remote_exception():
+        try:
+            value = client.call("raise_", "KeyError", "k")
+        except RemoteException as exc:
+            e = exc.remote
+            got = (pb.ErrorKind.Name(e.kind), e.type_name, e.module, [from_value(a) for a in e.args])
+            want = ("EXCEPTION", "KeyError", "builtins", ["k"])
+            assert got == want, f"got {got}, not {want}"
+            return f"{e.type_name}({', '.join(repr(from_value(a)) for a in e.args)})"
+        raise AssertionError(f"raise_ returned {value!r}")
+
+    def big_bytes():
+        n = 3 * 1024 * 1024
+        got = client.call("big", n)
+        assert type(got) is bytes and got == b"1" * n, f"got {type(got).__name__} of length {len(got)}"
+
+    def nb_call():
+        start = time.monotonic()
+        value, pending = client.nb_call("sleep", 0.6, nb_fetch_tick=0.1)
+        elapsed = time.monotonic() - start
+        assert value == 0.6 and type(value) is float, f"returned {value!r}"
+        assert elapsed >= 0.6, f"returned after {elapsed:.2f} s, before the call could end"
+        assert pending >= 2, f"only {pending} pending answers: the call did not span several polls"
+        return f"{pending} polls answered pending"
+
+    def shutdown():
+        client.shutdown()
+        deadline = time.monotonic() + 10
+        while answers(address_text):
+            assert time.monotonic() < deadline, "the server still answers 10 s after shutdown"
+            time.sleep(0.05)
+        return "acked, server gone"
+
+    check("connected", connected)
+    check("timeout", call_timeout)
+    check("echo", echo)
+    check("exception", remote_exception)
+    check("big", big_bytes)
+    check("nb", nb_call)
+    check("shutdown", shutdown)
+    client.close()
+    return all(results)
+
+
+# ===== golden vectors =====
+
+GOLDEN_CALL = (
+    (1, -2, 2**64, -(2**63) - 1, -(2**71), 1.5, "h\u00e9llo", b"\x00\xff", True, False, 0,
+     None, (1, ()), ["a", []], {1, 2}, frozenset({"x"}), {"a": 1, (1, 2): None}),
+    {"foo": "foo", "n": None},
+)
+
+
+def check_golden(directory):
+    from google.protobuf import text_format
+
+    names = sorted(f[: -len(".bin")] for f in os.listdir(directory) if f.endswith(".bin"))
+    if not names:
+        print(f"FAIL no golden vectors in {directory}")
+        return False
+    ok = True
+    for name in names:
+        with open(os.path.join(directory, name + ".bin"), "rb") as f:
+            frame = f.read()
+        with open(os.path.join(directory, name + ".txtpb"), encoding="utf-8") as f:
+            text = f.read()
+        type_name = next(
+            line.split(":", 1)[1].strip()
+            for line in text.splitlines()
+            if line.startswith("# proto-message:")
+        )
+        message_type = {"pyrpc.v1.ClientFrame": pb.ClientFrame, "pyrpc.v1.ServerFrame": pb.ServerFrame}[type_name]
+        described = text_format.Parse(text, message_type())
+        body = described.SerializeToString(deterministic=True)
+        problems = []
+        if frame[4:] != body:
+            problems.append(f"encoding differs:\n    file {frame[4:].hex(' ')}\n    ours {body.hex(' ')}")
+        if struct.unpack(">I", frame[:4])[0] != len(frame) - 4:
+            problems.append("the header does not give the body's length")
+        decoded = message_type()
+        decoded.ParseFromString(frame[4:])
+        if decoded != described:
+            problems.append(f"decoded {decoded} is not the described message")
+        if name == "call":
+            call = decoded.request.call
+            got = (tuple(from_value(a) for a in call.args), {k.name: from_value(k.value) for k in call.kwargs})
+            if shape(got) != shape(GOLDEN_CALL):
+                problems.append(f"values {shape(got)} are not {shape(GOLDEN_CALL)}")
+            reencoded = IndependentClient.make_call("echo", *GOLDEN_CALL, timeout=1.5)
+            reencoded_frame = pb.ClientFrame(request=pb.Request(id=7, call=reencoded))
+            if reencoded_frame.SerializeToString() != frame[4:]:
+                problems.append("our value encoder does not produce call.bin")
+        ok = ok and not problems
+        print(f"{'PASS' if not problems else 'FAIL'} golden {name}.bin ({len(frame)} bytes)", flush=True)
+        for p in problems:
+            print(f"  {p}")
+    return ok
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gen", required=True, help="directory holding the generated pyrpc/v1/rpc_pb2.py")
+    parser.add_argument("command", choices=["golden", "serve", "check"])
+    parser.add_argument("target", help="ADDRESS, or the testdata directory for golden")
+    options = parser.parse_args()
+    load_messages(options.gen)
+    if options.command == "golden":
+        return 0 if check_golden(options.target) else 1
+    if options.command == "serve":
+        IndependentServer(options.target).serve()
+        return 0
+    return 0 if run_checks(options.target) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
