@@ -170,6 +170,17 @@ class Client:
     def __repr__(self) -> str:
         return "<%s address=%r>" % (type(self).__name__, self.address)
 
+    def __getstate__(self) -> Dict[str, Any]:
+        # The connection stays behind: a client sent to another process
+        # (multiprocessing with spawn or forkserver) connects anew there.
+        state = self.__dict__.copy()
+        state.pop("_pyrpc_core", None)
+        state.pop("_pyrpc_core_key", None)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     # ----- hooks (override in subclasses) -----
 
     def get_call_logging_func(self) -> Optional[Callable[[str], Any]]:

@@ -1,0 +1,108 @@
+"""Fixtures: test servers in subprocesses, over TCP and Unix sockets."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pyrpc import Client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVE = os.path.join(HERE, "serve.py")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_address(transport, tmp_path_factory):
+    if transport == "tcp":
+        return ("127.0.0.1", free_port())
+    # Unix socket paths are limited to ~107 bytes: keep them short.
+    d = tmp_path_factory.mktemp("sock")
+    return str(d / "s")
+
+
+def wait_connected(address, proc=None, timeout=20.0):
+    """Poll until a server answers at ``address`` (no blind sleeping)."""
+    client = Client(address=address)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.connected(0.2):
+            return
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise RuntimeError("server exited early: %s %s" % (out, err))
+        time.sleep(0.02)
+    raise RuntimeError("server at %r did not come up" % (address,))
+
+
+class ServerProcess:
+    """A test server (tests/serve.py) running in a subprocess."""
+
+    def __init__(self, address, kind="test", **attrs):
+        self.address = address
+        config = {"kind": kind, "address": address, "attrs": attrs}
+        env = dict(os.environ)
+        env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(
+            [sys.executable, SERVE, json.dumps(config)],
+            cwd=HERE,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_connected(address, self.proc)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+@pytest.fixture(scope="session")
+def spawn_server(tmp_path_factory):
+    """Start a server: ``spawn_server(transport, kind='test', **attrs)``."""
+    started = []
+
+    def spawn(transport, kind="test", **attrs):
+        server = ServerProcess(make_address(transport, tmp_path_factory), kind, **attrs)
+        started.append(server)
+        return server
+
+    yield spawn
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session", params=["tcp", "unix"])
+def transport(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def server(spawn_server, transport):
+    """The shared TestServer (nonblocking) for this transport."""
+    return spawn_server(transport)
+
+
+@pytest.fixture
+def client(server):
+    return Client(address=server.address)
+
+
+@pytest.fixture
+def fresh_address(transport, tmp_path_factory):
+    """An address nothing listens on yet, for this transport."""
+    return make_address(transport, tmp_path_factory)

@@ -1,0 +1,166 @@
+"""Runs one test server in the foreground: ``python serve.py CONFIG_JSON``.
+
+CONFIG_JSON is ``{"kind": ..., "address": ..., "attrs": {...}}``; a list
+address is a (host, port) tuple. The server runs with ``start()`` in the main
+thread, so SIGINT stops it as Ctrl-C would.
+"""
+
+import builtins
+import json
+import os
+import sys
+import threading
+import time
+
+from pyrpc import Server
+
+import server_only_errors
+import shared_errors
+
+LOG = []
+
+
+class Unsendable:
+    """An object pyrpc cannot send without pickling."""
+
+    def __repr__(self):
+        return "<Unsendable>"
+
+
+class TestServer(Server):
+    """The server most tests talk to."""
+
+    nonblocking = True
+    value = 42  # an attribute, not callable
+
+    def echo(self, *args, **kwargs):
+        return args, kwargs
+
+    def add(self, a, b):
+        return a + b
+
+    def sleep(self, seconds):
+        start = time.time()
+        time.sleep(seconds)
+        return start, time.time()
+
+    def raise_builtin(self, name, *args):
+        raise getattr(builtins, name)(*args)
+
+    def raise_custom(self, *args):
+        raise shared_errors.CustomError(*args)
+
+    def raise_server_only(self, *args):
+        raise server_only_errors.ServerOnlyError(*args)
+
+    def raise_unconvertible(self):
+        raise ValueError(Unsendable(), "plain")
+
+    def bad_result(self):
+        return {"ok": [1, Unsendable()]}
+
+    def inner_type_error(self):
+        return len(5)
+
+    def big(self, n):
+        return b"1" * n
+
+    def pid(self):
+        return os.getpid()
+
+    def thread_count(self):
+        return threading.active_count()
+
+    def types_of(self, *args, **kwargs):
+        return [type(a).__name__ for a in args], {k: type(v).__name__ for k, v in kwargs.items()}
+
+    def _private(self):
+        return "secret"
+
+
+class LoggingServer(TestServer):
+    """Records the original's log summaries; ``logs()`` returns them."""
+
+    def get_call_logging_func(self):
+        return lambda msg: LOG.append("call: " + msg)
+
+    def get_exception_logging_func(self):
+        return lambda msg: LOG.append("exc: " + msg)
+
+    def logs(self):
+        return list(LOG)
+
+
+class Target:
+    """A callee other than the server."""
+
+    def whoami(self):
+        return "target"
+
+    def echo(self, *args, **kwargs):
+        return "target", args, kwargs
+
+
+class PickleServer(TestServer):
+    allow_pickle = True
+
+    def roundtrip(self, obj):
+        return obj
+
+    def make_fraction(self):
+        import fractions
+
+        return fractions.Fraction(1, 3)
+
+
+def echo(*args, **kwargs):
+    return args, kwargs
+
+
+def nb_echo(args, **kwargs):
+    time.sleep(0.05)
+    return args, kwargs
+
+
+def main():
+    config = json.loads(sys.argv[1])
+    address = config["address"]
+    if isinstance(address, list):
+        address = tuple(address)
+    attrs = config.get("attrs", {})
+    kind = config.get("kind", "test")
+    if kind == "test":
+        server = TestServer(address=address, **attrs)
+    elif kind == "logging":
+        server = LoggingServer(address=address, **attrs)
+    elif kind == "pickle":
+        server = PickleServer(address=address, **attrs)
+    elif kind == "plain":
+        # Methods assigned after construction, as in the original README.
+        server = Server(address=address, **attrs)
+        server.echo = echo
+        server.nb_echo = nb_echo
+    elif kind == "callee":
+        server = Server(address=address, callee=Target(), **attrs)
+    elif kind == "callee_type":
+
+        class Redirected(Server):
+            callee_type = Target
+
+            def whoami(self):
+                return "server"
+
+        server = Redirected(address=address, **attrs)
+    else:
+        raise SystemExit("unknown kind %r" % kind)
+    print("serving", flush=True)
+    try:
+        server.start()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+    print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()
