@@ -407,3 +407,40 @@ impl RawPeer {
         self.framed.into_inner()
     }
 }
+
+#[tokio::test]
+async fn server_that_stops_reading_is_a_send_timeout() {
+    let (tx, mut seen) = report();
+    let server = FakeServer::start(Net::Unix, move |mut peer: Peer| {
+        let tx = tx.clone();
+        async move {
+            peer.read_hello().await;
+            let mut hello = server_hello();
+            if let Some(c) = hello.capabilities.as_mut() {
+                c.max_frame_len = 64 << 20;
+            }
+            peer.send_hello(hello).await;
+            let _ = tx.send(());
+            // Never read again, but keep the connection open.
+            std::future::pending::<()>().await;
+            drop(peer);
+        }
+    })
+    .await;
+    let config = ClientConfig {
+        socket_send_timeout: Duration::from_millis(150),
+        ..ClientConfig::default()
+    };
+    let client = Client::with_config(server.addr.clone(), config);
+    // 16 MiB cannot fit in a Unix socket's buffers.
+    let big = Value::from(bytes::Bytes::from(vec![0u8; 16 << 20]));
+    let started = Instant::now();
+    let err = client
+        .call("echo", Args::new().arg(big))
+        .await
+        .expect_err("times out");
+    next(&mut seen).await;
+    assert_eq!(err.timeout_stage(), Some(TimeoutStage::Send), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(client.in_flight(), 0);
+}
