@@ -380,12 +380,14 @@ class IndependentServer:
     def handle(self, request):
         """One request -> the keyword arguments of its Response (one of value/error/ack/pending)."""
         kind = request.WhichOneof("kind")
-        if kind == "ping":
-            return {"ack": pb.Ack()}
         if kind == "shutdown":
             return {"ack": pb.Ack()}
         if self.stopping.is_set():
+            # Pings included: a client waiting for the server to go away
+            # learns it at once, not when the running calls have finished.
             return {"error": error(pb.SHUTTING_DOWN, "RuntimeError", "the server is shutting down")}
+        if kind == "ping":
+            return {"ack": pb.Ack()}
         if kind == "call":
             return self.call(request.call)
         if kind in ("submit", "fetch", "release"):
