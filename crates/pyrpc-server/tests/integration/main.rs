@@ -1,0 +1,13 @@
+//! Integration tests of pyrpc-server, driven by a raw-frame peer over
+//! `tokio::io::duplex` or real sockets. One binary, one module per feature.
+
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::result_large_err)]
+
+mod peer;
+
+mod calls;
+mod handshake;
+mod hooks;
+mod nonblocking;
+mod robustness;
+mod shutdown;
