@@ -105,3 +105,45 @@ async fn bind_refuses_a_regular_file() {
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"keep");
 }
+
+#[test]
+fn start_blocks_on_its_own_runtime_until_a_shutdown_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("start.sock");
+    let addr = Address::unix(&path);
+    let server = server(&Gate::new(), ServerConfig::default());
+    let a = addr.clone();
+    let thread = std::thread::spawn(move || server.start(&a));
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // the server thread binds asynchronously: retry the connect briefly
+        let mut tries = 0;
+        let stream = loop {
+            match connect(&addr, T).await {
+                Ok(s) => break s,
+                Err(e) if tries < 500 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("the server never listened: {e}"),
+            }
+        };
+        let mut p = Peer::new(stream);
+        p.hello(0).await;
+        assert_eq!(
+            p.call_wait("add_one", Args::new().arg(1)).await.value(),
+            Value::from(2)
+        );
+        assert_eq!(
+            p.ask(2, request::Kind::Shutdown(wire::Shutdown {})).await,
+            Outcome::Ack
+        );
+    });
+    assert!(thread.join().unwrap().is_ok());
+    assert!(!path.exists(), "socket file removed");
+}
