@@ -125,9 +125,8 @@ fn start_blocks_on_its_own_runtime_until_a_shutdown_request() {
         let stream = loop {
             match connect(&addr, T).await {
                 Ok(s) => break s,
-                Err(e) if tries < 500 => {
+                Err(_) if tries < 500 => {
                     tries += 1;
-                    let _ = e;
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(e) => panic!("the server never listened: {e}"),
