@@ -48,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::new(server.local_address().clone());
 
     for n in [1, 2, 3] {
-        println!("add({n}) -> {}", client.call("add", Args::new().arg(n)).await?);
+        println!(
+            "add({n}) -> {}",
+            client.call("add", Args::new().arg(n)).await?
+        );
     }
     println!("total() -> {}", client.call("total", Args::new()).await?);
     match client.call("missing", Args::new()).await {
@@ -58,6 +61,6 @@ async fn main() -> anyhow::Result<()> {
     assert_eq!(counter.total.load(Ordering::SeqCst), 6);
 
     server.shutdown();
-    server.wait().await?;
+    server.wait().await;
     Ok(())
 }

@@ -20,8 +20,7 @@ use pyrpc_transport::Address;
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let addr: Address = std::env::args()
@@ -47,7 +46,10 @@ fn main() -> anyhow::Result<()> {
         });
 
     println!("echo server listening on {addr} (Ctrl-C stops it)");
-    Server::builder(methods).nonblocking(true).build().start(&addr)?;
+    Server::builder(methods)
+        .nonblocking(true)
+        .build()
+        .start(&addr)?;
     println!("echo server stopped");
     Ok(())
 }

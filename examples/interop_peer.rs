@@ -67,9 +67,17 @@ fn service() -> Methods {
             let mut args = args.args.into_iter();
             let type_name = match args.next() {
                 Some(Value::Str(s)) => s,
-                _ => return Err(RemoteError::bad_arguments("raise_() takes a type name first")),
+                _ => {
+                    return Err(RemoteError::bad_arguments(
+                        "raise_() takes a type name first",
+                    ))
+                }
             };
-            Err(RemoteError::exception(type_name, "builtins", args.collect()))
+            Err(RemoteError::exception(
+                type_name,
+                "builtins",
+                args.collect(),
+            ))
         })
         .add("big", |args: Args| {
             args.expect_exactly("big", 1)?;
@@ -268,7 +276,10 @@ async fn check(addr: Address) -> bool {
         let got = client.call("big", Args::new().arg(n as i64)).await?;
         match got.as_bytes() {
             Some(b) if b.len() == n && b.iter().all(|&c| c == b'1') => Ok(String::new()),
-            _ => bail!("big({n}) returned a {} that is not {n} b'1's", got.type_name()),
+            _ => bail!(
+                "big({n}) returned a {} that is not {n} b'1's",
+                got.type_name()
+            ),
         }
     });
     run!("nb", async {

@@ -33,7 +33,11 @@ async fn main() -> anyhow::Result<()> {
         let (args, kwargs) = args.into_values();
         Ok(Value::tuple([args, kwargs]))
     });
-    let server = Server::builder(methods).nonblocking(true).build().bind(&addr).await?;
+    let server = Server::builder(methods)
+        .nonblocking(true)
+        .build()
+        .bind(&addr)
+        .await?;
 
     let client = Client::new(addr);
     let options = CallOptions {
@@ -47,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     println!("{ret}");
 
     server.shutdown();
-    server.wait().await?;
+    server.wait().await;
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

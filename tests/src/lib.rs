@@ -47,7 +47,7 @@ impl TestServer {
     /// Shuts the server down and waits for it.
     pub async fn stop(self) {
         self.handle.shutdown();
-        self.handle.wait().await.unwrap();
+        self.handle.wait().await;
     }
 }
 
@@ -98,7 +98,9 @@ pub fn methods(service: Arc<Service>) -> Methods {
             Ok(Value::Bytes(Bytes::from(vec![b'1'; n as usize])))
         })
         .add("count", move |_args: Args| {
-            Ok(Value::from(s1.counted.fetch_add(1, Ordering::SeqCst) as i64 + 1))
+            Ok(Value::from(
+                s1.counted.fetch_add(1, Ordering::SeqCst) as i64 + 1,
+            ))
         })
         .add_async("gated", move |_args: Args| {
             let s = s2.clone();
@@ -113,7 +115,10 @@ pub fn methods(service: Arc<Service>) -> Methods {
 }
 
 /// Starts the test service on a fresh address of the given kind, configured by `tune`.
-pub async fn spawn_server_with(kind: Kind, tune: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
+pub async fn spawn_server_with(
+    kind: Kind,
+    tune: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> TestServer {
     let service = Arc::new(Service::default());
     let (addr, dir) = match kind {
         Kind::Tcp => (Address::tcp("127.0.0.1", 0), None),
@@ -164,7 +169,9 @@ impl Proxy {
                 while let Ok((mut inbound, _)) = listener.accept().await {
                     let target = target.clone();
                     let t = tokio::spawn(async move {
-                        let Ok(Stream::Tcp(mut outbound)) = connect(&target, Duration::from_secs(5)).await else {
+                        let Ok(Stream::Tcp(mut outbound)) =
+                            connect(&target, Duration::from_secs(5)).await
+                        else {
                             return;
                         };
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;

@@ -58,7 +58,10 @@ async fn wrong_arguments_are_a_type_error() {
     let e = remote(client.call("add", Args::new().arg(1)).await.unwrap_err());
     assert_eq!(e.kind, ErrorKind::BadArguments);
     assert_eq!(e.type_name, "TypeError");
-    assert_eq!(e.message, "add() takes 2 positional arguments but 1 were given");
+    assert_eq!(
+        e.message,
+        "add() takes 2 positional arguments but 1 were given"
+    );
     server.stop().await;
 }
 

@@ -34,7 +34,11 @@ async fn nb_call_survives_connection_cuts_and_runs_once() {
     server.service.gate_open.notify_one();
     let ret = call.await.unwrap().unwrap();
     assert_eq!(ret, Value::from("done"));
-    assert_eq!(server.service.counted.load(Ordering::SeqCst), 1, "ran exactly once");
+    assert_eq!(
+        server.service.counted.load(Ordering::SeqCst),
+        1,
+        "ran exactly once"
+    );
     assert!(proxy.accepted() >= 3);
     server.stop().await;
 }
@@ -72,7 +76,10 @@ async fn unfetched_results_are_reaped_after_their_keep_time() {
             keep_ms: 100,
         }))
         .await;
-    assert!(matches!(submitted, wire::response::Kind::Ack(_)), "{submitted:?}");
+    assert!(
+        matches!(submitted, wire::response::Kind::Ack(_)),
+        "{submitted:?}"
+    );
     // The result is there (waiting up to 5 s for the call to finish)...
     let fetched = peer
         .request(wire::request::Kind::Fetch(wire::Fetch {
@@ -80,7 +87,10 @@ async fn unfetched_results_are_reaped_after_their_keep_time() {
             wait_ms: 5000,
         }))
         .await;
-    assert!(matches!(fetched, wire::response::Kind::Value(_)), "{fetched:?}");
+    assert!(
+        matches!(fetched, wire::response::Kind::Value(_)),
+        "{fetched:?}"
+    );
     // ...and, never released, it is gone once its keep-time has passed.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -12,7 +12,10 @@ fn nested() -> Value {
             Value::tuple([Value::from(1), Value::from("a")]),
             Value::list([Value::from(1.5), Value::None, Value::from(false)]),
         ),
-        (Value::from("bytes"), Value::Bytes(Bytes::from_static(b"\x00\x01\xff"))),
+        (
+            Value::from("bytes"),
+            Value::Bytes(Bytes::from_static(b"\x00\x01\xff")),
+        ),
         (Value::from("big"), Value::from(BigInt::from(2).pow(100))),
         (Value::from("neg"), Value::from(-BigInt::from(3).pow(70))),
         (Value::from("u64max"), Value::from(u64::MAX)),

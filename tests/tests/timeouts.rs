@@ -16,11 +16,16 @@ async fn call_timeout_names_the_reply_stage() {
         ..Default::default()
     };
     let e = client
-        .call_with("sleep", Args::new().arg(5.0), &opts)
+        .call_with("sleep", Args::new().arg(1.0), &opts)
         .await
         .unwrap_err();
     assert!(
-        matches!(e, CallError::Timeout { stage: TimeoutStage::Reply }),
+        matches!(
+            e,
+            CallError::Timeout {
+                stage: TimeoutStage::Reply
+            }
+        ),
         "{e:?}"
     );
     // the same client goes on working
@@ -41,11 +46,16 @@ async fn nb_call_timeout_names_the_nb_stage() {
     };
     let client = Client::with_config(server.addr.clone(), config);
     let e = client
-        .nb_call("sleep", Args::new().arg(5.0))
+        .nb_call("sleep", Args::new().arg(1.0))
         .await
         .unwrap_err();
     assert!(
-        matches!(e, CallError::Timeout { stage: TimeoutStage::Nb }),
+        matches!(
+            e,
+            CallError::Timeout {
+                stage: TimeoutStage::Nb
+            }
+        ),
         "{e:?}"
     );
     server.stop().await;
