@@ -58,7 +58,11 @@ pub(crate) fn address_to_py(py: Python<'_>, addr: &Address) -> PyResult<Py<PyAny
             .into_pyobject(py)?
             .into_any()
             .unbind()),
-        Address::Unix(path) => Ok(path.to_string_lossy().into_pyobject(py)?.into_any().unbind()),
+        Address::Unix(path) => Ok(path
+            .to_string_lossy()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
     }
 }
 
@@ -318,7 +322,10 @@ impl ClientCore {
         d.set_item("max_frame_len", info.max_frame_len)?;
         d.set_item("max_value_depth", info.max_value_depth)?;
         d.set_item("pickle", info.pickle)?;
-        d.set_item("max_in_flight_per_connection", info.max_in_flight_per_connection)?;
+        d.set_item(
+            "max_in_flight_per_connection",
+            info.max_in_flight_per_connection,
+        )?;
         Ok(Some(d))
     }
 }
@@ -345,10 +352,11 @@ fn resolve_future(
 static RESOLVER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    RESOLVER.get_or_try_init(py, || {
-        Ok::<_, PyErr>(wrap_pyfunction!(resolve_future, py)?.into_any().unbind())
-    })
-    .map(|f| f.bind(py))
+    RESOLVER
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(wrap_pyfunction!(resolve_future, py)?.into_any().unbind())
+        })
+        .map(|f| f.bind(py))
 }
 
 /// An asyncio done-callback that aborts the call's task when the future was
@@ -373,4 +381,3 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ClientCore>()?;
     Ok(())
 }
-

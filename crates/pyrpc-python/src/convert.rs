@@ -123,11 +123,7 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>, opts: Options) -> Result<Value, C
     to_value_at(obj, opts, opts.max_depth)
 }
 
-fn to_value_at(
-    obj: &Bound<'_, PyAny>,
-    opts: Options,
-    left: usize,
-) -> Result<Value, ConvertError> {
+fn to_value_at(obj: &Bound<'_, PyAny>, opts: Options, left: usize) -> Result<Value, ConvertError> {
     if left == 0 {
         return Err(ConvertError::new(
             obj,
@@ -234,11 +230,7 @@ fn items<'py>(
         .collect()
 }
 
-fn dict_value(
-    d: &Bound<'_, PyDict>,
-    opts: Options,
-    left: usize,
-) -> Result<Value, ConvertError> {
+fn dict_value(d: &Bound<'_, PyDict>, opts: Options, left: usize) -> Result<Value, ConvertError> {
     let mut entries = Vec::with_capacity(d.len());
     for (k, v) in d.iter() {
         let key = to_value_at(&k, opts, left - 1)

@@ -126,7 +126,9 @@ pub(crate) fn remote_to_py(py: Python<'_>, remote: RemoteError, opts: Options) -
         )
     });
     // Best effort: an exception type with __slots__ cannot take the attribute.
-    let _ = err.value(py).setattr("traceback", remote.traceback.as_str());
+    let _ = err
+        .value(py)
+        .setattr("traceback", remote.traceback.as_str());
     err
 }
 
@@ -188,10 +190,7 @@ pub(crate) fn remote_from_py(py: Python<'_>, err: &PyErr, opts: Options) -> Remo
         .qualname()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "Exception".to_owned());
-    let module = cls
-        .module()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
+    let module = cls.module().map(|m| m.to_string()).unwrap_or_default();
     let args: Vec<Value> = value
         .getattr("args")
         .ok()

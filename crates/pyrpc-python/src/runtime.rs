@@ -53,7 +53,9 @@ pub(crate) fn get() -> PyResult<&'static Runtime> {
         .thread_name("pyrpc")
         .build()
         .map_err(|e| {
-            pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start the pyrpc runtime: {e}"))
+            pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "cannot start the pyrpc runtime: {e}"
+            ))
         })?;
     // Leaked on purpose: see the module docs.
     let rt: &'static Runtime = Box::leak(Box::new(rt));

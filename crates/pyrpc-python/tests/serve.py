@@ -117,11 +117,6 @@ def echo(*args, **kwargs):
     return args, kwargs
 
 
-def nb_echo(args, **kwargs):
-    time.sleep(0.05)
-    return args, kwargs
-
-
 def main():
     config = json.loads(sys.argv[1])
     address = config["address"]
@@ -139,7 +134,6 @@ def main():
         # Methods assigned after construction, as in the original README.
         server = Server(address=address, **attrs)
         server.echo = echo
-        server.nb_echo = nb_echo
     elif kind == "callee":
         server = Server(address=address, callee=Target(), **attrs)
     elif kind == "callee_type":

@@ -1,0 +1,95 @@
+"""Threads sharing a client, synchronous servers, asyncio."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from pyrpc import Client, Timeout
+
+
+def run_threads(n, target):
+    results = [None] * n
+    errors = []
+
+    def run(i):
+        try:
+            results[i] = target()
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    return results
+
+
+def test_threads_sharing_one_client_run_concurrently(client):
+    t0 = time.monotonic()
+    spans = run_threads(8, lambda: client.sleep(0.3))
+    elapsed = time.monotonic() - t0
+    # Every call was running on the server while every other one was.
+    assert max(s for s, _ in spans) < min(e for _, e in spans)
+    assert elapsed < 8 * 0.3 * 0.75
+
+
+def test_synchronous_server_serializes(spawn_server, transport):
+    sync = spawn_server(transport, synchronous=True)
+    c = Client(address=sync.address)
+    spans = sorted(run_threads(4, lambda: c.sleep(0.1)))
+    for (_, prev_end), (start, _) in zip(spans, spans[1:]):
+        assert start >= prev_end
+
+
+def test_many_threads_many_calls(client):
+    def work():
+        return [client.add(i, i) for i in range(50)]
+
+    for r in run_threads(8, work):
+        assert r == [2 * i for i in range(50)]
+
+
+def test_co_calls_run_concurrently_without_blocking_the_loop(client):
+    async def main():
+        ticks = 0
+        stop = False
+
+        async def ticker():
+            nonlocal ticks
+            while not stop:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        tick_task = asyncio.ensure_future(ticker())
+        t0 = time.monotonic()
+        spans = await asyncio.gather(*[client.co_sleep(0.3) for _ in range(6)])
+        elapsed = time.monotonic() - t0
+        stop = True
+        await tick_task
+        return spans, elapsed, ticks
+
+    spans, elapsed, ticks = asyncio.run(main())
+    assert max(s for s, _ in spans) < min(e for _, e in spans)
+    assert elapsed < 6 * 0.3 * 0.75
+    # The loop kept turning while the calls were in flight.
+    assert ticks >= 10
+
+
+def test_co_call_results_and_errors(client):
+    async def main():
+        assert await client.co_echo(1, foo="foo") == ((1,), {"foo": "foo"})
+        with pytest.raises(ValueError) as e:
+            await client.co_raise_builtin("ValueError", "x")
+        assert "raise_builtin" in e.value.traceback
+        with pytest.raises(Timeout):
+            await client.co_sleep(1, call_timeout=0.1)
+        # asyncio's own timeout cancels the call.
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.co_sleep(1), 0.1)
+        return await client.co_add(2, 3)
+
+    assert asyncio.run(main()) == 5

@@ -1,0 +1,228 @@
+"""Server features: redirection, assignment, logging hooks, lifecycle, Ctrl-C."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import HERE, make_address, wait_connected
+from pyrpc import Client, Server
+
+
+def test_assigned_function_is_served(spawn_server, transport):
+    plain = spawn_server(transport, kind="plain", nonblocking=True)
+    c = Client(address=plain.address)
+    assert c.echo(1, foo="foo") == ((1,), {"foo": "foo"})
+    assert c.nb_echo(1, foo="foo", nb_fetch_tick=0.05) == ((1,), {"foo": "foo"})
+
+
+def test_callee_redirection(spawn_server, transport):
+    s = spawn_server(transport, kind="callee")
+    c = Client(address=s.address)
+    assert c.whoami() == "target"
+    assert c.echo(1) == ("target", (1,), {})
+    # The server's own methods are not served: only the callee's.
+    with pytest.raises(AttributeError):
+        c.start_in_thread()
+    assert c.connected()
+
+
+def test_callee_type_redirection(spawn_server, transport):
+    s = spawn_server(transport, kind="callee_type")
+    c = Client(address=s.address)
+    assert c.whoami() == "target"
+
+
+def test_server_defaults_are_the_originals():
+    s = Server()
+    assert s.address is None
+    assert s.callee is s
+    assert (s.nonblocking, s.synchronous, s.retype_exceptions) == (False, False, False)
+    assert s.request_clean_interval == 60
+    assert (s.allow_pickle, s.unix_mode) == (False, None)
+    assert s.connected() is True
+
+    class T:
+        pass
+
+    class WithType(Server):
+        callee_type = T
+
+    assert isinstance(WithType().callee, T)
+    target = T()
+    assert Server(callee=target).callee is target
+
+
+def test_server_logging_hooks_get_the_original_summaries(spawn_server, transport):
+    s = spawn_server(transport, kind="logging")
+    c = Client(address=s.address)
+    c.echo(1, foo="foo")
+    c.echo("x" * 100)
+    with pytest.raises(ValueError):
+        c.raise_builtin("ValueError", "bad")
+    logs = c.logs()
+    assert logs[0] == "call: echo(args=(1,), kwargs={'foo': 'foo'}) -> ((1,), {'foo': 'foo'})"
+    long_prefix = "echo(args=({!r},), kwargs={{}})".format("x" * 100)[:60] + "...)"
+    assert logs[1].startswith("call: " + long_prefix + " -> ")
+    assert len(logs[1]) == len("call: ") + 120
+    assert logs[2] == "exc: raise_builtin(args=('ValueError', 'bad'), kwargs={}) -> ValueError('bad')"
+
+
+def test_client_logging_hooks(server):
+    lines = []
+
+    class LoggingClient(Client):
+        nolog_methods = ["add"]
+
+        def get_call_logging_func(self):
+            return lines.append
+
+        def get_exception_logging_func(self):
+            return lines.append
+
+    c = LoggingClient(address=server.address)
+    c.echo(1, foo="foo")
+    c.add(1, 2)
+    c.echo(2, nolog=True)
+    c.connected()
+    with pytest.raises(KeyError):
+        c.raise_builtin("KeyError", "k")
+    assert lines[0] == "    echo -> ((1,), {'foo': 'foo'})"
+    assert len(lines) == 2
+    head, _, tb = lines[1].partition("\n")
+    assert head == "LoggingClient: raise_builtin(args=('KeyError', 'k'), kwargs={})"[:60]
+    assert tb.startswith("Traceback (most recent call last)")
+    assert "KeyError: 'k'" in tb
+
+
+def test_hooks_default_to_none():
+    assert Client().get_call_logging_func() is None
+    assert Client().get_exception_logging_func() is None
+    assert Server().get_call_logging_func() is None
+    assert Server().get_exception_logging_func() is None
+
+
+def test_client_shutdown_stops_the_server(spawn_server, transport):
+    s = spawn_server(transport)
+    c = Client(address=s.address)
+    c.shutdown()
+    assert s.proc.wait(timeout=15) == 0
+    assert "stopped" in s.proc.stdout.read()
+    assert not c.connected()
+    if isinstance(s.address, str):
+        assert not os.path.exists(s.address)
+
+
+class InProcess(Server):
+    nonblocking = True
+
+    def echo(self, *args, **kwargs):
+        return args, kwargs
+
+
+def test_in_process_server_start_in_thread_and_shutdown_sync(transport, tmp_path_factory):
+    address = make_address(transport, tmp_path_factory)
+    server = InProcess(address=address)
+    server.start_in_thread()
+    # Bound on return: no waiting needed.
+    c = Client(address=address)
+    assert c.echo(1, foo="foo") == ((1,), {"foo": "foo"})
+    assert c.nb_echo(2, nb_fetch_tick=0.05) == ((2,), {})
+    bound = server.bound_address()
+    assert bound == address if transport == "unix" else bound[1] == address[1]
+    server.shutdown_sync()
+    assert not c.connected()
+    if transport == "unix":
+        assert not os.path.exists(address)
+
+
+def test_in_process_port_zero(tmp_path):
+    server = InProcess(address=("127.0.0.1", 0))
+    server.start_in_thread()
+    try:
+        host, port = server.bound_address()
+        assert port != 0
+        assert Client(address=(host, port)).echo(3) == ((3,), {})
+    finally:
+        server.shutdown_sync()
+
+
+def test_shutdown_is_non_blocking(tmp_path):
+    server = InProcess(address=str(tmp_path / "s"))
+    server.start_in_thread()
+    server.shutdown()
+    deadline = time.monotonic() + 15
+    while Client(address=server.address).connected(0.05) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not Client(address=server.address).connected()
+
+
+def test_start_returns_after_remote_shutdown(tmp_path):
+    import threading
+
+    address = str(tmp_path / "s")
+    server = InProcess(address=address)
+    done = threading.Event()
+
+    def serve():
+        server.start()
+        done.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    wait_connected(address)
+    Client(address=address).shutdown()
+    assert done.wait(15)
+
+
+def test_address_in_use_is_os_error():
+    first = InProcess(address=("127.0.0.1", 0))
+    first.start_in_thread()
+    try:
+        with pytest.raises(OSError):
+            InProcess(address=first.bound_address()).start_in_thread()
+    finally:
+        first.shutdown_sync()
+
+
+def test_ctrl_c_stops_start_cleanly(spawn_server, tmp_path):
+    s = spawn_server("unix")
+    assert os.path.exists(s.address)
+    s.proc.send_signal(signal.SIGINT)
+    assert s.proc.wait(timeout=15) == 130
+    assert "interrupted" in s.proc.stdout.read()
+    assert not os.path.exists(s.address)
+
+
+def test_ctrl_c_interrupts_a_waiting_call(server, tmp_path):
+    script = tmp_path / "waiter.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, time
+            from pyrpc import Client
+            c = Client(address=%r)
+            c.echo(1)
+            print("calling", flush=True)
+            t = time.monotonic()
+            try:
+                c.sleep(30)
+            except KeyboardInterrupt:
+                print("interrupted after %%.2f" %% (time.monotonic() - t), flush=True)
+                sys.exit(3)
+            """
+            % (server.address,)
+        )
+    )
+    p = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE
+    )
+    assert p.stdout.readline().strip() == "calling"
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=10) == 3, p.stderr.read()
+    out = p.stdout.read()
+    assert float(out.split()[-1]) < 5
