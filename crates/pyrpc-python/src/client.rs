@@ -142,7 +142,7 @@ impl PyCallOptions {
         let opt = |name, v: Option<f64>| v.map(|s| seconds(name, s)).transpose();
         let call_timeout = match self.call_timeout {
             None => None,
-            Some(s) if s == 0.0 => None,
+            Some(0.0) => None,
             Some(s) => Some(seconds("call_timeout", s)?),
         };
         Ok(CallOptions {
@@ -162,8 +162,10 @@ impl ClientCore {
     #[new]
     #[pyo3(signature = (address, *, allow_pickle = false, name = None))]
     fn new(address: &Bound<'_, PyAny>, allow_pickle: bool, name: Option<String>) -> PyResult<Self> {
-        let mut config = ClientConfig::default();
-        config.name = name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION")));
+        let config = ClientConfig {
+            name: name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION"))),
+            ..ClientConfig::default()
+        };
         Ok(ClientCore {
             address: self::address(address)?,
             config,

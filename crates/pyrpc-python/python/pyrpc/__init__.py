@@ -193,7 +193,7 @@ class Client:
         when a call raises a remote exception, or None."""
         return None
 
-    def log_call(self, callmsg: Tuple[str, tuple, dict], result: Any) -> None:
+    def log_call(self, callmsg: Tuple[str, Tuple[Any, ...], Dict[str, Any]], result: Any) -> None:
         """Pass a successful call to the call-logging function, as the
         original pyrpc did (skipping ``nolog_methods`` and ``connected``)."""
         log = self.get_call_logging_func()
@@ -243,7 +243,7 @@ class Client:
 
     def _core(self) -> "_pyrpc.ClientCore":
         d = self.__dict__
-        core = d.get("_pyrpc_core")
+        core: Optional[_pyrpc.ClientCore] = d.get("_pyrpc_core")
         key = (self.address, bool(self.allow_pickle))
         if core is not None and d.get("_pyrpc_core_key") == key:
             return core
@@ -267,7 +267,7 @@ class Client:
         nolog = bool(kwargs.pop("nolog", None))
         return opts, nolog
 
-    def _failed(self, method: str, args: tuple, kwargs: dict, exc: BaseException) -> None:
+    def _failed(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], exc: BaseException) -> None:
         tb = getattr(exc, "traceback", "")
         if tb and method != "connected":
             head = "{}: {}(args={!r}, kwargs={!r})".format(
@@ -275,7 +275,7 @@ class Client:
             )[:60] + "\n"
             self.log_exception(head + tb)
 
-    def _call(self, method: str, args: tuple, kwargs: dict, nonblocking: bool) -> Any:
+    def _call(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], nonblocking: bool) -> Any:
         opts, nolog = self._options(kwargs)
         try:
             ret = self._core().call(method, args, kwargs, nonblocking=nonblocking, **opts)
@@ -286,7 +286,7 @@ class Client:
             self.log_call((method, args, kwargs), ret)
         return ret
 
-    async def _co_call(self, method: str, args: tuple, kwargs: dict) -> Any:
+    async def _co_call(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         opts, nolog = self._options(kwargs)
         loop = asyncio.get_running_loop()
         try:
@@ -436,14 +436,14 @@ class Server:
         return None
 
     @staticmethod
-    def _summary(ret_or_exc: Any, method: str, args: tuple, kwargs: dict) -> str:
+    def _summary(ret_or_exc: Any, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> str:
         prefix = "{}(args={!r}, kwargs={!r})".format(method, args, kwargs)
         if len(prefix) > 60:
             prefix = prefix[:60] + "...)"
         suffix = " -> {!r}".format(ret_or_exc)[: 120 - len(prefix)]
         return prefix + suffix
 
-    def log_call(self, ret: Any, method: str, args: tuple, kwargs: dict) -> None:
+    def log_call(self, ret: Any, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         """Called by the runtime after each call that returned: logs at DEBUG
         on the ``pyrpc`` logger and passes the summary to the call-logging
         function."""
@@ -454,7 +454,7 @@ class Server:
             if log:
                 log(msg)
 
-    def log_exception(self, exc: BaseException, method: str, args: tuple, kwargs: dict) -> None:
+    def log_exception(self, exc: BaseException, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         """Called by the runtime after each call that raised: logs at WARNING
         on the ``pyrpc`` logger and passes the summary to the
         exception-logging function."""

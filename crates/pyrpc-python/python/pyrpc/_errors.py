@@ -104,3 +104,9 @@ class RemoteError(RpcError):
             type(self),
             (self.type_name, self.module, self.args, self.message, self.traceback, self.kind),
         )
+
+
+# Shown (and pickled) as pyrpc.Timeout etc., where users import them from.
+for _cls in (RpcError, Timeout, NoSocket, ProtocolError, RemoteError):
+    _cls.__module__ = "pyrpc"
+del _cls

@@ -1,0 +1,109 @@
+"""The Rust core of pyrpc. Use :class:`pyrpc.Client` and :class:`pyrpc.Server`;
+these classes are their halves in Rust and may change between versions."""
+
+import asyncio
+from typing import Any, Dict, FrozenSet, Optional, Tuple, Union, final
+
+from typing_extensions import TypeAlias
+
+__all__ = ["ClientCore", "ServerCore", "__version__"]
+
+__version__: str
+
+#: ``(host, port)`` for TCP, a ``str`` path for a Unix socket.
+_Address: TypeAlias = Union[Tuple[str, int], str]
+
+@final
+class ClientCore:
+    """One connection to a server, shared by threads and tasks, re-made after
+    ``fork()``. Connects on first use."""
+
+    def __new__(cls, address: _Address, *, allow_pickle: bool = False, name: Optional[str] = None) -> "ClientCore":
+        """Prepare a client of the server at ``address``. ``allow_pickle``
+        sends other objects pickled (if the server allows) and unpickles
+        pickled results. ``name`` is announced in the hello."""
+    @property
+    def address(self) -> _Address:
+        """The server's address."""
+    def call(
+        self,
+        method: str,
+        args: Tuple[Any, ...],
+        kwargs: Optional[Dict[str, Any]] = None,
+        *,
+        nonblocking: bool = False,
+        call_timeout: Optional[float] = None,
+        socket_connect_timeout: Optional[float] = None,
+        socket_send_timeout: Optional[float] = None,
+        socket_recv_timeout: Optional[float] = None,
+        nb_fetch_tick: Optional[float] = None,
+        nb_fetch_timeout: Optional[float] = None,
+    ) -> Any:
+        """Call ``method(*args, **kwargs)`` on the server (non-blocking:
+        submit, then poll) and return its result, with the GIL released while
+        waiting. Timeouts are seconds; ``call_timeout`` None or 0 means no
+        limit, the other Nones keep the defaults.
+
+        Raises the remote exception, ``pyrpc.Timeout``, ``pyrpc.NoSocket``,
+        ``pyrpc.ProtocolError``, ``pyrpc.RemoteError``, or ``TypeError`` for
+        arguments that cannot be sent."""
+    def co_call(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        method: str,
+        args: Tuple[Any, ...],
+        kwargs: Optional[Dict[str, Any]] = None,
+        *,
+        nonblocking: bool = False,
+        call_timeout: Optional[float] = None,
+        socket_connect_timeout: Optional[float] = None,
+        socket_send_timeout: Optional[float] = None,
+        socket_recv_timeout: Optional[float] = None,
+        nb_fetch_tick: Optional[float] = None,
+        nb_fetch_timeout: Optional[float] = None,
+    ) -> "asyncio.Future[Any]":
+        """As :meth:`call`, but return at once a future of ``event_loop``
+        completed with the result. Cancelling the future cancels the call."""
+    def connected(self, timeout: float = 0.1) -> bool:
+        """True when the server answers a ping within ``timeout`` seconds."""
+    def shutdown(self) -> None:
+        """Ask the server to shut down; return once it acknowledged."""
+    def server_info(self) -> Optional[Dict[str, Any]]:
+        """What the server announced in its last hello, or None before the
+        first connection."""
+
+@final
+class ServerCore:
+    """A server of ``callee``'s methods at ``address``, running on the pyrpc
+    runtime once bound."""
+
+    def __new__(
+        cls,
+        server: Any,
+        callee: Any,
+        address: _Address,
+        *,
+        nonblocking: bool = False,
+        synchronous: bool = False,
+        request_clean_interval: float = 60.0,
+        allow_pickle: bool = False,
+        unix_mode: Optional[int] = None,
+        reserved: Optional[FrozenSet[str]] = None,
+    ) -> "ServerCore":
+        """Prepare a server. ``server`` receives ``log_call(ret, method, args,
+        kwargs)`` and ``log_exception(exc, method, args, kwargs)`` after each
+        call; names in ``reserved`` are never served."""
+    def bind(self) -> None:
+        """Bind the address and serve in the background; return once the
+        socket listens. Raises ``OSError`` if the address cannot be bound."""
+    def wait(self) -> None:
+        """Block until the server stopped. On Ctrl-C, shut it down gracefully,
+        then let ``KeyboardInterrupt`` propagate."""
+    def shutdown(self) -> None:
+        """Start a graceful shutdown; return at once."""
+    def shutdown_sync(self) -> None:
+        """Shut down; return once stopped and the Unix socket file removed."""
+    def running(self) -> bool:
+        """True while the server runs in this process."""
+    def local_address(self) -> Optional[_Address]:
+        """The address listened on (the real port for port 0), or None."""
