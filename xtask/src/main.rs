@@ -4,6 +4,9 @@
 //!   Rust and Python, talking over TCP and a Unix socket.
 //! * `test` — everything the README's test command runs: formatting, codegen
 //!   check, clippy, the Rust tests, the Python suite and the examples.
+//! * `interop-test` — every client × server pairing (Rust, Python, an
+//!   independent protobuf peer) over TCP and Unix sockets, in separate
+//!   processes, plus the golden vectors checked by the Python protobuf runtime.
 //! * `python-setup` — create `target/venv` with maturin and pytest, and build
 //!   the `pyrpc` Python package into it (release mode).
 //! * `codegen [--check]` — regenerate (or check) the prost code from `proto/`.
@@ -15,6 +18,7 @@ use anyhow::{bail, Result};
 
 mod codegen;
 mod demo;
+mod interop;
 mod python;
 mod standalone;
 mod test;
@@ -25,6 +29,8 @@ cargo xtask <task>
 
   demo                a Rust and a Python server, each called by a client in another process
   test                every check: fmt, codegen, clippy, Rust tests, Python tests, examples
+  interop-test        every client x server (rust, python, independent) x (tcp, unix), in processes
+      [--jobs N] [--client PEER] [--server PEER] [--transport tcp|unix]
   python-setup        create target/venv (maturin, pytest) and build the pyrpc package into it
   codegen [--check]   regenerate (or check) crates/pyrpc-proto/src/generated from proto/
 ";
@@ -37,6 +43,7 @@ fn main() -> Result<()> {
         Some("codegen") => codegen::run(&root, flag("--check")),
         Some("demo") => demo::run(&root),
         Some("test") => test::run(&root),
+        Some("interop-test") => interop::run(&root, &args[1..]),
         Some("python-setup") => python::setup(&root).map(|_| ()),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");

@@ -6,9 +6,10 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::util::{cargo, run as sh, step};
-use crate::{codegen, python, standalone};
+use crate::{codegen, interop, python, standalone};
 
-/// Runs formatting, codegen, clippy, the Rust tests and the Python suite.
+/// Runs formatting, codegen, clippy, the Rust tests, the Python suite and the
+/// interop matrix.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let start = Instant::now();
     step("cargo fmt --check");
@@ -19,7 +20,14 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 
     step("clippy (whole workspace, all targets, warnings are errors)");
     sh(
-        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
         root,
     )?;
 
@@ -35,6 +43,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             .args(["-m", "pytest", "-q", "crates/pyrpc-python/tests"]),
         root,
     )?;
+
+    step("interop test (cargo xtask interop-test)");
+    interop::run_with(root, venv, &[])?;
 
     println!("\nall checks passed in {:.0?}", start.elapsed());
     Ok(())

@@ -105,7 +105,10 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
                 })),
             },
         ),
-        ("ping", client_request(1, request::Kind::Ping(wire::Ping {}))),
+        (
+            "ping",
+            client_request(1, request::Kind::Ping(wire::Ping {})),
+        ),
         ("call", call_frame()),
         (
             "submit",
@@ -203,7 +206,10 @@ fn server_vectors() -> Vec<(&'static str, wire::ServerFrame)> {
             "response_error",
             server_response(8, response::Kind::Error(key_error.into())),
         ),
-        ("response_ack", server_response(9, response::Kind::Ack(wire::Ack {}))),
+        (
+            "response_ack",
+            server_response(9, response::Kind::Ack(wire::Ack {})),
+        ),
         (
             "response_pending",
             server_response(10, response::Kind::Pending(wire::Pending {})),
@@ -243,7 +249,10 @@ where
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -311,7 +320,10 @@ fn every_vector_is_described_and_checked() {
         }
     }
     files.sort_unstable();
-    assert_eq!(files, names, "the .bin files are exactly the vectors checked here");
+    assert_eq!(
+        files, names,
+        "the .bin files are exactly the vectors checked here"
+    );
     for name in names {
         assert!(
             testdata().join(format!("{name}.txtpb")).exists(),
