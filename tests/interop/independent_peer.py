@@ -343,7 +343,7 @@ class IndependentServer:
             caps.max_frame_len = MAX_FRAME_LEN
             caps.max_value_depth = MAX_DEPTH
             caps.pickle = False
-            caps.max_in_flight_per_connection = 0  # no limit of ours
+            caps.max_in_flight_per_connection = 64  # not enforced: a thread per request
             send_frame(conn, pb.ServerFrame(hello=hello))
             while True:
                 frame = recv_frame(conn, pb.ClientFrame)
@@ -370,7 +370,7 @@ class IndependentServer:
                 answer(request.id, **kind)
             except OSError:
                 pass  # the client went away; a Call's result is lost with it
-            if kind.get("ack") is not None and request.WhichOneof("kind") == "shutdown":
+            if "ack" in kind and request.WhichOneof("kind") == "shutdown":
                 self.stopping.set()
         finally:
             with self.in_flight_cond:
@@ -380,13 +380,11 @@ class IndependentServer:
     def handle(self, request):
         """One request -> the keyword arguments of its Response (one of value/error/ack/pending)."""
         kind = request.WhichOneof("kind")
-        if kind == "shutdown":
-            return {"ack": pb.Ack()}
         if self.stopping.is_set():
-            # Pings included: a client waiting for the server to go away
-            # learns it at once, not when the running calls have finished.
+            # Pings and a second Shutdown included: a client waiting for the
+            # server to go away learns it at once, not when running calls end.
             return {"error": error(pb.SHUTTING_DOWN, "RuntimeError", "the server is shutting down")}
-        if kind == "ping":
+        if kind in ("ping", "shutdown"):
             return {"ack": pb.Ack()}
         if kind == "call":
             return self.call(request.call)
@@ -395,7 +393,8 @@ class IndependentServer:
             if len(call_id) != 16:
                 return {"error": error(pb.PROTOCOL, "RuntimeError", "a call id has 16 bytes")}
             return getattr(self, kind)(getattr(request, kind), call_id)
-        return {"error": error(pb.PROTOCOL, "RuntimeError", "request without a kind")}
+        # No kind, or one this peer does not implement (e.g. from a newer .proto).
+        return {"error": error(pb.PROTOCOL, "RuntimeError", f"unsupported request kind {kind}")}
 
     def call(self, call):
         """Runs one Call -> {'value': ...} or {'error': ...}."""
