@@ -391,32 +391,7 @@ fn cell_stages(
     server_log: &Path,
     client_log: &Path,
 ) -> Result<()> {
-    let (address, port) = match transport {
-        Transport::Tcp => {
-            let port = free_port()?;
-            (format!("127.0.0.1:{port}"), port)
-        }
-        Transport::Unix => (format!("unix:{}", sock.display()), 0),
-    };
-
-    let mut server_proc = spawn_logged(env.command(server, "serve", &address), server_log)?;
-    let start = Instant::now();
-    loop {
-        let ready = match transport {
-            Transport::Tcp => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            Transport::Unix => std::os::unix::net::UnixStream::connect(sock).is_ok(),
-        };
-        if ready {
-            break;
-        }
-        if let Some(status) = server_proc.0.try_wait()? {
-            bail!("the {server} server exited before listening ({status})");
-        }
-        if start.elapsed() > READY_LIMIT {
-            bail!("the {server} server did not listen on {address} within {READY_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut server_proc, address) = start_server(env, server, transport, sock, server_log)?;
 
     let mut client_proc = spawn_logged(env.command(client, "check", &address), client_log)?;
     let status = wait_for(&mut client_proc.0, CHECK_LIMIT)?.with_context(|| {
@@ -439,6 +414,53 @@ fn cell_stages(
         );
     }
     Ok(())
+}
+
+/// Starts the server and waits until it accepts connections. Returns the
+/// process and its address text.
+///
+/// A TCP port is picked free and released before the server binds it, so
+/// another process may take it in between: a server that exits before
+/// listening on TCP is started again on a new port, up to three times.
+fn start_server(
+    env: &Env,
+    server: Peer,
+    transport: Transport,
+    sock: &Path,
+    log: &Path,
+) -> Result<(KillOnDrop, String)> {
+    let mut attempt = 1;
+    loop {
+        let (address, port) = match transport {
+            Transport::Tcp => {
+                let port = free_port()?;
+                (format!("127.0.0.1:{port}"), port)
+            }
+            Transport::Unix => (format!("unix:{}", sock.display()), 0),
+        };
+        let mut proc = spawn_logged(env.command(server, "serve", &address), log)?;
+        let start = Instant::now();
+        loop {
+            let ready = match transport {
+                Transport::Tcp => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                Transport::Unix => std::os::unix::net::UnixStream::connect(sock).is_ok(),
+            };
+            if ready {
+                return Ok((proc, address));
+            }
+            if let Some(status) = proc.0.try_wait()? {
+                if transport == Transport::Tcp && attempt < 3 {
+                    break;
+                }
+                bail!("the {server} server exited before listening on {address} ({status})");
+            }
+            if start.elapsed() > READY_LIMIT {
+                bail!("the {server} server did not listen on {address} within {READY_LIMIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        attempt += 1;
+    }
 }
 
 /// Starts `cmd` with stdout and stderr going to `log`; killed when dropped.
