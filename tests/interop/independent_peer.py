@@ -515,6 +515,9 @@ class IndependentClient:
         if frame.hello.HasField("error"):
             sock.close()
             raise RemoteException(frame.hello.error)
+        if frame.hello.protocol_version != PROTOCOL_VERSION:
+            sock.close()
+            raise ConnectionClosed(f"the server speaks protocol {frame.hello.protocol_version}")
         self.server_hello = frame.hello
         self.sock = sock
         self.early.clear()
