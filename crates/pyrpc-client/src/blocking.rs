@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyrpc_proto::{Args, Value};
+use pyrpc_proto::{Args, MethodInfo, ServerStats, Value};
 use pyrpc_transport::Address;
 use tokio::runtime::Runtime;
 
@@ -179,6 +179,24 @@ impl Client {
     /// As [`crate::Client::ping`].
     pub fn ping(&self) -> Result<(), CallError> {
         self.block_on(self.inner.ping())
+    }
+
+    /// The server's methods; see [`crate::Client::list_methods`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::call`].
+    pub fn list_methods(&self) -> Result<Vec<MethodInfo>, CallError> {
+        self.block_on(self.inner.list_methods())
+    }
+
+    /// The server's statistics; see [`crate::Client::stats`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::call`].
+    pub fn stats(&self) -> Result<ServerStats, CallError> {
+        self.block_on(self.inner.stats())
     }
 
     /// Asks the server to shut down; see [`crate::Client::shutdown`].

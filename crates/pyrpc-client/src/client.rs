@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use pyrpc_proto::wire::{self, request, response};
-use pyrpc_proto::{Args, Value};
+use pyrpc_proto::{Args, MethodInfo, ServerStats, Value};
 use pyrpc_transport::Address;
 use tokio::time::Instant;
 use tracing::debug;
@@ -232,6 +232,50 @@ impl Client {
             .await
     }
 
+    /// The callable public methods of the server's object, with their
+    /// signatures and docstrings where the server knows them (a Python server
+    /// does), sorted by name, followed by the built-ins `connected` and
+    /// `shutdown`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::call`].
+    pub async fn list_methods(&self) -> Result<Vec<MethodInfo>, CallError> {
+        let outcome = self
+            .request(request::Kind::ListMethods(wire::ListMethods {}))
+            .await?;
+        match outcome {
+            response::Kind::Methods(list) => {
+                Ok(list.methods.into_iter().map(MethodInfo::from).collect())
+            }
+            response::Kind::Error(e) => Err(CallError::Remote(e.into())),
+            other => Err(unexpected(&other, "method listing")),
+        }
+    }
+
+    /// The server's statistics: calls, errors, calls in flight, kept
+    /// non-blocking results, connections and latency percentiles.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::call`].
+    pub async fn stats(&self) -> Result<ServerStats, CallError> {
+        let outcome = self.request(request::Kind::Stats(wire::Stats {})).await?;
+        match outcome {
+            response::Kind::Stats(s) => Ok(s.into()),
+            response::Kind::Error(e) => Err(CallError::Remote(e.into())),
+            other => Err(unexpected(&other, "stats request")),
+        }
+    }
+
+    /// Sends a request with the client's timeouts and returns the reply.
+    async fn request(&self, kind: request::Kind) -> Result<response::Kind, CallError> {
+        let t = Timeouts::new(&self.inner.config, &CallOptions::default());
+        let deadline = t.call.and_then(deadline_after);
+        let conn = self.connection(t.connect).await?;
+        conn.send(kind, t.send).await?.wait(deadline).await
+    }
+
     /// Asks the server to shut down gracefully; returns once the server has
     /// acknowledged (or closed the connection right after the request was
     /// sent, which also means it is going down).
@@ -405,6 +449,8 @@ pub(crate) fn unexpected(outcome: &response::Kind, what: &str) -> CallError {
         response::Kind::Error(_) => "an error",
         response::Kind::Ack(_) => "an ack",
         response::Kind::Pending(_) => "pending",
+        response::Kind::Methods(_) => "a method list",
+        response::Kind::Stats(_) => "stats",
     };
     CallError::Protocol(format!("the server answered a {what} with {kind}"))
 }

@@ -11,6 +11,8 @@
 //!   conversions from Rust types and lossless conversion to and from [`wire::Value`].
 //! * [`RemoteError`] — a failure that travels as data: a remote exception or a
 //!   runtime refusal ([`ErrorKind`]).
+//! * [`MethodInfo`], [`ServerStats`] — what a server says about itself when
+//!   asked (`ListMethods`, `Stats`).
 //!
 //! This crate does no I/O.
 //!
@@ -30,10 +32,12 @@
 
 mod args;
 mod error;
+mod introspect;
 mod value;
 
 pub use args::Args;
 pub use error::{ErrorKind, RemoteError, ValueError};
+pub use introspect::{Latency, MethodInfo, ServerStats};
 pub use value::{Value, MAX_VALUE_DEPTH};
 
 /// The protocol version this crate speaks (`ProtocolVersion::PROTOCOL_VERSION_1`).

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pyrpc_proto::{Args, RemoteError, Value};
+use pyrpc_proto::{Args, MethodInfo, RemoteError, Value};
 
 /// The future a [`Callee`] returns for one call.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, RemoteError>> + Send + 'static>>;
@@ -27,11 +27,25 @@ pub trait Callee: Send + Sync + 'static {
     /// Runs `method`. Unknown names answer
     /// `Err(RemoteError::no_such_method(method))`.
     fn call(&self, ctx: CallContext, method: &str, args: Args) -> CallFuture;
+
+    /// The methods a client may call, for the `ListMethods` request, with
+    /// their signatures and docstrings where known. The server drops names
+    /// starting with `_`, sorts the rest and adds the built-ins.
+    ///
+    /// The default lists nothing (a callee that cannot enumerate its
+    /// methods); [`Methods`] lists its table.
+    fn methods(&self) -> Vec<MethodInfo> {
+        Vec::new()
+    }
 }
 
 impl<T: Callee + ?Sized> Callee for Arc<T> {
     fn call(&self, ctx: CallContext, method: &str, args: Args) -> CallFuture {
         (**self).call(ctx, method, args)
+    }
+
+    fn methods(&self) -> Vec<MethodInfo> {
+        (**self).methods()
     }
 }
 
@@ -69,7 +83,7 @@ enum Handler {
 /// # Examples
 ///
 /// ```
-/// use pyrpc_proto::{Args, RemoteError, Value};
+/// use pyrpc_proto::{Args, MethodInfo, RemoteError, Value};
 /// use pyrpc_server::Methods;
 ///
 /// let methods = Methods::new()
@@ -94,6 +108,8 @@ enum Handler {
 #[derive(Clone, Default)]
 pub struct Methods {
     handlers: HashMap<String, Handler>,
+    /// Signatures and docstrings given with [`Methods::describe`], by name.
+    described: HashMap<String, (Option<String>, Option<String>)>,
 }
 
 impl Methods {
@@ -135,6 +151,38 @@ impl Methods {
     {
         let f: AsyncFn = Arc::new(move |args| Box::pin(f(args)) as CallFuture);
         self.handlers.insert(name.into(), Handler::Async(f));
+        self
+    }
+
+    /// Gives `name` a signature (as Python writes it, e.g. `"(a, b=1)"`)
+    /// and a docstring, reported by the `ListMethods` request. It may be
+    /// called before or after the method is added; a description of a name
+    /// that is never added is not listed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyrpc_proto::{Args, Value};
+    /// use pyrpc_server::{Callee, Methods};
+    ///
+    /// let m = Methods::new()
+    ///     .add("add", |args: Args| Ok(Value::None))
+    ///     .describe("add", "(a, b)", "Returns a + b.");
+    /// let listed = m.methods();
+    /// assert_eq!(listed[0].to_string(), "add(a, b)");
+    /// assert_eq!(listed[0].doc.as_deref(), Some("Returns a + b."));
+    /// ```
+    pub fn describe(
+        mut self,
+        name: impl Into<String>,
+        signature: impl Into<String>,
+        doc: impl Into<String>,
+    ) -> Self {
+        let non_empty = |s: String| (!s.is_empty()).then_some(s);
+        self.described.insert(
+            name.into(),
+            (non_empty(signature.into()), non_empty(doc.into())),
+        );
         self
     }
 
@@ -181,6 +229,22 @@ impl Callee for Methods {
             }
             Some(Handler::Async(f)) => f(args),
         }
+    }
+
+    fn methods(&self) -> Vec<MethodInfo> {
+        let mut out: Vec<MethodInfo> = self
+            .names()
+            .map(|name| {
+                let mut m = MethodInfo::new(name);
+                if let Some((sig, doc)) = self.described.get(name) {
+                    m.signature.clone_from(sig);
+                    m.doc.clone_from(doc);
+                }
+                m
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 }
 

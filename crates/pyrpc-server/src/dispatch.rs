@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pyrpc_proto::wire::{self, request, response};
-use pyrpc_proto::{Args, ErrorKind, RemoteError, Value};
+use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -100,6 +100,21 @@ pub(crate) async fn handle(
                 });
             }
         },
+        request::Kind::ListMethods(_) => {
+            let (shared, conn) = (Arc::clone(shared), conn.clone());
+            shared.clone().calls.spawn(async move {
+                let _permit = permit;
+                let resp = match list_methods(&shared).await {
+                    Ok(list) => response(id, response::Kind::Methods(list)),
+                    Err(e) => error(id, e),
+                };
+                reply(&conn, resp).await;
+            });
+        }
+        request::Kind::Stats(_) => {
+            let stats = shared.stats_snapshot();
+            reply(conn, response(id, response::Kind::Stats(stats.into()))).await;
+        }
         request::Kind::Release(r) => {
             let resp = match nb_call_id(shared, &r.call_id) {
                 Ok(call_id) => {
@@ -230,6 +245,8 @@ async fn run_prepared(
         }
         _ => {}
     }
+    // Counts the call as in flight until this function returns or is dropped.
+    let _in_flight = shared.stats.enter();
     // Held for the whole call: one call at a time across the server.
     let _turn = if shared.config.synchronous {
         Some(shared.sync_lock.acquire().await.map_err(|_| {
@@ -265,6 +282,7 @@ async fn run_prepared(
     };
     let elapsed = started.elapsed();
     let result = result.and_then(|v| check_result(shared, method, v));
+    shared.stats.record(elapsed, result.is_err());
     drop(_turn);
     match &result {
         Ok(_) => tracing::debug!(?elapsed, "call returned"),
@@ -351,6 +369,48 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
             Err(payload) => Poll::Ready(Err(payload)),
         }
     }
+}
+
+// ===== introspection =====
+
+/// The built-in methods every server answers, as `ListMethods` lists them.
+fn builtins() -> [MethodInfo; 2] {
+    [
+        MethodInfo::new("connected")
+            .signature("()")
+            .doc("Built in: returns True (the server is up)."),
+        MethodInfo::new("shutdown")
+            .signature("()")
+            .doc("Built in: shuts the server down gracefully."),
+    ]
+}
+
+/// The callee's public methods, sorted, then the built-ins. The callee is
+/// asked on the blocking pool: a Python callee takes the GIL to answer.
+async fn list_methods(shared: &Arc<Shared>) -> Result<wire::MethodList, RemoteError> {
+    let callee = Arc::clone(&shared.callee);
+    let mut methods = tokio::task::spawn_blocking(move || callee.methods())
+        .await
+        .map_err(|e| {
+            let why = if e.is_panic() {
+                panic_message(e.into_panic())
+            } else {
+                "cancelled".to_owned()
+            };
+            RemoteError::new(
+                ErrorKind::Exception,
+                format!("listing methods failed: {why}"),
+            )
+        })?;
+    methods.retain(|m| {
+        !m.name.starts_with('_') && !matches!(m.name.as_str(), "connected" | "shutdown")
+    });
+    methods.sort_by(|a, b| a.name.cmp(&b.name));
+    methods.dedup_by(|a, b| a.name == b.name);
+    methods.extend(builtins());
+    Ok(wire::MethodList {
+        methods: methods.into_iter().map(wire::MethodInfo::from).collect(),
+    })
 }
 
 // ===== non-blocking =====

@@ -23,7 +23,10 @@
 //!   `synchronous`, deadlines, hooks, Submit/Fetch/Release.
 //! * `results.rs` — the synchronous store of non-blocking results; it takes
 //!   the time as an argument and is tested on a virtual clock.
-//! * `reaper.rs` — the loop purging results past their keep-time.
+//! * `reaper.rs` — the loop purging results past their keep-time, which also
+//!   logs the server's statistics as a `tracing` event each round.
+//! * `stats.rs` — call counters and a latency histogram (atomics only), read
+//!   by the `Stats` request.
 //! * `hooks.rs` — [`CallRecord`] and its one-line [`summary`](CallRecord::summary).
 //! * `error.rs` — [`ServerError`].
 //!
@@ -65,6 +68,7 @@ mod hooks;
 mod reaper;
 mod results;
 mod server;
+mod stats;
 
 pub use callee::{CallContext, CallFuture, Callee, Methods};
 pub use config::ServerConfig;

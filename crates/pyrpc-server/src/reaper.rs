@@ -1,5 +1,7 @@
 //! The reaper: a thin async loop that removes non-blocking results past their
-//! keep-time, every `request_clean_interval`, until the server closes.
+//! keep-time, every `request_clean_interval`, until the server closes. Each
+//! round it also emits the server's statistics as a `debug` event with target
+//! `pyrpc_server::stats` (see it with `RUST_LOG=pyrpc_server::stats=debug`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,20 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if reaped > 0 {
             tracing::debug!(reaped, kept, "reaped expired non-blocking results");
         }
+        let s = shared.stats_snapshot();
+        tracing::debug!(
+            target: "pyrpc_server::stats",
+            calls = s.calls,
+            errors = s.errors,
+            in_flight = s.in_flight,
+            kept_results = s.kept_results,
+            connections = s.connections,
+            p50_us = s.latency.p50.as_micros() as u64,
+            p90_us = s.latency.p90.as_micros() as u64,
+            p99_us = s.latency.p99.as_micros() as u64,
+            max_us = s.latency.max.as_micros() as u64,
+            "server stats"
+        );
     }
     tracing::debug!("reaper stopped");
 }

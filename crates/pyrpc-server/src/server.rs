@@ -21,6 +21,7 @@ use crate::error::ServerError;
 use crate::hooks::{CallRecord, Hooks};
 use crate::reaper;
 use crate::results::ResultStore;
+use crate::stats::Stats;
 
 /// How long the accept loop pauses after the OS refused a connection (e.g.
 /// out of file descriptors), so it does not spin.
@@ -78,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) conns: TaskTracker,
     /// How many connections are open, for `max_connections`.
     pub(crate) connections: AtomicUsize,
+    /// Call counters and latencies, for the `Stats` request and the reaper.
+    pub(crate) stats: Stats,
     /// Whether the lifecycle task (reaper + shutdown sequence) runs.
     started: AtomicBool,
     /// Set once shutdown is complete.
@@ -292,6 +295,7 @@ impl ServerBuilder {
                 calls: TaskTracker::new(),
                 conns: TaskTracker::new(),
                 connections: AtomicUsize::new(0),
+                stats: Stats::new(),
                 started: AtomicBool::new(false),
                 finished,
             }),
@@ -356,6 +360,20 @@ impl Shared {
     /// methods leave it consistent even if a caller panicked.
     pub(crate) fn store(&self) -> MutexGuard<'_, ResultStore> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server's statistics now.
+    pub(crate) fn stats_snapshot(&self) -> pyrpc_proto::ServerStats {
+        let kept = self.store().len() as u64;
+        pyrpc_proto::ServerStats::new(
+            self.stats.calls(),
+            self.stats.errors(),
+            self.stats.in_flight(),
+            kept,
+            self.connections.load(Ordering::Relaxed) as u64,
+            self.stats.uptime(),
+            self.stats.latency(),
+        )
     }
 
     /// Asks for a graceful shutdown (idempotent).

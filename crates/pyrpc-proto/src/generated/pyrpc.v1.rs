@@ -111,7 +111,7 @@ pub struct Request {
     pub id: u64,
     /// What is asked. A request with no kind set is answered with a PROTOCOL
     /// error.
-    #[prost(oneof = "request::Kind", tags = "2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "request::Kind", tags = "2, 3, 4, 5, 6, 7, 9, 10")]
     pub kind: ::core::option::Option<request::Kind>,
 }
 /// Nested message and enum types in `Request`.
@@ -136,12 +136,16 @@ pub mod request {
         #[prost(message, tag = "6")]
         Ping(super::Ping),
         /// Ask the server to shut down gracefully; answered with `Ack` first.
-        ///
-        /// Reserved for cancelling a running request: Cancel cancel = 8;
-        /// Reserved for listing methods (introspection): ListMethods list_methods = 9;
-        /// Reserved for server statistics: Stats stats = 10;
         #[prost(message, tag = "7")]
         Shutdown(super::Shutdown),
+        /// Reserved for cancelling a running request: Cancel cancel = 8;
+        /// List the callable public methods of the served object; answered with
+        /// `methods`.
+        #[prost(message, tag = "9")]
+        ListMethods(super::ListMethods),
+        /// Ask for the server's statistics; answered with `stats`.
+        #[prost(message, tag = "10")]
+        Stats(super::Stats),
     }
 }
 /// A call of one method of the served object.
@@ -221,6 +225,12 @@ pub struct Ping {}
 /// lets running calls finish within its grace period, then exits its serve loop.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Shutdown {}
+/// Introspection: which methods can be called. Answered with `MethodList`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListMethods {}
+/// Server statistics. Answered with `ServerStats`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Stats {}
 /// The answer to one request.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Response {
@@ -228,7 +238,7 @@ pub struct Response {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The outcome. Exactly one is set.
-    #[prost(oneof = "response::Kind", tags = "2, 3, 4, 5")]
+    #[prost(oneof = "response::Kind", tags = "2, 3, 4, 5, 6, 7")]
     pub kind: ::core::option::Option<response::Kind>,
 }
 /// Nested message and enum types in `Response`.
@@ -250,6 +260,12 @@ pub mod response {
         /// `Fetch` of a call that is still running.
         #[prost(message, tag = "5")]
         Pending(super::Pending),
+        /// The answer to `ListMethods`.
+        #[prost(message, tag = "6")]
+        Methods(super::MethodList),
+        /// The answer to `Stats`.
+        #[prost(message, tag = "7")]
+        Stats(super::ServerStats),
     }
 }
 /// Nothing to return.
@@ -258,6 +274,64 @@ pub struct Ack {}
 /// The submitted call is still running.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Pending {}
+/// The callable public methods of the served object (names starting with "_"
+/// are never listed), sorted by name, then the built-ins `connected` and
+/// `shutdown`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MethodList {
+    #[prost(message, repeated, tag = "1")]
+    pub methods: ::prost::alloc::vec::Vec<MethodInfo>,
+}
+/// One callable method.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MethodInfo {
+    /// The name to call it by.
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// Its parameters as Python writes them, e.g. "(a, b=1, *args, **kwargs)";
+    /// empty when the server does not know them.
+    #[prost(string, tag = "2")]
+    pub signature: ::prost::alloc::string::String,
+    /// Its docstring; empty when there is none.
+    #[prost(string, tag = "3")]
+    pub doc: ::prost::alloc::string::String,
+}
+/// What the server has done since it started. Counts cover calls that reach
+/// the served object (`Call` and `Submit`), not the built-ins or other requests.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ServerStats {
+    /// Calls that finished, successfully or not.
+    #[prost(uint64, tag = "1")]
+    pub calls: u64,
+    /// Of those, calls that ended in an error (an exception or a refusal).
+    #[prost(uint64, tag = "2")]
+    pub errors: u64,
+    /// Calls running right now (or waiting for their turn under `synchronous`).
+    #[prost(uint64, tag = "3")]
+    pub in_flight: u64,
+    /// Non-blocking calls kept by the server, running or finished and not yet
+    /// released or reaped.
+    #[prost(uint64, tag = "4")]
+    pub kept_results: u64,
+    /// Open connections, this one included.
+    #[prost(uint64, tag = "5")]
+    pub connections: u64,
+    /// Milliseconds since the server started.
+    #[prost(uint64, tag = "6")]
+    pub uptime_ms: u64,
+    /// Latency of finished calls since the server started, in microseconds:
+    /// the 50th, 90th and 99th percentiles and the maximum. Percentiles come
+    /// from a log-bucketed histogram and are exact to within 12.5%; 0 when no
+    /// call has finished.
+    #[prost(uint64, tag = "7")]
+    pub latency_p50_us: u64,
+    #[prost(uint64, tag = "8")]
+    pub latency_p90_us: u64,
+    #[prost(uint64, tag = "9")]
+    pub latency_p99_us: u64,
+    #[prost(uint64, tag = "10")]
+    pub latency_max_us: u64,
+}
 /// A failure carried as data: the remote exception, or a runtime refusal.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct RemoteError {

@@ -169,6 +169,7 @@ pub fn outcome(r: wire::Response) -> Outcome {
         Some(response::Kind::Error(e)) => Outcome::Error(e.into()),
         Some(response::Kind::Ack(_)) => Outcome::Ack,
         Some(response::Kind::Pending(_)) => Outcome::Pending,
+        Some(other) => panic!("response {} of an unexpected kind: {other:?}", r.id),
         None => panic!("response {} with no kind", r.id),
     }
 }
