@@ -345,8 +345,10 @@ fn resolve_future(
     }
     if exc.is_none() {
         future.call_method1("set_result", (value,))?;
-    } else {
-        future.call_method1("set_exception", (exc,))?;
+    } else if let Err(refused) = future.call_method1("set_exception", (exc,)) {
+        // asyncio refuses some exceptions (a remote StopIteration): pass on
+        // why, rather than leave the future pending forever.
+        future.call_method1("set_exception", (refused.into_value(future.py()),))?;
     }
     Ok(())
 }

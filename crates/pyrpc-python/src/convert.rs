@@ -15,6 +15,7 @@ use bytes::Bytes;
 use num_bigint::BigInt;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
@@ -147,7 +148,7 @@ fn to_value_at(obj: &Bound<'_, PyAny>, opts: Options, left: usize) -> Result<Val
         return str_value(obj, s);
     }
     if let Ok(b) = obj.cast_exact::<PyBytes>() {
-        return Ok(Value::Bytes(Bytes::copy_from_slice(b.as_bytes())));
+        return Ok(bytes_value(b));
     }
     if let Ok(t) = obj.cast_exact::<PyTuple>() {
         return Ok(Value::Tuple(items(t.iter(), opts, left)?));
@@ -181,7 +182,7 @@ fn to_value_at(obj: &Bound<'_, PyAny>, opts: Options, left: usize) -> Result<Val
         return str_value(obj, s);
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Value::Bytes(Bytes::copy_from_slice(b.as_bytes())));
+        return Ok(bytes_value(b));
     }
     if let Ok(b) = obj.cast::<PyByteArray>() {
         return Ok(Value::Bytes(Bytes::from(b.to_vec())));
@@ -202,6 +203,13 @@ fn to_value_at(obj: &Bound<'_, PyAny>, opts: Options, left: usize) -> Result<Val
         return Ok(Value::FrozenSet(items(s.iter(), opts, left)?));
     }
     Err(ConvertError::new(obj, UNSUPPORTED))
+}
+
+/// A `bytes` object as [`Bytes`] without copying: the buffer stays the Python
+/// object's, kept alive by a reference (Python's `bytes` are immutable). A
+/// 500 MiB result is then never duplicated before it is encoded.
+fn bytes_value(b: &Bound<'_, PyBytes>) -> Value {
+    Value::Bytes(Bytes::from_owner(PyBackedBytes::from(b.clone())))
 }
 
 fn int_value(obj: &Bound<'_, PyAny>) -> Result<Value, ConvertError> {
