@@ -90,6 +90,36 @@ pub struct ServerConfig {
     ///
     /// The default value is 10 seconds.
     pub handshake_timeout: Duration,
+    /// How long a connection may stay silent before the server closes it:
+    /// no byte arrives from the client for this long while none of the
+    /// connection's calls is running (a call that runs for hours keeps its
+    /// connection). The same limit applies to a client that stops reading:
+    /// a reply write that makes no progress for this long closes the
+    /// connection and frees the replies queued for it. `None` never closes.
+    ///
+    /// The default value is 5 minutes.
+    pub idle_timeout: Option<Duration>,
+    /// The most bytes all connections together may hold for frames that
+    /// are still arriving (a long frame is buffered until its last byte).
+    /// Each connection holds up to 64 KiB of a partial frame outside this
+    /// budget, so small requests never touch it; a connection whose frame
+    /// would take the total over it is closed. This bounds what slow or
+    /// huge uploads can make the server hold, however many connections
+    /// they use (docs/decisions/0002-server-memory-limits.md). Keep it at
+    /// least [`max_frame_len`](Self::max_frame_len), or frames that long are
+    /// always refused.
+    ///
+    /// The default value is 1 GiB.
+    pub max_buffered_bytes: usize,
+    /// The most bytes of replies queued for one connection and not yet
+    /// written to it. When a client does not read its replies, the queue
+    /// fills, the connection's calls wait to queue theirs, and the server
+    /// stops reading that connection's requests (backpressure) instead of
+    /// buffering without limit. A single reply larger than this is still
+    /// sent, alone.
+    ///
+    /// The default value is 8 MiB.
+    pub max_queued_reply_bytes: usize,
     /// Accept pickled values (`Value::Pickle`) in arguments and send them in
     /// results. Unpickling runs arbitrary code, so it must be opted in to.
     ///
@@ -120,6 +150,9 @@ impl Default for ServerConfig {
             max_in_flight_per_connection: 256,
             shutdown_grace: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(300)),
+            max_buffered_bytes: 1024 * 1024 * 1024,
+            max_queued_reply_bytes: 8 * 1024 * 1024,
             allow_pickle: false,
             unix_mode: None,
             name: concat!("pyrpc-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -145,6 +178,9 @@ mod tests {
         assert_eq!(c.max_in_flight_per_connection, 256);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.max_buffered_bytes, 1 << 30);
+        assert_eq!(c.max_queued_reply_bytes, 8 << 20);
         assert!(!c.allow_pickle);
         assert_eq!(c.unix_mode, None);
         assert_eq!(c.name, format!("pyrpc-rust/{}", env!("CARGO_PKG_VERSION")));

@@ -7,23 +7,36 @@
 //!  socket -> | reader | -------------------> | dispatch /  |
 //!            +--------+                      | call tasks  |
 //!                                            +-------------+
-//!            +--------+   mpsc (bounded)            |
-//!  socket <- | writer | <---------------------------+
+//!            +--------+   ReplyQueue (bounded         |
+//!  socket <- | writer | <---- in count and bytes) ---+
 //!            +--------+  frames batched, flushed when the queue is empty
 //! ```
+//!
+//! Limits, all from [`ServerConfig`](crate::ServerConfig):
+//!
+//! * a partial frame beyond [`UNCHARGED`] bytes is charged to the server-wide
+//!   [`ByteBudget`] before its bytes are read; a connection that would go
+//!   over it is closed;
+//! * the reply queue holds at most `max_queued_reply_bytes`; while it is
+//!   full the reader reads nothing (backpressure reaches the client's socket);
+//! * `idle_timeout`: a connection that sends nothing while none of its calls
+//!   runs, or whose replies make no progress, is closed.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
+use prost::Message;
 use pyrpc_framing::{Codec, FrameError};
 use pyrpc_proto::wire::{self, client_frame, server_frame};
 use pyrpc_proto::{ErrorKind, RemoteError, PROTOCOL_VERSION};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::ByteBudget;
 use crate::dispatch::{self, ConnCtx};
 use crate::server::Shared;
 
@@ -33,6 +46,12 @@ const READ_CHUNK: usize = 8 * 1024;
 const WRITE_BATCH: usize = 256 * 1024;
 /// A write buffer grown past this (by a large reply) is given back afterwards.
 const WRITE_BUF_KEEP: usize = 1024 * 1024;
+/// The bytes of a partial frame a connection holds without charging the
+/// server-wide budget: requests this small never touch the shared counter.
+pub(crate) const UNCHARGED: usize = 64 * 1024;
+/// The most bytes read from a socket at once, so a charge to the budget is
+/// never much more than what arrives.
+const MAX_READ: usize = 64 * 1024;
 
 type ServerCodec = Codec<wire::ClientFrame, wire::ServerFrame>;
 
@@ -45,11 +64,15 @@ where
     let overloaded = _slot.open > shared.config.max_connections;
     tracing::debug!(%peer, "connection opened");
     let (rd, mut wr) = tokio::io::split(io);
-    let mut reader = FrameReader::new(rd, shared.config.max_frame_len);
+    let mut reader = FrameReader::new(
+        rd,
+        shared.config.max_frame_len,
+        Arc::clone(&shared.buffered),
+    );
 
     // ----- hello -----
     let hello = tokio::select! {
-        r = tokio::time::timeout(shared.config.handshake_timeout, reader.next()) => r,
+        r = tokio::time::timeout(shared.config.handshake_timeout, reader.next(None, &|| false)) => r,
         _ = shared.close.cancelled() => return,
     };
     let hello = match hello {
@@ -63,7 +86,7 @@ where
             return;
         }
         Ok(Err(e)) => {
-            log_frame_error(&peer, &e);
+            e.log(&peer);
             return;
         }
     };
@@ -131,21 +154,26 @@ where
     let stop = shared.close.child_token();
     let kill = shared.kill.child_token();
     let in_flight = shared.config.max_in_flight_per_connection.max(1);
-    let (tx, rx) = mpsc::channel(in_flight);
+    let (queue, rx) = ReplyQueue::new(in_flight, shared.config.max_queued_reply_bytes);
     let writer = tokio::spawn(write_loop(
         wr,
         codec,
         rx,
+        queue.room(),
+        shared.config.idle_timeout,
         stop.clone(),
         kill.clone(),
         peer.clone(),
     ));
     let conn = ConnCtx {
         peer: Arc::from(peer.as_str()),
-        tx,
+        tx: queue.clone(),
         stop: stop.clone(),
     };
     let permits = Arc::new(Semaphore::new(in_flight));
+    // While the reader waits for a frame it holds one permit; any other
+    // permit taken is a call (or a waiting fetch) of this connection.
+    let busy = || permits.available_permits() + 1 < in_flight;
     loop {
         // Take a permit before reading: with `in_flight` requests running,
         // stop reading (backpressure) rather than pile up tasks.
@@ -157,10 +185,16 @@ where
                 Err(_) => break,
             },
         };
+        // Neither read while the client leaves its replies unread.
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = queue.wait_for_room() => {}
+        }
         let frame = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
-            f = reader.next() => f,
+            f = reader.next(shared.config.idle_timeout, &busy) => f,
         };
         match frame {
             Ok(Some(wire::ClientFrame {
@@ -179,8 +213,14 @@ where
                 tracing::debug!(%peer, "peer closed the connection");
                 break;
             }
+            Err(ReadError::Idle) => {
+                tracing::debug!(%peer, "connection idle for too long; closing");
+                // What is queued is still sent, then the connection closes.
+                stop.cancel();
+                break;
+            }
             Err(e) => {
-                log_frame_error(&peer, &e);
+                e.log(&peer);
                 stop.cancel();
                 kill.cancel();
                 break;
@@ -190,6 +230,8 @@ where
     // The writer ends once every reply queued by running calls is sent (they
     // hold clones of the queue) or the connection is killed.
     drop(conn);
+    drop(queue);
+    drop(reader);
     let _ = writer.await;
     tracing::debug!(%peer, "connection closed");
 }
@@ -212,45 +254,86 @@ fn server_hello(shared: &Shared, error: Option<RemoteError>) -> wire::ServerHell
     }
 }
 
-fn log_frame_error(peer: &str, e: &FrameError) {
-    if e.is_io() {
-        tracing::debug!(%peer, error = %e, "connection failed");
-    } else {
-        tracing::warn!(%peer, error = %e, "bad frame from peer; closing its connection");
-    }
-}
-
 async fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8]) -> std::io::Result<()> {
     wr.write_all(buf).await?;
     wr.flush().await
 }
 
+/// Writes all of `buf`, failing with `TimedOut` when one write makes no
+/// progress for `stall` (the client stopped reading).
+async fn write_progressing<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    buf: &[u8],
+    stall: Option<Duration>,
+) -> std::io::Result<()> {
+    let Some(stall) = stall else {
+        return write_now(wr, buf).await;
+    };
+    let stalled = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client read nothing for the idle timeout",
+        )
+    };
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let n = tokio::time::timeout(stall, wr.write(rest))
+            .await
+            .map_err(|_| stalled())??;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        rest = &rest[n..];
+    }
+    tokio::time::timeout(stall, wr.flush())
+        .await
+        .map_err(|_| stalled())?
+}
+
 /// Sends queued replies: encodes all that are queued into one buffer, writes
-/// and flushes it, and repeats, so replies are batched under load.
+/// and flushes it, and repeats, so replies are batched under load. The room
+/// the replies took in the queue is given back once they are written.
+#[allow(clippy::too_many_arguments)]
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut codec: ServerCodec,
-    mut rx: mpsc::Receiver<wire::Response>,
+    mut rx: mpsc::Receiver<Queued>,
+    room: Arc<Semaphore>,
+    stall: Option<Duration>,
     stop: CancellationToken,
     kill: CancellationToken,
     peer: String,
 ) {
+    // Callers waiting for room learn that the connection is gone once the
+    // writer is: their replies are dropped, not kept.
+    struct CloseOnDrop(Arc<Semaphore>);
+    impl Drop for CloseOnDrop {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close = CloseOnDrop(room);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
     loop {
         let first = tokio::select! {
             r = rx.recv() => r,
             _ = kill.cancelled() => return,
         };
         let Some(first) = first else { break };
-        encode_response(&mut codec, first, &mut buf, &peer);
+        held.push(first.room);
+        encode_response(&mut codec, first.resp, &mut buf, &peer);
         while buf.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(resp) => encode_response(&mut codec, resp, &mut buf, &peer),
+                Ok(q) => {
+                    held.push(q.room);
+                    encode_response(&mut codec, q.resp, &mut buf, &peer);
+                }
                 Err(_) => break,
             }
         }
         let written = tokio::select! {
-            r = write_now(&mut wr, &buf) => r,
+            r = write_progressing(&mut wr, &buf, stall) => r,
             _ = kill.cancelled() => return,
         };
         if let Err(e) = written {
@@ -258,6 +341,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             stop.cancel();
             return;
         }
+        held.clear();
         buf.clear();
         if buf.capacity() > WRITE_BUF_KEEP {
             buf = BytesMut::with_capacity(READ_CHUNK);
@@ -292,39 +376,200 @@ fn encode_response(codec: &mut ServerCodec, resp: wire::Response, buf: &mut Byte
     }
 }
 
+// ===== ReplyQueue =====
+
+/// The replies of one connection waiting for its writer: bounded in count
+/// (the channel) and in bytes (`room`, one permit per byte of encoded reply).
+#[derive(Clone)]
+pub(crate) struct ReplyQueue {
+    tx: mpsc::Sender<Queued>,
+    room: Arc<Semaphore>,
+    /// The most permits one reply takes: a reply larger than the whole
+    /// queue takes all of it and goes alone.
+    max: u32,
+}
+
+/// A reply and the room it takes in the queue until written.
+struct Queued {
+    resp: wire::Response,
+    room: OwnedSemaphorePermit,
+}
+
+/// The connection is gone; the reply was dropped.
+#[derive(Debug)]
+pub(crate) struct QueueClosed;
+
+impl ReplyQueue {
+    fn new(count: usize, bytes: usize) -> (Self, mpsc::Receiver<Queued>) {
+        let max = bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        let (tx, rx) = mpsc::channel(count.max(1));
+        let queue = ReplyQueue {
+            tx,
+            room: Arc::new(Semaphore::new(max)),
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+        };
+        (queue, rx)
+    }
+
+    fn room(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.room)
+    }
+
+    /// Queues a reply, waiting while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`QueueClosed`] when the connection is gone.
+    pub(crate) async fn send(&self, resp: wire::Response) -> Result<(), QueueClosed> {
+        let len = u32::try_from(resp.encoded_len()).unwrap_or(u32::MAX);
+        let room = Arc::clone(&self.room)
+            .acquire_many_owned(len.clamp(1, self.max))
+            .await
+            .map_err(|_| QueueClosed)?;
+        self.tx
+            .send(Queued { resp, room })
+            .await
+            .map_err(|_| QueueClosed)
+    }
+
+    /// Waits until the queue has room (or the connection is gone).
+    async fn wait_for_room(&self) {
+        // Fair: this waits behind replies already waiting for room.
+        drop(self.room.acquire().await);
+    }
+}
+
 // ===== FrameReader =====
+
+/// Why no frame could be read.
+#[derive(Debug)]
+enum ReadError {
+    /// A bad frame, or the socket failed.
+    Frame(FrameError),
+    /// Nothing arrived for the idle timeout while nothing ran.
+    Idle,
+    /// The partial frame would take the server over `max_buffered_bytes`.
+    Budget { buffered: usize },
+}
+
+impl From<FrameError> for ReadError {
+    fn from(e: FrameError) -> Self {
+        ReadError::Frame(e)
+    }
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Frame(FrameError::Io(e))
+    }
+}
+
+impl ReadError {
+    fn log(&self, peer: &str) {
+        match self {
+            ReadError::Frame(e) if e.is_io() => {
+                tracing::debug!(%peer, error = %e, "connection failed");
+            }
+            ReadError::Frame(e) => {
+                tracing::warn!(%peer, error = %e, "bad frame from peer; closing its connection");
+            }
+            ReadError::Idle => tracing::debug!(%peer, "connection idle for too long; closing"),
+            ReadError::Budget { buffered } => tracing::warn!(
+                %peer,
+                buffered,
+                "partial frames of all connections at max_buffered_bytes; closing this one"
+            ),
+        }
+    }
+}
 
 /// Reads frames off a byte stream with the codec. The codec refuses
 /// oversize and empty frames from the header alone and grows the buffer only
-/// as bytes arrive.
+/// as bytes arrive; the reader charges a partial frame beyond [`UNCHARGED`]
+/// bytes to the server-wide budget before reading more of it.
 struct FrameReader<R> {
     io: R,
     codec: ServerCodec,
     buf: BytesMut,
+    budget: Arc<ByteBudget>,
+    /// What this reader has taken from `budget`.
+    charged: usize,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    fn new(io: R, max_frame_len: usize) -> Self {
+    fn new(io: R, max_frame_len: usize, budget: Arc<ByteBudget>) -> Self {
         FrameReader {
             io,
             codec: ServerCodec::with_max_frame_len(max_frame_len),
             buf: BytesMut::new(),
+            budget,
+            charged: 0,
         }
     }
 
     /// The next frame; `None` when the peer closed the stream.
-    async fn next(&mut self) -> Result<Option<wire::ClientFrame>, FrameError> {
+    ///
+    /// With `idle` set, fails with [`ReadError::Idle`] when no byte arrives
+    /// for that long and `busy()` (some call of the connection runs) is
+    /// false; while `busy()` is true, it keeps waiting.
+    async fn next(
+        &mut self,
+        idle: Option<Duration>,
+        busy: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Option<wire::ClientFrame>, ReadError> {
         loop {
-            if let Some(frame) = self.codec.decode(&mut self.buf)? {
-                return Ok(Some(frame));
+            let decoded = self.codec.decode(&mut self.buf);
+            if !matches!(decoded, Ok(None)) {
+                self.settle();
+                return Ok(decoded?);
             }
             if self.buf.capacity() == self.buf.len() {
                 self.buf.reserve(READ_CHUNK);
             }
-            if self.io.read_buf(&mut self.buf).await? == 0 {
+            let spare = (self.buf.capacity() - self.buf.len()).min(MAX_READ);
+            // Charge what the buffer may hold after this read, before reading.
+            let want = (self.buf.len() + spare).saturating_sub(UNCHARGED);
+            if want > self.charged {
+                if !self.budget.try_charge(want - self.charged) {
+                    return Err(ReadError::Budget {
+                        buffered: self.budget.used(),
+                    });
+                }
+                self.charged = want;
+            }
+            let n = loop {
+                let mut limited = (&mut self.buf).limit(spare);
+                let read = self.io.read_buf(&mut limited);
+                match idle {
+                    None => break read.await?,
+                    // `read_buf` is cancel safe: a timed-out read lost nothing.
+                    Some(idle) => match tokio::time::timeout(idle, read).await {
+                        Ok(n) => break n?,
+                        Err(_) if busy() => continue,
+                        Err(_) => return Err(ReadError::Idle),
+                    },
+                }
+            };
+            self.settle();
+            if n == 0 {
                 return Ok(None);
             }
         }
+    }
+
+    /// Gives back what the buffer no longer holds.
+    fn settle(&mut self) {
+        let need = self.buf.len().saturating_sub(UNCHARGED);
+        if need < self.charged {
+            self.budget.release(self.charged - need);
+            self.charged = need;
+        }
+    }
+}
+
+impl<R> Drop for FrameReader<R> {
+    fn drop(&mut self) {
+        self.budget.release(self.charged);
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use pyrpc_proto::wire::{self, request, response};
 use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -39,7 +39,7 @@ pub(crate) struct ConnCtx {
     /// Who is on the other end, for logs and [`CallContext::peer`].
     pub(crate) peer: Arc<str>,
     /// The connection's reply queue, read by its writer task.
-    pub(crate) tx: mpsc::Sender<wire::Response>,
+    pub(crate) tx: crate::connection::ReplyQueue,
     /// Cancelled when the connection closes: its running calls are dropped.
     pub(crate) stop: CancellationToken,
 }

@@ -17,7 +17,9 @@
 //! * `server.rs` — [`Server`], [`ServerBuilder`], [`ServerHandle`]: binding,
 //!   the accept loop and the shutdown sequence.
 //! * `connection.rs` — one connection: the hello, a reader with bounded
-//!   requests in flight, one writer task batching replies.
+//!   requests in flight, one writer task batching replies, the idle timeout
+//!   and the reply queue bounded in bytes.
+//! * `budget.rs` — the server-wide ceiling on bytes held for partial frames.
 //! * `dispatch.rs` — one request to one response: builtins (`connected`,
 //!   `shutdown`, names starting with `_` refused), argument checks,
 //!   `synchronous`, deadlines, hooks, Submit/Fetch/Release.
@@ -59,6 +61,7 @@
 // it is large, but built only on the failure path.
 #![allow(clippy::result_large_err)]
 
+mod budget;
 mod callee;
 mod config;
 mod connection;

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::budget::ByteBudget;
 use crate::callee::Callee;
 use crate::config::ServerConfig;
 use crate::connection;
@@ -79,6 +80,9 @@ pub(crate) struct Shared {
     pub(crate) conns: TaskTracker,
     /// How many connections are open, for `max_connections`.
     pub(crate) connections: AtomicUsize,
+    /// Bytes held for partial frames by all connections, for
+    /// `max_buffered_bytes`.
+    pub(crate) buffered: Arc<ByteBudget>,
     /// Call counters and latencies, for the `Stats` request and the reaper.
     pub(crate) stats: Stats,
     /// Whether the lifecycle task (reaper + shutdown sequence) runs.
@@ -284,6 +288,7 @@ impl ServerBuilder {
         Server {
             shared: Arc::new(Shared {
                 store: Mutex::new(ResultStore::new(self.config.max_kept_results)),
+                buffered: Arc::new(ByteBudget::new(self.config.max_buffered_bytes)),
                 callee: self.callee,
                 config: self.config,
                 hooks: self.hooks,

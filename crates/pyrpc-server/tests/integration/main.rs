@@ -8,6 +8,7 @@ mod peer;
 mod calls;
 mod handshake;
 mod hooks;
+mod limits;
 mod nonblocking;
 mod robustness;
 mod shutdown;

@@ -253,6 +253,8 @@ async fn reaper_never_removes_a_running_call() {
     let config = ServerConfig {
         nonblocking: true,
         request_clean_interval: Duration::from_secs(1),
+        // The connection stays silent for the hour below.
+        idle_timeout: None,
         ..ServerConfig::default()
     };
     let s = server(&gate, config);
