@@ -226,3 +226,25 @@ def test_ctrl_c_interrupts_a_waiting_call(server, tmp_path):
     assert p.wait(timeout=10) == 3, p.stderr.read()
     out = p.stdout.read()
     assert float(out.split()[-1]) < 5
+
+
+def test_pyrpc_logger_gets_debug_per_call_and_warning_per_exception(tmp_path, caplog):
+    import logging
+
+    class Failing(InProcess):
+        def fail(self):
+            raise ValueError("nope")
+
+    server = Failing(address=str(tmp_path / "s"))
+    server.start_in_thread()
+    try:
+        c = Client(address=server.address)
+        with caplog.at_level(logging.DEBUG, logger="pyrpc"):
+            c.echo(1)
+            with pytest.raises(ValueError):
+                c.fail()
+        records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pyrpc"]
+        assert ("DEBUG", "echo(args=(1,), kwargs={}) -> ((1,), {})") in records
+        assert ("WARNING", "fail(args=(), kwargs={}) -> ValueError('nope')") in records
+    finally:
+        server.shutdown_sync()
