@@ -87,5 +87,3 @@ fn wait_tcp(port: u16) -> Result<()> {
     })
     .with_context(|| format!("server did not listen on port {port}"))
 }
-
-

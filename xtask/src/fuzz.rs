@@ -24,7 +24,14 @@ pub(crate) fn run_targets(root: &Path, seconds: u64) -> Result<()> {
     if !have {
         step("installing cargo-fuzz 0.13.2 from crates.io");
         run(
-            cargo().args(["install", "--quiet", "--locked", "cargo-fuzz", "--version", "0.13.2"]),
+            cargo().args([
+                "install",
+                "--quiet",
+                "--locked",
+                "cargo-fuzz",
+                "--version",
+                "0.13.2",
+            ]),
             root,
         )?;
     }

@@ -57,8 +57,14 @@ pub(crate) fn setup(root: &Path) -> Result<Venv> {
     if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
         step("installing maturin and the test requirements from PyPI");
         let mut pip = venv.command(venv.python());
-        pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(TOOLS);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(TOOLS);
         if reqs_file.exists() {
             pip.arg("-r").arg(&reqs_file);
         }

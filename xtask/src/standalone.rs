@@ -25,13 +25,19 @@ const CRATES: [(&str, &str, &str); 2] = [
 /// Runs the checks.
 pub(crate) fn run_checks(root: &Path) -> Result<()> {
     step("pyrpc-client and pyrpc-server do not depend on each other");
-    for (krate, other) in [("pyrpc-client", "pyrpc-server"), ("pyrpc-server", "pyrpc-client")] {
+    for (krate, other) in [
+        ("pyrpc-client", "pyrpc-server"),
+        ("pyrpc-server", "pyrpc-client"),
+    ] {
         let out = cargo()
             .args(["tree", "--quiet", "--edges", "normal,build", "-p", krate])
             .current_dir(root)
             .output()?;
         if !out.status.success() {
-            bail!("cargo tree -p {krate} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "cargo tree -p {krate} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         if String::from_utf8_lossy(&out.stdout).contains(other) {
             bail!("{krate} depends on {other}");
