@@ -240,6 +240,7 @@ impl RawPeer {
                     protocol_version: pyrpc_proto::PROTOCOL_VERSION,
                     peer_name: "raw test peer".into(),
                     max_frame_len: 0,
+                    ..Default::default()
                 })),
             })
             .await

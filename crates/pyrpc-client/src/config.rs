@@ -82,6 +82,16 @@ pub struct ClientConfig {
     ///
     /// The default value is [`pyrpc_proto::MAX_VALUE_DEPTH`] (32).
     pub max_value_depth: usize,
+    /// The shared secret of a server that requires authentication. With it,
+    /// the client answers the server's challenge (HMAC-SHA256, see
+    /// docs/PROTOCOL.md) and checks the server's proof that it holds the
+    /// secret too; a server without a secret is refused. Without it, a
+    /// server that requires authentication is refused. Either refusal is a
+    /// [`CallError::Remote`](crate::CallError::Remote) of kind
+    /// `UNAUTHENTICATED`.
+    ///
+    /// The default value is `None`.
+    pub secret: Option<pyrpc_proto::auth::Secret>,
     /// The name the client gives in its hello, for the server's logs.
     ///
     /// The default value is `"pyrpc-rust/<crate version>"`.
@@ -99,6 +109,7 @@ impl Default for ClientConfig {
             nb_fetch_timeout: Duration::from_secs(5),
             max_frame_len: pyrpc_framing::DEFAULT_MAX_FRAME_LEN,
             max_value_depth: pyrpc_proto::MAX_VALUE_DEPTH,
+            secret: None,
             name: concat!("pyrpc-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -214,6 +225,7 @@ mod tests {
         assert_eq!(c.max_frame_len, pyrpc_framing::DEFAULT_MAX_FRAME_LEN);
         assert_eq!(c.max_value_depth, pyrpc_proto::MAX_VALUE_DEPTH);
         assert!(c.name.starts_with("pyrpc-rust/"), "{}", c.name);
+        assert!(c.secret.is_none());
     }
 
     #[test]

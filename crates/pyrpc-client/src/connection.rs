@@ -257,11 +257,18 @@ impl Connection {
         let mut writer =
             FramedWrite::new(write, ClientCodec::with_max_frame_len(config.max_frame_len));
 
+        let client_nonce = match &config.secret {
+            Some(_) => pyrpc_proto::auth::nonce()
+                .map_err(|e| unauthenticated(format!("no random nonce: {e}")))?
+                .to_vec(),
+            None => Vec::new(),
+        };
         let hello = ClientFrame {
             kind: Some(client_frame::Kind::Hello(wire::ClientHello {
                 protocol_version: PROTOCOL_VERSION,
                 peer_name: config.name.clone(),
                 max_frame_len: config.max_frame_len as u64,
+                auth_nonce: client_nonce.clone().into(),
             })),
         };
         writer
@@ -270,22 +277,53 @@ impl Connection {
             .map_err(|e| CallError::from(Broken::from_frame(e)))?;
         trace!("hello sent");
 
-        let hello = match reader.next().await {
-            Some(Ok(ServerFrame {
-                kind: Some(server_frame::Kind::Hello(h)),
-            })) => h,
-            Some(Ok(_)) => {
-                return Err(CallError::Protocol(
-                    "the server's first frame is not a hello".into(),
-                ))
-            }
-            Some(Err(e)) => return Err(Broken::from_frame(e).into()),
-            None => return Err(CallError::Closed),
-        };
+        let hello = read_hello(&mut reader).await?;
         trace!(server = %hello.peer_name, "hello received");
         if let Some(e) = hello.error {
             // The server refused us (version, overload) and closes now.
             return Err(CallError::Remote(e.into()));
+        }
+        match (&config.secret, hello.auth_challenge.is_empty()) {
+            (None, true) => {}
+            (None, false) => {
+                return Err(unauthenticated(
+                    "the server requires authentication: give the client its shared secret \
+                     (ClientConfig::secret)"
+                        .into(),
+                ))
+            }
+            (Some(_), true) => {
+                return Err(unauthenticated(
+                    "the server does not authenticate (it has no shared secret) but this \
+                     client holds one: refusing to talk to a server that cannot prove it \
+                     knows the secret"
+                        .into(),
+                ))
+            }
+            (Some(secret), false) => {
+                let challenge = &hello.auth_challenge;
+                let answer = ClientFrame {
+                    kind: Some(client_frame::Kind::Auth(wire::AuthResponse {
+                        mac: secret.client_mac(challenge, &client_nonce).into(),
+                    })),
+                };
+                writer
+                    .send(answer)
+                    .await
+                    .map_err(|e| CallError::from(Broken::from_frame(e)))?;
+                let outcome = read_hello(&mut reader).await?;
+                if let Some(e) = outcome.error {
+                    return Err(CallError::Remote(e.into()));
+                }
+                if !secret.verify_server(challenge, &client_nonce, &outcome.auth_proof) {
+                    return Err(unauthenticated(
+                        "the server's authentication proof is wrong: it does not hold the \
+                         shared secret"
+                            .into(),
+                    ));
+                }
+                trace!("authenticated both ways");
+            }
         }
         if hello.protocol_version != PROTOCOL_VERSION {
             return Err(CallError::Protocol(format!(
@@ -395,6 +433,31 @@ impl Drop for Connection {
         // Callers still waiting hold only `Shared`: tell them, then stop reading.
         self.close();
     }
+}
+
+/// Reads one server hello.
+async fn read_hello<R: AsyncRead + Unpin>(
+    reader: &mut FramedRead<R, ClientCodec>,
+) -> Result<wire::ServerHello, CallError> {
+    match reader.next().await {
+        Some(Ok(ServerFrame {
+            kind: Some(server_frame::Kind::Hello(h)),
+        })) => Ok(h),
+        Some(Ok(_)) => Err(CallError::Protocol(
+            "the server sent something other than a hello during the handshake".into(),
+        )),
+        Some(Err(e)) => Err(Broken::from_frame(e).into()),
+        None => Err(CallError::Closed),
+    }
+}
+
+/// An authentication failure found on this side, reported like the server's
+/// own refusal (kind `UNAUTHENTICATED`, type `PermissionError`).
+fn unauthenticated(message: String) -> CallError {
+    CallError::Remote(pyrpc_proto::RemoteError::new(
+        pyrpc_proto::ErrorKind::Unauthenticated,
+        message,
+    ))
 }
 
 /// Reads responses until the connection ends, then fails every waiter.

@@ -102,6 +102,7 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
                     protocol_version: pyrpc_proto::PROTOCOL_VERSION,
                     peer_name: "golden-client/1.0".into(),
                     max_frame_len: 671_088_640,
+                    ..Default::default()
                 })),
             },
         ),
@@ -175,6 +176,7 @@ fn server_vectors() -> Vec<(&'static str, wire::ServerFrame)> {
                         max_in_flight_per_connection: 64,
                     }),
                     error: None,
+                    ..Default::default()
                 })),
             },
         ),
@@ -186,6 +188,7 @@ fn server_vectors() -> Vec<(&'static str, wire::ServerFrame)> {
                     peer_name: "golden-server/1.0".into(),
                     capabilities: None,
                     error: Some(refused.into()),
+                    ..Default::default()
                 })),
             },
         ),

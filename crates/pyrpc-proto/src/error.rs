@@ -71,6 +71,7 @@ impl RemoteError {
             ErrorKind::NoSuchMethod => "AttributeError",
             ErrorKind::BadArguments => "TypeError",
             ErrorKind::DeadlineExceeded => "TimeoutError",
+            ErrorKind::Unauthenticated => "PermissionError",
             _ => "RuntimeError",
         };
         RemoteError {

@@ -13,6 +13,7 @@
 //!   runtime refusal ([`ErrorKind`]).
 //! * [`MethodInfo`], [`ServerStats`] — what a server says about itself when
 //!   asked (`ListMethods`, `Stats`).
+//! * [`auth`] — the shared-secret HMAC challenge-response of the hello.
 //!
 //! This crate does no I/O.
 //!
@@ -31,6 +32,7 @@
 #![allow(clippy::result_large_err)]
 
 mod args;
+pub mod auth;
 mod error;
 mod introspect;
 mod value;

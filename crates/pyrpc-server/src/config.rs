@@ -130,6 +130,15 @@ pub struct ServerConfig {
     ///
     /// The default value is `None`: the process umask decides.
     pub unix_mode: Option<u32>,
+    /// A shared secret clients must prove they hold (HMAC-SHA256
+    /// challenge-response in the hello, docs/PROTOCOL.md) before the server
+    /// reads any of their requests; a client without it is refused with
+    /// `UNAUTHENTICATED` and no method runs. The server proves it holds the
+    /// secret too. Set it on every server reachable over a network: a TCP
+    /// server bound to all interfaces without one logs a warning.
+    ///
+    /// The default value is `None`: no authentication.
+    pub secret: Option<pyrpc_proto::auth::Secret>,
     /// The name announced in the server's hello, for the client's logs.
     ///
     /// The default value is `"pyrpc-rust/<version of this crate>"`.
@@ -155,6 +164,7 @@ impl Default for ServerConfig {
             max_queued_reply_bytes: 8 * 1024 * 1024,
             allow_pickle: false,
             unix_mode: None,
+            secret: None,
             name: concat!("pyrpc-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -183,6 +193,7 @@ mod tests {
         assert_eq!(c.max_queued_reply_bytes, 8 << 20);
         assert!(!c.allow_pickle);
         assert_eq!(c.unix_mode, None);
+        assert!(c.secret.is_none());
         assert_eq!(c.name, format!("pyrpc-rust/{}", env!("CARGO_PKG_VERSION")));
     }
 }

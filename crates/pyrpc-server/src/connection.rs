@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 use pyrpc_framing::{Codec, FrameError};
 use pyrpc_proto::wire::{self, client_frame, server_frame};
@@ -70,9 +70,10 @@ where
         Arc::clone(&shared.buffered),
     );
 
-    // ----- hello -----
+    // ----- hello (and authentication) -----
+    let handshake_deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
     let hello = tokio::select! {
-        r = tokio::time::timeout(shared.config.handshake_timeout, reader.next(None, &|| false)) => r,
+        r = tokio::time::timeout_at(handshake_deadline, reader.next(None, &|| false)) => r,
         _ = shared.close.cancelled() => return,
     };
     let hello = match hello {
@@ -92,12 +93,14 @@ where
     };
     tracing::trace!(%peer, "hello received");
     let mut codec = ServerCodec::with_max_frame_len(shared.config.max_frame_len);
-    let refusal = match hello.kind {
+    let mut client_nonce = Bytes::new();
+    let mut refusal = match hello.kind {
         Some(client_frame::Kind::Hello(h)) => {
             if h.max_frame_len > 0 {
                 let theirs = usize::try_from(h.max_frame_len).unwrap_or(usize::MAX);
                 codec.set_max_encode_len(theirs.min(shared.config.max_frame_len));
             }
+            client_nonce = h.auth_nonce;
             if h.protocol_version != PROTOCOL_VERSION {
                 Some(RemoteError::new(
                     ErrorKind::Protocol,
@@ -129,25 +132,79 @@ where
             "the first frame of a connection must be a hello",
         )),
     };
+    // A server with a secret challenges every client it does not refuse.
+    let mut challenge = None;
+    if refusal.is_none() && shared.config.secret.is_some() {
+        match pyrpc_proto::auth::nonce() {
+            Ok(n) => challenge = Some(Bytes::copy_from_slice(&n)),
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "no random nonce for the challenge");
+                refusal = Some(RemoteError::new(
+                    ErrorKind::Overloaded,
+                    "the server cannot make an authentication challenge",
+                ));
+            }
+        }
+    }
     let refused = refusal.is_some();
     if let Some(e) = &refusal {
         tracing::debug!(%peer, error = %e, "refusing connection");
     }
-    let frame = wire::ServerFrame {
-        kind: Some(server_frame::Kind::Hello(server_hello(&shared, refusal))),
-    };
-    let mut buf = BytesMut::new();
-    if let Err(e) = codec.encode(frame, &mut buf) {
-        tracing::warn!(%peer, error = %e, "cannot encode the hello");
-        return;
-    }
-    if let Err(e) = write_now(&mut wr, &buf).await {
-        tracing::debug!(%peer, error = %e, "cannot send the hello");
-        return;
-    }
-    if refused {
+    let mut hello = server_hello(&shared, refusal);
+    hello.auth_challenge = challenge.clone().unwrap_or_default();
+    if !send_hello(&mut wr, &mut codec, hello, &peer).await || refused {
         let _ = wr.shutdown().await;
         return;
+    }
+    if let (Some(challenge), Some(secret)) = (challenge, &shared.config.secret) {
+        let answer = tokio::select! {
+            r = tokio::time::timeout_at(handshake_deadline, reader.next(None, &|| false)) => r,
+            _ = shared.close.cancelled() => return,
+        };
+        let outcome = match answer {
+            Err(_) => Err("no answer to the authentication challenge within the handshake timeout"),
+            Ok(Ok(Some(wire::ClientFrame {
+                kind: Some(client_frame::Kind::Auth(a)),
+            }))) => {
+                if secret.verify_client(&challenge, &client_nonce, &a.mac) {
+                    Ok(())
+                } else {
+                    Err("authentication failed: the client does not hold the server's secret")
+                }
+            }
+            Ok(Ok(Some(_))) => Err(
+                "authentication required: this server holds a shared secret; \
+                 answer its challenge (ClientFrame.auth) before anything else",
+            ),
+            Ok(Ok(None)) => {
+                tracing::debug!(%peer, "connection closed before authenticating");
+                return;
+            }
+            Ok(Err(e)) => {
+                e.log(&peer);
+                return;
+            }
+        };
+        let mut second = wire::ServerHello {
+            protocol_version: PROTOCOL_VERSION,
+            peer_name: shared.config.name.clone(),
+            ..Default::default()
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::debug!(%peer, "client authenticated");
+                second.auth_proof = secret.server_proof(&challenge, &client_nonce).into();
+            }
+            Err(why) => {
+                tracing::warn!(%peer, "refusing connection: {why}");
+                second.error = Some(RemoteError::new(ErrorKind::Unauthenticated, why).into());
+            }
+        }
+        let ok = second.error.is_none();
+        if !send_hello(&mut wr, &mut codec, second, &peer).await || !ok {
+            let _ = wr.shutdown().await;
+            return;
+        }
     }
 
     // ----- requests -----
@@ -236,6 +293,28 @@ where
     tracing::debug!(%peer, "connection closed");
 }
 
+/// Encodes and sends a hello; false (logged) when that failed.
+async fn send_hello<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    codec: &mut ServerCodec,
+    hello: wire::ServerHello,
+    peer: &str,
+) -> bool {
+    let frame = wire::ServerFrame {
+        kind: Some(server_frame::Kind::Hello(hello)),
+    };
+    let mut buf = BytesMut::new();
+    if let Err(e) = codec.encode(frame, &mut buf) {
+        tracing::warn!(%peer, error = %e, "cannot encode the hello");
+        return false;
+    }
+    if let Err(e) = write_now(wr, &buf).await {
+        tracing::debug!(%peer, error = %e, "cannot send the hello");
+        return false;
+    }
+    true
+}
+
 /// The server's hello, with `error` set when the connection is refused.
 fn server_hello(shared: &Shared, error: Option<RemoteError>) -> wire::ServerHello {
     let c = &shared.config;
@@ -251,6 +330,7 @@ fn server_hello(shared: &Shared, error: Option<RemoteError>) -> wire::ServerHell
                 .unwrap_or(u32::MAX),
         }),
         error: error.map(Into::into),
+        ..Default::default()
     }
 }
 

@@ -134,6 +134,14 @@ impl Server {
         let listener = Listener::bind_with(addr, &options).await?;
         let address = listener.local_address()?;
         tracing::info!(%address, "pyrpc server listening");
+        if binds_all_interfaces(addr) && self.shared.config.secret.is_none() {
+            tracing::warn!(
+                %address,
+                "this server listens on all network interfaces without a shared secret: \
+                 anyone who can reach the port can call its methods; \
+                 set a secret (ServerConfig::secret) or bind 127.0.0.1"
+            );
+        }
         self.shared.ensure_started();
         self.shared
             .conns
@@ -252,6 +260,12 @@ impl ServerBuilder {
     /// Sets [`ServerConfig::allow_pickle`].
     pub fn allow_pickle(mut self, on: bool) -> Self {
         self.config.allow_pickle = on;
+        self
+    }
+
+    /// Sets [`ServerConfig::secret`]: clients must prove they hold it.
+    pub fn secret(mut self, secret: impl Into<pyrpc_proto::auth::Secret>) -> Self {
+        self.config.secret = Some(secret.into());
         self
     }
 
@@ -434,6 +448,17 @@ async fn lifecycle(shared: Arc<Shared>) {
     shared.finished.send_replace(true);
 }
 
+/// True for a TCP address on every interface: an empty host, `0.0.0.0`
+/// or `::`.
+fn binds_all_interfaces(addr: &Address) -> bool {
+    match addr {
+        Address::Tcp { host, .. } => host
+            .parse::<std::net::IpAddr>()
+            .map_or(host.is_empty(), |ip| ip.is_unspecified()),
+        Address::Unix(_) => false,
+    }
+}
+
 /// Accepts connections until shutdown; then drops the listener.
 async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
     loop {
@@ -458,4 +483,20 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
     // Stop accepting now; for a Unix socket this also removes the file.
     drop(listener);
     tracing::debug!("stopped accepting connections");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_interfaces_are_told_apart() {
+        for host in ["", "0.0.0.0", "::"] {
+            assert!(binds_all_interfaces(&Address::tcp(host, 1)), "{host:?}");
+        }
+        for host in ["127.0.0.1", "::1", "localhost", "10.0.0.1"] {
+            assert!(!binds_all_interfaces(&Address::tcp(host, 1)), "{host:?}");
+        }
+        assert!(!binds_all_interfaces(&Address::unix("/tmp/x")));
+    }
 }

@@ -190,6 +190,7 @@ pub(crate) fn server_hello() -> wire::ServerHello {
         peer_name: "fake-server/1".into(),
         capabilities: Some(capabilities()),
         error: None,
+        ..Default::default()
     }
 }
 

@@ -3,7 +3,7 @@
 /// Everything a client sends. Exactly one field of `kind` is set.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ClientFrame {
-    #[prost(oneof = "client_frame::Kind", tags = "1, 2")]
+    #[prost(oneof = "client_frame::Kind", tags = "1, 2, 3")]
     pub kind: ::core::option::Option<client_frame::Kind>,
 }
 /// Nested message and enum types in `ClientFrame`.
@@ -14,11 +14,13 @@ pub mod client_frame {
         #[prost(message, tag = "1")]
         Hello(super::ClientHello),
         /// A request; allowed only after the server's hello arrived.
-        ///
-        /// Reserved for the answer to an authentication challenge (HMAC).
-        /// AuthResponse auth = 3;
         #[prost(message, tag = "2")]
         Request(super::Request),
+        /// The answer to the server's authentication challenge
+        /// (`ServerHello.auth_challenge`); sent right after the server's hello,
+        /// before any request. See docs/PROTOCOL.md, "Authentication".
+        #[prost(message, tag = "3")]
+        Auth(super::AuthResponse),
     }
 }
 /// Everything a server sends. Exactly one field of `kind` is set.
@@ -58,6 +60,12 @@ pub struct ClientHello {
     /// frame: a result that would not fit is answered with FRAME_TOO_LARGE.
     #[prost(uint64, tag = "3")]
     pub max_frame_len: u64,
+    /// 32 random bytes chosen by a client that holds a shared secret, fresh for
+    /// every connection; empty otherwise. The server proves it knows the secret
+    /// by answering with `ServerHello.auth_proof` over this nonce, so a client
+    /// never sends requests to an impostor.
+    #[prost(bytes = "bytes", tag = "4")]
+    pub auth_nonce: ::prost::bytes::Bytes,
 }
 /// The server's answer to `ClientHello`.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -76,6 +84,28 @@ pub struct ServerHello {
     /// connection right after sending this hello.
     #[prost(message, optional, tag = "4")]
     pub error: ::core::option::Option<RemoteError>,
+    /// 32 random bytes, fresh for every connection, when the server requires
+    /// authentication (it holds a shared secret); empty when it does not. The
+    /// client must answer with `ClientFrame.auth` before anything else.
+    #[prost(bytes = "bytes", tag = "5")]
+    pub auth_challenge: ::prost::bytes::Bytes,
+    /// Set only in the server's second hello, which answers a correct
+    /// `ClientFrame.auth`: HMAC-SHA256(secret, "pyrpc-v1 server" ||
+    /// auth_challenge || ClientHello.auth_nonce), proving that the server holds
+    /// the secret too. A failed authentication is answered with a second hello
+    /// carrying `error` (kind UNAUTHENTICATED) instead, and the connection
+    /// closes.
+    #[prost(bytes = "bytes", tag = "6")]
+    pub auth_proof: ::prost::bytes::Bytes,
+}
+/// The client's answer to `ServerHello.auth_challenge`.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AuthResponse {
+    /// HMAC-SHA256(secret, "pyrpc-v1 client" || ServerHello.auth_challenge ||
+    /// ClientHello.auth_nonce): 32 bytes. The server compares it in constant
+    /// time.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub mac: ::prost::bytes::Bytes,
 }
 /// What the server offers, announced in its hello.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -494,6 +524,9 @@ pub enum ErrorKind {
     UnsupportedValue = 10,
     /// The call's timeout passed on the server before it ran.
     DeadlineExceeded = 11,
+    /// The client did not prove it holds the server's shared secret (wrong,
+    /// missing or late `ClientFrame.auth`), sent in the server's hello.
+    Unauthenticated = 12,
 }
 impl ErrorKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -514,6 +547,7 @@ impl ErrorKind {
             Self::Protocol => "PROTOCOL",
             Self::UnsupportedValue => "UNSUPPORTED_VALUE",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Unauthenticated => "UNAUTHENTICATED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -531,6 +565,7 @@ impl ErrorKind {
             "PROTOCOL" => Some(Self::Protocol),
             "UNSUPPORTED_VALUE" => Some(Self::UnsupportedValue),
             "DEADLINE_EXCEEDED" => Some(Self::DeadlineExceeded),
+            "UNAUTHENTICATED" => Some(Self::Unauthenticated),
             _ => None,
         }
     }

@@ -109,6 +109,7 @@ impl Peer {
                 protocol_version: version,
                 peer_name: "raw-test-peer".into(),
                 max_frame_len,
+                ..Default::default()
             })),
         })
         .await;
