@@ -143,6 +143,19 @@ impl Client {
         self.block_on(self.inner.call_with(method, args, opts))
     }
 
+    /// A typed call; see [`crate::Client::call_typed`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::call_typed`].
+    pub fn call_typed<A, R>(&self, method: &str, args: A) -> Result<R, CallError>
+    where
+        A: serde::Serialize,
+        R: serde::de::DeserializeOwned,
+    {
+        self.block_on(self.inner.call_typed(method, args))
+    }
+
     /// A non-blocking call; see [`crate::Client::nb_call`].
     ///
     /// # Errors

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use pyrpc_proto::{RemoteError, ValueError};
+use pyrpc_proto::{RemoteError, SerdeError, ValueError};
 
 /// Why a call did not return a value.
 ///
@@ -44,6 +44,12 @@ pub enum CallError {
     /// connects again.
     #[error("connection closed")]
     Closed,
+    /// A typed call ([`Client::call_typed`](crate::Client::call_typed)):
+    /// the arguments could not be converted to values, or the reply did not
+    /// fit the expected type; the message names the path of the part that
+    /// did not fit.
+    #[error("typed call: {0}")]
+    Typed(#[from] SerdeError),
 }
 
 impl CallError {

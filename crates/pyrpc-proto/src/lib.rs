@@ -11,6 +11,9 @@
 //!   conversions from Rust types and lossless conversion to and from [`wire::Value`].
 //! * [`RemoteError`] — a failure that travels as data: a remote exception or a
 //!   runtime refusal ([`ErrorKind`]).
+//! * [`to_value`], [`from_value`] — serde support: any `Serialize` type to a
+//!   [`Value`] and back, with Python's shapes (tuples stay tuples, structs are
+//!   dicts), errors naming the path of the part that did not fit.
 //! * [`MethodInfo`], [`ServerStats`] — what a server says about itself when
 //!   asked (`ListMethods`, `Stats`).
 //! * [`auth`] — the shared-secret HMAC challenge-response of the hello.
@@ -35,11 +38,13 @@ mod args;
 pub mod auth;
 mod error;
 mod introspect;
+mod serde_value;
 mod value;
 
 pub use args::Args;
 pub use error::{ErrorKind, RemoteError, ValueError};
 pub use introspect::{Latency, MethodInfo, ServerStats};
+pub use serde_value::{from_value, to_value, SerdeError};
 pub use value::{Value, MAX_VALUE_DEPTH};
 
 /// The protocol version this crate speaks (`ProtocolVersion::PROTOCOL_VERSION_1`).

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pyrpc_proto::{Args, MethodInfo, RemoteError, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// The future a [`Callee`] returns for one call.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, RemoteError>> + Send + 'static>>;
@@ -83,7 +85,7 @@ enum Handler {
 /// # Examples
 ///
 /// ```
-/// use pyrpc_proto::{Args, MethodInfo, RemoteError, Value};
+/// use pyrpc_proto::{Args, RemoteError, Value};
 /// use pyrpc_server::Methods;
 ///
 /// let methods = Methods::new()
@@ -152,6 +154,50 @@ impl Methods {
         let f: AsyncFn = Arc::new(move |args| Box::pin(f(args)) as CallFuture);
         self.handlers.insert(name.into(), Handler::Async(f));
         self
+    }
+
+    /// Adds (or replaces) `name` as a typed function, run inline like
+    /// [`Methods::add`]: the positional arguments are read as the tuple `A`
+    /// with [`pyrpc_proto::from_value`] (so `A` is a tuple: `(Point,)` for a
+    /// method of one argument, `()` for none), and the returned `R` is sent
+    /// with [`pyrpc_proto::to_value`].
+    ///
+    /// Arguments that do not fit are answered `BAD_ARGUMENTS` naming the
+    /// argument and the field, e.g. `shift(): argument 1 at .x: expected int,
+    /// got str`; keyword arguments are refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use pyrpc_server::Methods;
+    ///
+    /// #[derive(Deserialize, Serialize)]
+    /// struct Point { x: i64, y: i64 }
+    ///
+    /// let methods = Methods::new().add_typed("shift", |(p, dx): (Point, i64)| {
+    ///     Ok(Point { x: p.x + dx, y: p.y })
+    /// });
+    /// assert!(methods.contains("shift"));
+    /// ```
+    pub fn add_typed<A, R, F>(self, name: impl Into<String>, f: F) -> Self
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        F: Fn(A) -> Result<R, RemoteError> + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let method = name.clone();
+        self.add(name, move |args: Args| {
+            let a = typed_args::<A>(&method, args)?;
+            let r = f(a)?;
+            pyrpc_proto::to_value(&r).map_err(|e| {
+                RemoteError::new(
+                    pyrpc_proto::ErrorKind::UnsupportedValue,
+                    format!("the result of {method}() cannot be sent: {e}"),
+                )
+            })
+        })
     }
 
     /// Gives `name` a signature (as Python writes it, e.g. `"(a, b=1)"`)
@@ -248,6 +294,28 @@ impl Callee for Methods {
     }
 }
 
+/// Reads the positional arguments of `method` as the tuple `A`.
+fn typed_args<A: DeserializeOwned>(method: &str, args: Args) -> Result<A, RemoteError> {
+    if let Some((k, _)) = args.kwargs.first() {
+        return Err(RemoteError::bad_arguments(format!(
+            "{method}() got an unexpected keyword argument '{k}'"
+        )));
+    }
+    pyrpc_proto::from_value(Value::Tuple(args.args)).map_err(|e| {
+        // "[0].x" -> "argument 1 at .x": the first step is the argument.
+        let located = e
+            .path
+            .strip_prefix('[')
+            .and_then(|p| p.split_once(']'))
+            .and_then(|(i, rest)| Some((i.parse::<usize>().ok()? + 1, rest)));
+        RemoteError::bad_arguments(match located {
+            Some((n, "")) => format!("{method}(): argument {n}: {}", e.message),
+            Some((n, rest)) => format!("{method}(): argument {n} at {rest}: {}", e.message),
+            None => format!("{method}(): {e}"),
+        })
+    })
+}
+
 /// The message of a panic out of a `spawn_blocking` task.
 trait JoinErrorExt {
     fn into_panic_message(self) -> String;
@@ -260,5 +328,37 @@ impl JoinErrorExt for tokio::task::JoinError {
         } else {
             "the blocking task was cancelled".to_owned()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_args_name_the_argument_and_field() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct P {
+            x: i64,
+        }
+        let bad = Args::new()
+            .arg(1)
+            .arg(Value::dict([(Value::from("x"), Value::from("s"))]));
+        let e = typed_args::<(i64, P)>("f", bad).expect_err("bad x");
+        assert_eq!(e.kind, pyrpc_proto::ErrorKind::BadArguments);
+        assert_eq!(e.message, "f(): argument 2 at .x: expected int, got str");
+
+        let e = typed_args::<(i64,)>("f", Args::new().arg("a")).expect_err("bad");
+        assert_eq!(e.message, "f(): argument 1: expected int, got str");
+
+        let e = typed_args::<(i64,)>("f", Args::new()).expect_err("few");
+        assert_eq!(e.message, "f(): expected 1 item, got 0");
+
+        let e = typed_args::<(i64,)>("f", Args::new().arg(1).kwarg("k", 2)).expect_err("kw");
+        assert_eq!(e.message, "f() got an unexpected keyword argument 'k'");
+
+        let ok: (i64, String) = typed_args("f", Args::new().arg(1).arg("a")).expect("ok");
+        assert_eq!(ok, (1, "a".to_owned()));
     }
 }
