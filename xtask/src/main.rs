@@ -7,6 +7,8 @@
 //! * `interop-test` — every client × server pairing (Rust, Python, an
 //!   independent protobuf peer) over TCP and Unix sockets, in separate
 //!   processes, plus the golden vectors checked by the Python protobuf runtime.
+//! * `bench [--quick]` — issue 6's benchmark: pyrpc next to a raw ping-pong,
+//!   tonic and grpcio, in separate processes; writes `bench/RESULTS.md`.
 //! * `python-setup` — create `target/venv` with maturin and pytest, and build
 //!   the `pyrpc` Python package into it (release mode).
 //! * `codegen [--check]` — regenerate (or check) the prost code from `proto/`.
@@ -16,6 +18,7 @@
 
 use anyhow::{bail, Result};
 
+mod bench;
 mod codegen;
 mod demo;
 mod interop;
@@ -31,6 +34,7 @@ cargo xtask <task>
   test                every check: fmt, codegen, clippy, Rust tests, Python tests, examples
   interop-test        every client x server (rust, python, independent) x (tcp, unix), in processes
       [--jobs N] [--client PEER] [--server PEER] [--transport tcp|unix]
+  bench [--quick]     issue 6's benchmark: every case and its peers, table, bench/RESULTS.md, chart
   python-setup        create target/venv (maturin, pytest) and build the pyrpc package into it
   codegen [--check]   regenerate (or check) crates/pyrpc-proto/src/generated from proto/
 ";
@@ -43,6 +47,7 @@ fn main() -> Result<()> {
         Some("codegen") => codegen::run(&root, flag("--check")),
         Some("demo") => demo::run(&root),
         Some("test") => test::run(&root),
+        Some("bench") => bench::run(&root, &args[1..]),
         Some("interop-test") => interop::run(&root, &args[1..]),
         Some("python-setup") => python::setup(&root).map(|_| ()),
         Some("help") | Some("--help") | Some("-h") | None => {

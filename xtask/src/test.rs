@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::util::{cargo, run as sh, step};
-use crate::{codegen, interop, python, standalone};
+use crate::{bench, codegen, interop, python, standalone};
 
 /// Runs formatting, codegen, clippy, the Rust tests, the Python suite and the
 /// interop matrix.
@@ -46,6 +46,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 
     step("interop test (cargo xtask interop-test)");
     interop::run_with(root, venv, &[])?;
+
+    step("benchmark smoke run (cargo xtask bench --quick: every case runs, numbers not judged)");
+    bench::run(root, &["--quick".to_owned()])?;
 
     println!("\nall checks passed in {:.0?}", start.elapsed());
     Ok(())
