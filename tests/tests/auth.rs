@@ -2,6 +2,8 @@
 //! missing or skipped answer is refused before any method runs; a client
 //! with a secret refuses a server without one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 

@@ -267,7 +267,12 @@ where
                 break;
             }
             Ok(None) => {
+                // A client that closed its end is gone (killed, or done):
+                // its running calls are dropped, freeing what they hold,
+                // rather than run on for nobody. Replies already queued
+                // are still sent, for a client that only half-closed.
                 tracing::debug!(%peer, "peer closed the connection");
+                stop.cancel();
                 break;
             }
             Err(ReadError::Idle) => {
