@@ -61,7 +61,10 @@ async fn echo_returns_our_types_with_their_shapes() {
 
     // The same call seen untyped: Python shapes on the wire.
     let raw = client
-        .call("echo", Args::new().arg(pyrpc_proto::to_value(&(1, "a")).expect("v")))
+        .call(
+            "echo",
+            Args::new().arg(pyrpc_proto::to_value(&(1, "a")).expect("v")),
+        )
         .await
         .expect("raw");
     assert_eq!(raw.to_string(), "(((1, 'a'),), {})");
@@ -98,7 +101,11 @@ async fn typed_handlers_take_and_return_serde_types() {
         })
         .add_typed("checked_div", |(a, b): (i64, i64)| {
             a.checked_div(b).ok_or_else(|| {
-                RemoteError::exception("ZeroDivisionError", "builtins", vec!["division by zero".into()])
+                RemoteError::exception(
+                    "ZeroDivisionError",
+                    "builtins",
+                    vec!["division by zero".into()],
+                )
             })
         })
         .add_typed("nothing", |(): ()| Ok(()));
@@ -109,7 +116,10 @@ async fn typed_handlers_take_and_return_serde_types() {
         .expect("bind");
     let client = Client::new(handle.local_address().clone());
 
-    let shifted: Track = client.call_typed("shift", (track(), 10)).await.expect("shift");
+    let shifted: Track = client
+        .call_typed("shift", (track(), 10))
+        .await
+        .expect("shift");
     assert_eq!(shifted.points[0], Point { x: 11, y: 2 });
     assert_eq!(shifted.id, u128::MAX);
 
@@ -119,9 +129,15 @@ async fn typed_handlers_take_and_return_serde_types() {
         .call_typed::<_, i64>("checked_div", (1, 0))
         .await
         .expect_err("zero");
-    assert_eq!(e.remote().map(|e| e.type_name.as_str()), Some("ZeroDivisionError"));
+    assert_eq!(
+        e.remote().map(|e| e.type_name.as_str()),
+        Some("ZeroDivisionError")
+    );
 
-    client.call_typed::<_, ()>("nothing", ()).await.expect("unit");
+    client
+        .call_typed::<_, ()>("nothing", ())
+        .await
+        .expect("unit");
 
     // A Python-style caller sending a bad field gets BAD_ARGUMENTS naming it.
     let mut bad = pyrpc_proto::to_value(&track()).expect("v");
@@ -159,7 +175,11 @@ fn the_blocking_client_makes_typed_calls() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let methods = Methods::new().add_typed("norm1", |(p,): (Point,)| Ok(p.x.abs() + p.y.abs()));
     let handle = rt
-        .block_on(Server::builder(methods).build().bind(&Address::tcp("127.0.0.1", 0)))
+        .block_on(
+            Server::builder(methods)
+                .build()
+                .bind(&Address::tcp("127.0.0.1", 0)),
+        )
         .expect("bind");
     let client =
         pyrpc_client::blocking::Client::new(handle.local_address().clone()).expect("client");

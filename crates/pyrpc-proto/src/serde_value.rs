@@ -818,7 +818,11 @@ impl<'de> de::VariantAccess<'de> for Payload {
         let (k, v) = self.take()?;
         seed.deserialize(v).map_err(|e| e.at(&Step::Key(&k)))
     }
-    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, SerdeError> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, SerdeError> {
         let (k, v) = self.take()?;
         de::Deserializer::deserialize_tuple(v, len, visitor).map_err(|e| e.at(&Step::Key(&k)))
     }
@@ -987,7 +991,9 @@ impl<'de> de::Deserializer<'de> for Value {
                 visit_items(v, None, visitor)
             }
             // A `Vec<u8>` without serde_bytes reads Python bytes.
-            Value::Bytes(b) => visit_items(b.iter().map(|&x| Value::from(x)).collect(), None, visitor),
+            Value::Bytes(b) => {
+                visit_items(b.iter().map(|&x| Value::from(x)).collect(), None, visitor)
+            }
             v => Err(expected("list", &v)),
         }
     }
@@ -1116,7 +1122,10 @@ mod tests {
              'closed': None, 'tag': b'\\x00\\xff', 'kind': 'Polygon'}"
         );
         assert_eq!(round_trip(&s), s);
-        assert_eq!(to_value(&Pair(1, "a".into())).expect("v").to_string(), "(1, 'a')");
+        assert_eq!(
+            to_value(&Pair(1, "a".into())).expect("v").to_string(),
+            "(1, 'a')"
+        );
         assert_eq!(round_trip(&Pair(1, "a".into())), Pair(1, "a".into()));
         assert_eq!(
             to_value(&Kind::Circle { r: 1.0 }).expect("v").to_string(),
@@ -1227,11 +1236,8 @@ mod tests {
         let e = from_value::<(i32, i32)>(Value::tuple([Value::from(1)])).expect_err("short");
         assert_eq!(e.to_string(), "expected 2 items, got 1");
 
-        let e = from_value::<BTreeMap<i32, bool>>(Value::dict([(
-            Value::from(7),
-            Value::from(1),
-        )]))
-        .expect_err("bad value");
+        let e = from_value::<BTreeMap<i32, bool>>(Value::dict([(Value::from(7), Value::from(1))]))
+            .expect_err("bad value");
         assert_eq!(e.to_string(), "at [7]: expected bool, got int");
 
         let e = from_value::<Kind>(Value::from("Hexagon")).expect_err("variant");
