@@ -124,6 +124,9 @@ impl ClientCore {
     }
 }
 
+/// A method as `ClientCore.list_methods` returns it: `(name, signature, doc)`.
+type MethodTuple = (String, Option<String>, Option<String>);
+
 /// The per-call options, as Python passes them (seconds as floats).
 #[derive(Clone, Copy, Debug, Default)]
 struct PyCallOptions {
@@ -308,6 +311,40 @@ impl ClientCore {
             Ok(()) => Ok(()),
             Err(e) => Err(errors::call_error(py, e, self.recv_options())),
         }
+    }
+
+    /// The server's methods (`ListMethods`), as `(name, signature, doc)`
+    /// tuples sorted by name, the built-ins `connected` and `shutdown` last.
+    fn list_methods(&self, py: Python<'_>) -> PyResult<Vec<MethodTuple>> {
+        let client = self.client()?;
+        match runtime::block_on(py, async { client.list_methods().await })? {
+            Ok(methods) => Ok(methods
+                .into_iter()
+                .map(|m| (m.name, m.signature, m.doc))
+                .collect()),
+            Err(e) => Err(errors::call_error(py, e, self.recv_options())),
+        }
+    }
+
+    /// The server's statistics (`Stats`) as a dict; durations in seconds.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let client = self.client()?;
+        let s = match runtime::block_on(py, async { client.stats().await })? {
+            Ok(s) => s,
+            Err(e) => return Err(errors::call_error(py, e, self.recv_options())),
+        };
+        let d = PyDict::new(py);
+        d.set_item("calls", s.calls)?;
+        d.set_item("errors", s.errors)?;
+        d.set_item("in_flight", s.in_flight)?;
+        d.set_item("kept_results", s.kept_results)?;
+        d.set_item("connections", s.connections)?;
+        d.set_item("uptime", s.uptime.as_secs_f64())?;
+        d.set_item("latency_p50", s.latency.p50.as_secs_f64())?;
+        d.set_item("latency_p90", s.latency.p90.as_secs_f64())?;
+        d.set_item("latency_p99", s.latency.p99.as_secs_f64())?;
+        d.set_item("latency_max", s.latency.max.as_secs_f64())?;
+        Ok(d)
     }
 
     /// What the server announced in its last hello, as a dict, or `None`

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::exceptions::{PyAttributeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use pyrpc_proto::{Args, ErrorKind, RemoteError, Value};
+use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
 use pyrpc_server::{CallContext, CallFuture, Callee, Server, ServerConfig, ServerHandle};
 use pyrpc_transport::Address;
 
@@ -82,6 +82,38 @@ impl Target {
         }
     }
 
+    /// The methods a client may call, as `ListMethods` reports them: the
+    /// public callable attributes of the callee that [`Target::run`] would
+    /// serve, with `inspect.signature` (a bound method's without `self`)
+    /// and `inspect.getdoc`. Attributes that fail to load (a property that
+    /// raises) are left out, as are signatures `inspect` cannot tell.
+    fn describe(&self, py: Python<'_>) -> PyResult<Vec<MethodInfo>> {
+        let callee = self.callee.bind(py);
+        let inspect = py.import("inspect")?;
+        let mut out = Vec::new();
+        for name in callee.dir()? {
+            let name: String = name.extract()?;
+            if name.starts_with('_') || self.reserved.contains(&name) {
+                continue;
+            }
+            let Ok(func) = callee.getattr(name.as_str()) else {
+                continue;
+            };
+            if !func.is_callable() {
+                continue;
+            }
+            let mut info = MethodInfo::new(name);
+            if let Ok(sig) = inspect.call_method1("signature", (&func,)) {
+                info.signature = sig.str().ok().map(|s| s.to_string());
+            }
+            if let Ok(doc) = inspect.call_method1("getdoc", (&func,)) {
+                info.doc = doc.extract::<Option<String>>().ok().flatten();
+            }
+            out.push(info);
+        }
+        Ok(out)
+    }
+
     /// Calls the server's logging hook `hook(ret_or_exc, method, args,
     /// kwargs)`; a hook that raises is reported as unraisable, never to the
     /// client.
@@ -129,6 +161,18 @@ impl Callee for PyCallee {
                 ))
             })
         })
+    }
+
+    fn methods(&self) -> Vec<MethodInfo> {
+        // Called on the blocking pool by the server. A failure (`dir()` that
+        // raises) is reported as unraisable and lists nothing.
+        Python::try_attach(|py| {
+            self.target.describe(py).unwrap_or_else(|e| {
+                e.write_unraisable(py, Some(self.target.callee.bind(py)));
+                Vec::new()
+            })
+        })
+        .unwrap_or_default()
     }
 }
 

@@ -37,7 +37,16 @@ class TestServer(Server):
         return args, kwargs
 
     def add(self, a, b):
+        """Return a + b."""
         return a + b
+
+    def stats(self):
+        # Same name as pyrpc.stats(): still an ordinary remote method.
+        return "the server's own stats"
+
+    @property
+    def prop(self):
+        raise RuntimeError("properties are not listed by running them")
 
     def sleep(self, seconds):
         start = time.time()

@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from . import _pyrpc
 from ._errors import NoSocket, ProtocolError, RemoteError, RpcError, Timeout
@@ -45,6 +45,9 @@ __all__ = [
     "NoSocket",
     "ProtocolError",
     "RemoteError",
+    "MethodInfo",
+    "list_methods",
+    "stats",
 ]
 
 __version__ = _pyrpc.__version__
@@ -297,6 +300,50 @@ class Client:
         if not nolog:
             self.log_call((method, args, kwargs), ret)
         return ret
+
+
+# ===== Introspection =====
+#
+# Functions, not Client methods: every attribute of a Client is a remote
+# method, and a server may well have its own `stats` or `list_methods`
+# (docs/decisions/0003-python-introspection.md).
+
+
+class MethodInfo(NamedTuple):
+    """A method a server serves, as :func:`list_methods` reports it."""
+
+    #: The name to call it by.
+    name: str
+    #: Its parameters as ``inspect.signature`` writes them, e.g.
+    #: ``'(a, b=1, *args)'`` (without ``self``), or None when unknown.
+    signature: Optional[str]
+    #: Its docstring (``inspect.getdoc``), or None.
+    doc: Optional[str]
+
+
+def list_methods(client: Client) -> List[MethodInfo]:
+    """The methods the server of ``client`` serves, sorted by name, then the
+    built-ins ``connected`` and ``shutdown``.
+
+    A Python server lists the public callable attributes of its callee (what
+    a client may call), with signatures and docstrings; the ``Server``
+    machinery (``start``, ``log_call``, ...) is never listed. Raises as a call
+    would (:class:`NoSocket`, :class:`Timeout`, ...).
+    """
+    return [MethodInfo(*m) for m in client._core().list_methods()]
+
+
+def stats(client: Client) -> Dict[str, Any]:
+    """The statistics of the server of ``client``, as a dict:
+
+    ``calls`` (finished calls), ``errors`` (of those, the failed ones),
+    ``in_flight`` (running now), ``kept_results`` (non-blocking results kept),
+    ``connections`` (open now, this one included), ``uptime`` (seconds), and
+    ``latency_p50``, ``latency_p90``, ``latency_p99``, ``latency_max``
+    (seconds; percentiles exact to within 12.5%, 0 before the first call).
+    Raises as a call would.
+    """
+    return client._core().stats()
 
 
 # ===== Server =====

@@ -2,7 +2,7 @@
 these classes are their halves in Rust and may change between versions."""
 
 import asyncio
-from typing import Any, Dict, FrozenSet, Optional, Tuple, Union, final
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union, final
 
 from typing_extensions import TypeAlias
 
@@ -68,6 +68,15 @@ class ClientCore:
         """True when the server answers a ping within ``timeout`` seconds."""
     def shutdown(self) -> None:
         """Ask the server to shut down; return once it acknowledged."""
+    def list_methods(self) -> List[Tuple[str, Optional[str], Optional[str]]]:
+        """The server's methods as ``(name, signature, doc)``, sorted by
+        name, the built-ins ``connected`` and ``shutdown`` last. Raises as
+        :meth:`call` does."""
+    def stats(self) -> Dict[str, Any]:
+        """The server's statistics: ``calls``, ``errors``, ``in_flight``,
+        ``kept_results``, ``connections`` (ints), ``uptime``,
+        ``latency_p50``, ``latency_p90``, ``latency_p99``, ``latency_max``
+        (seconds). Raises as :meth:`call` does."""
     def server_info(self) -> Optional[Dict[str, Any]]:
         """What the server announced in its last hello, or None before the
         first connection."""
