@@ -11,6 +11,7 @@
 //!   tonic and grpcio, in separate processes; writes `bench/RESULTS.md`.
 //! * `python-setup` — create `target/venv` with maturin and pytest, and build
 //!   the `pyrpc` Python package into it (release mode).
+//! * `fuzz [SECONDS]` — a bounded run of every cargo-fuzz target in `fuzz/`.
 //! * `codegen [--check]` — regenerate (or check) the prost code from `proto/`.
 //!
 //! xtask has no async runtime and few dependencies; it shells out to `cargo`,
@@ -21,6 +22,7 @@ use anyhow::{bail, Result};
 mod bench;
 mod codegen;
 mod demo;
+mod fuzz;
 mod interop;
 mod python;
 mod standalone;
@@ -32,6 +34,7 @@ cargo xtask <task>
 
   demo                a Rust and a Python server, each called by a client in another process
   test                every check: fmt, codegen, clippy, Rust tests, Python tests, examples
+  fuzz [SECONDS]      run every fuzz target for SECONDS (default 20; installs cargo-fuzz)
   interop-test        every client x server (rust, python, independent) x (tcp, unix), in processes
       [--jobs N] [--client PEER] [--server PEER] [--transport tcp|unix]
   bench [--quick]     issue 6's benchmark: every case and its peers, table, bench/RESULTS.md, chart
@@ -47,6 +50,10 @@ fn main() -> Result<()> {
         Some("codegen") => codegen::run(&root, flag("--check")),
         Some("demo") => demo::run(&root),
         Some("test") => test::run(&root),
+        Some("fuzz") => {
+            let secs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
+            fuzz::run_targets(&root, secs)
+        }
         Some("bench") => bench::run(&root, &args[1..]),
         Some("interop-test") => interop::run(&root, &args[1..]),
         Some("python-setup") => python::setup(&root).map(|_| ()),

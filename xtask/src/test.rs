@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::util::{cargo, run as sh, step};
-use crate::{bench, codegen, interop, python, standalone};
+use crate::{bench, codegen, fuzz, interop, python, standalone};
 
 /// Runs formatting, codegen, clippy, the Rust tests, the Python suite and the
 /// interop matrix.
@@ -35,6 +35,11 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     sh(cargo().args(["test", "--quiet"]), root)?;
 
     standalone::run_checks(root)?;
+
+    // A short bounded run; `cargo xtask fuzz 300` for a longer one
+    // (docs/RELIABILITY.md).
+    step("fuzzing (every cargo-fuzz target, 10 s each)");
+    fuzz::run_targets(root, 10)?;
 
     let venv = python::setup(root)?;
     step("Python tests (pytest)");
