@@ -289,3 +289,14 @@ pub fn call_msg(method: &str) -> wire::Call {
         ..Default::default()
     }
 }
+
+/// The Rust code blocks of README.md, compiled (and run, unless marked
+/// `no_run`) as doc tests of this crate by `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
+/// The Rust code blocks of docs/guide-rust.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide-rust.md")]
+pub struct GuideRustDoctests;

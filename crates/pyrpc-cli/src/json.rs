@@ -1,5 +1,5 @@
 //! JSON <-> [`Value`]: plain JSON for the shapes JSON has, a one-key tagged
-//! object (`{"$tuple": [...]}`) for the rest. See `docs/decisions/0002`.
+//! object (`{"$tuple": [...]}`) for the rest. See `docs/decisions/0004-cli-json-encoding.md`.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;

@@ -10,7 +10,7 @@
 //! Arguments and results are JSON, with one-key tagged objects for the
 //! Python shapes JSON lacks (`{"$tuple": [..]}`, `{"$bytes": "base64"}`,
 //! `{"$int": "digits"}`, ...; see `pyrpc call --help` and
-//! `docs/decisions/0002-cli-json-encoding.md`). Exit codes tell failures
+//! `docs/decisions/0004-cli-json-encoding.md`). Exit codes tell failures
 //! apart: 1 remote exception (traceback on stderr), 2 usage, 3 timeout,
 //! 4 unreachable, 5 protocol error.
 //!

@@ -37,7 +37,7 @@
 //!
 //! # Examples
 //!
-//! ```no_run
+//! ```
 //! use pyrpc_proto::{Args, Value};
 //! use pyrpc_server::{Methods, Server, ServerError};
 //! use pyrpc_transport::Address;
@@ -49,7 +49,8 @@
 //!     Ok(Value::tuple([args, kwargs]))
 //! });
 //! let server = Server::builder(methods).nonblocking(true).build();
-//! let handle = server.bind(&Address::tcp("127.0.0.1", 50300)).await?;
+//! // Port 0: the OS picks a free port; `local_address` says which.
+//! let handle = server.bind(&Address::tcp("127.0.0.1", 0)).await?;
 //! println!("listening on {}", handle.local_address());
 //! // ... later, or from a client's `shutdown()`:
 //! handle.shutdown();
