@@ -26,7 +26,8 @@ def main():
     big_cases = [c for c in cases if c.get("mbps")]
     goals = [g for g in data["goals"] if g.get("score") is not None]
 
-    fig, axes = plt.subplots(1, 3, figsize=(18, 7), gridspec_kw={"width_ratios": [3, 2, 3]})
+    height = max(7, 0.2 * len(goals) + 1.5)
+    fig, axes = plt.subplots(1, 3, figsize=(18, height), gridspec_kw={"width_ratios": [3, 2, 3]})
     colors = {"tcp": "#4C72B0", "unix": "#DD8452"}
 
     ax = axes[0]

@@ -1154,7 +1154,7 @@ fn describe_run(root: &Path, plan: &Plan, load_before: &str, elapsed: Duration) 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!(
-        "{date}, tree {rev}, {cores} cores ({cpu}), Linux {kernel}; {} repeat(s) per case, interleaved, {:.0} s per rate loop; load average before {} / after {}; took {:.0?}",
+        "{date}, tree {rev}, {cores} cores ({cpu}), Linux {kernel}; {} repeat(s) per case, interleaved, {} s per rate loop; load average before {} / after {}; took {:.0?}",
         plan.repeats,
         plan.secs,
         load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
