@@ -27,14 +27,28 @@ use crate::convert::{self, Options};
 use crate::errors;
 use crate::runtime;
 
-/// What a call needs from Python: the served object and the server (for the
-/// logging hooks).
-struct Target {
+/// The Python objects a call needs.
+struct Refs {
     /// The `pyrpc.Server` instance; its `log_call` / `log_exception` are
     /// called after each call.
     server: Py<PyAny>,
     /// The object whose methods are served (`Server.callee`).
     callee: Py<PyAny>,
+}
+
+/// What a call needs from Python: the served object and the server (for the
+/// logging hooks), and how to serve.
+///
+/// The Python objects are let go once the server stopped
+/// ([`Target::release`]). The Python server holds its `ServerCore`, which
+/// holds this; while the server runs, this reference keeps the Python server
+/// alive (a server started with `start_in_thread()` serves on even when
+/// nothing else refers to it). Kept after the stop, it would make a cycle
+/// through Rust that Python's garbage collector cannot see, and a stopped
+/// server would never be freed.
+struct Target {
+    /// The Python objects; `None` once the server stopped.
+    refs: Mutex<Option<Refs>>,
     /// Names never served even though the callee has them: the `pyrpc.Server`
     /// machinery (`start`, `log_call`, ...) when the callee is the server.
     reserved: HashSet<String>,
@@ -43,12 +57,36 @@ struct Target {
 }
 
 impl Target {
+    /// New references to the server and the callee, unless released.
+    fn refs(&self, py: Python<'_>) -> Option<Refs> {
+        let slot = self.refs.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().map(|r| Refs {
+            server: r.server.clone_ref(py),
+            callee: r.callee.clone_ref(py),
+        })
+    }
+
+    /// Lets go of the Python objects (the server stopped). Calls still
+    /// running hold their own references. Takes `Python` to drop them with
+    /// the GIL held (and the lock released: a `__del__` may run).
+    fn release(&self, _py: Python<'_>) {
+        let taken = self.refs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(taken);
+    }
+
     /// Runs one call with the GIL held.
     fn run(&self, py: Python<'_>, method: &str, args: Args) -> Result<Value, RemoteError> {
         if method.starts_with('_') || self.reserved.contains(method) {
             return Err(RemoteError::no_such_method(method));
         }
-        let func = match self.callee.bind(py).getattr(method) {
+        let Some(Refs { server, callee }) = self.refs(py) else {
+            return Err(RemoteError::new(
+                ErrorKind::ShuttingDown,
+                "the server has stopped",
+            ));
+        };
+        let server = server.bind(py);
+        let func = match callee.bind(py).getattr(method) {
             Ok(f) if f.is_callable() => f,
             Ok(_) => return Err(RemoteError::no_such_method(method)),
             Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
@@ -66,17 +104,31 @@ impl Target {
         match func.call(&pargs, Some(&pkwargs)) {
             Ok(ret) => match convert::to_value(&ret, self.opts) {
                 Ok(v) => {
-                    self.log(py, "log_call", &ret, method, &pargs, &pkwargs);
+                    log(server, "log_call", &ret, method, &pargs, &pkwargs);
                     Ok(v)
                 }
                 Err(e) => {
                     let err = PyTypeError::new_err(e.message("result"));
-                    self.log(py, "log_exception", err.value(py), method, &pargs, &pkwargs);
+                    log(
+                        server,
+                        "log_exception",
+                        err.value(py),
+                        method,
+                        &pargs,
+                        &pkwargs,
+                    );
                     Err(errors::remote_from_py(py, &err, self.opts))
                 }
             },
             Err(err) => {
-                self.log(py, "log_exception", err.value(py), method, &pargs, &pkwargs);
+                log(
+                    server,
+                    "log_exception",
+                    err.value(py),
+                    method,
+                    &pargs,
+                    &pkwargs,
+                );
                 Err(errors::remote_from_py(py, &err, self.opts))
             }
         }
@@ -88,7 +140,10 @@ impl Target {
     /// and `inspect.getdoc`. Attributes that fail to load (a property that
     /// raises) are left out, as are signatures `inspect` cannot tell.
     fn describe(&self, py: Python<'_>) -> PyResult<Vec<MethodInfo>> {
-        let callee = self.callee.bind(py);
+        let Some(Refs { callee, .. }) = self.refs(py) else {
+            return Ok(Vec::new());
+        };
+        let callee = callee.bind(py);
         let inspect = py.import("inspect")?;
         let mut out = Vec::new();
         for name in callee.dir()? {
@@ -113,23 +168,20 @@ impl Target {
         }
         Ok(out)
     }
+}
 
-    /// Calls the server's logging hook `hook(ret_or_exc, method, args,
-    /// kwargs)`; a hook that raises is reported as unraisable, never to the
-    /// client.
-    fn log(
-        &self,
-        py: Python<'_>,
-        hook: &str,
-        ret_or_exc: &Bound<'_, PyAny>,
-        method: &str,
-        args: &Bound<'_, PyTuple>,
-        kwargs: &Bound<'_, PyDict>,
-    ) {
-        let server = self.server.bind(py);
-        if let Err(e) = server.call_method1(hook, (ret_or_exc, method, args, kwargs)) {
-            e.write_unraisable(py, Some(server));
-        }
+/// Calls the server's logging hook `hook(ret_or_exc, method, args, kwargs)`;
+/// a hook that raises is reported as unraisable, never to the client.
+fn log(
+    server: &Bound<'_, PyAny>,
+    hook: &str,
+    ret_or_exc: &Bound<'_, PyAny>,
+    method: &str,
+    args: &Bound<'_, PyTuple>,
+    kwargs: &Bound<'_, PyDict>,
+) {
+    if let Err(e) = server.call_method1(hook, (ret_or_exc, method, args, kwargs)) {
+        e.write_unraisable(server.py(), Some(server));
     }
 }
 
@@ -168,7 +220,7 @@ impl Callee for PyCallee {
         // raises) is reported as unraisable and lists nothing.
         Python::try_attach(|py| {
             self.target.describe(py).unwrap_or_else(|e| {
-                e.write_unraisable(py, Some(self.target.callee.bind(py)));
+                e.write_unraisable(py, None);
                 Vec::new()
             })
         })
@@ -229,8 +281,7 @@ impl ServerCore {
         };
         Ok(ServerCore {
             target: Arc::new(Target {
-                server,
-                callee,
+                refs: Mutex::new(Some(Refs { server, callee })),
                 reserved: reserved.unwrap_or_default(),
                 opts: Options {
                     allow_pickle,
@@ -259,6 +310,17 @@ impl ServerCore {
         let addr = &self.address;
         let handle = runtime::block_on(py, async move { server.bind(addr).await })?
             .map_err(errors::server_error)?;
+        // However the server stops (a client's `shutdown`, `shutdown()`,
+        // Ctrl-C), let go of the Python objects once it has.
+        let target = Arc::clone(&self.target);
+        let stopped = handle.clone();
+        runtime::get()?.spawn(async move {
+            stopped.wait().await;
+            let _ = tokio::task::spawn_blocking(move || {
+                Python::try_attach(|py| target.release(py));
+            })
+            .await;
+        });
         let mut slot = self.handle.lock().unwrap_or_else(|e| e.into_inner());
         *slot = Some((runtime::current_pid(), handle));
         Ok(())
@@ -272,11 +334,15 @@ impl ServerCore {
             return Ok(());
         };
         match runtime::block_on(py, handle.wait()) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.target.release(py);
+                Ok(())
+            }
             Err(interrupted) => {
                 handle.shutdown();
                 // A second Ctrl-C stops waiting for the graceful end.
                 runtime::block_on(py, handle.wait())?;
+                self.target.release(py);
                 Err(interrupted)
             }
         }
@@ -295,6 +361,7 @@ impl ServerCore {
         if let Some(h) = self.handle() {
             h.shutdown();
             runtime::block_on(py, h.wait())?;
+            self.target.release(py);
         }
         Ok(())
     }

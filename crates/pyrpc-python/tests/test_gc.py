@@ -1,0 +1,101 @@
+"""A server object is freed once it stopped, however it stopped; a running
+one stays alive while it serves, even when nothing else refers to it."""
+
+import gc
+import threading
+import time
+import weakref
+
+import pytest
+
+from conftest import wait_connected
+from pyrpc import Client, Server
+
+
+class Echo(Server):
+    def echo(self, *args, **kwargs):
+        return args, kwargs
+
+
+class Target:
+    def whoami(self):
+        return "target"
+
+
+def freed_within(ref, seconds=10.0):
+    """Collect until ``ref`` is dead or ``seconds`` passed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        gc.collect()
+        if ref() is None:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def test_stopped_server_is_freed(tmp_path):
+    server = Echo(address=str(tmp_path / "s"))
+    server.start_in_thread()
+    assert Client(address=server.address).echo(1) == ((1,), {})
+    server.shutdown_sync()
+    ref = weakref.ref(server)
+    del server
+    gc.collect()
+    assert ref() is None
+
+
+def test_stopped_server_and_its_callee_are_freed(tmp_path):
+    target = Target()
+    server = Server(address=str(tmp_path / "s"), callee=target)
+    server.start_in_thread()
+    assert Client(address=server.address).whoami() == "target"
+    server.shutdown_sync()
+    refs = weakref.ref(server), weakref.ref(target)
+    del server, target
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+
+
+def test_server_stopped_by_a_client_after_start_returns_is_freed(tmp_path):
+    address = str(tmp_path / "s")
+    server = Echo(address=address)
+    thread = threading.Thread(target=server.start, daemon=True)
+    thread.start()
+    wait_connected(address)
+    Client(address=address).shutdown()
+    thread.join(15)
+    assert not thread.is_alive()
+    ref = weakref.ref(server)
+    del server, thread
+    assert freed_within(ref)
+
+
+def test_unreferenced_running_server_serves_until_shut_down_then_is_freed(tmp_path):
+    address = str(tmp_path / "s")
+    server = Echo(address=address)
+    server.start_in_thread()
+    ref = weakref.ref(server)
+    del server
+    gc.collect()
+    # Still alive and serving: the running server holds it.
+    assert ref() is not None
+    c = Client(address=address)
+    assert c.echo(2) == ((2,), {})
+    c.shutdown()
+    assert freed_within(ref)
+
+
+def test_server_that_failed_to_bind_is_freed():
+    first = Echo(address=("127.0.0.1", 0))
+    first.start_in_thread()
+    try:
+        second = Echo(address=first.bound_address())
+        with pytest.raises(OSError):
+            second.start_in_thread()
+        ref = weakref.ref(second)
+        del second
+        gc.collect()
+        assert ref() is None
+    finally:
+        first.shutdown_sync()
