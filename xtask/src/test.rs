@@ -36,6 +36,28 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 
     standalone::run_checks(root)?;
 
+    // `cargo install --path crates/pyrpc-cli` works. A debug build into the
+    // workspace's target dir reuses what `cargo test` built (about a second);
+    // a real install builds in release, which takes minutes and shows nothing
+    // more about whether the package installs.
+    step("cargo install --path crates/pyrpc-cli (debug, into target/cli-install)");
+    let install_root = root.join("target/cli-install");
+    sh(
+        cargo()
+            .env("CARGO_TARGET_DIR", root.join("target"))
+            .args([
+                "install", "--quiet", "--debug", "--locked", "--force", "--path",
+            ])
+            .arg(root.join("crates/pyrpc-cli"))
+            .arg("--root")
+            .arg(&install_root),
+        root,
+    )?;
+    sh(
+        std::process::Command::new(install_root.join("bin/pyrpc")).arg("--version"),
+        root,
+    )?;
+
     // A short bounded run; `cargo xtask fuzz 300` for a longer one
     // (docs/RELIABILITY.md).
     step("fuzzing (every cargo-fuzz target, 10 s each)");
