@@ -1,8 +1,9 @@
 //! [`Listener`]: accepts connections on a TCP or Unix socket address.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::net::{TcpListener, UnixListener};
 
@@ -43,6 +44,10 @@ enum Inner {
     Unix {
         listener: UnixListener,
         path: PathBuf,
+        /// (device, inode) of the socket file we created: on drop we remove
+        /// the file at `path` only if it is still ours, never a socket another
+        /// server has put there since.
+        id: (u64, u64),
     },
 }
 
@@ -83,14 +88,15 @@ impl Listener {
             }
             Address::Unix(path) => {
                 clear_stale_socket(path).await?;
-                let listener = UnixListener::bind(path).map_err(bind_err)?;
-                if let Some(mode) = options.unix_mode {
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                        .map_err(bind_err)?;
-                }
+                let listener = match options.unix_mode {
+                    None => UnixListener::bind(path).map_err(bind_err)?,
+                    Some(mode) => bind_with_mode(path, mode).map_err(bind_err)?,
+                };
+                let meta = std::fs::symlink_metadata(path).map_err(bind_err)?;
                 Inner::Unix {
                     listener,
                     path: path.clone(),
+                    id: (meta.dev(), meta.ino()),
                 }
             }
         };
@@ -138,8 +144,11 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Inner::Unix { path, .. } = &self.inner {
-            if is_socket(path) {
+        if let Inner::Unix { path, id, .. } = &self.inner {
+            let ours = std::fs::symlink_metadata(path)
+                .map(|m| m.file_type().is_socket() && (m.dev(), m.ino()) == *id)
+                .unwrap_or(false);
+            if ours {
                 let _ = std::fs::remove_file(path);
                 tracing::debug!(path = %path.display(), "removed socket file");
             }
@@ -147,6 +156,32 @@ impl Drop for Listener {
     }
 }
 
+/// Binds a Unix socket that has permission bits `mode` from the moment it
+/// appears at `path`: it is bound inside a fresh directory only we can enter,
+/// given its mode there, then hard-linked into place (which, unlike a rename,
+/// fails rather than replace a file that appeared at `path` meanwhile).
+fn bind_with_mode(path: &Path, mode: u32) -> std::io::Result<UnixListener> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let private = parent.join(format!(".pyrpc-{}-{n}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let staged = private.join("s");
+    let result = (|| {
+        let listener = UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
+        std::fs::hard_link(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    result
+}
+
+#[cfg(test)]
 fn is_socket(path: &Path) -> bool {
     std::fs::symlink_metadata(path)
         .map(|m| m.file_type().is_socket())
@@ -258,6 +293,53 @@ mod tests {
         let err = Listener::bind(&Address::unix(&path)).await.unwrap_err();
         assert!(matches!(err, TransportError::NotASocket { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    }
+
+    #[tokio::test]
+    async fn drop_leaves_a_socket_that_replaced_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let first = Listener::bind(&Address::unix(&path)).await.unwrap();
+        // Someone removes our file and a second server binds the same path.
+        std::fs::remove_file(&path).unwrap();
+        let second = Listener::bind(&Address::unix(&path)).await.unwrap();
+        drop(first);
+        assert!(
+            is_socket(&path),
+            "the first listener removed the second's socket"
+        );
+        ping_pong(&second).await;
+        drop(second);
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn unix_mode_leaves_no_staging_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let l = Listener::bind_with(
+            &Address::unix(&path),
+            &ListenerOptions::default().unix_mode(0o660),
+        )
+        .await
+        .unwrap();
+        let entries: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(entries, vec![std::ffi::OsString::from("s.sock")]);
+        ping_pong(&l).await;
+        // A file that appears at the path is never replaced.
+        drop(l);
+        std::fs::write(&path, b"data").unwrap();
+        let err = Listener::bind_with(
+            &Address::unix(&path),
+            &ListenerOptions::default().unix_mode(0o600),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, TransportError::NotASocket { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"data");
     }
 
     #[tokio::test]
