@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use num_bigint::BigInt;
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 use pyrpc_proto::{wire, Value, MAX_VALUE_DEPTH};
 
 /// Leaves: every scalar kind, ints across the i64 boundary included.
