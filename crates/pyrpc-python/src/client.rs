@@ -163,11 +163,23 @@ impl PyCallOptions {
 impl ClientCore {
     /// Makes a client core for `address`; it connects on first use.
     #[new]
-    #[pyo3(signature = (address, *, allow_pickle = false, name = None))]
-    fn new(address: &Bound<'_, PyAny>, allow_pickle: bool, name: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (address, *, allow_pickle = false, name = None, max_frame_len = None))]
+    fn new(
+        address: &Bound<'_, PyAny>,
+        allow_pickle: bool,
+        name: Option<String>,
+        max_frame_len: Option<usize>,
+    ) -> PyResult<Self> {
+        let d = ClientConfig::default();
+        let max_frame_len = match max_frame_len {
+            None => d.max_frame_len,
+            Some(0) => return Err(PyValueError::new_err("max_frame_len must be at least 1")),
+            Some(n) => n,
+        };
         let config = ClientConfig {
             name: name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION"))),
-            ..ClientConfig::default()
+            max_frame_len,
+            ..d
         };
         Ok(ClientCore {
             address: self::address(address)?,
@@ -175,6 +187,13 @@ impl ClientCore {
             allow_pickle,
             inner: Mutex::new(None),
         })
+    }
+
+    /// The limits in force, as a dict (`max_frame_len`).
+    fn limits<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("max_frame_len", self.config.max_frame_len)?;
+        Ok(d)
     }
 
     /// The address, in Python's form.

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::{PyAttributeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
@@ -257,7 +257,10 @@ impl ServerCore {
     /// starts it.
     #[new]
     #[pyo3(signature = (server, callee, address, *, nonblocking = false, synchronous = false,
-        request_clean_interval = 60.0, allow_pickle = false, unix_mode = None, reserved = None))]
+        request_clean_interval = 60.0, allow_pickle = false, unix_mode = None, reserved = None,
+        max_frame_len = None, max_connections = None, max_in_flight_per_connection = None,
+        max_kept_results = None, idle_timeout = None, shutdown_grace = None,
+        handshake_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         server: Py<PyAny>,
@@ -269,15 +272,45 @@ impl ServerCore {
         allow_pickle: bool,
         unix_mode: Option<u32>,
         reserved: Option<HashSet<String>>,
+        max_frame_len: Option<usize>,
+        max_connections: Option<usize>,
+        max_in_flight_per_connection: Option<usize>,
+        max_kept_results: Option<usize>,
+        idle_timeout: Option<f64>,
+        shutdown_grace: Option<f64>,
+        handshake_timeout: Option<f64>,
     ) -> PyResult<Self> {
+        let d = ServerConfig::default();
+        let secs = |name, v: Option<f64>, default| v.map_or(Ok(default), |s| seconds(name, s));
+        let positive = |name, v: Option<usize>, default| match v {
+            None => Ok(default),
+            Some(0) => Err(PyValueError::new_err(format!("{name} must be at least 1"))),
+            Some(n) => Ok(n),
+        };
         let config = ServerConfig {
             nonblocking,
             synchronous,
             request_clean_interval: seconds("request_clean_interval", request_clean_interval)?,
             allow_pickle,
             unix_mode,
+            max_frame_len: positive("max_frame_len", max_frame_len, d.max_frame_len)?,
+            max_connections: positive("max_connections", max_connections, d.max_connections)?,
+            max_in_flight_per_connection: positive(
+                "max_in_flight_per_connection",
+                max_in_flight_per_connection,
+                d.max_in_flight_per_connection,
+            )?,
+            max_kept_results: positive("max_kept_results", max_kept_results, d.max_kept_results)?,
+            // As the original's timeouts: 0 means none.
+            idle_timeout: match idle_timeout {
+                None => d.idle_timeout,
+                Some(0.0) => None,
+                Some(s) => Some(seconds("idle_timeout", s)?),
+            },
+            shutdown_grace: secs("shutdown_grace", shutdown_grace, d.shutdown_grace)?,
+            handshake_timeout: secs("handshake_timeout", handshake_timeout, d.handshake_timeout)?,
             name: format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION")),
-            ..ServerConfig::default()
+            ..d
         };
         Ok(ServerCore {
             target: Arc::new(Target {
@@ -364,6 +397,28 @@ impl ServerCore {
             self.target.release(py);
         }
         Ok(())
+    }
+
+    /// The limits in force, as a dict: sizes and counts as ints, durations
+    /// in seconds (`idle_timeout` None for none).
+    fn limits<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = &self.config;
+        let d = PyDict::new(py);
+        d.set_item("max_frame_len", c.max_frame_len)?;
+        d.set_item("max_connections", c.max_connections)?;
+        d.set_item(
+            "max_in_flight_per_connection",
+            c.max_in_flight_per_connection,
+        )?;
+        d.set_item("max_kept_results", c.max_kept_results)?;
+        d.set_item("idle_timeout", c.idle_timeout.map(|t| t.as_secs_f64()))?;
+        d.set_item("shutdown_grace", c.shutdown_grace.as_secs_f64())?;
+        d.set_item("handshake_timeout", c.handshake_timeout.as_secs_f64())?;
+        d.set_item(
+            "request_clean_interval",
+            c.request_clean_interval.as_secs_f64(),
+        )?;
+        Ok(d)
     }
 
     /// True while the server runs in this process.

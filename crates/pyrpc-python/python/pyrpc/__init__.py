@@ -141,6 +141,12 @@ class Client:
         allow_pickle: send other objects pickled, and unpickle pickled
             results (only if the server allows pickles too). Unpickling runs
             arbitrary code: allow it only between trusted peers.
+        max_frame_len: the longest reply accepted, in bytes (default 640
+            MiB). The server is told in the hello and answers a longer result
+            with an error (:class:`RemoteError`, kind ``'FRAME_TOO_LARGE'``)
+            instead of sending it. Arguments are bounded by the server's own
+            ``max_frame_len``: longer ones raise :class:`ProtocolError`
+            before anything is sent.
     """
 
     address: Any = None
@@ -152,6 +158,7 @@ class Client:
     nb_fetch_tick: float = 1
     nolog_methods: Optional[Any] = None
     allow_pickle: bool = False
+    max_frame_len: int = 640 * 1024 * 1024
 
     def __init__(self, address: Any = None, **kwargs: Any) -> None:
         self.address = address or self.address
@@ -247,7 +254,7 @@ class Client:
     def _core(self) -> "_pyrpc.ClientCore":
         d = self.__dict__
         core: Optional[_pyrpc.ClientCore] = d.get("_pyrpc_core")
-        key = (self.address, bool(self.allow_pickle))
+        key = (self.address, bool(self.allow_pickle), int(self.max_frame_len))
         if core is not None and d.get("_pyrpc_core_key") == key:
             return core
         with _core_lock:
@@ -255,7 +262,11 @@ class Client:
             if core is None or d.get("_pyrpc_core_key") != key:
                 if self.address is None:
                     raise ValueError("%s has no address" % type(self).__name__)
-                core = _pyrpc.ClientCore(self.address, allow_pickle=bool(self.allow_pickle))
+                core = _pyrpc.ClientCore(
+                    self.address,
+                    allow_pickle=bool(self.allow_pickle),
+                    max_frame_len=int(self.max_frame_len),
+                )
                 d["_pyrpc_core"] = core
                 d["_pyrpc_core_key"] = key
             return core
@@ -384,6 +395,29 @@ class Server:
             arbitrary code: allow it only between trusted peers.
         unix_mode: permission bits of the Unix socket file (e.g. ``0o600``);
             None leaves them to the umask.
+
+    Limits (the defaults are those of the Rust ``ServerConfig``):
+
+    Attributes:
+        max_frame_len: the longest frame, in bytes, accepted or sent (default
+            640 MiB); announced to clients, which refuse to send longer
+            arguments. A result that does not fit (this limit, or the
+            client's) is answered with an error (``'FRAME_TOO_LARGE'``)
+            instead; the connection and the server carry on.
+        max_connections: connections served at once (default 10 000); one
+            more is refused (``'OVERLOADED'``) and closed.
+        max_in_flight_per_connection: calls of one connection running at once
+            (default 256); past it the server reads no more requests from
+            that connection until a call finishes.
+        max_kept_results: non-blocking results kept at once, running or not
+            yet fetched (default 100 000); more are answered ``'OVERLOADED'``.
+        idle_timeout: seconds a connection may stay silent before it is
+            closed (default 300); None or 0 for never. Clients reconnect by
+            themselves.
+        shutdown_grace: seconds running calls get to finish when the server
+            shuts down (default 10).
+        handshake_timeout: seconds a new connection has to send its hello
+            (default 10).
     """
 
     address: Any = None
@@ -395,6 +429,13 @@ class Server:
     retype_exceptions: bool = False
     allow_pickle: bool = False
     unix_mode: Optional[int] = None
+    max_frame_len: int = 640 * 1024 * 1024
+    max_connections: int = 10_000
+    max_in_flight_per_connection: int = 256
+    max_kept_results: int = 100_000
+    idle_timeout: Optional[float] = 300
+    shutdown_grace: float = 10
+    handshake_timeout: float = 10
 
     def __init__(self, address: Any = None, **kwargs: Any) -> None:
         self.address = address or self.address
@@ -424,6 +465,13 @@ class Server:
             allow_pickle=bool(self.allow_pickle),
             unix_mode=self.unix_mode,
             reserved=_SERVER_MACHINERY if isinstance(self.callee, Server) else None,
+            max_frame_len=int(self.max_frame_len),
+            max_connections=int(self.max_connections),
+            max_in_flight_per_connection=int(self.max_in_flight_per_connection),
+            max_kept_results=int(self.max_kept_results),
+            idle_timeout=float(self.idle_timeout or 0),
+            shutdown_grace=float(self.shutdown_grace),
+            handshake_timeout=float(self.handshake_timeout),
         )
         core.bind()
         self._pyrpc_core = core

@@ -18,10 +18,21 @@ class ClientCore:
     """One connection to a server, shared by threads and tasks, re-made after
     ``fork()``. Connects on first use."""
 
-    def __new__(cls, address: _Address, *, allow_pickle: bool = False, name: Optional[str] = None) -> "ClientCore":
+    def __new__(
+        cls,
+        address: _Address,
+        *,
+        allow_pickle: bool = False,
+        name: Optional[str] = None,
+        max_frame_len: Optional[int] = None,
+    ) -> "ClientCore":
         """Prepare a client of the server at ``address``. ``allow_pickle``
         sends other objects pickled (if the server allows) and unpickles
-        pickled results. ``name`` is announced in the hello."""
+        pickled results. ``name`` is announced in the hello.
+        ``max_frame_len`` is the longest reply accepted, in bytes; None keeps
+        the Rust ``ClientConfig`` default (640 MiB)."""
+    def limits(self) -> Dict[str, Any]:
+        """The limits in force: ``{'max_frame_len': int}``."""
     @property
     def address(self) -> _Address:
         """The server's address."""
@@ -98,10 +109,26 @@ class ServerCore:
         allow_pickle: bool = False,
         unix_mode: Optional[int] = None,
         reserved: Optional[FrozenSet[str]] = None,
+        max_frame_len: Optional[int] = None,
+        max_connections: Optional[int] = None,
+        max_in_flight_per_connection: Optional[int] = None,
+        max_kept_results: Optional[int] = None,
+        idle_timeout: Optional[float] = None,
+        shutdown_grace: Optional[float] = None,
+        handshake_timeout: Optional[float] = None,
     ) -> "ServerCore":
         """Prepare a server. ``server`` receives ``log_call(ret, method, args,
         kwargs)`` and ``log_exception(exc, method, args, kwargs)`` after each
-        call; names in ``reserved`` are never served."""
+        call; names in ``reserved`` are never served.
+
+        The limits (see ``pyrpc.Server``) left None keep the defaults of the
+        Rust ``ServerConfig``; ``idle_timeout=0`` means no idle timeout.
+        Counts and sizes must be at least 1 (``ValueError``)."""
+    def limits(self) -> Dict[str, Any]:
+        """The limits in force: ``max_frame_len``, ``max_connections``,
+        ``max_in_flight_per_connection``, ``max_kept_results`` (ints),
+        ``idle_timeout`` (seconds or None), ``shutdown_grace``,
+        ``handshake_timeout``, ``request_clean_interval`` (seconds)."""
     def bind(self) -> None:
         """Bind the address and serve in the background; return once the
         socket listens. Raises ``OSError`` if the address cannot be bound."""
