@@ -22,6 +22,8 @@ The test service: ``echo(*args, **kwargs) -> (args, kwargs)``, ``sleep(seconds)
 
 import argparse
 import builtins
+import hashlib
+import hmac
 import importlib.util
 import os
 import socket
@@ -738,6 +740,17 @@ GOLDEN_CALL = (
 )
 
 
+# The secret and nonces of the auth_* vectors (see proto/testdata/README.md).
+GOLDEN_SECRET = b"golden secret"
+GOLDEN_CLIENT_NONCE = bytes(range(0, 32))
+GOLDEN_CHALLENGE = bytes(range(32, 64))
+
+
+def auth_mac(secret, label, challenge, client_nonce):
+    """HMAC-SHA256(secret, label || Ns || Nc), as docs/PROTOCOL.md describes."""
+    return hmac.new(secret, label + challenge + client_nonce, hashlib.sha256).digest()
+
+
 def check_golden(directory):
     from google.protobuf import text_format
 
@@ -777,6 +790,15 @@ def check_golden(directory):
             reencoded_frame = pb.ClientFrame(request=pb.Request(id=7, call=reencoded))
             if reencoded_frame.SerializeToString() != frame[4:]:
                 problems.append("our value encoder does not produce call.bin")
+        macs = {
+            "auth_response": (lambda m: m.auth.mac, b"pyrpc-v1 client"),
+            "auth_server_proof": (lambda m: m.hello.auth_proof, b"pyrpc-v1 server"),
+        }
+        if name in macs:
+            field, label = macs[name]
+            want = auth_mac(GOLDEN_SECRET, label, GOLDEN_CHALLENGE, GOLDEN_CLIENT_NONCE)
+            if field(decoded) != want:
+                problems.append(f"the MAC is not HMAC-SHA256 of {label!r} || Ns || Nc")
         ok = ok and not problems
         print(f"{'PASS' if not problems else 'FAIL'} golden {name}.bin ({len(frame)} bytes)", flush=True)
         for p in problems:

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use pyrpc_framing::Codec;
+use pyrpc_proto::auth::Secret;
 use pyrpc_proto::wire::{self, client_frame, request, response, server_frame};
 use pyrpc_proto::{ErrorKind, RemoteError, Value};
 use tokio_util::codec::{Decoder, Encoder};
@@ -93,6 +94,75 @@ fn call_frame() -> wire::ClientFrame {
     )
 }
 
+/// The shared secret and nonces of the `auth_*` vectors.
+const AUTH_SECRET: &str = "golden secret";
+
+fn client_nonce() -> Vec<u8> {
+    (0..32).collect()
+}
+
+fn server_challenge() -> Vec<u8> {
+    (32..64).collect()
+}
+
+fn golden_capabilities() -> Option<wire::Capabilities> {
+    Some(wire::Capabilities {
+        nonblocking: true,
+        max_frame_len: 671_088_640,
+        max_value_depth: 32,
+        pickle: false,
+        max_in_flight_per_connection: 64,
+    })
+}
+
+/// Named messages, each checked against `proto/testdata/<name>.bin`.
+type Vectors<M> = Vec<(&'static str, M)>;
+
+/// The four frames of an authenticated hello, in order.
+fn auth_vectors() -> (Vectors<wire::ClientFrame>, Vectors<wire::ServerFrame>) {
+    let secret = Secret::from(AUTH_SECRET);
+    let (nc, ns) = (client_nonce(), server_challenge());
+    let client = vec![
+        (
+            "auth_client_hello",
+            wire::ClientFrame {
+                kind: Some(client_frame::Kind::Hello(wire::ClientHello {
+                    protocol_version: pyrpc_proto::PROTOCOL_VERSION,
+                    peer_name: "golden-client/1.0".into(),
+                    auth_nonce: nc.clone().into(),
+                    ..Default::default()
+                })),
+            },
+        ),
+        (
+            "auth_response",
+            wire::ClientFrame {
+                kind: Some(client_frame::Kind::Auth(wire::AuthResponse {
+                    mac: secret.client_mac(&ns, &nc).into(),
+                })),
+            },
+        ),
+    ];
+    let server_hello = |challenge: Vec<u8>, proof: Vec<u8>| wire::ServerFrame {
+        kind: Some(server_frame::Kind::Hello(wire::ServerHello {
+            protocol_version: pyrpc_proto::PROTOCOL_VERSION,
+            peer_name: "golden-server/1.0".into(),
+            capabilities: golden_capabilities(),
+            auth_challenge: challenge.into(),
+            auth_proof: proof.into(),
+            ..Default::default()
+        })),
+    };
+    let server = vec![
+        ("auth_server_hello", server_hello(ns.clone(), Vec::new())),
+        (
+            "auth_server_proof",
+            server_hello(Vec::new(), secret.server_proof(&ns, &nc)),
+        ),
+    ];
+    (client, server)
+}
+
 fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
     vec![
         (
@@ -148,6 +218,14 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
         (
             "shutdown",
             client_request(0, request::Kind::Shutdown(wire::Shutdown {})),
+        ),
+        (
+            "list_methods",
+            client_request(12, request::Kind::ListMethods(wire::ListMethods {})),
+        ),
+        (
+            "stats",
+            client_request(13, request::Kind::Stats(wire::Stats {})),
         ),
     ]
 }
@@ -217,6 +295,47 @@ fn server_vectors() -> Vec<(&'static str, wire::ServerFrame)> {
             "response_pending",
             server_response(10, response::Kind::Pending(wire::Pending {})),
         ),
+        (
+            "response_methods",
+            server_response(
+                12,
+                response::Kind::Methods(wire::MethodList {
+                    methods: vec![
+                        wire::MethodInfo {
+                            name: "echo".into(),
+                            signature: "(*args, **kwargs)".into(),
+                            doc: "Returns (args, kwargs).".into(),
+                        },
+                        wire::MethodInfo {
+                            name: "connected".into(),
+                            ..Default::default()
+                        },
+                        wire::MethodInfo {
+                            name: "shutdown".into(),
+                            ..Default::default()
+                        },
+                    ],
+                }),
+            ),
+        ),
+        (
+            "response_stats",
+            server_response(
+                13,
+                response::Kind::Stats(wire::ServerStats {
+                    calls: 1000,
+                    errors: 3,
+                    in_flight: 0,
+                    kept_results: 2,
+                    connections: 1,
+                    uptime_ms: 60_000,
+                    latency_p50_us: 45,
+                    latency_p90_us: 80,
+                    latency_p99_us: 250,
+                    latency_max_us: 1200,
+                }),
+            ),
+        ),
     ]
 }
 
@@ -273,6 +392,21 @@ fn server_frames_match_the_golden_files() {
 }
 
 #[test]
+fn auth_frames_match_the_golden_files() {
+    let (client, server) = auth_vectors();
+    for (name, msg) in client {
+        check(name, msg);
+    }
+    for (name, msg) in server {
+        check(name, msg);
+    }
+    let secret = Secret::from(AUTH_SECRET);
+    let (nc, ns) = (client_nonce(), server_challenge());
+    assert!(secret.verify_client(&ns, &nc, &secret.client_mac(&ns, &nc)));
+    assert!(!secret.verify_client(&nc, &ns, &secret.client_mac(&ns, &nc)));
+}
+
+#[test]
 fn ping_is_the_example_of_the_protocol_doc() {
     let bytes = std::fs::read(testdata().join("ping.bin")).unwrap();
     assert_eq!(hex(&bytes), "00 00 00 06 12 04 08 01 32 00");
@@ -313,6 +447,9 @@ fn call_values_decode_to_python_shapes() {
 fn every_vector_is_described_and_checked() {
     let mut names: Vec<&str> = client_vectors().iter().map(|(n, _)| *n).collect();
     names.extend(server_vectors().iter().map(|(n, _)| *n));
+    let (auth_client, auth_server) = auth_vectors();
+    names.extend(auth_client.iter().map(|(n, _)| *n));
+    names.extend(auth_server.iter().map(|(n, _)| *n));
     names.sort_unstable();
     let readme = std::fs::read_to_string(testdata().join("README.md")).unwrap();
     let mut files: Vec<String> = Vec::new();
