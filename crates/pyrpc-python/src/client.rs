@@ -19,8 +19,9 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use pyrpc_client::{CallOptions, ClientConfig};
+use pyrpc_proto::auth::Secret;
 use pyrpc_transport::Address;
 
 use crate::convert::{self, Options};
@@ -49,6 +50,28 @@ pub(crate) fn address(obj: &Bound<'_, PyAny>) -> PyResult<Address> {
         "an address is a (host, port) tuple for TCP or a str path for a Unix socket, not {}",
         obj.repr().map(|r| r.to_string()).unwrap_or_default()
     )))
+}
+
+/// A shared secret given as `bytes` or `str` (UTF-8), or `None`. An empty
+/// one is refused: it would protect nothing.
+pub(crate) fn secret(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Secret>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let bytes: Vec<u8> = if let Ok(b) = obj.cast::<PyBytes>() {
+        b.as_bytes().to_vec()
+    } else if let Ok(s) = obj.cast::<PyString>() {
+        s.to_cow()?.as_bytes().to_vec()
+    } else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "a secret is bytes or str, not {}",
+            obj.get_type().name()?
+        )));
+    };
+    if bytes.is_empty() {
+        return Err(PyValueError::new_err("the secret is empty"));
+    }
+    Ok(Some(Secret::new(bytes)))
 }
 
 /// An [`Address`] in Python's forms (the inverse of [`address`]).
@@ -163,12 +186,14 @@ impl PyCallOptions {
 impl ClientCore {
     /// Makes a client core for `address`; it connects on first use.
     #[new]
-    #[pyo3(signature = (address, *, allow_pickle = false, name = None, max_frame_len = None))]
+    #[pyo3(signature = (address, *, allow_pickle = false, name = None, max_frame_len = None,
+        secret = None))]
     fn new(
         address: &Bound<'_, PyAny>,
         allow_pickle: bool,
         name: Option<String>,
         max_frame_len: Option<usize>,
+        secret: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let d = ClientConfig::default();
         let max_frame_len = match max_frame_len {
@@ -179,6 +204,7 @@ impl ClientCore {
         let config = ClientConfig {
             name: name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION"))),
             max_frame_len,
+            secret: self::secret(secret)?,
             ..d
         };
         Ok(ClientCore {

@@ -1,7 +1,7 @@
 //! Every mapping between Rust errors, remote errors and Python exceptions.
 //!
 //! * Client side: [`call_error`] turns a [`CallError`] into the exception the
-//!   caller sees: `Timeout`, `NoSocket`, `ProtocolError`, or the remote
+//!   caller sees: `Timeout`, `NoSocket`, `ProtocolError`, `AuthError`, or the remote
 //!   exception rebuilt by [`remote_to_py`].
 //! * Server side: [`remote_from_py`] turns an exception raised by a served
 //!   method into a [`RemoteError`] (type name, module, args, message,
@@ -27,6 +27,7 @@ static NO_SOCKET: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static PROTOCOL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static REMOTE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static RPC_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static AUTH_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static FORMAT_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Builds an instance of one of the `pyrpc._errors` classes.
@@ -82,6 +83,14 @@ pub(crate) fn call_error(py: Python<'_>, err: CallError, opts: Options) -> PyErr
             "ProtocolError",
             ("connection closed before the reply arrived",),
         ),
+        // Refused in the hello (either side): no call ran.
+        CallError::Remote(remote) if remote.kind == ErrorKind::Unauthenticated => {
+            // The Rust client names its own setting; name the Python one.
+            let message = remote
+                .message
+                .replace("ClientConfig::secret", "Client.secret");
+            make(py, &AUTH_ERROR, "AuthError", (message,))
+        }
         CallError::Remote(remote) => remote_to_py(py, remote, opts),
         other => rpc_error(py, other.to_string()),
     }

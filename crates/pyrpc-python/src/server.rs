@@ -22,7 +22,7 @@ use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
 use pyrpc_server::{CallContext, CallFuture, Callee, Server, ServerConfig, ServerHandle};
 use pyrpc_transport::Address;
 
-use crate::client::{address as parse_address, address_to_py, seconds};
+use crate::client::{address as parse_address, address_to_py, seconds, secret as parse_secret};
 use crate::convert::{self, Options};
 use crate::errors;
 use crate::runtime;
@@ -260,7 +260,7 @@ impl ServerCore {
         request_clean_interval = 60.0, allow_pickle = false, unix_mode = None, reserved = None,
         max_frame_len = None, max_connections = None, max_in_flight_per_connection = None,
         max_kept_results = None, idle_timeout = None, shutdown_grace = None,
-        handshake_timeout = None))]
+        handshake_timeout = None, secret = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         server: Py<PyAny>,
@@ -279,6 +279,7 @@ impl ServerCore {
         idle_timeout: Option<f64>,
         shutdown_grace: Option<f64>,
         handshake_timeout: Option<f64>,
+        secret: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let d = ServerConfig::default();
         let secs = |name, v: Option<f64>, default| v.map_or(Ok(default), |s| seconds(name, s));
@@ -309,6 +310,7 @@ impl ServerCore {
             },
             shutdown_grace: secs("shutdown_grace", shutdown_grace, d.shutdown_grace)?,
             handshake_timeout: secs("handshake_timeout", handshake_timeout, d.handshake_timeout)?,
+            secret: parse_secret(secret)?,
             name: format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION")),
             ..d
         };

@@ -29,9 +29,9 @@ def make_address(transport, tmp_path_factory):
     return str(d / "s")
 
 
-def wait_connected(address, proc=None, timeout=20.0):
+def wait_connected(address, proc=None, timeout=20.0, secret=None):
     """Poll until a server answers at ``address`` (no blind sleeping)."""
-    client = Client(address=address)
+    client = Client(address=address, secret=secret)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if client.connected(0.2):
@@ -59,7 +59,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_connected(address, self.proc)
+        wait_connected(address, self.proc, secret=attrs.get("secret"))
 
     def stop(self):
         if self.proc.poll() is None:

@@ -83,6 +83,12 @@ class TestServer(Server):
     def types_of(self, *args, **kwargs):
         return [type(a).__name__ for a in args], {k: type(v).__name__ for k, v in kwargs.items()}
 
+    def touch(self, path):
+        """Create the file at path: proof that a call ran."""
+        with open(path, "w") as f:
+            f.write("ran")
+        return True
+
     def _private(self):
         return "secret"
 

@@ -28,14 +28,15 @@ and the server set ``allow_pickle = True``.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from . import _pyrpc
-from ._errors import NoSocket, ProtocolError, RemoteError, RpcError, Timeout
+from ._errors import AuthError, NoSocket, ProtocolError, RemoteError, RpcError, Timeout
 
 __all__ = [
     "Client",
@@ -45,6 +46,7 @@ __all__ = [
     "NoSocket",
     "ProtocolError",
     "RemoteError",
+    "AuthError",
     "MethodInfo",
     "list_methods",
     "stats",
@@ -147,6 +149,10 @@ class Client:
             instead of sending it. Arguments are bounded by the server's own
             ``max_frame_len``: longer ones raise :class:`ProtocolError`
             before anything is sent.
+        secret: the shared secret (``bytes``, or ``str`` taken as UTF-8) of
+            a server that requires one; None (the default) for none. A wrong
+            or missing secret, or a server that cannot prove it holds the
+            same one, raises :class:`AuthError` before any call runs.
     """
 
     address: Any = None
@@ -159,6 +165,7 @@ class Client:
     nolog_methods: Optional[Any] = None
     allow_pickle: bool = False
     max_frame_len: int = 640 * 1024 * 1024
+    secret: Optional[Union[bytes, str]] = None
 
     def __init__(self, address: Any = None, **kwargs: Any) -> None:
         self.address = address or self.address
@@ -254,7 +261,7 @@ class Client:
     def _core(self) -> "_pyrpc.ClientCore":
         d = self.__dict__
         core: Optional[_pyrpc.ClientCore] = d.get("_pyrpc_core")
-        key = (self.address, bool(self.allow_pickle), int(self.max_frame_len))
+        key = (self.address, bool(self.allow_pickle), int(self.max_frame_len), self.secret)
         if core is not None and d.get("_pyrpc_core_key") == key:
             return core
         with _core_lock:
@@ -266,6 +273,7 @@ class Client:
                     self.address,
                     allow_pickle=bool(self.allow_pickle),
                     max_frame_len=int(self.max_frame_len),
+                    secret=self.secret,
                 )
                 d["_pyrpc_core"] = core
                 d["_pyrpc_core_key"] = key
@@ -395,6 +403,11 @@ class Server:
             arbitrary code: allow it only between trusted peers.
         unix_mode: permission bits of the Unix socket file (e.g. ``0o600``);
             None leaves them to the umask.
+        secret: a shared secret (``bytes``, or ``str`` taken as UTF-8)
+            clients must prove they hold (HMAC-SHA256 challenge-response in
+            the hello; the secret never travels); None (the default) lets
+            anyone who reaches the socket call. A TCP server on all
+            interfaces without one logs a warning on the ``pyrpc`` logger.
 
     Limits (the defaults are those of the Rust ``ServerConfig``):
 
@@ -429,6 +442,7 @@ class Server:
     retype_exceptions: bool = False
     allow_pickle: bool = False
     unix_mode: Optional[int] = None
+    secret: Optional[Union[bytes, str]] = None
     max_frame_len: int = 640 * 1024 * 1024
     max_connections: int = 10_000
     max_in_flight_per_connection: int = 256
@@ -472,9 +486,19 @@ class Server:
             idle_timeout=float(self.idle_timeout or 0),
             shutdown_grace=float(self.shutdown_grace),
             handshake_timeout=float(self.handshake_timeout),
+            secret=self.secret,
         )
         core.bind()
         self._pyrpc_core = core
+        if self.secret is None and _all_interfaces(self.address):
+            # As the Rust server warns (with tracing, which Python does not see).
+            logger.warning(
+                "%s listens on all network interfaces (%r) without a shared secret: "
+                "anyone who can reach the port can call its methods; "
+                "set a secret or bind 127.0.0.1",
+                type(self).__name__,
+                core.local_address(),
+            )
         return core
 
     def start(self) -> None:
@@ -558,6 +582,20 @@ class Server:
         log = self.get_exception_logging_func()
         if log:
             log(msg)
+
+
+def _all_interfaces(address: Any) -> bool:
+    """True for a TCP address on all interfaces: host ``''``, ``0.0.0.0``,
+    ``::``."""
+    if not isinstance(address, tuple) or len(address) != 2:
+        return False
+    host = address[0]
+    if host == "":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 # The public names of the Server class itself (start, log_call, ...): never

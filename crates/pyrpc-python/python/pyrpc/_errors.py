@@ -1,8 +1,8 @@
 """The exceptions pyrpc raises.
 
-They are plain Python classes (not made in Rust) because ``Timeout`` and
-``NoSocket`` have two bases each: ``RpcError`` and the builtin
-``TimeoutError`` / ``ConnectionError``. The Rust core only raises them; all the
+They are plain Python classes (not made in Rust) because ``Timeout``,
+``NoSocket`` and ``AuthError`` have two bases each: ``RpcError`` and the
+builtin ``TimeoutError`` / ``ConnectionError`` / ``PermissionError``. The Rust core only raises them; all the
 mapping from Rust errors lives in ``src/errors.rs``.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Tuple
 
-__all__ = ["RpcError", "Timeout", "NoSocket", "ProtocolError", "RemoteError"]
+__all__ = ["RpcError", "Timeout", "NoSocket", "ProtocolError", "RemoteError", "AuthError"]
 
 
 class RpcError(Exception):
@@ -46,6 +46,20 @@ class NoSocket(RpcError, ConnectionError):
     socket file does not exist, the host is unreachable."""
 
     def __init__(self, message: str = "cannot connect") -> None:
+        super().__init__(message)
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self),), self.__dict__)
+
+
+class AuthError(RpcError, PermissionError):
+    """The shared-secret authentication in the hello failed: the client has
+    no secret or the wrong one for a server that requires one, or the client
+    has a secret and the server could not prove it holds the same. No call
+    ran. Also a ``PermissionError`` (the type the Rust side names).
+    """
+
+    def __init__(self, message: str = "authentication failed") -> None:
         super().__init__(message)
 
     def __reduce__(self) -> Any:
@@ -107,6 +121,6 @@ class RemoteError(RpcError):
 
 
 # Shown (and pickled) as pyrpc.Timeout etc., where users import them from.
-for _cls in (RpcError, Timeout, NoSocket, ProtocolError, RemoteError):
+for _cls in (RpcError, Timeout, NoSocket, ProtocolError, RemoteError, AuthError):
     _cls.__module__ = "pyrpc"
 del _cls

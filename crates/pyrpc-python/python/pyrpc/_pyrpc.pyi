@@ -25,12 +25,15 @@ class ClientCore:
         allow_pickle: bool = False,
         name: Optional[str] = None,
         max_frame_len: Optional[int] = None,
+        secret: Optional[Union[bytes, str]] = None,
     ) -> "ClientCore":
         """Prepare a client of the server at ``address``. ``allow_pickle``
         sends other objects pickled (if the server allows) and unpickles
         pickled results. ``name`` is announced in the hello.
         ``max_frame_len`` is the longest reply accepted, in bytes; None keeps
-        the Rust ``ClientConfig`` default (640 MiB)."""
+        the Rust ``ClientConfig`` default (640 MiB). ``secret`` (bytes, or
+        str as UTF-8; not empty) answers the server's challenge; a refusal
+        either way raises ``pyrpc.AuthError``."""
     def limits(self) -> Dict[str, Any]:
         """The limits in force: ``{'max_frame_len': int}``."""
     @property
@@ -116,6 +119,7 @@ class ServerCore:
         idle_timeout: Optional[float] = None,
         shutdown_grace: Optional[float] = None,
         handshake_timeout: Optional[float] = None,
+        secret: Optional[Union[bytes, str]] = None,
     ) -> "ServerCore":
         """Prepare a server. ``server`` receives ``log_call(ret, method, args,
         kwargs)`` and ``log_exception(exc, method, args, kwargs)`` after each
@@ -123,7 +127,9 @@ class ServerCore:
 
         The limits (see ``pyrpc.Server``) left None keep the defaults of the
         Rust ``ServerConfig``; ``idle_timeout=0`` means no idle timeout.
-        Counts and sizes must be at least 1 (``ValueError``)."""
+        Counts and sizes must be at least 1 (``ValueError``). With
+        ``secret`` (bytes, or str as UTF-8; not empty) clients must prove
+        they hold it."""
     def limits(self) -> Dict[str, Any]:
         """The limits in force: ``max_frame_len``, ``max_connections``,
         ``max_in_flight_per_connection``, ``max_kept_results`` (ints),
