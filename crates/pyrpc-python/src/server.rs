@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
 use pyrpc_server::{CallContext, CallFuture, Callee, Server, ServerConfig, ServerHandle};
@@ -86,13 +87,17 @@ impl Target {
             ));
         };
         let server = server.bind(py);
-        let func = match callee.bind(py).getattr(method) {
+        let callee = callee.bind(py);
+        if is_property(callee, method) {
+            return Err(RemoteError::no_such_method(method));
+        }
+        let func = match callee.getattr(method) {
             Ok(f) if f.is_callable() => f,
             Ok(_) => return Err(RemoteError::no_such_method(method)),
             Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
                 return Err(RemoteError::no_such_method(method))
             }
-            // A property that raised: the callee's own failure.
+            // A dynamic `__getattr__` that raised: the callee's own failure.
             Err(e) => return Err(errors::remote_from_py(py, &e, self.opts)),
         };
         let (pargs, pkwargs) = convert::from_args(py, args, self.opts).map_err(|e| {
@@ -137,8 +142,8 @@ impl Target {
     /// The methods a client may call, as `ListMethods` reports them: the
     /// public callable attributes of the callee that [`Target::run`] would
     /// serve, with `inspect.signature` (a bound method's without `self`)
-    /// and `inspect.getdoc`. Attributes that fail to load (a property that
-    /// raises) are left out, as are signatures `inspect` cannot tell.
+    /// and `inspect.getdoc`. Properties are left out (and not run), as are
+    /// attributes that fail to load and signatures `inspect` cannot tell.
     fn describe(&self, py: Python<'_>) -> PyResult<Vec<MethodInfo>> {
         let Some(Refs { callee, .. }) = self.refs(py) else {
             return Ok(Vec::new());
@@ -148,7 +153,8 @@ impl Target {
         let mut out = Vec::new();
         for name in callee.dir()? {
             let name: String = name.extract()?;
-            if name.starts_with('_') || self.reserved.contains(&name) {
+            if name.starts_with('_') || self.reserved.contains(&name) || is_property(callee, &name)
+            {
                 continue;
             }
             let Ok(func) = callee.getattr(name.as_str()) else {
@@ -167,6 +173,28 @@ impl Target {
             out.push(info);
         }
         Ok(out)
+    }
+}
+
+static PROPERTY_TYPES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+
+/// True when `name` is a property (or `functools.cached_property`) of the
+/// callee's class: never served, and never run to find out whether its value
+/// is callable (a getter may have side effects).
+fn is_property(callee: &Bound<'_, PyAny>, name: &str) -> bool {
+    let py = callee.py();
+    let types = PROPERTY_TYPES.get_or_try_init(py, || {
+        let property = py.import("builtins")?.getattr("property")?;
+        let cached = py.import("functools")?.getattr("cached_property")?;
+        PyResult::Ok(PyTuple::new(py, [property, cached])?.unbind())
+    });
+    let Ok(types) = types else {
+        return false;
+    };
+    // On the class the descriptor itself comes back: nothing runs.
+    match callee.get_type().getattr(name) {
+        Ok(attr) => attr.is_instance(types.bind(py)).unwrap_or(false),
+        Err(_) => false,
     }
 }
 

@@ -127,6 +127,20 @@ class PickleServer(TestServer):
 
         return fractions.Fraction(1, 3)
 
+    def bomb(self, path):
+        """A result that creates ``path`` when unpickled."""
+        return Bomb(path)
+
+
+class Bomb:
+    """Creates a file when unpickled: proof that a pickle was loaded."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
 
 def echo(*args, **kwargs):
     return args, kwargs
