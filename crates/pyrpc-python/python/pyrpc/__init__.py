@@ -374,8 +374,10 @@ class Server:
     Subclass it and define methods, or assign functions to an instance
     (``server.echo = echo``; methods are looked up on every call), or
     redirect calls to another object with ``callee`` / ``callee_type``.
-    Names starting with ``_`` and attributes that are not callable are never
-    callable remotely; ``connected`` and ``shutdown`` are built in.
+    Names starting with ``_``, attributes that are not callable, properties
+    (whose getters never run for a client) and this class's own machinery
+    (``start``, ``log_call``, ...) are never callable remotely; ``connected``
+    and ``shutdown`` are built in.
 
     Settings are class attributes, overridable by subclassing or by keyword
     arguments to the constructor::
