@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyModule, PyTuple};
 use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
 use pyrpc_server::{CallContext, CallFuture, Callee, Server, ServerConfig, ServerHandle};
 use pyrpc_transport::Address;
@@ -92,7 +92,7 @@ impl Target {
             return Err(RemoteError::no_such_method(method));
         }
         let func = match callee.getattr(method) {
-            Ok(f) if f.is_callable() => f,
+            Ok(f) if f.is_callable() && module_serves(callee, method, &f) => f,
             Ok(_) => return Err(RemoteError::no_such_method(method)),
             Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
                 return Err(RemoteError::no_such_method(method))
@@ -160,7 +160,7 @@ impl Target {
             let Ok(func) = callee.getattr(name.as_str()) else {
                 continue;
             };
-            if !func.is_callable() {
+            if !func.is_callable() || !module_serves(callee, &name, &func) {
                 continue;
             }
             let mut info = MethodInfo::new(name);
@@ -177,6 +177,24 @@ impl Target {
 }
 
 static PROPERTY_TYPES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+
+/// When the callee is a module, only what the module itself offers is served:
+/// the names in its `__all__` if it has one, else the functions and classes
+/// defined in it (`attr.__module__` is the module's name). What it merely
+/// imported (`from os import system`, `from subprocess import run`) is not a
+/// remote method. Any other callee: always true.
+fn module_serves(callee: &Bound<'_, PyAny>, name: &str, attr: &Bound<'_, PyAny>) -> bool {
+    if !callee.is_instance_of::<PyModule>() {
+        return true;
+    }
+    if let Ok(all) = callee.getattr("__all__") {
+        return all.contains(name).unwrap_or(false);
+    }
+    match (callee.getattr("__name__"), attr.getattr("__module__")) {
+        (Ok(module), Ok(defined_in)) => module.eq(defined_in).unwrap_or(false),
+        _ => false,
+    }
+}
 
 /// True when `name` is a property (or `functools.cached_property`) of the
 /// callee's class: never served, and never run to find out whether its value

@@ -1,6 +1,8 @@
 """A module served as a callee (tests/test_security.py)."""
 
 import os  # noqa: F401  (a module attribute: not callable)
+from os import getcwd  # noqa: F401  (imported, not defined here: never served)
+from subprocess import run  # noqa: F401  (imported, not defined here: never served)
 
 LIMIT = 10  # a constant: not callable
 

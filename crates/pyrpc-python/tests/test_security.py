@@ -93,7 +93,7 @@ def test_a_module_callee_serves_its_public_functions_only(tmp_path):
     try:
         c = Client(address=server.address)
         assert c.double(21) == 42
-        for name in ["os", "LIMIT", "__builtins__", "__loader__", "__spec__"]:
+        for name in ["os", "LIMIT", "__builtins__", "__loader__", "__spec__", "getcwd", "run"]:
             with pytest.raises(AttributeError, match="no callable public method"):
                 raw_call(c, name)
         for name in ["_hidden", "__import__", "__getattribute__"]:
@@ -102,6 +102,31 @@ def test_a_module_callee_serves_its_public_functions_only(tmp_path):
         listed = {m.name: m for m in pyrpc.list_methods(c)}
         assert listed["double"].doc == "Return 2 * x."
         assert "os" not in listed and "LIMIT" not in listed and "_hidden" not in listed
+        assert "run" not in listed and "getcwd" not in listed
+        assert sorted(listed) == ["connected", "double", "shutdown"]
+    finally:
+        server.shutdown_sync()
+
+
+def test_a_module_callee_with_all_serves_exactly_all(tmp_path):
+    import types
+
+    mod = types.ModuleType("callee_with_all")
+    exec(
+        "from os import getcwd\n"
+        "def a():\n    return 'a'\n"
+        "def b():\n    return 'b'\n"
+        "__all__ = ['a', 'getcwd']\n",
+        mod.__dict__,
+    )
+    server = Server(address=str(tmp_path / "s"), callee=mod)
+    server.start_in_thread()
+    try:
+        c = Client(address=server.address)
+        assert c.a() == "a"
+        assert isinstance(c.getcwd(), str)  # listed in __all__: the module offers it
+        with pytest.raises(AttributeError, match="no callable public method"):
+            raw_call(c, "b")
     finally:
         server.shutdown_sync()
 
