@@ -154,11 +154,22 @@ fn spawn_call(
     shared.clone().calls.spawn(
         async move {
             let _permit = permit;
+            let method = call.method.clone();
+            let deadline = deadline_of(Instant::now(), call.timeout_ms);
             let outcome = tokio::select! {
                 r = run_call(&shared, &conn.peer, call, false) => r,
                 _ = conn.stop.cancelled() => return,
             };
             let resp = match outcome {
+                // The caller has given up: don't encode and send a result
+                // nobody reads (it may be hundreds of MiB).
+                Ok(_) if deadline.is_some_and(|d| Instant::now() > d) => error(
+                    id,
+                    RemoteError::new(
+                        ErrorKind::DeadlineExceeded,
+                        format!("{method}() finished after the caller's timeout"),
+                    ),
+                ),
                 Ok(v) => value(id, v),
                 Err(e) => error(id, e),
             };
@@ -218,15 +229,21 @@ fn prepare(shared: &Shared, call: wire::Call) -> Result<Prepared, RemoteError> {
         })?;
         args.kwargs.push((kw.name, v));
     }
-    let deadline = match call.timeout_ms {
-        0 => None,
-        ms => received.checked_add(Duration::from_millis(ms).min(MAX_TIMEOUT)),
-    };
+    let deadline = deadline_of(received, call.timeout_ms);
     Ok(Prepared {
         method,
         args,
         deadline,
     })
+}
+
+/// When a call received at `received` with `timeout_ms` (0 = none) stops
+/// being waited for.
+fn deadline_of(received: Instant, timeout_ms: u64) -> Option<Instant> {
+    match timeout_ms {
+        0 => None,
+        ms => received.checked_add(Duration::from_millis(ms).min(MAX_TIMEOUT)),
+    }
 }
 
 /// Runs a prepared call: builtins, `synchronous`, the deadline, the callee

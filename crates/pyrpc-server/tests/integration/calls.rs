@@ -345,6 +345,35 @@ async fn deadline_passed_while_queued_is_deadline_exceeded() {
     assert!(matches!(got[2].1, Outcome::Value(_)), "{:?}", got[2].1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn result_finished_after_the_deadline_is_not_sent() {
+    let gate = Gate::new();
+    let s = Server::builder(crate::peer::methods(&gate)).build();
+    let mut p = Peer::connect(&s).await;
+    // the caller waits 100 ms; the method finishes after 500 ms
+    p.request(1, request::Kind::Call(call("gated", Args::new(), 100)))
+        .await;
+    gate.wait_reached(1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gate.open(1);
+    let (id, outcome) = p.response().await;
+    assert_eq!(id, 1);
+    let e = match outcome {
+        Outcome::Error(e) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(e.kind, ErrorKind::DeadlineExceeded);
+    assert!(
+        e.message.contains("after the caller's timeout"),
+        "{}",
+        e.message
+    );
+    // a call that finishes in time still gets its value
+    p.request(2, request::Kind::Call(call("echo", Args::new(), 60_000)))
+        .await;
+    assert!(matches!(p.response().await, (2, Outcome::Value(_))));
+}
+
 #[tokio::test]
 async fn context_tells_peer_deadline_and_mode() {
     struct Ctx;
