@@ -232,22 +232,53 @@ async fn broken_frames_close_only_their_connection() {
             "a valid length with a non-protobuf body",
             framed(&[0xff; 64]),
         ),
+    ] {
+        let mut s = open(&addr, true).await;
+        s.write_all(&bytes).await.unwrap();
+        closed_by_server(&mut s, T).await;
+        still_serving(&mut p, what).await;
+    }
+
+    // Frames of a valid length whose request cannot be decoded, but whose id
+    // can: that request is answered with a PROTOCOL error and the connection
+    // stays in step and usable.
+    for (what, bytes) in [
         (
             "a list claiming 2^60 bytes",
             // Value.list with a length prefix far past the frame's end.
             framed(&echo_raw_arg(
-                1,
+                7,
                 &[0x42, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10],
             )),
         ),
         (
             "a value nested 5000 deep",
-            framed(&echo_raw_arg(1, &nested_list(5000))),
+            framed(&echo_raw_arg(7, &nested_list(5000))),
         ),
     ] {
         let mut s = open(&addr, true).await;
         s.write_all(&bytes).await.unwrap();
-        closed_by_server(&mut s, T).await;
+        let r = response(&mut s).await;
+        assert_eq!(r.id, 7, "{what}");
+        match r.kind {
+            Some(wire::response::Kind::Error(e)) => {
+                assert_eq!(e.kind, ErrorKind::Protocol as i32, "{what}");
+                assert!(
+                    e.message.contains("could not be decoded"),
+                    "{what}: {}",
+                    e.message
+                );
+            }
+            other => panic!("{what}: expected an error, got {other:?}"),
+        }
+        s.write_all(&framed(&request_body(
+            8,
+            "add",
+            vec![Value::from(1).into(), Value::from(2).into()],
+        )))
+        .await
+        .unwrap();
+        assert_eq!(response(&mut s).await.id, 8, "{what}");
         still_serving(&mut p, what).await;
     }
 

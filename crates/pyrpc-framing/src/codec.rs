@@ -3,7 +3,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::FrameError;
@@ -35,6 +35,9 @@ pub struct Codec<In, Out> {
     max_encode_len: usize,
     /// The length of the frame whose header was read and whose body is awaited.
     body_len: Option<usize>,
+    /// The body of the last frame that was not a valid message, kept so the
+    /// receiver can still find out what it was (e.g. its request id).
+    undecodable: Option<Bytes>,
     _types: PhantomData<fn(Out) -> In>,
 }
 
@@ -52,6 +55,7 @@ impl<In, Out> Codec<In, Out> {
             max_decode_len: max,
             max_encode_len: max,
             body_len: None,
+            undecodable: None,
             _types: PhantomData,
         }
     }
@@ -64,6 +68,17 @@ impl<In, Out> Codec<In, Out> {
     /// The encode limit: the longest frame sent to the peer.
     pub fn max_encode_len(&self) -> usize {
         self.max_encode_len
+    }
+
+    /// Takes the body of the last frame whose decoding failed with
+    /// [`FrameError::Decode`].
+    ///
+    /// Such a frame had a valid length, so the stream is still in step after
+    /// it: a receiver may look into the body (e.g. decode only a request id,
+    /// which never recurses) to answer that one request with an error instead
+    /// of closing the connection.
+    pub fn take_undecodable(&mut self) -> Option<Bytes> {
+        self.undecodable.take()
     }
 
     /// Sets the decode limit.
@@ -129,7 +144,13 @@ impl<In: prost::Message + Default, Out> Decoder for Codec<In, Out> {
         }
         self.body_len = None;
         let frame = src.split_to(len).freeze();
-        Ok(Some(In::decode(frame)?))
+        match In::decode(frame.clone()) {
+            Ok(msg) => Ok(Some(msg)),
+            Err(e) => {
+                self.undecodable = Some(frame);
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -295,10 +316,17 @@ mod tests {
         let mut buf = BytesMut::new();
         buf.put_u32(3);
         buf.extend_from_slice(&[0xff, 0xff, 0xff]);
-        let err = Codec::<Request, Request>::new()
-            .decode(&mut buf)
-            .unwrap_err();
+        let mut codec = Codec::<Request, Request>::new();
+        let err = codec.decode(&mut buf).unwrap_err();
         assert!(matches!(err, FrameError::Decode(_)), "{err}");
+        // the body is kept for the receiver, and the stream is still in step
+        assert_eq!(
+            codec.take_undecodable().as_deref(),
+            Some(&[0xffu8, 0xff, 0xff][..])
+        );
+        assert_eq!(codec.take_undecodable(), None);
+        buf.extend_from_slice(&frame(&ping(5)));
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(ping(5)));
     }
 
     #[test]

@@ -275,6 +275,17 @@ where
                 stop.cancel();
                 break;
             }
+            Err(ReadError::Frame(FrameError::Decode(e))) => {
+                let body = reader.codec.take_undecodable().unwrap_or_default();
+                if dispatch::answer_undecodable(&conn, &body, &e.to_string()).await {
+                    tracing::debug!(%peer, error = %e, "undecodable request answered with an error");
+                    continue;
+                }
+                ReadError::Frame(FrameError::Decode(e)).log(&peer);
+                stop.cancel();
+                kill.cancel();
+                break;
+            }
             Err(ReadError::Idle) => {
                 tracing::debug!(%peer, "connection idle for too long; closing");
                 // What is queued is still sent, then the connection closes.

@@ -128,6 +128,46 @@ pub(crate) async fn handle(
     }
 }
 
+/// Answers a request whose frame could not be decoded (a body that is not a
+/// valid `ClientFrame`, or values nested past protobuf's recursion limit),
+/// when its id can still be read: the frame had a valid length, so the
+/// connection is still in step and only this request fails.
+///
+/// Returns false when not even an id could be read; the caller then closes
+/// the connection.
+pub(crate) async fn answer_undecodable(conn: &ConnCtx, body: &[u8], why: &str) -> bool {
+    let Some(id) = undecodable_request_id(body) else {
+        return false;
+    };
+    let e = RemoteError::new(
+        ErrorKind::Protocol,
+        format!("request {id} could not be decoded ({why}); values may nest at most 32 levels"),
+    );
+    reply(conn, error(id, e)).await;
+    true
+}
+
+/// The id of a request frame, read without decoding anything else: prost
+/// skips the other fields without recursing into them.
+fn undecodable_request_id(body: &[u8]) -> Option<u64> {
+    /// `ClientFrame` with only its `request` field.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct FrameHead {
+        #[prost(message, optional, tag = "2")]
+        request: Option<RequestHead>,
+    }
+    /// `Request` with only its `id` field.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RequestHead {
+        #[prost(uint64, tag = "1")]
+        id: u64,
+    }
+    <FrameHead as prost::Message>::decode(body)
+        .ok()?
+        .request
+        .map(|r| r.id)
+}
+
 /// Queues a response; a closed queue means the connection is gone.
 async fn reply(conn: &ConnCtx, resp: wire::Response) {
     let _ = conn.tx.send(resp).await;
