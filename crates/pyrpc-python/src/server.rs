@@ -1,8 +1,10 @@
 //! `ServerCore`: the Rust half of `pyrpc.Server`, and [`PyCallee`], a
 //! [`Callee`] that calls methods of a Python object.
 //!
-//! Each call runs on tokio's blocking pool (`spawn_blocking`) and holds the GIL
-//! only while Python runs: looking the method up on the callee (per call, so
+//! Each call runs on one of the server's Python worker threads ([`Pool`]:
+//! threads that keep their Python thread state between calls; tokio's
+//! blocking pool when they are all busy) and holds the GIL only while Python
+//! runs: looking the method up on the callee (per call, so
 //! `server.echo = echo` after construction is served), converting the
 //! arguments, calling, converting the result, and calling the Python
 //! server's `log_call` / `log_exception` hooks. Concurrency (and
@@ -12,8 +14,9 @@
 // contract); boxing the error here would only add a conversion.
 #![allow(clippy::result_large_err)]
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Condvar, Mutex};
 
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -231,34 +234,195 @@ fn log(
     }
 }
 
-/// A [`Callee`] calling methods of a Python object on the blocking pool.
+/// One call for a [`Pool`] worker: runs with the GIL held.
+type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+
+/// What the workers of a [`Pool`] share.
+struct Shared {
+    state: Mutex<PoolState>,
+    /// Signalled when a job is queued or the pool closes.
+    ready: Condvar,
+}
+
+struct PoolState {
+    queue: VecDeque<Job>,
+    /// Workers waiting for a job.
+    idle: usize,
+    /// Workers alive.
+    threads: usize,
+    /// Set when the pool's owner is gone: workers finish the queue and exit.
+    closed: bool,
+}
+
+/// Python worker threads that keep their Python thread state between calls.
+///
+/// Attaching to the interpreter from a thread that has no Python thread state
+/// (a tokio blocking-pool thread) makes CPython create one, with its frame
+/// stack (an `mmap`), and destroy it when the call is done: per call. A worker
+/// attaches once for its whole life and detaches between calls, so each call
+/// only re-takes the GIL. Workers start on demand, up to `max` (the Python
+/// server's `workers`); a call that finds them all busy runs on tokio's
+/// blocking pool as before, so calls never wait for each other here (how many
+/// run at once is bounded by the server's in-flight limits). Dropping the
+/// pool (the server stopped) lets the workers exit once they are done.
+///
+/// Workers are plain OS threads, not `threading` threads: they never hold up
+/// the interpreter's exit. A pool belongs to one `bind()`, so a server bound
+/// again in a forked child gets a new one.
+struct Pool {
+    shared: Arc<Shared>,
+    max: usize,
+}
+
+impl Pool {
+    fn new(max: usize) -> Pool {
+        Pool {
+            shared: Arc::new(Shared {
+                state: Mutex::new(PoolState {
+                    queue: VecDeque::new(),
+                    idle: 0,
+                    threads: 0,
+                    closed: false,
+                }),
+                ready: Condvar::new(),
+            }),
+            max,
+        }
+    }
+
+    /// Hands `job` to an idle worker (or a new one); gives it back when every
+    /// worker is busy.
+    fn submit(&self, job: Job) -> Result<(), Job> {
+        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed {
+            return Err(job);
+        }
+        if st.idle > st.queue.len() {
+            st.queue.push_back(job);
+            drop(st);
+            self.shared.ready.notify_one();
+            return Ok(());
+        }
+        if st.threads >= self.max {
+            return Err(job);
+        }
+        st.threads += 1;
+        drop(st);
+        let shared = Arc::clone(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("pyrpc-python".into())
+            .spawn(move || worker(&shared, job));
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.threads -= 1;
+                // The closure (and the job in it) is gone with the failed
+                // spawn; its caller sees the dropped reply channel.
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// Lets the workers exit once the queue is empty; later calls run on the
+    /// blocking pool.
+    fn close(&self) {
+        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.closed = true;
+        drop(st);
+        self.shared.ready.notify_all();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A worker's life: attached to the interpreter throughout (so it keeps its
+/// thread state), detached while it waits.
+fn worker(shared: &Shared, first: Job) {
+    let attached = Python::try_attach(|py| {
+        py.detach(|| {
+            let mut job = Some(first);
+            loop {
+                if let Some(j) = job.take() {
+                    // `None` when the interpreter is finalizing: the job is
+                    // dropped and its caller told the server is going away.
+                    let _ = Python::try_attach(|py| {
+                        // A panic is the call's alone: its caller sees the
+                        // dropped reply channel, the worker carries on.
+                        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| j(py)));
+                    });
+                }
+                let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(j) = st.queue.pop_front() {
+                        job = Some(j);
+                        break;
+                    }
+                    if st.closed {
+                        st.threads -= 1;
+                        return;
+                    }
+                    st.idle += 1;
+                    st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                    st.idle -= 1;
+                }
+            }
+        })
+    });
+    if attached.is_none() {
+        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.threads -= 1;
+    }
+}
+
+/// A [`Callee`] calling methods of a Python object on the [`Pool`]'s
+/// workers (or, when they are all busy, on tokio's blocking pool).
 #[derive(Clone)]
 struct PyCallee {
     target: Arc<Target>,
+    pool: Arc<Pool>,
+}
+
+/// The error of a call whose interpreter went away before it ran.
+fn finalizing() -> RemoteError {
+    RemoteError::new(
+        ErrorKind::ShuttingDown,
+        "the server's Python interpreter is shutting down",
+    )
 }
 
 impl Callee for PyCallee {
     fn call(&self, _ctx: CallContext, method: &str, args: Args) -> CallFuture {
         let target = Arc::clone(&self.target);
         let method = method.to_owned();
-        Box::pin(async move {
-            let name = method.clone();
-            let joined = tokio::task::spawn_blocking(move || {
-                Python::try_attach(|py| target.run(py, &method, args)).unwrap_or_else(|| {
-                    Err(RemoteError::new(
-                        ErrorKind::ShuttingDown,
-                        "the server's Python interpreter is shutting down",
-                    ))
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |py: Python<'_>| {
+            let _ = tx.send(target.run(py, &method, args));
+        });
+        match self.pool.submit(job) {
+            Ok(()) => Box::pin(async move { rx.await.unwrap_or_else(|_| Err(finalizing())) }),
+            Err(job) => Box::pin(async move {
+                // Every worker is busy: a blocking-pool thread, attached for
+                // this call only.
+                let joined = tokio::task::spawn_blocking(move || {
+                    let _ = Python::try_attach(job);
                 })
-            })
-            .await;
-            joined.unwrap_or_else(|e| {
-                Err(RemoteError::new(
-                    ErrorKind::Exception,
-                    format!("the call of {name}() did not finish: {e}"),
-                ))
-            })
-        })
+                .await;
+                match joined {
+                    Ok(()) => rx.await.unwrap_or_else(|_| Err(finalizing())),
+                    Err(e) => Err(RemoteError::new(
+                        ErrorKind::Exception,
+                        format!("the call did not finish: {e}"),
+                    )),
+                }
+            }),
+        }
     }
 
     fn methods(&self) -> Vec<MethodInfo> {
@@ -281,6 +445,8 @@ pub(crate) struct ServerCore {
     target: Arc<Target>,
     address: Address,
     config: ServerConfig,
+    /// Python worker threads kept per bound server (see [`Pool`]).
+    workers: usize,
     /// The running server and the pid it runs in; a server bound before a
     /// `fork()` does not run in the child.
     handle: Mutex<Option<(u32, ServerHandle)>>,
@@ -306,7 +472,7 @@ impl ServerCore {
         request_clean_interval = 60.0, allow_pickle = false, unix_mode = None, reserved = None,
         max_frame_len = None, max_connections = None, max_in_flight_per_connection = None,
         max_kept_results = None, idle_timeout = None, shutdown_grace = None,
-        handshake_timeout = None, secret = None))]
+        handshake_timeout = None, secret = None, workers = 16))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         server: Py<PyAny>,
@@ -326,6 +492,7 @@ impl ServerCore {
         shutdown_grace: Option<f64>,
         handshake_timeout: Option<f64>,
         secret: Option<&Bound<'_, PyAny>>,
+        workers: usize,
     ) -> PyResult<Self> {
         let d = ServerConfig::default();
         let secs = |name, v: Option<f64>, default| v.map_or(Ok(default), |s| seconds(name, s));
@@ -371,6 +538,7 @@ impl ServerCore {
             }),
             address: parse_address(address)?,
             config,
+            workers,
             handle: Mutex::new(None),
         })
     }
@@ -383,8 +551,10 @@ impl ServerCore {
                 "the server is already running",
             ));
         }
+        let pool = Arc::new(Pool::new(self.workers));
         let server = Server::builder(PyCallee {
             target: Arc::clone(&self.target),
+            pool: Arc::clone(&pool),
         })
         .config(self.config.clone())
         .build();
@@ -397,6 +567,7 @@ impl ServerCore {
         let stopped = handle.clone();
         runtime::get()?.spawn(async move {
             stopped.wait().await;
+            pool.close();
             let _ = tokio::task::spawn_blocking(move || {
                 Python::try_attach(|py| target.release(py));
             })

@@ -1,12 +1,17 @@
 """Threads sharing a client, synchronous servers, asyncio."""
 
 import asyncio
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
 import pytest
 
-from pyrpc import Client, Timeout
+from conftest import HERE
+from pyrpc import Client, Server, Timeout
 
 
 def run_threads(n, target):
@@ -96,3 +101,85 @@ def test_co_call_results_and_errors(client):
         return await client.co_add(2, 3)
 
     assert asyncio.run(main()) == 5
+
+
+def _worker_threads():
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/comm" % task) as f:
+                names.append(f.read().strip())
+        except OSError:  # the thread ended meanwhile
+            pass
+    return names.count("pyrpc-python")
+
+
+class Sleeper(Server):
+    def sleep(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+    def big(self, n):
+        return b"x" * n
+
+    def fail(self):
+        raise ValueError("nope")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs /proc")
+def test_calls_beyond_the_workers_still_run_concurrently_and_workers_end_with_the_server(tmp_path):
+    server = Sleeper(address=str(tmp_path / "s"), workers=2)
+    server.start_in_thread()
+    try:
+        c = Client(address=server.address)
+        t0 = time.monotonic()
+        run_threads(6, lambda: c.sleep(0.4))
+        # Two on the workers, four on threads attached for the call only.
+        assert time.monotonic() - t0 < 1.5
+        assert _worker_threads() == 2
+        # Raising and large results go through the workers as any call.
+        with pytest.raises(ValueError):
+            c.fail()
+        assert len(c.big(20 * 1024 * 1024)) == 20 * 1024 * 1024
+    finally:
+        server.shutdown_sync()
+    deadline = time.monotonic() + 5
+    while _worker_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _worker_threads() == 0
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_interpreter_exits_with_a_server_in_a_thread(tmp_path, busy):
+    # Idle workers (and one still running a call) never hold up the exit.
+    script = tmp_path / "exiting.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import threading, time
+            from pyrpc import Client, Server
+
+            class S(Server):
+                def sleep(self, s):
+                    time.sleep(s)
+                    return s
+
+            server = S(address=%r)
+            server.start_in_thread()
+            c = Client(address=server.address)
+            ts = [threading.Thread(target=c.sleep, args=(0.05,)) for _ in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            if %r:
+                threading.Thread(target=c.sleep, args=(30,), daemon=True).start()
+                time.sleep(0.2)
+            print("exiting", flush=True)
+            """
+            % (str(tmp_path / "s"), busy)
+        )
+    )
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=20, cwd=HERE)
+    assert p.stdout.strip() == "exiting", p.stderr
+    assert p.returncode == 0, p.stderr

@@ -392,8 +392,14 @@ class Server:
         callee_type: a class to instantiate as the callee.
         nonblocking: accept non-blocking (``nb_``) calls.
         synchronous: run one call at a time (for callees that are not
-            thread-safe); by default calls run concurrently, each on a thread
-            of the runtime's blocking pool.
+            thread-safe); by default calls run concurrently.
+        workers: Python worker threads kept for running calls (default 16;
+            started as calls need them, ended when the server stops). They
+            keep their Python thread state between calls, which saves
+            creating one per call. Calls beyond ``workers`` at once still run
+            concurrently, on threads attached for that call only; 0 runs
+            every call that way. How many calls run at once is bounded by
+            the limits below, not by this.
         request_clean_interval: seconds between sweeps of non-blocking results
             nobody fetched.
         retype_exceptions: accepted for compatibility and ignored: exceptions
@@ -452,6 +458,7 @@ class Server:
     idle_timeout: Optional[float] = 300
     shutdown_grace: float = 10
     handshake_timeout: float = 10
+    workers: int = 16
 
     def __init__(self, address: Any = None, **kwargs: Any) -> None:
         self.address = address or self.address
@@ -489,6 +496,7 @@ class Server:
             shutdown_grace=float(self.shutdown_grace),
             handshake_timeout=float(self.handshake_timeout),
             secret=self.secret,
+            workers=int(self.workers),
         )
         core.bind()
         self._pyrpc_core = core

@@ -120,6 +120,7 @@ class ServerCore:
         shutdown_grace: Optional[float] = None,
         handshake_timeout: Optional[float] = None,
         secret: Optional[Union[bytes, str]] = None,
+        workers: int = 16,
     ) -> "ServerCore":
         """Prepare a server. ``server`` receives ``log_call(ret, method, args,
         kwargs)`` and ``log_exception(exc, method, args, kwargs)`` after each
@@ -129,7 +130,8 @@ class ServerCore:
         Rust ``ServerConfig``; ``idle_timeout=0`` means no idle timeout.
         Counts and sizes must be at least 1 (``ValueError``). With
         ``secret`` (bytes, or str as UTF-8; not empty) clients must prove
-        they hold it."""
+        they hold it. ``workers`` Python threads that keep their thread
+        state run calls (0: every call on a thread attached for it only)."""
     def limits(self) -> Dict[str, Any]:
         """The limits in force: ``max_frame_len``, ``max_connections``,
         ``max_in_flight_per_connection``, ``max_kept_results`` (ints),
