@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick]`: issue 6's benchmark, every number next to
+//! `cargo xtask bench [--quick] [--case a,b]`: issue 6's benchmark, every number next to
 //! the peers it is judged against, measured in the same run.
 //!
 //! Each case is a server process and a client process (the binaries of the
@@ -15,8 +15,11 @@
 //! Full mode writes `bench/RESULTS.md`, `bench/results.json` and
 //! `bench/results.png` (keeping the hand-written analysis section of
 //! RESULTS.md); `--quick` runs every case once with tiny counts (under a
-//! minute) and writes to `target/bench/` instead. Both exit non-zero when a
-//! case failed to run; neither judges the numbers by its exit code.
+//! minute) and writes to `target/bench/` instead, as does `--case a,b`
+//! (also spelled `--only`), which runs only the cases whose id contains one
+//! of the comma-separated strings (e.g. `--case raw,rust-seq`). All exit
+//! non-zero when a case failed to run; none judges the numbers by its exit
+//! code.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -1200,10 +1203,14 @@ fn kept_analysis(path: &Path) -> String {
 /// `cargo xtask bench [--quick]`.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    let only: Option<&String> = args
+    // `--case a,b` (or `--only a,b`): run only the cases whose id contains
+    // one of the comma-separated strings; the results then go to
+    // `target/bench/`, never over `bench/RESULTS.md`.
+    let only: Option<Vec<String>> = args
         .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1));
+        .position(|a| a == "--only" || a == "--case")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_owned).collect());
     let plan = Plan::new(quick);
     let started = Instant::now();
 
@@ -1219,27 +1226,43 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         ]),
         root,
     )?;
-    let venv = python::setup(root)?;
-    let reqs = std::fs::read_to_string(root.join(REQUIREMENTS))?;
-    let marker = root.join("target/venv/.bench-installed");
-    if std::fs::read_to_string(&marker).ok().as_deref() != Some(reqs.as_str()) {
-        step("installing grpcio, grpcio-tools and matplotlib into target/venv");
-        sh(
-            venv.command(venv.python())
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(root.join(REQUIREMENTS)),
-            root,
-        )?;
-        std::fs::write(&marker, &reqs)?;
+    let mut cases = plan.cases();
+    if let Some(only) = &only {
+        cases.retain(|c| only.iter().any(|o| c.id.contains(o.as_str())));
     }
-    let out_dir = if quick {
+    // A run of Rust cases only (`--case rust-seq`) needs no Python at all.
+    let needs_python = cases.iter().any(|c| {
+        matches!(
+            c.server,
+            ServerKind::PyrpcPython | ServerKind::PyrpcPythonSync | ServerKind::Grpcio
+        ) || matches!(c.client, ClientKind::PyrpcPython | ClientKind::Grpcio)
+    });
+    let venv = if needs_python {
+        let venv = python::setup(root)?;
+        let reqs = std::fs::read_to_string(root.join(REQUIREMENTS))?;
+        let marker = root.join("target/venv/.bench-installed");
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(reqs.as_str()) {
+            step("installing grpcio, grpcio-tools and matplotlib into target/venv");
+            sh(
+                venv.command(venv.python())
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "-r",
+                    ])
+                    .arg(root.join(REQUIREMENTS)),
+                root,
+            )?;
+            std::fs::write(&marker, &reqs)?;
+        }
+        venv
+    } else {
+        python::Venv::existing(root)
+    };
+    let out_dir = if quick || only.is_some() {
         root.join("target/bench")
     } else {
         root.join("bench")
@@ -1247,15 +1270,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let gen = root.join("target/bench/gen");
     std::fs::create_dir_all(&gen)?;
     std::fs::create_dir_all(&out_dir)?;
-    step("generating the grpcio echo stubs from bench/proto/echo.proto");
-    sh(
-        venv.command(venv.python())
-            .args(["-m", "grpc_tools.protoc", "-Ibench/proto"])
-            .arg(format!("--python_out={}", gen.display()))
-            .arg(format!("--grpc_python_out={}", gen.display()))
-            .arg("bench/proto/echo.proto"),
-        root,
-    )?;
+    if needs_python {
+        step("generating the grpcio echo stubs from bench/proto/echo.proto");
+        sh(
+            venv.command(venv.python())
+                .args(["-m", "grpc_tools.protoc", "-Ibench/proto"])
+                .arg(format!("--python_out={}", gen.display()))
+                .arg(format!("--grpc_python_out={}", gen.display()))
+                .arg("bench/proto/echo.proto"),
+            root,
+        )?;
+    }
 
     // Short paths: a Unix socket path must fit in 108 bytes.
     let tmp = std::env::temp_dir().join(format!("pyrpc-bench-{}", std::process::id()));
@@ -1269,10 +1294,6 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         tmp,
     };
 
-    let mut cases = plan.cases();
-    if let Some(only) = only {
-        cases.retain(|c| c.id.contains(only.as_str()));
-    }
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut samples: Vec<Vec<Result<Sample, String>>> = vec![Vec::new(); cases.len()];
     for rep in 0..plan.repeats {
@@ -1329,8 +1350,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         format!("pyrpc bench: {}", header.split(',').next().unwrap_or(""))
     };
     std::fs::write(&json_path, results_json(&title, &summaries, &goals))?;
-    step("drawing the chart");
-    sh(env.python("chart.py").arg(&json_path).arg(&png_path), root)?;
+    if needs_python {
+        step("drawing the chart");
+        sh(env.python("chart.py").arg(&json_path).arg(&png_path), root)?;
+    }
 
     let md_path = out_dir.join("RESULTS.md");
     let mut md = String::new();

@@ -7,7 +7,7 @@
 //! * `interop-test` — every client × server pairing (Rust, Python, an
 //!   independent protobuf peer) over TCP and Unix sockets, in separate
 //!   processes, plus the golden vectors checked by the Python protobuf runtime.
-//! * `bench [--quick]` — issue 6's benchmark: pyrpc next to a raw ping-pong,
+//! * `bench [--quick] [--case a,b]` — issue 6's benchmark: pyrpc next to a raw ping-pong,
 //!   tonic and grpcio, in separate processes; writes `bench/RESULTS.md`.
 //! * `python-setup` — create `target/venv` with maturin and pytest, and build
 //!   the `pyrpc` Python package into it (release mode).
@@ -38,6 +38,7 @@ cargo xtask <task>
   interop-test        every client x server (rust, python, independent) x (tcp, unix), in processes
       [--jobs N] [--client PEER] [--server PEER] [--transport tcp|unix]
   bench [--quick]     issue 6's benchmark: every case and its peers, table, bench/RESULTS.md, chart
+      [--case ID,..]  only the cases whose id contains one of these (results to target/bench/)
   python-setup        create target/venv (maturin, pytest) and build the pyrpc package into it
   codegen [--check]   regenerate (or check) crates/pyrpc-proto/src/generated from proto/
 ";

@@ -17,6 +17,13 @@ pub(crate) struct Venv {
 }
 
 impl Venv {
+    /// `target/venv` as it is, without creating or updating it.
+    pub(crate) fn existing(root: &Path) -> Venv {
+        Venv {
+            dir: root.join("target").join("venv"),
+        }
+    }
+
     /// The venv's `python`.
     pub(crate) fn python(&self) -> PathBuf {
         self.dir.join("bin").join("python")

@@ -12,19 +12,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use prost::Message;
-use pyrpc_framing::{Codec, FrameError};
+use pyrpc_framing::{Codec, FrameChunks, FrameError};
 use pyrpc_proto::wire::{
     self, client_frame, request, response, server_frame, ClientFrame, ServerFrame,
 };
 use pyrpc_proto::PROTOCOL_VERSION;
 use pyrpc_transport::{Address, TransportError};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tracing::{debug, trace};
 
 use crate::config::ClientConfig;
@@ -208,7 +208,7 @@ impl Shared {
 pub(crate) struct Connection {
     shared: Arc<Shared>,
     /// A `tokio` mutex: it is held across the write's `.await`.
-    writer: tokio::sync::Mutex<FramedWrite<BoxedWrite, ClientCodec>>,
+    writer: tokio::sync::Mutex<FrameWriter>,
     next_id: AtomicU64,
     /// The longest frame the server accepts.
     max_send_len: usize,
@@ -253,9 +253,7 @@ impl Connection {
         let (read, write) = tokio::io::split(io);
         let mut reader =
             FramedRead::new(read, ClientCodec::with_max_frame_len(config.max_frame_len));
-        let write: BoxedWrite = Box::pin(write);
-        let mut writer =
-            FramedWrite::new(write, ClientCodec::with_max_frame_len(config.max_frame_len));
+        let mut writer = FrameWriter::new(Box::pin(write), config.max_frame_len);
 
         let client_nonce = match &config.secret {
             Some(_) => pyrpc_proto::auth::nonce()
@@ -272,7 +270,7 @@ impl Connection {
             })),
         };
         writer
-            .send(hello)
+            .send(&hello)
             .await
             .map_err(|e| CallError::from(Broken::from_frame(e)))?;
         trace!("hello sent");
@@ -308,7 +306,7 @@ impl Connection {
                     })),
                 };
                 writer
-                    .send(answer)
+                    .send(&answer)
                     .await
                     .map_err(|e| CallError::from(Broken::from_frame(e)))?;
                 let outcome = read_hello(&mut reader).await?;
@@ -336,7 +334,7 @@ impl Connection {
             0 => config.max_frame_len,
             n => usize::try_from(n).unwrap_or(usize::MAX),
         };
-        writer.encoder_mut().set_max_encode_len(max_send_len);
+        writer.codec.set_max_encode_len(max_send_len);
 
         let shared = Arc::new(Shared::new());
         let task = tokio::spawn(read_loop(reader, Arc::clone(&shared)));
@@ -408,7 +406,7 @@ impl Connection {
         };
         let write = async {
             let mut writer = self.writer.lock().await;
-            writer.send(frame).await
+            writer.send(&frame).await
         };
         match tokio::time::timeout(send_timeout, write).await {
             Ok(Ok(())) => {
@@ -432,6 +430,46 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // Callers still waiting hold only `Shared`: tell them, then stop reading.
         self.close();
+    }
+}
+
+// ===== FrameWriter =====
+
+/// A small-piece buffer grown past this (by a large string) is given back
+/// once written.
+const WRITE_BUF_KEEP: usize = 1024 * 1024;
+
+/// The write half of the connection and the frames not yet written.
+///
+/// A frame is encoded whole into `pending` before any byte is written, and
+/// bytes not yet written stay there for the next send, so a caller that gives
+/// up mid-write never leaves half a frame on the wire. A large `bytes` field
+/// is a chunk of `pending` of its own, written from the caller's buffer
+/// (vectored writes), never copied.
+struct FrameWriter {
+    io: BoxedWrite,
+    codec: ClientCodec,
+    pending: FrameChunks,
+}
+
+impl FrameWriter {
+    fn new(io: BoxedWrite, max_frame_len: usize) -> Self {
+        FrameWriter {
+            io,
+            codec: ClientCodec::with_max_frame_len(max_frame_len),
+            pending: FrameChunks::new(),
+        }
+    }
+
+    /// Encodes `frame` after what is pending, then writes and flushes it all.
+    async fn send(&mut self, frame: &ClientFrame) -> Result<(), FrameError> {
+        self.codec.encode_chunks(frame, &mut self.pending)?;
+        self.io.write_all_buf(&mut self.pending).await?;
+        self.io.flush().await?;
+        if self.pending.buffer_capacity() > WRITE_BUF_KEEP {
+            self.pending = FrameChunks::new();
+        }
+        Ok(())
     }
 }
 

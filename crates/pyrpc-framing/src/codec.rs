@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::chunks::FrameChunks;
 use crate::error::FrameError;
 
 /// The length of a frame header: a big-endian `u32`.
@@ -158,6 +159,41 @@ impl<In, Out: prost::Message> Encoder<Out> for Codec<In, Out> {
     type Error = FrameError;
 
     fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let len = self.check_encode_len(&item)?;
+        dst.reserve(HEADER_LEN + len);
+        dst.put_u32(len as u32);
+        item.encode(dst).map_err(|e| {
+            // Cannot happen: the buffer was reserved to fit.
+            std::io::Error::other(e.to_string())
+        })?;
+        Ok(())
+    }
+}
+
+impl<In, Out: prost::Message> Codec<In, Out> {
+    /// Appends one frame to `dst` like [`Encoder::encode`], but a `bytes`
+    /// field of at least [`ZERO_COPY_MIN`](crate::ZERO_COPY_MIN) bytes is not
+    /// copied: its `Bytes` becomes a chunk of `dst` of its own (see
+    /// [`FrameChunks`]). The bytes are the same as `encode`'s.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError::TooLarge`] above the encode limit and
+    /// [`FrameError::Empty`] for a message that encodes to nothing; then
+    /// nothing is appended.
+    pub fn encode_chunks(&mut self, item: &Out, dst: &mut FrameChunks) -> Result<(), FrameError> {
+        let len = self.check_encode_len(item)?;
+        let mut w = dst.writer();
+        w.put_u32(len as u32);
+        // Cannot fail: the writer has no limit (`remaining_mut` is about
+        // `usize::MAX`), and the length was checked above.
+        item.encode(&mut w)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The encoded length of `item`, checked against the limits.
+    fn check_encode_len(&self, item: &Out) -> Result<usize, FrameError> {
         let len = item.encoded_len();
         if len > self.max_encode_len || len > u32::MAX as usize {
             return Err(FrameError::TooLarge {
@@ -170,13 +206,7 @@ impl<In, Out: prost::Message> Encoder<Out> for Codec<In, Out> {
             // every pyrpc envelope sets a oneof, so this is a caller's mistake.
             return Err(FrameError::Empty);
         }
-        dst.reserve(HEADER_LEN + len);
-        dst.put_u32(len as u32);
-        item.encode(dst).map_err(|e| {
-            // Cannot happen: the buffer was reserved to fit.
-            std::io::Error::other(e.to_string())
-        })?;
-        Ok(())
+        Ok(len)
     }
 }
 
@@ -344,6 +374,133 @@ mod tests {
         let mut buf = BytesMut::new();
         let err = Codec::<wire::Ack, wire::Ack>::new()
             .encode(wire::Ack {}, &mut buf)
+            .unwrap_err();
+        assert!(matches!(err, FrameError::Empty));
+    }
+
+    // ----- encode_chunks: the same bytes as prost, large payloads not copied -----
+
+    use crate::{FrameChunks, ZERO_COPY_MIN};
+    use proptest::prelude::*;
+    use pyrpc_proto::Value;
+
+    type ServerCodec = Codec<wire::ServerFrame, wire::ServerFrame>;
+
+    fn reply(id: u64, v: Value) -> wire::ServerFrame {
+        wire::ServerFrame {
+            kind: Some(wire::server_frame::Kind::Response(wire::Response {
+                id,
+                kind: Some(wire::response::Kind::Value(v.into())),
+            })),
+        }
+    }
+
+    fn prost_frame<M: prost::Message>(m: &M) -> Vec<u8> {
+        let body = m.encode_to_vec();
+        let mut v = (body.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(&body);
+        v
+    }
+
+    /// Bytes around the threshold, some far above it (cheap: one fill).
+    fn arb_bytes() -> impl Strategy<Value = Bytes> {
+        prop_oneof![
+            (0usize..16).prop_map(|n| Bytes::from(vec![0xab; n])),
+            (ZERO_COPY_MIN - 2..ZERO_COPY_MIN + 2).prop_map(|n| Bytes::from(vec![1; n])),
+            (ZERO_COPY_MIN..4 * ZERO_COPY_MIN).prop_map(|n| Bytes::from(vec![2; n])),
+        ]
+    }
+
+    fn arb_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::None),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            any::<f64>().prop_map(Value::Float),
+            ".{0,8}".prop_map(Value::Str),
+            arb_bytes().prop_map(Value::Bytes),
+            arb_bytes().prop_map(Value::Pickle),
+        ];
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Tuple),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Set),
+                prop::collection::vec((inner.clone(), inner), 0..3).prop_map(Value::Dict),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn write_chunks_is_prost_encoding(id: u64, v in arb_value(), w in arb_value()) {
+            let (a, b) = (reply(id, v), reply(id ^ 1, w));
+            let mut codec = ServerCodec::new();
+            let mut chunks = FrameChunks::new();
+            codec.encode_chunks(&a, &mut chunks).unwrap();
+            codec.encode_chunks(&b, &mut chunks).unwrap();
+            let mut want = prost_frame(&a);
+            want.extend_from_slice(&prost_frame(&b));
+            prop_assert_eq!(chunks.len(), want.len());
+            prop_assert!(chunks.to_vec() == want, "chunked bytes differ from prost's");
+            // and it reads back
+            let mut buf = BytesMut::from(&want[..]);
+            prop_assert_eq!(codec.decode(&mut buf).unwrap(), Some(a));
+            prop_assert_eq!(codec.decode(&mut buf).unwrap(), Some(b));
+        }
+    }
+
+    #[test]
+    fn write_chunks_references_a_large_payload() {
+        let payload = Bytes::from(vec![9u8; 1 << 20]);
+        let frame = reply(3, Value::Bytes(payload.clone()));
+        let mut chunks = FrameChunks::new();
+        ServerCodec::new()
+            .encode_chunks(&frame, &mut chunks)
+            .unwrap();
+        assert_eq!(chunks.chunk_count(), 2, "envelope, then the payload itself");
+        assert!(
+            chunks.buffer_capacity() < 1024,
+            "the payload was not copied"
+        );
+        let mut slices = [std::io::IoSlice::new(&[]); 4];
+        assert_eq!(chunks.chunks_vectored(&mut slices), 2);
+        assert_eq!(slices[1].as_ptr(), payload.as_ptr());
+        assert_eq!(chunks.to_vec(), prost_frame(&frame));
+        // in a list, after other values, the same
+        let frame = reply(
+            4,
+            Value::List(vec![
+                Value::from(1),
+                Value::Bytes(payload.clone()),
+                Value::from("x"),
+            ]),
+        );
+        let mut chunks = FrameChunks::new();
+        ServerCodec::new()
+            .encode_chunks(&frame, &mut chunks)
+            .unwrap();
+        assert_eq!(chunks.chunk_count(), 3);
+        assert_eq!(chunks.to_vec(), prost_frame(&frame));
+    }
+
+    #[test]
+    fn write_chunks_limit_boundaries() {
+        let frame = reply(1, Value::Bytes(Bytes::from(vec![0u8; ZERO_COPY_MIN])));
+        let body_len = prost::Message::encoded_len(&frame);
+        let mut chunks = FrameChunks::new();
+        let mut at = ServerCodec::with_max_frame_len(body_len);
+        assert!(at.encode_chunks(&frame, &mut chunks).is_ok());
+        let mut over = ServerCodec::with_max_frame_len(body_len - 1);
+        let mut chunks = FrameChunks::new();
+        assert!(matches!(
+            over.encode_chunks(&frame, &mut chunks),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(chunks.is_empty(), "nothing is written for a refused frame");
+        let err = Codec::<wire::Ack, wire::Ack>::new()
+            .encode_chunks(&wire::Ack {}, &mut chunks)
             .unwrap_err();
         assert!(matches!(err, FrameError::Empty));
     }

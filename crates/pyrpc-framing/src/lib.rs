@@ -23,6 +23,11 @@
 //! from it, so `bytes` fields of the message (with prost's `bytes` option) are
 //! slices of the frame, not copies.
 //!
+//! Encoding the other way round, [`Codec::encode_chunks`] appends a frame to
+//! [`FrameChunks`] without copying any `bytes` field of [`ZERO_COPY_MIN`] or
+//! more: the payload's own `Bytes` is written with vectored writes, so
+//! sending a 500 MiB value takes no second 500 MiB.
+//!
 //! # Examples
 //!
 //! ```
@@ -39,8 +44,10 @@
 //! assert_eq!(codec.decode(&mut buf).unwrap(), Some(req));
 //! ```
 
+mod chunks;
 mod codec;
 mod error;
 
+pub use chunks::{FrameChunks, ZERO_COPY_MIN};
 pub use codec::{Codec, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 pub use error::FrameError;

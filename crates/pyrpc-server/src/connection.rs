@@ -9,7 +9,9 @@
 //!                                            +-------------+
 //!            +--------+   ReplyQueue (bounded         |
 //!  socket <- | writer | <---- in count and bytes) ---+
-//!            +--------+  frames batched, flushed when the queue is empty
+//!            +--------+  frames batched, flushed when the queue is empty;
+//!                        a large `bytes` payload is written from its own
+//!                        buffer (vectored writes), never copied
 //! ```
 //!
 //! Limits, all from [`ServerConfig`](crate::ServerConfig):
@@ -26,9 +28,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
-use pyrpc_framing::{Codec, FrameError};
+use pyrpc_framing::{Codec, FrameChunks, FrameError};
 use pyrpc_proto::wire::{self, client_frame, server_frame};
 use pyrpc_proto::{ErrorKind, RemoteError, PROTOCOL_VERSION};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -355,15 +357,17 @@ async fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8]) -> std::io::Re
     wr.flush().await
 }
 
-/// Writes all of `buf`, failing with `TimedOut` when one write makes no
-/// progress for `stall` (the client stopped reading).
+/// Writes all of `buf` (with vectored writes: a large payload is its own
+/// chunk, never copied into a write buffer), failing with `TimedOut` when
+/// one write makes no progress for `stall` (the client stopped reading).
 async fn write_progressing<W: AsyncWrite + Unpin>(
     wr: &mut W,
-    buf: &[u8],
+    buf: &mut FrameChunks,
     stall: Option<Duration>,
 ) -> std::io::Result<()> {
     let Some(stall) = stall else {
-        return write_now(wr, buf).await;
+        wr.write_all_buf(buf).await?;
+        return wr.flush().await;
     };
     let stalled = || {
         std::io::Error::new(
@@ -371,15 +375,13 @@ async fn write_progressing<W: AsyncWrite + Unpin>(
             "the client read nothing for the idle timeout",
         )
     };
-    let mut rest = buf;
-    while !rest.is_empty() {
-        let n = tokio::time::timeout(stall, wr.write(rest))
+    while buf.has_remaining() {
+        let n = tokio::time::timeout(stall, wr.write_buf(buf))
             .await
             .map_err(|_| stalled())??;
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        rest = &rest[n..];
     }
     tokio::time::timeout(stall, wr.flush())
         .await
@@ -409,7 +411,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
     }
     let _close = CloseOnDrop(room);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = FrameChunks::with_capacity(READ_CHUNK);
     let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
     loop {
         let first = tokio::select! {
@@ -429,7 +431,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         }
         let written = tokio::select! {
-            r = write_progressing(&mut wr, &buf, stall) => r,
+            r = write_progressing(&mut wr, &mut buf, stall) => r,
             _ = kill.cancelled() => return,
         };
         if let Err(e) = written {
@@ -439,8 +441,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
         held.clear();
         buf.clear();
-        if buf.capacity() > WRITE_BUF_KEEP {
-            buf = BytesMut::with_capacity(READ_CHUNK);
+        if buf.buffer_capacity() > WRITE_BUF_KEEP {
+            buf = FrameChunks::with_capacity(READ_CHUNK);
         }
     }
     tokio::select! {
@@ -451,20 +453,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 
 /// Appends one reply frame; a reply larger than the peer accepts becomes a
 /// `FRAME_TOO_LARGE` error for the same request.
-fn encode_response(codec: &mut ServerCodec, resp: wire::Response, buf: &mut BytesMut, peer: &str) {
+fn encode_response(
+    codec: &mut ServerCodec,
+    resp: wire::Response,
+    buf: &mut FrameChunks,
+    peer: &str,
+) {
     let id = resp.id;
     tracing::trace!(%peer, id, "response");
     let frame = |resp| wire::ServerFrame {
         kind: Some(server_frame::Kind::Response(resp)),
     };
-    match codec.encode(frame(resp), buf) {
+    match codec.encode_chunks(&frame(resp), buf) {
         Ok(()) => {}
         Err(FrameError::TooLarge { len, max }) => {
             let e = RemoteError::new(
                 ErrorKind::FrameTooLarge,
                 format!("the reply of {len} bytes is larger than the limit of {max} bytes"),
             );
-            if let Err(e) = codec.encode(frame(dispatch::error(id, e)), buf) {
+            if let Err(e) = codec.encode_chunks(&frame(dispatch::error(id, e)), buf) {
                 tracing::warn!(%peer, id, error = %e, "cannot encode a reply");
             }
         }
