@@ -39,6 +39,19 @@ pub trait Callee: Send + Sync + 'static {
     fn methods(&self) -> Vec<MethodInfo> {
         Vec::new()
     }
+
+    /// True when `call(.., method, ..)` does all its work inside `call`
+    /// itself, never blocks, and returns a future that is ready at once.
+    /// The server then runs such a call on the connection's reader task
+    /// instead of spawning a task for it (no hand-off between tasks, which
+    /// costs more than the call itself on a fast method).
+    ///
+    /// The default is false for every method; [`Methods`] says true for
+    /// the functions added with [`Methods::add`] (and `add_typed`).
+    fn runs_inline(&self, method: &str) -> bool {
+        let _ = method;
+        false
+    }
 }
 
 impl<T: Callee + ?Sized> Callee for Arc<T> {
@@ -48,6 +61,10 @@ impl<T: Callee + ?Sized> Callee for Arc<T> {
 
     fn methods(&self) -> Vec<MethodInfo> {
         (**self).methods()
+    }
+
+    fn runs_inline(&self, method: &str) -> bool {
+        (**self).runs_inline(method)
     }
 }
 
@@ -275,6 +292,10 @@ impl Callee for Methods {
             }
             Some(Handler::Async(f)) => f(args),
         }
+    }
+
+    fn runs_inline(&self, method: &str) -> bool {
+        matches!(self.handlers.get(method), Some(Handler::Inline(_)))
     }
 
     fn methods(&self) -> Vec<MethodInfo> {

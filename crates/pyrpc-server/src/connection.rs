@@ -1,6 +1,9 @@
 //! One connection: the hello, then a reader that hands requests to
-//! `dispatch` (at most `max_in_flight_per_connection` at a time) and one
-//! writer task that sends the replies.
+//! `dispatch` (at most `max_in_flight_per_connection` at a time) and a
+//! writer that sends the replies. Both run on the connection's one task
+//! (`join!`), so a reply the reader queues (an inline call, a ping) is sent
+//! without waking another task; calls that run as their own tasks queue
+//! their replies from there.
 //!
 //! ```text
 //!            +--------+   request + permit   +-------------+
@@ -214,7 +217,11 @@ where
     let kill = shared.kill.child_token();
     let in_flight = shared.config.max_in_flight_per_connection.max(1);
     let (queue, rx) = ReplyQueue::new(in_flight, shared.config.max_queued_reply_bytes);
-    let writer = tokio::spawn(write_loop(
+    // The writer runs on this connection's task, next to the reader (one
+    // `join!`), rather than as a task of its own: a reply queued by the
+    // reader (an inline call, a ping) then wakes no other task and no other
+    // worker thread; the writer picks it up as soon as the reader waits.
+    let writer = write_loop(
         wr,
         codec,
         rx,
@@ -223,7 +230,7 @@ where
         stop.clone(),
         kill.clone(),
         peer.clone(),
-    ));
+    );
     let conn = ConnCtx {
         peer: Arc::from(peer.as_str()),
         tx: queue.clone(),
@@ -233,81 +240,83 @@ where
     // While the reader waits for a frame it holds one permit; any other
     // permit taken is a call (or a waiting fetch) of this connection.
     let busy = || permits.available_permits() + 1 < in_flight;
-    loop {
-        // Take a permit before reading: with `in_flight` requests running,
-        // stop reading (backpressure) rather than pile up tasks.
-        let permit = tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            p = Arc::clone(&permits).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        // Neither read while the client leaves its replies unread.
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            _ = queue.wait_for_room() => {}
-        }
-        let frame = tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            f = reader.next(shared.config.idle_timeout, &busy) => f,
-        };
-        match frame {
-            Ok(Some(wire::ClientFrame {
-                kind: Some(client_frame::Kind::Request(req)),
-            })) => {
-                tracing::trace!(%peer, id = req.id, "request");
-                dispatch::handle(&shared, &conn, req, permit).await;
+    let reading = async {
+        loop {
+            // Take a permit before reading: with `in_flight` requests running,
+            // stop reading (backpressure) rather than pile up tasks.
+            let permit = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                p = Arc::clone(&permits).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            // Neither read while the client leaves its replies unread.
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                _ = queue.wait_for_room() => {}
             }
-            Ok(Some(_)) => {
-                tracing::warn!(%peer, "frame that is not a request after the hello; closing");
-                stop.cancel();
-                kill.cancel();
-                break;
-            }
-            Ok(None) => {
-                // A client that closed its end is gone (killed, or done):
-                // its running calls are dropped, freeing what they hold,
-                // rather than run on for nobody. Replies already queued
-                // are still sent, for a client that only half-closed.
-                tracing::debug!(%peer, "peer closed the connection");
-                stop.cancel();
-                break;
-            }
-            Err(ReadError::Frame(FrameError::Decode(e))) => {
-                let body = reader.codec.take_undecodable().unwrap_or_default();
-                if dispatch::answer_undecodable(&conn, &body, &e.to_string()).await {
-                    tracing::debug!(%peer, error = %e, "undecodable request answered with an error");
-                    continue;
+            let frame = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                f = reader.next(shared.config.idle_timeout, &busy) => f,
+            };
+            match frame {
+                Ok(Some(wire::ClientFrame {
+                    kind: Some(client_frame::Kind::Request(req)),
+                })) => {
+                    tracing::trace!(%peer, id = req.id, "request");
+                    dispatch::handle(&shared, &conn, req, permit).await;
                 }
-                ReadError::Frame(FrameError::Decode(e)).log(&peer);
-                stop.cancel();
-                kill.cancel();
-                break;
-            }
-            Err(ReadError::Idle) => {
-                tracing::debug!(%peer, "connection idle for too long; closing");
-                // What is queued is still sent, then the connection closes.
-                stop.cancel();
-                break;
-            }
-            Err(e) => {
-                e.log(&peer);
-                stop.cancel();
-                kill.cancel();
-                break;
+                Ok(Some(_)) => {
+                    tracing::warn!(%peer, "frame that is not a request after the hello; closing");
+                    stop.cancel();
+                    kill.cancel();
+                    break;
+                }
+                Ok(None) => {
+                    // A client that closed its end is gone (killed, or done):
+                    // its running calls are dropped, freeing what they hold,
+                    // rather than run on for nobody. Replies already queued
+                    // are still sent, for a client that only half-closed.
+                    tracing::debug!(%peer, "peer closed the connection");
+                    stop.cancel();
+                    break;
+                }
+                Err(ReadError::Frame(FrameError::Decode(e))) => {
+                    let body = reader.codec.take_undecodable().unwrap_or_default();
+                    if dispatch::answer_undecodable(&conn, &body, &e.to_string()).await {
+                        tracing::debug!(%peer, error = %e, "undecodable request answered with an error");
+                        continue;
+                    }
+                    ReadError::Frame(FrameError::Decode(e)).log(&peer);
+                    stop.cancel();
+                    kill.cancel();
+                    break;
+                }
+                Err(ReadError::Idle) => {
+                    tracing::debug!(%peer, "connection idle for too long; closing");
+                    // What is queued is still sent, then the connection closes.
+                    stop.cancel();
+                    break;
+                }
+                Err(e) => {
+                    e.log(&peer);
+                    stop.cancel();
+                    kill.cancel();
+                    break;
+                }
             }
         }
-    }
+        drop(conn);
+        drop(queue);
+        drop(reader);
+    };
     // The writer ends once every reply queued by running calls is sent (they
     // hold clones of the queue) or the connection is killed.
-    drop(conn);
-    drop(queue);
-    drop(reader);
-    let _ = writer.await;
+    tokio::join!(reading, writer);
     tracing::debug!(%peer, "connection closed");
 }
 

@@ -3,9 +3,19 @@
 //!
 //! The reader of a connection hands every request to [`handle`] together with
 //! an in-flight permit. Cheap requests (ping, release, submit, an immediate
-//! fetch) are answered right there; calls and waiting fetches run as their own
-//! task, so the calls of one connection run concurrently and are answered out
-//! of order. Every response goes into the connection's reply queue.
+//! fetch) are answered right there, and so are calls of the built-ins and of
+//! methods the callee runs inline ([`Callee::runs_inline`]: the functions of
+//! [`Methods::add`]) unless the server is `synchronous`. Other calls and
+//! waiting fetches run as their own task, so the calls of one connection run
+//! concurrently and are answered out of order. Every response goes into the
+//! connection's reply queue.
+//!
+//! A request handled right there is fully handled (a `Submit` is registered
+//! in the result store, its call started) before the reader reads the next
+//! request of the connection; docs/PROTOCOL.md promises that ordering.
+//!
+//! [`Callee::runs_inline`]: crate::Callee::runs_inline
+//! [`Methods::add`]: crate::Methods::add
 
 use std::any::Any;
 use std::collections::HashSet;
@@ -71,6 +81,11 @@ pub(crate) async fn handle(
             // queued before the connection closes.
             reply(conn, ack(id)).await;
             shared.begin_shutdown();
+        }
+        request::Kind::Call(call) if runs_inline(shared, &call.method) => {
+            let resp = call_response(shared, conn, id, call).await;
+            reply(conn, resp).await;
+            drop(permit);
         }
         request::Kind::Call(call) => spawn_call(shared, conn, id, call, permit),
         request::Kind::Submit(s) => {
@@ -182,6 +197,14 @@ struct Prepared {
     deadline: Option<Instant>,
 }
 
+/// True when a call of `method` is answered on the reader's task: a
+/// built-in, or a method the callee runs inline, outside `synchronous` mode
+/// (where a call may wait for its turn, which must not stop the reader).
+fn runs_inline(shared: &Shared, method: &str) -> bool {
+    matches!(method, "connected" | "shutdown")
+        || (!shared.config.synchronous && shared.callee.runs_inline(method))
+}
+
 fn spawn_call(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
@@ -190,33 +213,43 @@ fn spawn_call(
     permit: OwnedSemaphorePermit,
 ) {
     let (shared, conn) = (Arc::clone(shared), conn.clone());
+    shared.clone().calls.spawn(async move {
+        let _permit = permit;
+        let resp = tokio::select! {
+            r = call_response(&shared, &conn, id, call) => r,
+            _ = conn.stop.cancelled() => return,
+        };
+        reply(&conn, resp).await;
+    });
+}
+
+/// Runs a call and makes its response.
+async fn call_response(
+    shared: &Arc<Shared>,
+    conn: &ConnCtx,
+    id: u64,
+    call: wire::Call,
+) -> wire::Response {
     let span = tracing::info_span!("rpc", id, method = %call.method);
-    shared.clone().calls.spawn(
-        async move {
-            let _permit = permit;
-            let method = call.method.clone();
-            let deadline = deadline_of(Instant::now(), call.timeout_ms);
-            let outcome = tokio::select! {
-                r = run_call(&shared, &conn.peer, call, false) => r,
-                _ = conn.stop.cancelled() => return,
-            };
-            let resp = match outcome {
-                // The caller has given up: don't encode and send a result
-                // nobody reads (it may be hundreds of MiB).
-                Ok(_) if deadline.is_some_and(|d| Instant::now() > d) => error(
-                    id,
-                    RemoteError::new(
-                        ErrorKind::DeadlineExceeded,
-                        format!("{method}() finished after the caller's timeout"),
-                    ),
+    async move {
+        let method = call.method.clone();
+        let deadline = deadline_of(Instant::now(), call.timeout_ms);
+        match run_call(shared, &conn.peer, call, false).await {
+            // The caller has given up: don't encode and send a result
+            // nobody reads (it may be hundreds of MiB).
+            Ok(_) if deadline.is_some_and(|d| Instant::now() > d) => error(
+                id,
+                RemoteError::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!("{method}() finished after the caller's timeout"),
                 ),
-                Ok(v) => value(id, v),
-                Err(e) => error(id, e),
-            };
-            reply(&conn, resp).await;
+            ),
+            Ok(v) => value(id, v),
+            Err(e) => error(id, e),
         }
-        .instrument(span),
-    );
+    }
+    .instrument(span)
+    .await
 }
 
 /// Runs a call from the wire: checks, builtins, then the callee.

@@ -246,6 +246,51 @@ async fn calls_of_one_connection_run_concurrently_and_reply_out_of_order() {
     assert_eq!((id, out.value()), (1, Value::from("gated")));
 }
 
+/// Inline methods (`Methods::add`) and built-ins run on the connection's
+/// reader: pipelined, they are answered in order, and a slow call of the same
+/// connection (its own task) does not hold them up.
+#[tokio::test]
+async fn inline_calls_are_answered_in_order_next_to_a_slow_call() {
+    let (s, gate) = default_server();
+    let mut p = Peer::connect(&s).await;
+    let mut reqs = vec![(0, request::Kind::Call(call("gated", Args::new(), 0)))];
+    for i in 1..100u64 {
+        let kind = match i % 3 {
+            0 => request::Kind::Call(call("connected", Args::new(), 0)),
+            1 => request::Kind::Call(call("add_one", Args::new().arg(i as i64), 0)),
+            _ => request::Kind::Ping(wire::Ping {}),
+        };
+        reqs.push((i, kind));
+    }
+    p.requests(reqs).await;
+    for i in 1..100u64 {
+        let (id, out) = p.response().await;
+        assert_eq!(id, i, "inline answers come in request order");
+        match i % 3 {
+            0 => assert_eq!(out, Outcome::Value(Value::Bool(true))),
+            1 => assert_eq!(out, Outcome::Value(Value::from(i as i64 + 1))),
+            _ => assert_eq!(out, Outcome::Ack),
+        }
+    }
+    gate.open(1);
+    assert_eq!(
+        p.response().await,
+        (0, Outcome::Value(Value::from("gated")))
+    );
+}
+
+#[test]
+fn methods_say_which_functions_run_inline() {
+    let m = Methods::new()
+        .add("inline", |_| Ok(Value::None))
+        .add_blocking("blocking", |_| Ok(Value::None))
+        .add_async("async", |_| async { Ok(Value::None) });
+    assert!(m.runs_inline("inline"));
+    assert!(!m.runs_inline("blocking"));
+    assert!(!m.runs_inline("async"));
+    assert!(!m.runs_inline("missing"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn in_flight_limit_stops_reading() {
     let config = ServerConfig {

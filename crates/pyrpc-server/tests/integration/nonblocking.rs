@@ -67,6 +67,40 @@ async fn submit_fetch_pending_then_done_then_release() {
     assert_eq!(p.ask(7, release(ID)).await, Outcome::Ack);
 }
 
+/// docs/PROTOCOL.md promises that a `Submit` is fully handled before the
+/// next request of its connection is read, so a client may send `Fetch`
+/// right behind it without waiting for the `Ack`: the `Fetch` never finds
+/// the call unknown. Here both travel in one write, many times over, with a
+/// waiting and an immediate fetch.
+#[tokio::test]
+async fn fetch_pipelined_right_behind_its_submit_finds_the_call() {
+    let s = nb_server(&Gate::new());
+    let mut p = Peer::connect(&s).await;
+    for i in 0..64u64 {
+        let mut call_id = ID;
+        call_id[0] = i as u8;
+        let id = 10 * i;
+        p.requests(vec![
+            (id, submit(call_id, "echo", Args::new().arg(i as i64), 0)),
+            (id + 1, fetch(call_id, 0)),
+            (id + 2, fetch(call_id, 60_000)),
+        ])
+        .await;
+        let mut got = [p.response().await, p.response().await, p.response().await];
+        got.sort_by_key(|(id, _)| *id);
+        let want = Value::tuple([Value::tuple([Value::from(i as i64)]), Value::dict([])]);
+        assert_eq!(got[0], (id, Outcome::Ack));
+        assert!(
+            matches!(&got[1], (_, Outcome::Pending)) || got[1].1 == Outcome::Value(want.clone()),
+            "an immediate fetch right behind its submit: {:?}",
+            got[1]
+        );
+        assert_eq!(got[2], (id + 2, Outcome::Value(want)));
+        p.request(id + 3, release(call_id)).await;
+        assert_eq!(p.response().await, (id + 3, Outcome::Ack));
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn fetch_waits_at_most_wait_ms_then_answers_pending() {
     let gate = Gate::new();

@@ -131,6 +131,22 @@ impl Peer {
         .await;
     }
 
+    /// Sends several requests in one write, so the server reads them
+    /// together (pipelined: none waits for an answer to the one before).
+    pub async fn requests(&mut self, reqs: Vec<(u64, request::Kind)>) {
+        let mut buf = BytesMut::new();
+        for (id, kind) in reqs {
+            let frame = wire::ClientFrame {
+                kind: Some(client_frame::Kind::Request(wire::Request {
+                    id,
+                    kind: Some(kind),
+                })),
+            };
+            self.codec.encode(frame, &mut buf).unwrap();
+        }
+        self.send_bytes(&buf).await;
+    }
+
     pub async fn call(&mut self, id: u64, method: &str, args: Args) {
         self.request(id, request::Kind::Call(call(method, args, 0)))
             .await;
