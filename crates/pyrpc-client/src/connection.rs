@@ -196,17 +196,26 @@ impl Shared {
 
 /// One connection to a server, shared by any number of concurrent callers.
 ///
-/// Writes go through a mutex-guarded sink rather than a writer task fed by a
-/// channel: the caller writes its own frame, so a lone caller (the common
-/// ping-pong case) pays no hand-off to another task, and the time spent
-/// waiting for the lock and writing is exactly what `socket_send_timeout`
-/// bounds. Encoding puts the whole frame in the sink's buffer before any byte
-/// is written, and bytes not yet written stay there for the next flush, so a
-/// caller that gives up mid-write never leaves half a frame on the wire. The
-/// cost is that concurrent callers each flush their own frame instead of
-/// sharing one write.
+/// Writes are combined rather than handed to a writer task fed by a
+/// channel: a caller encodes its frame into the `outbox`, then takes the
+/// writer lock and writes *everything* in the outbox, its own frame and any
+/// queued by other callers meanwhile, in one (vectored) write; a caller
+/// that gets the lock after its frame went out with someone else's returns
+/// at once. A lone caller (the common ping-pong case) thus writes its own
+/// frame with no hand-off to another task, while concurrent callers share
+/// writes: with other requests in flight, a caller yields once before
+/// writing so that callers woken with it can queue theirs first.
+///
+/// The time spent waiting for the lock and writing is what
+/// `socket_send_timeout` bounds. Frames are encoded whole before any byte is
+/// written, and bytes not yet written stay in the writer for the next write,
+/// so a caller that gives up mid-write never leaves half a frame on the
+/// wire. A request whose send timed out may still go out with a later write.
 pub(crate) struct Connection {
     shared: Arc<Shared>,
+    /// Frames encoded by callers and not yet taken by a writer. A `std`
+    /// mutex: held only to encode or take frames, never across an `.await`.
+    outbox: Mutex<Outbox>,
     /// A `tokio` mutex: it is held across the write's `.await`.
     writer: tokio::sync::Mutex<FrameWriter>,
     next_id: AtomicU64,
@@ -334,12 +343,18 @@ impl Connection {
             0 => config.max_frame_len,
             n => usize::try_from(n).unwrap_or(usize::MAX),
         };
-        writer.codec.set_max_encode_len(max_send_len);
+        let mut codec = ClientCodec::with_max_frame_len(config.max_frame_len);
+        codec.set_max_encode_len(max_send_len);
 
         let shared = Arc::new(Shared::new());
         let task = tokio::spawn(read_loop(reader, Arc::clone(&shared)));
         Ok(Connection {
             shared,
+            outbox: Mutex::new(Outbox {
+                codec,
+                frames: FrameChunks::new(),
+                queued: 0,
+            }),
             writer: tokio::sync::Mutex::new(writer),
             next_id: AtomicU64::new(1),
             max_send_len,
@@ -404,9 +419,34 @@ impl Connection {
             id,
             rx,
         };
+        let ticket = {
+            let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+            let out = &mut *out;
+            if let Err(e) = out.codec.encode_chunks(&frame, &mut out.frames) {
+                return Err(CallError::Protocol(format!("cannot send the request: {e}")));
+            }
+            out.queued += 1;
+            out.queued
+        };
+        drop(frame);
         let write = async {
+            if self.shared.len() > 1 {
+                // Others are in flight: let those woken with us queue their
+                // frames, so one write carries them all.
+                tokio::task::yield_now().await;
+            }
             let mut writer = self.writer.lock().await;
-            writer.send(&frame).await
+            if writer.written >= ticket {
+                return Ok(());
+            }
+            let upto = {
+                let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+                writer.pending.append(&mut out.frames);
+                out.queued
+            };
+            writer.write_pending().await?;
+            writer.written = upto;
+            Ok::<(), FrameError>(())
         };
         match tokio::time::timeout(send_timeout, write).await {
             Ok(Ok(())) => {
@@ -439,17 +479,29 @@ impl Drop for Connection {
 /// once written.
 const WRITE_BUF_KEEP: usize = 1024 * 1024;
 
+/// Frames encoded by callers, waiting for a writer (see [`Connection`]).
+struct Outbox {
+    codec: ClientCodec,
+    frames: FrameChunks,
+    /// How many frames were ever queued: a caller's ticket is the count
+    /// right after its own frame.
+    queued: u64,
+}
+
 /// The write half of the connection and the frames not yet written.
 ///
-/// A frame is encoded whole into `pending` before any byte is written, and
-/// bytes not yet written stay there for the next send, so a caller that gives
-/// up mid-write never leaves half a frame on the wire. A large `bytes` field
-/// is a chunk of `pending` of its own, written from the caller's buffer
-/// (vectored writes), never copied.
+/// Frames are encoded whole into `pending` before any byte is written, and
+/// bytes not yet written stay there for the next write, so a caller that
+/// gives up mid-write never leaves half a frame on the wire. A large `bytes`
+/// field is a chunk of `pending` of its own, written from the caller's
+/// buffer (vectored writes), never copied.
 struct FrameWriter {
     io: BoxedWrite,
+    /// Encodes the handshake's frames; requests are encoded by the outbox.
     codec: ClientCodec,
     pending: FrameChunks,
+    /// How many queued frames (see [`Outbox::queued`]) are written.
+    written: u64,
 }
 
 impl FrameWriter {
@@ -458,12 +510,18 @@ impl FrameWriter {
             io,
             codec: ClientCodec::with_max_frame_len(max_frame_len),
             pending: FrameChunks::new(),
+            written: 0,
         }
     }
 
     /// Encodes `frame` after what is pending, then writes and flushes it all.
     async fn send(&mut self, frame: &ClientFrame) -> Result<(), FrameError> {
         self.codec.encode_chunks(frame, &mut self.pending)?;
+        self.write_pending().await
+    }
+
+    /// Writes and flushes everything pending.
+    async fn write_pending(&mut self) -> Result<(), FrameError> {
         self.io.write_all_buf(&mut self.pending).await?;
         self.io.flush().await?;
         if self.pending.buffer_capacity() > WRITE_BUF_KEEP {
@@ -579,6 +637,7 @@ impl Drop for PendingReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::SinkExt;
 
     #[test]
     fn fail_all_wakes_every_waiter_and_refuses_new_ones() {
@@ -610,5 +669,106 @@ mod tests {
         assert_eq!(shared.len(), 1);
         shared.remove(7);
         assert_eq!(shared.len(), 0);
+    }
+
+    /// Counts the writes made to the inner stream.
+    struct CountWrites<S> {
+        inner: S,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for CountWrites<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> AsyncWrite for CountWrites<S> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_writes_and_a_lone_one_writes_at_once() {
+        use tokio_util::codec::Framed;
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let io = CountWrites {
+            inner: ours,
+            writes: Arc::clone(&writes),
+        };
+        // A server answering every request with an Ack.
+        tokio::spawn(async move {
+            let mut framed = Framed::new(theirs, Codec::<ClientFrame, ServerFrame>::new());
+            let hello = ServerFrame {
+                kind: Some(server_frame::Kind::Hello(wire::ServerHello {
+                    protocol_version: PROTOCOL_VERSION,
+                    ..Default::default()
+                })),
+            };
+            let _ = framed.next().await;
+            framed.send(hello).await.expect("hello");
+            while let Some(Ok(f)) = framed.next().await {
+                if let Some(client_frame::Kind::Request(r)) = f.kind {
+                    let ack = ServerFrame {
+                        kind: Some(server_frame::Kind::Response(wire::Response {
+                            id: r.id,
+                            kind: Some(response::Kind::Ack(wire::Ack {})),
+                        })),
+                    };
+                    framed.send(ack).await.expect("ack");
+                }
+            }
+        });
+        let conn = Connection::handshake(io, &ClientConfig::default())
+            .await
+            .expect("handshake");
+        let ping = || request::Kind::Ping(wire::Ping {});
+        let soon = Duration::from_secs(5);
+
+        let before = writes.load(Ordering::Relaxed);
+        let lone = conn.send(ping(), soon).await.expect("sent");
+        assert_eq!(
+            writes.load(Ordering::Relaxed) - before,
+            1,
+            "written at once"
+        );
+        assert!(matches!(lone.wait(None).await, Ok(response::Kind::Ack(_))));
+
+        let before = writes.load(Ordering::Relaxed);
+        let calls = (0..64).map(|_| async {
+            let reply = conn.send(ping(), soon).await?;
+            reply.wait(None).await
+        });
+        let answers = futures::future::join_all(calls).await;
+        assert!(answers
+            .iter()
+            .all(|a| matches!(a, Ok(response::Kind::Ack(_)))));
+        let n = writes.load(Ordering::Relaxed) - before;
+        assert!(n <= 4, "64 concurrent requests took {n} writes");
     }
 }

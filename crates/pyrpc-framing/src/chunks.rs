@@ -92,6 +92,23 @@ impl FrameChunks {
         v
     }
 
+    /// Moves everything waiting in `other` to the end of `self`, leaving
+    /// `other` empty. Nothing is copied when `self` is empty (the two swap
+    /// places); otherwise only `other`'s small pieces are.
+    pub fn append(&mut self, other: &mut FrameChunks) {
+        if self.is_empty() {
+            std::mem::swap(self, other);
+            other.clear();
+            return;
+        }
+        for c in other.done.drain(..) {
+            self.push_shared(c);
+        }
+        other.done_len = 0;
+        self.tail.extend_from_slice(&other.tail);
+        other.tail.clear();
+    }
+
     /// How many chunks there are (a run of small pieces counts as one).
     pub fn chunk_count(&self) -> usize {
         self.done.len() + usize::from(!self.tail.is_empty())
@@ -240,6 +257,28 @@ mod tests {
         want.extend_from_slice(&big);
         want.push(b'z');
         assert_eq!(c.to_vec(), want);
+    }
+
+    #[test]
+    fn append_keeps_the_order_and_empties_the_other() {
+        let big = Bytes::from(vec![3u8; ZERO_COPY_MIN]);
+        let mut a = FrameChunks::new();
+        let mut b = FrameChunks::new();
+        b.put_small(b"one");
+        a.append(&mut b);
+        assert!(b.is_empty());
+        assert_eq!(a.to_vec(), b"one");
+        b.put_small(b"two");
+        b.push_shared(big.clone());
+        b.put_small(b"three");
+        a.advance(1);
+        a.append(&mut b);
+        assert!(b.is_empty() && b.chunk_count() == 0);
+        let mut want = b"netwo".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"three");
+        assert_eq!(a.to_vec(), want);
+        assert_eq!(a.len(), want.len());
     }
 
     #[test]
