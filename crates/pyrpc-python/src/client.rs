@@ -101,17 +101,36 @@ pub(crate) struct ClientCore {
     /// Whether this side sends other objects pickled and unpickles received
     /// pickles (`Client.allow_pickle`).
     allow_pickle: bool,
-    /// The Rust client and the pid that made it. A std mutex: it is held only
-    /// to clone an `Arc`, never across an await.
+    /// The Rust client of the blocking calls (its connection lives on the
+    /// current-thread runtime, driven by the calling threads) and the pid
+    /// that made it. A std mutex: it is held only to clone an `Arc`, never
+    /// across an await.
     inner: Mutex<Option<(u32, pyrpc_client::Client)>>,
+    /// The Rust client of `co_call` (its own connection, on the
+    /// multi-thread runtime, which runs it in the background); made on the
+    /// first `co_call`.
+    async_inner: Mutex<Option<(u32, pyrpc_client::Client)>>,
 }
 
 impl ClientCore {
-    /// The Rust client of this process, made on first use and after a fork.
+    /// The Rust client of this process for blocking calls, made on first
+    /// use and after a fork.
     fn client(&self) -> PyResult<pyrpc_client::Client> {
+        self.client_in(&self.inner, runtime::local()?)
+    }
+
+    /// The Rust client of this process for `co_call`.
+    fn async_client(&self) -> PyResult<pyrpc_client::Client> {
+        self.client_in(&self.async_inner, runtime::get()?)
+    }
+
+    fn client_in(
+        &self,
+        slot: &Mutex<Option<(u32, pyrpc_client::Client)>>,
+        rt: &'static tokio::runtime::Runtime,
+    ) -> PyResult<pyrpc_client::Client> {
         let pid = runtime::current_pid();
-        let rt = runtime::get()?;
-        let mut slot = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         match slot.take() {
             Some((owner, client)) if owner == pid => {
                 *slot = Some((owner, client.clone()));
@@ -212,6 +231,7 @@ impl ClientCore {
             config,
             allow_pickle,
             inner: Mutex::new(None),
+            async_inner: Mutex::new(None),
         })
     }
 
@@ -258,7 +278,7 @@ impl ClientCore {
         .resolve()?;
         let client = self.client()?;
         let call_args = convert::to_args(args, kwargs, self.send_options(&client))?;
-        let result = runtime::block_on(py, async {
+        let result = runtime::block_on_local(py, async {
             if nonblocking {
                 client.nb_call_with(method, call_args, &opts).await
             } else {
@@ -302,7 +322,7 @@ impl ClientCore {
             nb_fetch_timeout,
         }
         .resolve()?;
-        let client = self.client()?;
+        let client = self.async_client()?;
         let call_args = convert::to_args(args, kwargs, self.send_options(&client))?;
         let future = event_loop.call_method0("create_future")?;
         let rt = runtime::get()?;
@@ -346,13 +366,13 @@ impl ClientCore {
     fn connected(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds("timeout", timeout)?;
         let client = self.client()?;
-        runtime::block_on(py, async { client.connected(timeout).await })
+        runtime::block_on_local(py, async { client.connected(timeout).await })
     }
 
     /// Asks the server to shut down; returns once it acknowledged.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
         let client = self.client()?;
-        match runtime::block_on(py, async { client.shutdown().await })? {
+        match runtime::block_on_local(py, async { client.shutdown().await })? {
             Ok(()) => Ok(()),
             Err(e) => Err(errors::call_error(py, e, self.recv_options())),
         }
@@ -362,7 +382,7 @@ impl ClientCore {
     /// tuples sorted by name, the built-ins `connected` and `shutdown` last.
     fn list_methods(&self, py: Python<'_>) -> PyResult<Vec<MethodTuple>> {
         let client = self.client()?;
-        match runtime::block_on(py, async { client.list_methods().await })? {
+        match runtime::block_on_local(py, async { client.list_methods().await })? {
             Ok(methods) => Ok(methods
                 .into_iter()
                 .map(|m| (m.name, m.signature, m.doc))
@@ -374,7 +394,7 @@ impl ClientCore {
     /// The server's statistics (`Stats`) as a dict; durations in seconds.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let client = self.client()?;
-        let s = match runtime::block_on(py, async { client.stats().await })? {
+        let s = match runtime::block_on_local(py, async { client.stats().await })? {
             Ok(s) => s,
             Err(e) => return Err(errors::call_error(py, e, self.recv_options())),
         };

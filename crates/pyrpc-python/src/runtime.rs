@@ -24,8 +24,19 @@ use tokio::runtime::Runtime;
 /// How often a blocked wait wakes up to let Python handle signals (Ctrl-C).
 pub(crate) const SIGNAL_CHECK: Duration = Duration::from_millis(50);
 
+/// A runtime with the pid it was made in.
+type Slot = Mutex<Option<(u32, &'static Runtime)>>;
+
 /// The runtime of this process, with the pid it was made in.
-static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
+static RUNTIME: Slot = Mutex::new(None);
+
+/// The current-thread runtime the blocking (`Client.call`) path runs on: the
+/// calling thread itself drives the connection (writes the request, waits in
+/// `epoll` for the reply, reads it), with no hand-over to a runtime worker
+/// and back. Threads sharing a client take turns driving it (tokio lets one
+/// `block_on` at a time own the scheduler; the others wait for their own
+/// future or for the scheduler to be free).
+static LOCAL: Slot = Mutex::new(None);
 
 /// The pid of this process.
 pub(crate) fn current_pid() -> u32 {
@@ -39,24 +50,44 @@ pub(crate) fn current_pid() -> u32 {
 ///
 /// A `RuntimeError` if tokio cannot build a runtime (out of threads or fds).
 pub(crate) fn get() -> PyResult<&'static Runtime> {
+    get_or_build(&RUNTIME, || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("pyrpc")
+            .build()
+    })
+}
+
+/// The current-thread runtime of this process ([`LOCAL`]), built on first
+/// use and again after a `fork()`.
+///
+/// # Errors
+///
+/// As [`get`].
+pub(crate) fn local() -> PyResult<&'static Runtime> {
+    get_or_build(&LOCAL, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    })
+}
+
+fn get_or_build(
+    slot: &Slot,
+    build: impl FnOnce() -> std::io::Result<Runtime>,
+) -> PyResult<&'static Runtime> {
     let pid = current_pid();
     // A poisoned lock only means another thread panicked while swapping two
     // plain values; the data is still consistent.
-    let mut slot = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((owner, rt)) = *slot {
         if owner == pid {
             return Ok(rt);
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("pyrpc")
-        .build()
-        .map_err(|e| {
-            pyo3::exceptions::PyRuntimeError::new_err(format!(
-                "cannot start the pyrpc runtime: {e}"
-            ))
-        })?;
+    let rt = build().map_err(|e| {
+        pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start the pyrpc runtime: {e}"))
+    })?;
     // Leaked on purpose: see the module docs.
     let rt: &'static Runtime = Box::leak(Box::new(rt));
     *slot = Some((pid, rt));
@@ -75,7 +106,28 @@ where
     F: Future + Send,
     F::Output: Send,
 {
-    let rt = get()?;
+    block_on_in(py, get()?, fut)
+}
+
+/// [`block_on`] on the current-thread runtime ([`local`]): for futures
+/// whose connections live there.
+///
+/// # Errors
+///
+/// As [`block_on`].
+pub(crate) fn block_on_local<F>(py: Python<'_>, fut: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    block_on_in(py, local()?, fut)
+}
+
+fn block_on_in<F>(py: Python<'_>, rt: &'static Runtime, fut: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
     let mut fut = pin!(fut);
     loop {
         let step = py.detach(|| {
