@@ -225,3 +225,21 @@ def test_client_address_str_is_unix_and_tuple_tcp(server):
 def test_bad_address_type():
     with pytest.raises(TypeError, match="address"):
         Client(address=12).echo()
+
+
+def test_remote_methods_are_cached_and_call_options_still_stripped(client):
+    import pickle
+
+    echo = client.echo
+    assert client.echo is echo  # kept on the instance after the first lookup
+    assert client.nb_echo is not echo
+    assert echo(1, foo="foo") == ((1,), {"foo": "foo"})
+    # Options never reach the server, with or without other keywords.
+    assert echo(call_timeout=5, nolog=True) == ((), {})
+    assert echo(2, call_timeout=5, bar=1) == ((2,), {"bar": 1})
+    # A settings change after the method was cached still applies.
+    client.call_timeout = 7
+    assert echo(x=1) == ((), {"x": 1})
+    # The cached methods stay behind when a client is pickled.
+    state = pickle.loads(pickle.dumps(client)).__dict__
+    assert not any(isinstance(v, pyrpc._Method) for v in state.values())

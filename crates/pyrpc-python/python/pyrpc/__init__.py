@@ -66,6 +66,9 @@ CALL_OPTIONS = (
     "nb_fetch_timeout",
     "nolog",
 )
+_CALL_OPTION_NAMES = frozenset(CALL_OPTIONS)
+#: The options that are also Client settings (all but ``nolog``).
+_SETTINGS = CALL_OPTIONS[:-1]
 
 # Guards the lazy creation of a client's core. Re-made in a forked child, in
 # case another thread of the parent held it at the moment of the fork.
@@ -179,10 +182,15 @@ class Client:
         if name.startswith("_"):
             raise AttributeError(name)
         if name.startswith("co_"):
-            return _Method(self, name[3:], "co")
-        if name.startswith("nb_"):
-            return _Method(self, name[3:], "nb")
-        return _Method(self, name, "call")
+            method = _Method(self, name[3:], "co")
+        elif name.startswith("nb_"):
+            method = _Method(self, name[3:], "nb")
+        else:
+            method = _Method(self, name, "call")
+        # Kept on the instance: the next ``client.name`` is a plain attribute
+        # lookup (this method is not called again for it).
+        self.__dict__[name] = method
+        return method
 
     def __repr__(self) -> str:
         return "<%s address=%r>" % (type(self).__name__, self.address)
@@ -190,7 +198,7 @@ class Client:
     def __getstate__(self) -> Dict[str, Any]:
         # The connection stays behind: a client sent to another process
         # (multiprocessing with spawn or forkserver) connects anew there.
-        state = self.__dict__.copy()
+        state = {k: v for k, v in self.__dict__.items() if not isinstance(v, _Method)}
         state.pop("_pyrpc_core", None)
         state.pop("_pyrpc_core_key", None)
         return state
@@ -283,8 +291,11 @@ class Client:
         """Strip the per-call options from ``kwargs``; resolve them against
         this client's settings as the original did (a falsy value keeps the
         client's)."""
+        if not kwargs or _CALL_OPTION_NAMES.isdisjoint(kwargs):
+            # The common case: nothing to strip.
+            return {name: getattr(self, name) for name in _SETTINGS}, False
         opts = {}
-        for name in CALL_OPTIONS[:-1]:
+        for name in _SETTINGS:
             opts[name] = kwargs.pop(name, None) or getattr(self, name)
         nolog = bool(kwargs.pop("nolog", None))
         return opts, nolog
