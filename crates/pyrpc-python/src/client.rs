@@ -166,6 +166,43 @@ impl ClientCore {
     }
 }
 
+impl Drop for ClientCore {
+    /// Closes the connections. The blocking one lives on the current-thread
+    /// runtime, which runs only while some thread waits in a call: turn it
+    /// a few times here so its reader task ends (freeing its buffer) and the
+    /// socket closes now, not at the process's next call.
+    fn drop(&mut self) {
+        let pid = runtime::current_pid();
+        let mut closed_local = false;
+        for (slot, local) in [(&mut self.inner, true), (&mut self.async_inner, false)] {
+            match slot.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+                Some((owner, client)) if owner == pid => {
+                    drop(client);
+                    closed_local |= local;
+                }
+                // Made before a fork: see `client_in`.
+                Some((_, stale)) => std::mem::forget(stale),
+                None => {}
+            }
+        }
+        // Not from inside a runtime (a garbage collection on one of its
+        // threads): `block_on` is refused there. The next call runs it then.
+        if !closed_local || tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        let Ok(rt) = runtime::local() else { return };
+        Python::try_attach(|py| {
+            py.detach(|| {
+                rt.block_on(async {
+                    for _ in 0..4 {
+                        tokio::task::yield_now().await;
+                    }
+                });
+            });
+        });
+    }
+}
+
 /// A method as `ClientCore.list_methods` returns it: `(name, signature, doc)`.
 type MethodTuple = (String, Option<String>, Option<String>);
 

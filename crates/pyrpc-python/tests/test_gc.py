@@ -99,3 +99,32 @@ def test_server_that_failed_to_bind_is_freed():
         assert ref() is None
     finally:
         first.shutdown_sync()
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_dropped_client_closes_its_connection_at_once(server):
+    # Blocking calls' connections live on a runtime only calls drive:
+    # dropping the client must still close the socket (and free its buffers)
+    # without waiting for another call.
+    import os
+
+    def sockets():
+        out = set()
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink("/proc/self/fd/" + fd)
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:"):
+                out.add(target)
+        return out
+
+    gc.collect()
+    before = sockets()
+    c = Client(address=server.address)
+    assert c.echo(1) == ((1,), {})
+    mine = sockets() - before
+    assert len(mine) == 1
+    del c
+    gc.collect()
+    assert not (mine & sockets())
