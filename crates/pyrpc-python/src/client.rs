@@ -452,8 +452,17 @@ impl ClientCore {
     /// What the server announced in its last hello, as a dict, or `None`
     /// before the first connection.
     fn server_info<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let client = self.client()?;
-        let Some(info) = client.server_info() else {
+        // The blocking calls' connection, else `co_call`'s if only that one
+        // has met the server.
+        let async_info = || {
+            let pid = runtime::current_pid();
+            let slot = self.async_inner.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some((owner, c)) if *owner == pid => c.server_info(),
+                _ => None,
+            }
+        };
+        let Some(info) = self.client()?.server_info().or_else(async_info) else {
             return Ok(None);
         };
         let d = PyDict::new(py);

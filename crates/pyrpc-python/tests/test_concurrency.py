@@ -183,3 +183,14 @@ def test_interpreter_exits_with_a_server_in_a_thread(tmp_path, busy):
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=20, cwd=HERE)
     assert p.stdout.strip() == "exiting", p.stderr
     assert p.returncode == 0, p.stderr
+
+
+def test_server_info_after_co_calls_only(server):
+    c = Client(address=server.address)
+    assert c.server_info() is None
+
+    async def main():
+        return await c.co_echo(1)
+
+    assert asyncio.run(main()) == ((1,), {})
+    assert c.server_info()["nonblocking"] is True
