@@ -352,9 +352,14 @@ class IndependentServer:
                 if frame.WhichOneof("kind") != "request":
                     return  # a second hello breaks the protocol
                 # Every request runs on its own thread: answers go out by id, in
-                # whatever order the requests finish.
+                # whatever order the requests finish. Except Submit, handled here
+                # before the next frame is read (PROTOCOL.md's ordering guarantee:
+                # a Fetch right behind its Submit finds the call).
                 with self.in_flight_cond:
                     self.in_flight += 1
+                if frame.request.WhichOneof("kind") == "submit":
+                    self.run_request(frame.request, answer)
+                    continue
                 threading.Thread(
                     target=self.run_request, args=(frame.request, answer), daemon=True
                 ).start()

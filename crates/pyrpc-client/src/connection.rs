@@ -397,6 +397,34 @@ impl Connection {
         kind: request::Kind,
         send_timeout: Duration,
     ) -> Result<PendingReply, CallError> {
+        let (reply, ticket) = self.enqueue(kind)?;
+        self.write_through(ticket, send_timeout).await?;
+        trace!(id = reply.id, "request sent");
+        Ok(reply)
+    }
+
+    /// Sends two requests in one write, `first` ahead of `second` (e.g. a
+    /// `Submit` and the `Fetch` right behind it).
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send`].
+    pub(crate) async fn send_pair(
+        &self,
+        first: request::Kind,
+        second: request::Kind,
+        send_timeout: Duration,
+    ) -> Result<(PendingReply, PendingReply), CallError> {
+        let (a, _) = self.enqueue(first)?;
+        let (b, ticket) = self.enqueue(second)?;
+        self.write_through(ticket, send_timeout).await?;
+        trace!(first = a.id, second = b.id, "requests sent");
+        Ok((a, b))
+    }
+
+    /// Registers a request's waiter and encodes the request into the
+    /// outbox; returns the waiter and the request's ticket.
+    fn enqueue(&self, kind: request::Kind) -> Result<(PendingReply, u64), CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = ClientFrame {
             kind: Some(client_frame::Kind::Request(wire::Request {
@@ -419,16 +447,19 @@ impl Connection {
             id,
             rx,
         };
-        let ticket = {
-            let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-            let out = &mut *out;
-            if let Err(e) = out.codec.encode_chunks(&frame, &mut out.frames) {
-                return Err(CallError::Protocol(format!("cannot send the request: {e}")));
-            }
-            out.queued += 1;
-            out.queued
-        };
-        drop(frame);
+        let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let out = &mut *out;
+        if let Err(e) = out.codec.encode_chunks(&frame, &mut out.frames) {
+            return Err(CallError::Protocol(format!("cannot send the request: {e}")));
+        }
+        out.queued += 1;
+        Ok((reply, out.queued))
+    }
+
+    /// Waits until the request with `ticket` is written (by this caller,
+    /// along with everything queued, or by another), for at most
+    /// `send_timeout`.
+    async fn write_through(&self, ticket: u64, send_timeout: Duration) -> Result<(), CallError> {
         let write = async {
             if self.shared.len() > 1 {
                 // Others are in flight: let those woken with us queue their
@@ -449,10 +480,7 @@ impl Connection {
             Ok::<(), FrameError>(())
         };
         match tokio::time::timeout(send_timeout, write).await {
-            Ok(Ok(())) => {
-                trace!(id, len, "request sent");
-                Ok(reply)
-            }
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if e.is_io() => {
                 debug!(error = %e, "writing to the server failed");
                 self.close();

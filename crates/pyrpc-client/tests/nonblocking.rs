@@ -277,3 +277,61 @@ async fn nb_call_keeps_trying_to_connect_until_its_timeout() {
         .expect_err("nobody there");
     assert_eq!(err.timeout_stage(), Some(TimeoutStage::Nb), "{err}");
 }
+
+/// The first `Fetch` follows its `Submit` at once, before the submit's ack:
+/// a server that reads both before answering either sees them in that order,
+/// and the fast call is done in one round trip (then a `Release`).
+#[tokio::test]
+async fn first_fetch_is_pipelined_behind_the_submit() {
+    let (tx, mut seen) = report::<Vec<&'static str>>();
+    let server = FakeServer::start(Net::Tcp, move |mut peer: Peer| {
+        let tx = tx.clone();
+        async move {
+            peer.hello().await;
+            // Read two requests before answering anything.
+            let submit = peer.expect().await;
+            let fetch = peer.expect().await;
+            let name = |r: &wire::Request| match r.kind {
+                Some(request::Kind::Submit(_)) => "submit",
+                Some(request::Kind::Fetch(_)) => "fetch",
+                _ => "other",
+            };
+            let _ = tx.send(vec![name(&submit), name(&fetch)]);
+            peer.reply(submit.id, ack()).await;
+            peer.reply(fetch.id, value(7)).await;
+            let release = peer.expect().await;
+            assert!(matches!(release.kind, Some(request::Kind::Release(_))));
+            peer.echo_until_closed().await;
+        }
+    })
+    .await;
+    let client = Client::with_config(server.addr.clone(), fast_polling());
+    let ret = client.nb_call("fast", Args::new()).await.expect("nb call");
+    assert_eq!(ret, Value::from(7));
+    assert_eq!(next(&mut seen).await, vec!["submit", "fetch"]);
+}
+
+/// A server from before the ordering guarantee may run the pipelined fetch
+/// ahead of the submit it acknowledged: UNKNOWN_CALL then means "ask again".
+#[tokio::test]
+async fn unknown_call_on_the_pipelined_fetch_is_fetched_again() {
+    let server = FakeServer::start(Net::Tcp, move |mut peer: Peer| async move {
+        peer.hello().await;
+        let submit = peer.expect().await;
+        let fetch = peer.expect().await;
+        peer.reply(submit.id, ack()).await;
+        peer.reply(
+            fetch.id,
+            error(RemoteError::new(ErrorKind::UnknownCall, "not yet")),
+        )
+        .await;
+        let again = peer.expect().await;
+        assert!(matches!(again.kind, Some(request::Kind::Fetch(_))));
+        peer.reply(again.id, value(8)).await;
+        peer.echo_until_closed().await;
+    })
+    .await;
+    let client = Client::with_config(server.addr.clone(), fast_polling());
+    let ret = client.nb_call("fast", Args::new()).await.expect("nb call");
+    assert_eq!(ret, Value::from(8));
+}

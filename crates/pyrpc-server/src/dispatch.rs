@@ -89,7 +89,7 @@ pub(crate) async fn handle(
         }
         request::Kind::Call(call) => spawn_call(shared, conn, id, call, permit),
         request::Kind::Submit(s) => {
-            let resp = match submit(shared, conn, id, s) {
+            let resp = match submit(shared, conn, id, s).await {
                 Ok(()) => ack(id),
                 Err(e) => error(id, e),
             };
@@ -522,7 +522,9 @@ fn nb_call_id(shared: &Shared, raw: &[u8]) -> Result<CallId, RemoteError> {
 }
 
 /// Registers a submitted call and starts it, detached from the connection.
-fn submit(
+/// A call the reader runs inline ([`runs_inline`]) is run right here, so a
+/// `Fetch` right behind the `Submit` finds it done.
+async fn submit(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
     id: u64,
@@ -551,6 +553,15 @@ fn submit(
         Submitted::New => {}
     }
     let span = tracing::info_span!("rpc", id, method = %prepared.method, nonblocking = true);
+    if runs_inline(shared, &prepared.method) {
+        let result = run_prepared(shared, &conn.peer, prepared, true)
+            .instrument(span)
+            .await;
+        if shared.store().complete(call_id, result, Instant::now()) {
+            shared.store_changed.notify_waiters();
+        }
+        return Ok(());
+    }
     let shared2 = Arc::clone(shared);
     let peer = Arc::clone(&conn.peer);
     // Not tied to the connection: the result must survive it being dropped.
