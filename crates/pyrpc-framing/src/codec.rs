@@ -15,6 +15,10 @@ pub const HEADER_LEN: usize = 4;
 /// The default largest frame, in bytes (640 MiB): a 500 MiB payload fits.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 640 * 1024 * 1024;
 
+/// A decoded frame at least this long does not leave its allocation behind
+/// in the read buffer (see [`Codec::decode`]'s body).
+const RELEASE_LARGE_FRAME: usize = 1024 * 1024;
+
 /// How much the read buffer may grow ahead of the bytes that arrived, at least.
 ///
 /// While a frame's body arrives, the buffer grows by at most the larger of
@@ -145,6 +149,13 @@ impl<In: prost::Message + Default, Out> Decoder for Codec<In, Out> {
         }
         self.body_len = None;
         let frame = src.split_to(len).freeze();
+        if len >= RELEASE_LARGE_FRAME {
+            // The frame shares its allocation with `src`: give `src` a fresh
+            // one (copying only the few bytes that follow the frame), so the
+            // frame's memory is freed with the frame, not kept by the read
+            // buffer until the connection closes.
+            *src = BytesMut::from(&src[..]);
+        }
         match In::decode(frame.clone()) {
             Ok(msg) => Ok(Some(msg)),
             Err(e) => {
@@ -357,6 +368,25 @@ mod tests {
         assert_eq!(codec.take_undecodable(), None);
         buf.extend_from_slice(&frame(&ping(5)));
         assert_eq!(codec.decode(&mut buf).unwrap(), Some(ping(5)));
+    }
+
+    #[test]
+    fn read_large_frame_leaves_no_allocation_in_the_buffer() {
+        let big = Request {
+            id: 1,
+            kind: Some(request::Kind::Call(wire::Call {
+                method: "m".repeat(2 * RELEASE_LARGE_FRAME),
+                ..Default::default()
+            })),
+        };
+        let mut buf = BytesMut::from(frame(&big).as_slice());
+        buf.extend_from_slice(&frame(&ping(2))[..3]); // part of the next frame
+        let mut codec = Codec::<Request, Request>::new();
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(big));
+        assert_eq!(buf.len(), 3, "the bytes after the frame are kept");
+        assert!(buf.capacity() < 1024, "capacity {}", buf.capacity());
+        buf.extend_from_slice(&frame(&ping(2))[3..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(ping(2)));
     }
 
     #[test]
