@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::python::{self, Venv};
-use crate::util::{cargo, free_port, run as sh, step, KillOnDrop};
+use crate::util::{cargo, free_port, run as sh, step, KillOnDrop, TempDir};
 
 /// What the bench installs into the venv (grpcio, grpcio-tools, matplotlib).
 const REQUIREMENTS: &str = "bench/python/requirements.txt";
@@ -507,14 +507,6 @@ struct Env {
 }
 
 /// Removes the run's socket directory however the run ends.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 impl Env {
     fn python(&self, script: &str) -> Command {
         let mut c = self.venv.command(self.venv.python());
@@ -1283,9 +1275,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     }
 
     // Short paths: a Unix socket path must fit in 108 bytes.
-    let tmp = std::env::temp_dir().join(format!("pyrpc-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    let _tmp_guard = TempDir(tmp.clone());
+    let _tmp_guard = TempDir::new("pyrpc-bench")?;
+    let tmp = _tmp_guard.path().to_path_buf();
     let env = Env {
         root: root.to_path_buf(),
         venv,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::python::{self, Venv};
-use crate::util::{cargo, free_port, run as sh, step, wait_until, KillOnDrop};
+use crate::util::{cargo, free_port, run as sh, step, wait_until, KillOnDrop, TempDir};
 
 /// Builds the examples and the Python package, then runs three pairings.
 pub(crate) fn run(root: &Path) -> Result<()> {
@@ -19,11 +19,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     )?;
     let venv = python::setup(root)?;
     let bin = |name: &str| root.join("target/debug/examples").join(name);
-    let tmp = std::env::temp_dir().join(format!("pyrpc-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    let result = pairings(root, &venv, &bin, &tmp);
-    let _ = std::fs::remove_dir_all(&tmp);
-    result?;
+    let tmp = TempDir::new("pyrpc-demo")?;
+    pairings(root, &venv, &bin, tmp.path())?;
     println!("\ndemo finished: every client got its answer");
     Ok(())
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::python::{self, Venv};
-use crate::util::{cargo, free_port, run as sh, step, KillOnDrop};
+use crate::util::{cargo, free_port, run as sh, step, KillOnDrop, TempDir};
 
 /// How long a server may take to accept connections.
 const READY_LIMIT: Duration = Duration::from_secs(20);
@@ -117,14 +117,6 @@ impl Env {
 }
 
 /// Removes the run's temporary directory however the run ends.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The value of `--name VALUE` in `args`, if given.
 fn option<'a>(args: &'a [String], name: &str) -> Result<Option<&'a str>> {
     match args.iter().position(|a| a == name) {
@@ -210,9 +202,8 @@ pub(crate) fn run_with(root: &Path, venv: Venv, args: &[String]) -> Result<()> {
         root,
     )?;
 
-    let tmp = std::env::temp_dir().join(format!("pyrpc-interop-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    let _cleanup = TempDir(tmp.clone());
+    let _cleanup = TempDir::new("pyrpc-interop")?;
+    let tmp = _cleanup.path().to_path_buf();
     let env = Env {
         root: root.to_path_buf(),
         venv,

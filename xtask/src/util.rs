@@ -73,3 +73,28 @@ pub(crate) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
+
+/// A directory under the system temp dir, `<prefix>-<pid>`, removed with
+/// everything in it when dropped (also when a task fails half-way).
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates the directory.
+    pub(crate) fn new(prefix: &str) -> Result<TempDir> {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(TempDir(path))
+    }
+
+    /// Its path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
