@@ -1231,25 +1231,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     });
     let venv = if needs_python {
         let venv = python::setup(root)?;
-        let reqs = std::fs::read_to_string(root.join(REQUIREMENTS))?;
-        let marker = root.join("target/venv/.bench-installed");
-        if std::fs::read_to_string(&marker).ok().as_deref() != Some(reqs.as_str()) {
-            step("installing grpcio, grpcio-tools and matplotlib into target/venv");
-            sh(
-                venv.command(venv.python())
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        "-r",
-                    ])
-                    .arg(root.join(REQUIREMENTS)),
-                root,
-            )?;
-            std::fs::write(&marker, &reqs)?;
-        }
+        venv.install_requirements(
+            root,
+            REQUIREMENTS,
+            ".bench-installed",
+            "installing grpcio, grpcio-tools and matplotlib into target/venv",
+        )?;
         venv
     } else {
         python::Venv::existing(root)

@@ -254,27 +254,12 @@ pub(crate) fn run_with(root: &Path, venv: Venv, args: &[String]) -> Result<()> {
 /// Installs grpcio-tools and protobuf into the venv (when the requirements
 /// changed) and generates the Python messages from `proto/` into [`GEN_DIR`].
 fn generate(root: &Path, venv: &Venv) -> Result<PathBuf> {
-    let reqs_file = root.join(REQUIREMENTS);
-    let reqs = std::fs::read_to_string(&reqs_file)
-        .with_context(|| format!("reading {}", reqs_file.display()))?;
-    let marker = root.join("target/venv/.pyrpc-interop-installed");
-    if std::fs::read_to_string(&marker).ok().as_deref() != Some(reqs.as_str()) {
-        step("installing grpcio-tools and protobuf from PyPI (tests/interop/requirements.txt)");
-        sh(
-            venv.command(venv.python())
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&reqs_file),
-            root,
-        )?;
-        std::fs::write(&marker, &reqs)?;
-    }
+    venv.install_requirements(
+        root,
+        REQUIREMENTS,
+        ".pyrpc-interop-installed",
+        "installing grpcio-tools and protobuf from PyPI (tests/interop/requirements.txt)",
+    )?;
     step("generating Python messages from proto/ (grpc_tools.protoc)");
     let gen = root.join(GEN_DIR);
     let _ = std::fs::remove_dir_all(&gen);

@@ -42,6 +42,43 @@ impl Venv {
     }
 }
 
+impl Venv {
+    /// Installs the requirements file `reqs` (relative to `root`) into the
+    /// venv from PyPI, unless the marker file `marker` (in the venv) says this
+    /// exact file was installed already. `what` is said while installing.
+    pub(crate) fn install_requirements(
+        &self,
+        root: &Path,
+        reqs: &str,
+        marker: &str,
+        what: &str,
+    ) -> Result<()> {
+        let reqs_file = root.join(reqs);
+        let wanted = std::fs::read_to_string(&reqs_file)
+            .with_context(|| format!("reading {}", reqs_file.display()))?;
+        let marker = self.dir.join(marker);
+        if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+            return Ok(());
+        }
+        step(what);
+        run(
+            self.command(self.python())
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&reqs_file),
+            root,
+        )?;
+        std::fs::write(&marker, wanted)?;
+        Ok(())
+    }
+}
+
 /// Creates (or reuses) `target/venv`, installs the tools and test requirements
 /// when they changed, and builds the package in release mode into it.
 pub(crate) fn setup(root: &Path) -> Result<Venv> {
