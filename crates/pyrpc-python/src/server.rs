@@ -116,7 +116,11 @@ impl Target {
                     Ok(v)
                 }
                 Err(e) => {
-                    let err = PyTypeError::new_err(e.message("result"));
+                    // Logged as the TypeError it is here; answered as the
+                    // Rust server answers a result it cannot send:
+                    // UNSUPPORTED_VALUE (docs/PROTOCOL.md, "Errors").
+                    let message = e.message("result");
+                    let err = PyTypeError::new_err(message.clone());
                     log(
                         server,
                         "log_exception",
@@ -125,7 +129,10 @@ impl Target {
                         &pargs,
                         &pkwargs,
                     );
-                    Err(errors::remote_from_py(py, &err, self.opts))
+                    Err(RemoteError::new(
+                        ErrorKind::UnsupportedValue,
+                        format!("the result of {method}() cannot be sent: {message}"),
+                    ))
                 }
             },
             Err(err) => {
@@ -398,12 +405,26 @@ fn finalizing() -> RemoteError {
 }
 
 impl Callee for PyCallee {
-    fn call(&self, _ctx: CallContext, method: &str, args: Args) -> CallFuture {
+    fn call(&self, ctx: CallContext, method: &str, args: Args) -> CallFuture {
         let target = Arc::clone(&self.target);
         let method = method.to_owned();
+        let deadline = ctx.deadline;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |py: Python<'_>| {
-            let _ = tx.send(target.run(py, &method, args));
+            // The call may have waited for a worker and the GIL: one whose
+            // caller has given up meanwhile is not started
+            // (docs/PROTOCOL.md, "Deadlines").
+            let result = if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                Err(RemoteError::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!(
+                        "{method}() did not run: the caller's timeout passed before it could start"
+                    ),
+                ))
+            } else {
+                target.run(py, &method, args)
+            };
+            let _ = tx.send(result);
         });
         match self.pool.submit(job) {
             Ok(()) => Box::pin(async move { rx.await.unwrap_or_else(|_| Err(finalizing())) }),

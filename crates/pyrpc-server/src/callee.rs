@@ -269,7 +269,7 @@ impl fmt::Debug for Methods {
 }
 
 impl Callee for Methods {
-    fn call(&self, _ctx: CallContext, method: &str, args: Args) -> CallFuture {
+    fn call(&self, ctx: CallContext, method: &str, args: Args) -> CallFuture {
         match self.handlers.get(method) {
             None => {
                 let err = RemoteError::no_such_method(method);
@@ -283,8 +283,18 @@ impl Callee for Methods {
             Some(Handler::Blocking(f)) => {
                 let f = Arc::clone(f);
                 let method = method.to_owned();
+                let deadline = ctx.deadline;
                 Box::pin(async move {
-                    match tokio::task::spawn_blocking(move || f(args)).await {
+                    let name = method.clone();
+                    let run = move || {
+                        // It may have waited for a pool thread: a call whose
+                        // caller gave up meanwhile is not started.
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Err(crate::dispatch::not_started(&name));
+                        }
+                        f(args)
+                    };
+                    match tokio::task::spawn_blocking(run).await {
                         Ok(result) => result,
                         Err(e) => Err(crate::dispatch::panicked(&method, e.into_panic_message())),
                     }
