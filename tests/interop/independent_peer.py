@@ -808,6 +808,37 @@ def check_golden(directory):
         print(f"{'PASS' if not problems else 'FAIL'} golden {name}.bin ({len(frame)} bytes)", flush=True)
         for p in problems:
             print(f"  {p}")
+    return check_noncanonical(directory) and ok
+
+
+def check_noncanonical(directory):
+    """noncanonical/GOLDEN--VARIANT.bin: another valid encoding of GOLDEN.bin's message."""
+    ok = True
+    sub = os.path.join(directory, "noncanonical")
+    for file in sorted(f for f in os.listdir(sub) if f.endswith(".bin")):
+        golden = file[: -len(".bin")].split("--", 1)[0]
+        with open(os.path.join(directory, golden + ".txtpb"), encoding="utf-8") as f:
+            text = f.read()
+        client = "# proto-message: pyrpc.v1.ClientFrame" in text
+        message_type = pb.ClientFrame if client else pb.ServerFrame
+        with open(os.path.join(sub, file), "rb") as f:
+            frame = f.read()
+        problems = []
+        if struct.unpack(">I", frame[:4])[0] != len(frame) - 4:
+            problems.append("the header does not give the body's length")
+        with open(os.path.join(directory, golden + ".bin"), "rb") as f:
+            want = message_type.FromString(f.read()[4:])
+        try:
+            got = message_type.FromString(frame[4:])
+        except Exception as exc:  # DecodeError, by runtime
+            problems.append(f"does not decode: {exc}")
+        else:
+            if got != want:
+                problems.append(f"decodes to {got}, not the message of {golden}.bin")
+        ok = ok and not problems
+        print(f"{'PASS' if not problems else 'FAIL'} noncanonical {file} decodes as {golden}.bin", flush=True)
+        for p in problems:
+            print(f"  {p}")
     return ok
 
 
