@@ -101,7 +101,7 @@ impl Target {
                 return Err(RemoteError::no_such_method(method))
             }
             // A dynamic `__getattr__` that raised: the callee's own failure.
-            Err(e) => return Err(errors::remote_from_py(py, &e, self.opts)),
+            Err(e) => return Err(raised(py, &e, self.opts)),
         };
         let (pargs, pkwargs) = convert::from_args(py, args, self.opts).map_err(|e| {
             RemoteError::new(
@@ -144,7 +144,7 @@ impl Target {
                     &pargs,
                     &pkwargs,
                 );
-                Err(errors::remote_from_py(py, &err, self.opts))
+                Err(raised(py, &err, self.opts))
             }
         }
     }
@@ -184,6 +184,17 @@ impl Target {
         }
         Ok(out)
     }
+}
+
+/// The `RemoteError` for an exception raised while calling: `EXCEPTION`
+/// with its traceback, or `BAD_ARGUMENTS` (the call itself did not fit),
+/// which as every refusal carries no traceback (docs/PROTOCOL.md, "Errors").
+fn raised(py: Python<'_>, err: &PyErr, opts: Options) -> RemoteError {
+    let mut e = errors::remote_from_py(py, err, opts);
+    if e.kind != ErrorKind::Exception {
+        e.traceback.clear();
+    }
+    e
 }
 
 static PROPERTY_TYPES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();

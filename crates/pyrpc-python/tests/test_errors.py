@@ -123,3 +123,12 @@ def test_errors_pickle():
     r = RemoteError("E", "m", (1,), "1", "tb", "EXCEPTION")
     r2 = pickle.loads(pickle.dumps(r))
     assert (r2.type_name, r2.module, r2.args, r2.message, r2.traceback) == ("E", "m", (1,), "1", "tb")
+
+
+def test_bad_arguments_carry_no_traceback(client):
+    # A refusal (any kind but EXCEPTION) has an empty traceback
+    # (docs/PROTOCOL.md, "Errors"); a TypeError raised inside a method keeps
+    # its own (test_type_error_inside_method_keeps_its_traceback).
+    with pytest.raises(TypeError) as e:
+        client.add()
+    assert e.value.traceback == ""
