@@ -549,7 +549,10 @@ fn malformed_encodings_are_refused() {
             &[0x12, 0x07, 0x08, 0x01, 0x12, 0x03, 0x0a, 0x01, 0xff],
         ),
         // Request.id (a varint) sent as a length-delimited field.
-        ("wrong wire type", &[0x12, 0x05, 0x0a, 0x01, 0x01, 0x32, 0x00]),
+        (
+            "wrong wire type",
+            &[0x12, 0x05, 0x0a, 0x01, 0x01, 0x32, 0x00],
+        ),
     ];
     for (what, body) in cases {
         let got = decode_frame::<wire::ClientFrame>(&frame(body));
