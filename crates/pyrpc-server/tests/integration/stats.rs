@@ -1,7 +1,8 @@
 //! The `Stats` counting rule of docs/PROTOCOL.md ("Introspection and
 //! statistics"): every `Call`, and every `Submit` that registered a new call
 //! or was refused for its call, counts once, except the built-ins; any error
-//! counts as an error.
+//! counts as an error. And the deadline rules the counts depend on
+//! ("Deadlines"): late outcomes and calls never started.
 
 use std::time::Duration;
 
@@ -124,4 +125,62 @@ async fn calls_past_their_deadline_count_as_errors() {
     assert_eq!(e.kind, ErrorKind::DeadlineExceeded);
     assert!(e.message.contains("finished after"), "{}", e.message);
     assert_eq!(counts(&mut p).await, (1, 1));
+}
+
+/// docs/PROTOCOL.md, "Deadlines": a call that waited for a thread of the
+/// blocking pool past its deadline is answered `DEADLINE_EXCEEDED` and its
+/// method never runs. (Real time: the check reads `CallContext::deadline`,
+/// a std `Instant`. The outcome does not depend on timing: the deadline has
+/// surely passed when the pool's thread is let go.)
+#[test]
+fn a_blocking_call_that_waited_past_its_deadline_does_not_run() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+
+    // One blocking thread: a second blocking call waits for the first.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (entered_tx, mut entered_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let ran = Arc::new(AtomicBool::new(false));
+    let marked = Arc::clone(&ran);
+    let methods = pyrpc_server::Methods::new()
+        .add_blocking("hold", move |_| {
+            let _ = entered_tx.send(());
+            let _ = release_rx.lock().unwrap().recv();
+            Ok(Value::from("held"))
+        })
+        .add_blocking("mark", move |_| {
+            marked.store(true, Ordering::SeqCst);
+            Ok(Value::None)
+        });
+    rt.block_on(async {
+        let s = pyrpc_server::Server::builder(methods).build();
+        let mut p = Peer::connect(&s).await;
+        p.request(1, request::Kind::Call(call("hold", Args::new(), 0)))
+            .await;
+        entered_rx.recv().await.unwrap();
+        // The pool's one thread is taken; `mark` (50 ms to live) waits for it.
+        p.request(2, request::Kind::Call(call("mark", Args::new(), 50)))
+            .await;
+        // Answered after request 2 was read: its deadline runs from before.
+        assert_eq!(p.ping().await, Outcome::Ack);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release_tx.send(()).unwrap();
+        let mut got = vec![p.response().await, p.response().await];
+        got.sort_by_key(|(id, _)| *id);
+        assert_eq!(got[0], (1, Outcome::Value(Value::from("held"))));
+        let e = match &got[1] {
+            (2, Outcome::Error(e)) => e.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(e.kind, ErrorKind::DeadlineExceeded);
+        assert!(e.message.contains("did not run"), "{}", e.message);
+    });
+    assert!(!ran.load(Ordering::SeqCst), "mark() ran after its deadline");
 }
