@@ -172,7 +172,7 @@ fn a_blocking_call_that_waited_past_its_deadline_does_not_run() {
         assert_eq!(p.ping().await, Outcome::Ack);
         tokio::time::sleep(Duration::from_millis(100)).await;
         release_tx.send(()).unwrap();
-        let mut got = vec![p.response().await, p.response().await];
+        let mut got = [p.response().await, p.response().await];
         got.sort_by_key(|(id, _)| *id);
         assert_eq!(got[0], (1, Outcome::Value(Value::from("held"))));
         let e = match &got[1] {
