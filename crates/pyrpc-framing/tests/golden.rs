@@ -232,13 +232,11 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
 
 fn server_vectors() -> Vec<(&'static str, wire::ServerFrame)> {
     let refused = RemoteError::new(ErrorKind::Protocol, "unsupported protocol version 2");
+    // The message is Python's str(KeyError('k')): the key's repr, 'k'.
     let key_error = RemoteError::exception("KeyError", "builtins", vec![Value::from("k")])
         .with_traceback(
             "Traceback (most recent call last):\n  File \"server.py\", line 3, in raise_\nKeyError: 'k'\n",
         );
-    let mut key_error = key_error;
-    // Python's str(KeyError('k')) quotes the key; RemoteError::exception joins args plainly.
-    key_error.message = "'k'".into();
     vec![
         (
             "server_hello",
