@@ -18,6 +18,10 @@ ADDRESS is ``HOST:PORT`` (TCP) or ``unix:/path`` (Unix socket).
 The test service: ``echo(*args, **kwargs) -> (args, kwargs)``, ``sleep(seconds)
 -> seconds``, ``raise_(type_name, *args)`` raises that builtin exception,
 ``big(n) -> b'1' * n``; non-blocking calls are enabled.
+
+Besides the checks every interop client runs, ``check`` holds the server to the
+rules of docs/PROTOCOL.md a client can observe (section 8 lists them), on raw
+connections where the rule is about frames.
 """
 
 import argparse
