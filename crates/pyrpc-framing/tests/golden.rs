@@ -508,8 +508,9 @@ fn noncanonical_encodings_decode_to_the_golden_messages() {
         let variant = std::fs::read(dir.join(&file)).unwrap();
         let want = std::fs::read(testdata().join(format!("{golden}.bin"))).unwrap();
         assert_ne!(hex(&variant), hex(&want), "{file}: not another encoding");
-        let client = client_vectors().iter().any(|(n, _)| *n == golden);
-        if client {
+        let described =
+            std::fs::read_to_string(testdata().join(format!("{golden}.txtpb"))).unwrap();
+        if described.contains("# proto-message: pyrpc.v1.ClientFrame") {
             let got = decode_frame::<wire::ClientFrame>(&variant);
             let want = decode_frame::<wire::ClientFrame>(&want);
             assert_eq!(got, want, "{file} decodes to the message of {golden}.bin");
@@ -520,7 +521,7 @@ fn noncanonical_encodings_decode_to_the_golden_messages() {
         }
         seen += 1;
     }
-    assert!(seen >= 6, "only {seen} non-canonical vectors");
+    assert!(seen >= 16, "only {seen} non-canonical vectors");
 }
 
 /// What docs/PROTOCOL.md says a receiver refuses: a field running past the
