@@ -366,7 +366,8 @@ def list_methods(client: Client) -> List[MethodInfo]:
 def stats(client: Client) -> Dict[str, Any]:
     """The statistics of the server of ``client``, as a dict:
 
-    ``calls`` (finished calls), ``errors`` (of those, the failed ones),
+    ``calls`` (calls with an outcome, refused ones included, except
+    ``connected``/``shutdown``), ``errors`` (of those, the failed ones),
     ``in_flight`` (running now), ``kept_results`` (non-blocking results kept),
     ``connections`` (open now, this one included), ``uptime`` (seconds), and
     ``latency_p50``, ``latency_p90``, ``latency_p99``, ``latency_max``
