@@ -525,8 +525,9 @@ fn noncanonical_encodings_decode_to_the_golden_messages() {
 }
 
 /// What docs/PROTOCOL.md says a receiver refuses: a field running past the
-/// end of its message, a string that is not UTF-8, a wire type that does not
-/// match the field.
+/// end of its message, a string that is not UTF-8; and a wire type that does
+/// not match the field, which the doc lets a receiver refuse or skip (prost
+/// refuses it, Python's runtime skips it).
 #[test]
 fn malformed_encodings_are_refused() {
     let frame = |body: &[u8]| {
