@@ -132,6 +132,32 @@ class PickleServer(TestServer):
         return Bomb(path)
 
 
+class GilServer(TestServer):
+    """Holds the GIL on purpose, for the deadline tests (test_deadlines.py)."""
+
+    def hold_gil(self, fifo, seconds):
+        """Holds the GIL for ``seconds``, and says so through ``fifo`` once it
+        does. libc's write and usleep are called through ctypes.PyDLL, which
+        keeps the GIL during the call, and the switch interval (set long by
+        main() for this kind) keeps another thread from taking it between
+        them: from the byte's arrival on, no other Python code runs here."""
+        import ctypes
+
+        libc = ctypes.PyDLL(None)
+        fd = os.open(fifo, os.O_WRONLY)  # waits for the reader, GIL released
+        try:
+            libc.write(fd, b"x", 1)
+            libc.usleep(int(seconds * 1_000_000))
+        finally:
+            os.close(fd)
+        return "held"
+
+    def mark(self, path):
+        """Creates ``path``: proof that the call ran."""
+        with open(path, "w"):
+            pass
+
+
 class Bomb:
     """Creates a file when unpickled: proof that a pickle was loaded."""
 
@@ -159,6 +185,9 @@ def main():
         server = LoggingServer(address=address, **attrs)
     elif kind == "pickle":
         server = PickleServer(address=address, **attrs)
+    elif kind == "gil":
+        sys.setswitchinterval(60)
+        server = GilServer(address=address, **attrs)
     elif kind == "plain":
         # Methods assigned after construction, as in the original README.
         server = Server(address=address, **attrs)
