@@ -345,40 +345,53 @@ impl Drop for Pool {
 /// A worker's life: attached to the interpreter throughout (so it keeps its
 /// thread state), detached while it waits.
 fn worker(shared: &Shared, first: Job) {
-    let attached = Python::try_attach(|py| {
-        py.detach(|| {
-            let mut job = Some(first);
-            loop {
-                if let Some(j) = job.take() {
-                    // `None` when the interpreter is finalizing: the job is
-                    // dropped and its caller told the server is going away.
-                    let _ = Python::try_attach(|py| {
-                        // A panic is the call's alone: its caller sees the
-                        // dropped reply channel, the worker carries on.
-                        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| j(py)));
-                    });
-                }
-                let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if let Some(j) = st.queue.pop_front() {
-                        job = Some(j);
-                        break;
-                    }
-                    if st.closed {
-                        st.threads -= 1;
-                        return;
-                    }
-                    st.idle += 1;
-                    st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
-                    st.idle -= 1;
-                }
-            }
+    // Entered only to attach: once attached the worker waits detached, and
+    // only its jobs (below) hold the exit gate while they run.
+    let inside = crate::exit::enter();
+    let attached = inside.and_then(|inside| {
+        Python::try_attach(|py| {
+            drop(inside);
+            worker_loop(py, shared, first)
         })
     });
     if attached.is_none() {
         let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         st.threads -= 1;
     }
+}
+
+/// The attached worker's loop: waits for jobs with the GIL released and runs
+/// each attached. Once the interpreter is exiting, the thread parks for good
+/// when it would take the GIL back (see `exit`).
+fn worker_loop(py: Python<'_>, shared: &Shared, first: Job) {
+    crate::exit::detach(py, || {
+        let mut job = Some(first);
+        loop {
+            if let Some(j) = job.take() {
+                // `None` when the interpreter is exiting: the job is
+                // dropped and its caller told the server is going away.
+                let _ = crate::exit::attach(|py| {
+                    // A panic is the call's alone: its caller sees the
+                    // dropped reply channel, the worker carries on.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| j(py)));
+                });
+            }
+            let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(j) = st.queue.pop_front() {
+                    job = Some(j);
+                    break;
+                }
+                if st.closed {
+                    st.threads -= 1;
+                    return;
+                }
+                st.idle += 1;
+                st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                st.idle -= 1;
+            }
+        }
+    })
 }
 
 /// A [`Callee`] calling methods of a Python object on the [`Pool`]'s
@@ -411,7 +424,7 @@ impl Callee for PyCallee {
                 // Every worker is busy: a blocking-pool thread, attached for
                 // this call only.
                 let joined = tokio::task::spawn_blocking(move || {
-                    let _ = Python::try_attach(job);
+                    let _ = crate::exit::attach(job);
                 })
                 .await;
                 match joined {
@@ -428,7 +441,7 @@ impl Callee for PyCallee {
     fn methods(&self) -> Vec<MethodInfo> {
         // Called on the blocking pool by the server. A failure (`dir()` that
         // raises) is reported as unraisable and lists nothing.
-        Python::try_attach(|py| {
+        crate::exit::attach(|py| {
             self.target.describe(py).unwrap_or_else(|e| {
                 e.write_unraisable(py, None);
                 Vec::new()
@@ -569,7 +582,7 @@ impl ServerCore {
             stopped.wait().await;
             pool.close();
             let _ = tokio::task::spawn_blocking(move || {
-                Python::try_attach(|py| target.release(py));
+                crate::exit::attach(|py| target.release(py));
             })
             .await;
         });
