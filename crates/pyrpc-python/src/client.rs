@@ -504,7 +504,8 @@ fn resolve_future(
 
 static RESOLVER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+/// `resolve_future` as a Python callable, for `call_soon_threadsafe`.
+pub(crate) fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     RESOLVER
         .get_or_try_init(py, || {
             Ok::<_, PyErr>(wrap_pyfunction!(resolve_future, py)?.into_any().unbind())

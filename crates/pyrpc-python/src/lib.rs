@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //!
+//! * `aio` — `async def` methods: their coroutines run on an asyncio loop.
 //! * `convert` — Python objects to and from `pyrpc_proto::Value`.
 //! * `errors` — every mapping between Rust errors, remote errors and Python
 //!   exceptions.
@@ -16,15 +17,18 @@
 //! * `runtime` — the tokio runtime, re-made after `fork()`, and the
 //!   GIL-releasing, Ctrl-C-aware `block_on`.
 //! * `client` — `ClientCore`, the Rust half of `pyrpc.Client`.
+//! * `pool` — the Python worker threads a server's calls run on.
 //! * `server` — `ServerCore`, the Rust half of `pyrpc.Server`, and the
 //!   `Callee` that calls Python methods.
 
 use pyo3::prelude::*;
 
+mod aio;
 mod client;
 mod convert;
 mod errors;
 mod exit;
+mod pool;
 mod runtime;
 mod server;
 

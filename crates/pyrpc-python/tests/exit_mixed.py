@@ -19,6 +19,10 @@ class Local(Server):
     def echo(self, x):
         return x
 
+    async def adouble(self, x):
+        await asyncio.sleep(0)
+        return 2 * x
+
 
 remote_address = (sys.argv[1], int(sys.argv[2])) if len(sys.argv) == 3 else sys.argv[1]
 
@@ -29,6 +33,7 @@ far = Client(address=remote_address)
 
 assert near.echo(1) == 1
 assert near.nb_echo(2) == 2
+assert near.adouble(3) == 6
 assert far.echo(3) == ((3,), {})
 
 # A daemon thread blocked in a blocking call still running at exit, and one
@@ -40,6 +45,8 @@ threading.Thread(target=lambda: far.nb_sleep(30), daemon=True).start()
 async def main():
     got = await asyncio.gather(*(near.co_echo(i) for i in range(50)))
     assert got == list(range(50))
+    got = await asyncio.gather(*(near.co_adouble(i) for i in range(20)))
+    assert got == [2 * i for i in range(20)]
     got = await asyncio.gather(*(far.co_add(i, 1) for i in range(50)))
     assert got == [i + 1 for i in range(50)]
     # co_ calls still in flight when the loop ends (asyncio.run cancels them)
