@@ -5,6 +5,7 @@ address is a (host, port) tuple. The server runs with ``start()`` in the main
 thread, so SIGINT stops it as Ctrl-C would.
 """
 
+import asyncio
 import builtins
 import json
 import os
@@ -172,6 +173,56 @@ def echo(*args, **kwargs):
     return args, kwargs
 
 
+class AsyncServer(Server):
+    """``async def`` methods next to plain ones (issue 12, point 1)."""
+
+    nonblocking = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._inside = 0
+        self._arrived = None
+
+    async def double(self, x):
+        await asyncio.sleep(0)
+        return 2 * x
+
+    def plain(self, x):
+        return x
+
+    async def fail(self, message):
+        await asyncio.sleep(0)
+        raise ValueError(message)
+
+    async def rendezvous(self, n):
+        """Returns once ``n`` calls are inside at the same time: only calls
+        that run concurrently get there (each gives up after 20 s)."""
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        self._inside += 1
+        if self._inside >= n:
+            self._arrived.set()
+        await asyncio.wait_for(self._arrived.wait(), 20)
+        return self._inside
+
+    async def wait_then_mark(self, path):
+        """Waits (long) for nothing; writes what ended it to ``path``."""
+        try:
+            await asyncio.sleep(600)
+            outcome = "finished"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            with open(path, "w") as f:
+                f.write(outcome)
+
+    async def where(self):
+        import threading
+
+        return threading.current_thread().name
+
+
 def main():
     config = json.loads(sys.argv[1])
     address = config["address"]
@@ -181,6 +232,8 @@ def main():
     kind = config.get("kind", "test")
     if kind == "test":
         server = TestServer(address=address, **attrs)
+    elif kind == "async":
+        server = AsyncServer(address=address, **attrs)
     elif kind == "logging":
         server = LoggingServer(address=address, **attrs)
     elif kind == "pickle":
