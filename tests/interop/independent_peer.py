@@ -932,9 +932,11 @@ def run_checks(address_text):
             response = r.ask(1, call=call)
             elapsed = time.monotonic() - start
             assert error_kind(response) == "DEADLINE_EXCEEDED", f"answered {error_kind(response)}"
-            assert elapsed >= 0.5, f"answered after {elapsed:.2f} s, before the call ended"
+            # Stopped at the deadline (pyrpc's servers) or answered when the
+            # call ended: never before the deadline.
+            assert elapsed >= 0.2, f"answered after {elapsed:.2f} s, before the deadline"
             assert response.error.type_name == "TimeoutError", response.error.type_name
-            return f"the call ran and was answered DEADLINE_EXCEEDED after {elapsed:.2f} s"
+            return f"answered DEADLINE_EXCEEDED after {elapsed:.2f} s"
         finally:
             r.close()
 

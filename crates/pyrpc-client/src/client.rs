@@ -147,7 +147,15 @@ impl Client {
         let conn = self.prepare(&args, t.connect).await?;
         let call = wire_call(method, args, t.call_timeout_ms());
         let reply = conn.send(request::Kind::Call(call), t.send).await?;
-        let outcome = reply.wait(deadline).await?;
+        let id = reply.id;
+        let outcome = match reply.wait(deadline).await {
+            Err(e @ CallError::Timeout { .. }) => {
+                // We stop waiting: so should the server.
+                conn.cancel(id).await;
+                return Err(e);
+            }
+            other => other?,
+        };
         self.value_of(outcome, "call")
     }
 
@@ -414,7 +422,11 @@ impl Client {
         let reconnect = lock(&inner.current).is_some();
         debug!(addr = %inner.addr, reconnect, "connecting");
         let conn = match Connection::open(&inner.addr, &inner.config, deadline).await {
-            Ok(c) => Arc::new(c),
+            Ok(c) => {
+                let c = Arc::new(c);
+                c.start_canceller();
+                c
+            }
             Err(e) => {
                 debug!(addr = %inner.addr, error = %e, "connecting failed");
                 return Err(e);

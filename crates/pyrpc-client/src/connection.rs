@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -21,7 +21,7 @@ use pyrpc_proto::wire::{
 use pyrpc_proto::PROTOCOL_VERSION;
 use pyrpc_transport::{Address, TransportError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -122,7 +122,19 @@ struct Shared {
     pending: Mutex<Pending>,
     /// False once the connection broke; read without the lock on every call.
     open: AtomicBool,
+    /// Request ids of calls whose callers went away before the reply (their
+    /// [`PendingReply`] was dropped), for the [`cancel_loop`] to cancel.
+    /// Bounded by [`MAX_QUEUED_CANCELS`]: past it, a call is left to finish.
+    cancels: Mutex<Vec<u64>>,
+    /// Wakes the [`cancel_loop`]: cancels queued, or the connection broke.
+    cancel_wake: Notify,
 }
+
+/// The most `Cancel`s waiting to be sent on one connection.
+const MAX_QUEUED_CANCELS: usize = 1024;
+
+/// How long sending a `Cancel` may wait for the connection's writer.
+const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Pending {
@@ -136,6 +148,8 @@ impl Shared {
         Shared {
             pending: Mutex::new(Pending::default()),
             open: AtomicBool::new(true),
+            cancels: Mutex::new(Vec::new()),
+            cancel_wake: Notify::new(),
         }
     }
 
@@ -166,8 +180,23 @@ impl Shared {
         }
     }
 
-    fn remove(&self, id: u64) {
-        self.lock().waiters.remove(&id);
+    /// Forgets the waiter of `id`; true if it was still waiting (no reply
+    /// had come).
+    fn remove(&self, id: u64) -> bool {
+        self.lock().waiters.remove(&id).is_some()
+    }
+
+    /// Queues a `Cancel` of request `id` for the [`cancel_loop`].
+    fn queue_cancel(&self, id: u64) {
+        if !self.open.load(Ordering::Acquire) {
+            return;
+        }
+        let mut cancels = self.cancels.lock().unwrap_or_else(PoisonError::into_inner);
+        if cancels.len() < MAX_QUEUED_CANCELS {
+            cancels.push(id);
+            drop(cancels);
+            self.cancel_wake.notify_one();
+        }
     }
 
     fn len(&self) -> usize {
@@ -189,6 +218,7 @@ impl Shared {
         for (tx, why) in waiters {
             let _ = tx.send(Err(why));
         }
+        self.cancel_wake.notify_one();
     }
 }
 
@@ -378,6 +408,24 @@ impl Connection {
         self.shared.len()
     }
 
+    /// Starts the task that sends a `Cancel` for each call whose caller went
+    /// away before its reply (see [`PendingReply`]), on the current runtime.
+    /// It ends when the connection does.
+    pub(crate) fn start_canceller(self: &Arc<Self>) {
+        tokio::spawn(cancel_loop(Arc::clone(&self.shared), Arc::downgrade(self)));
+    }
+
+    /// Tells the server that the caller of request `id` (a `Call`) stopped
+    /// waiting, so it stops the call. Best effort: the `Ack` is not waited
+    /// for, and a failure to send only means the call runs to its end.
+    pub(crate) async fn cancel(&self, id: u64) {
+        let kind = request::Kind::Cancel(wire::Cancel { id });
+        match self.send(kind, CANCEL_SEND_TIMEOUT).await {
+            Ok(_ack) => trace!(id, "cancel sent"),
+            Err(e) => debug!(id, error = %e, "cancel not sent"),
+        }
+    }
+
     /// Breaks the connection: every waiting caller gets [`CallError::Closed`].
     pub(crate) fn close(&self) {
         self.shared.fail_all(Broken::Closed);
@@ -426,6 +474,7 @@ impl Connection {
     /// outbox; returns the waiter and the request's ticket.
     fn enqueue(&self, kind: request::Kind) -> Result<(PendingReply, u64), CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let cancellable = matches!(kind, request::Kind::Call(_));
         let frame = ClientFrame {
             kind: Some(client_frame::Kind::Request(wire::Request {
                 id,
@@ -446,6 +495,7 @@ impl Connection {
             shared: Arc::clone(&self.shared),
             id,
             rx,
+            cancel_on_drop: cancellable,
         };
         let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
         let out = &mut *out;
@@ -611,14 +661,40 @@ async fn read_loop<R: AsyncRead + Unpin>(
     shared.fail_all(why);
 }
 
+/// Sends the `Cancel`s queued by dropped [`PendingReply`]s, until the
+/// connection is gone.
+async fn cancel_loop(shared: Arc<Shared>, conn: Weak<Connection>) {
+    loop {
+        shared.cancel_wake.notified().await;
+        if !shared.open.load(Ordering::Acquire) {
+            return;
+        }
+        let ids = std::mem::take(
+            &mut *shared
+                .cancels
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let Some(conn) = conn.upgrade() else { return };
+        for id in ids {
+            conn.cancel(id).await;
+        }
+    }
+}
+
 // ===== impl PendingReply =====
 
 /// A request that was sent and awaits its answer. Dropping it forgets the
-/// request: a late answer is ignored.
+/// request: a late answer is ignored, and a `Call` still unanswered is
+/// cancelled on the server (its caller went away: an asyncio task
+/// cancelled, Ctrl-C, a dropped future).
 pub(crate) struct PendingReply {
     shared: Arc<Shared>,
-    id: u64,
+    pub(crate) id: u64,
     rx: oneshot::Receiver<Reply>,
+    /// A `Call`: tell the server when dropped unanswered. Cleared when
+    /// [`PendingReply::wait`] times out, whose caller cancels it itself.
+    cancel_on_drop: bool,
 }
 
 impl PendingReply {
@@ -637,6 +713,8 @@ impl PendingReply {
                 Ok(got) => got,
                 Err(_) => {
                     trace!(id = self.id, "no reply in time");
+                    // The caller cancels it with `Connection::cancel`.
+                    self.cancel_on_drop = false;
                     return Err(CallError::Timeout {
                         stage: TimeoutStage::Reply,
                     });
@@ -658,7 +736,9 @@ impl PendingReply {
 
 impl Drop for PendingReply {
     fn drop(&mut self) {
-        self.shared.remove(self.id);
+        if self.shared.remove(self.id) && self.cancel_on_drop {
+            self.shared.queue_cancel(self.id);
+        }
     }
 }
 

@@ -72,12 +72,18 @@ impl RemoteError {
             ErrorKind::BadArguments => "TypeError",
             ErrorKind::DeadlineExceeded => "TimeoutError",
             ErrorKind::Unauthenticated => "PermissionError",
+            ErrorKind::Cancelled => "CancelledError",
             _ => "RuntimeError",
+        };
+        // asyncio's CancelledError is the one builtin-like type not in builtins.
+        let module = match kind {
+            ErrorKind::Cancelled => "asyncio",
+            _ => "builtins",
         };
         RemoteError {
             kind,
             type_name: type_name.to_owned(),
-            module: "builtins".to_owned(),
+            module: module.to_owned(),
             args: vec![Value::Str(message.clone())],
             message,
             traceback: String::new(),

@@ -128,6 +128,29 @@ where
     F: Future + Send,
     F::Output: Send,
 {
+    let out = wait_interruptibly(py, rt, fut);
+    if out.is_err() {
+        // Interrupted: the future is dropped by now. Give the runtime's tasks
+        // a few turns, so what the drop set in motion goes out (a `Cancel`
+        // for the server, on a current-thread runtime nobody else drives).
+        crate::exit::detach(py, || {
+            rt.block_on(async {
+                for _ in 0..8 {
+                    tokio::task::yield_now().await;
+                }
+            })
+        });
+    }
+    out
+}
+
+/// [`block_on_in`]'s loop: waits for `fut`, dropping it when a signal
+/// handler raises.
+fn wait_interruptibly<F>(py: Python<'_>, rt: &'static Runtime, fut: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
     let mut fut = pin!(fut);
     loop {
         let step = crate::exit::detach(py, || {

@@ -158,3 +158,69 @@ def test_cancelling_serve_shuts_the_server_down():
     server = asyncio.run(main())
     assert server.bound_address() is not None
     assert not Client(address=server.bound_address()).connected(0.5)
+
+
+def test_a_timed_out_call_is_cancelled_on_the_server(async_server, tmp_path):
+    # The client stays connected: only its Cancel can stop the coroutine.
+    marker = str(tmp_path / "outcome")
+    c = client_for(async_server)
+    from pyrpc import Timeout
+
+    with pytest.raises(Timeout):
+        c.wait_then_mark(marker, call_timeout=0.3)
+    assert wait_for_file(marker) == "cancelled"
+    assert c.double(2) == 4
+
+
+def test_a_cancelled_co_call_is_cancelled_on_the_server(async_server, tmp_path):
+    marker = str(tmp_path / "outcome")
+    c = client_for(async_server)
+
+    async def main():
+        task = asyncio.ensure_future(c.co_wait_then_mark(marker))
+        # Cancel once the call runs on the server (it shows in the stats).
+        while _stats_in_flight(c) < 1:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert wait_for_file(marker) == "cancelled"
+    assert c.double(3) == 6
+
+
+def test_ctrl_c_in_a_blocking_call_cancels_it_on_the_server(async_server, tmp_path):
+    # A client process interrupted by SIGINT while it waits: the server's
+    # coroutine is cancelled although the process (and its connection) lives on.
+    import signal
+
+    marker = str(tmp_path / "outcome")
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from pyrpc import Client
+        c = Client(address={addr!r})
+        print("calling", flush=True)
+        try:
+            c.wait_then_mark({marker!r})
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        sys.stdin.readline()   # stay connected until the test is done
+        """
+    ).format(addr=async_server.address, marker=marker)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "calling"
+        c = client_for(async_server)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _stats_in_flight(c) < 1:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline().strip() == "interrupted"
+        assert wait_for_file(marker) == "cancelled"
+    finally:
+        proc.kill()
+        proc.wait()

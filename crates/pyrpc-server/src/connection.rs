@@ -234,6 +234,7 @@ where
         peer: Arc::from(peer.as_str()),
         tx: queue.clone(),
         stop: stop.clone(),
+        running: Arc::default(),
     };
     let permits = Arc::new(Semaphore::new(in_flight));
     // While the reader waits for a frame it holds one permit; any other

@@ -36,6 +36,7 @@ use tracing::Instrument;
 use crate::callee::CallContext;
 use crate::hooks::CallRecord;
 use crate::results::{CallId, Lookup, Submitted};
+use crate::running::RunningCalls;
 use crate::server::Shared;
 
 /// The longest a `Fetch` may be held, whatever its `wait_ms` says.
@@ -52,6 +53,8 @@ pub(crate) struct ConnCtx {
     pub(crate) tx: crate::connection::ReplyQueue,
     /// Cancelled when the connection closes: its running calls are dropped.
     pub(crate) stop: CancellationToken,
+    /// Its spawned calls, for `Cancel`.
+    pub(crate) running: Arc<RunningCalls>,
 }
 
 /// Answers one request, now or from a task of its own. `permit` is held
@@ -79,6 +82,11 @@ pub(crate) async fn handle(
     };
     match kind {
         request::Kind::Ping(_) => reply(conn, ack(id)).await,
+        request::Kind::Cancel(c) => {
+            let found = conn.running.cancel(c.id);
+            tracing::debug!(peer = %conn.peer, call = c.id, found, "cancel");
+            reply(conn, ack(id)).await;
+        }
         request::Kind::Shutdown(_) => {
             // Queue the Ack before shutting down: the writer sends everything
             // queued before the connection closes.
@@ -218,14 +226,44 @@ fn spawn_call(
     permit: OwnedSemaphorePermit,
 ) {
     let (shared, conn) = (Arc::clone(shared), conn.clone());
+    let registration = conn.running.register(id, &conn.stop);
+    // For the stats, should the call be stopped.
+    let method = call.method.clone();
+    let deadline = deadline_of(received, call.timeout_ms);
     shared.clone().calls.spawn(async move {
         let _permit = permit;
         let resp = tokio::select! {
             r = call_response(&shared, &conn, id, call, received) => r,
-            _ = conn.stop.cancelled() => return,
+            // At its deadline the call is stopped as if cancelled: its caller
+            // has given up (docs/PROTOCOL.md, "Deadlines").
+            _ = sleep_until_some(deadline) => {
+                count(&shared, &method, received, true);
+                error(id, RemoteError::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!("{method}() was stopped at the caller's timeout"),
+                ))
+            }
+            _ = registration.token().cancelled() => {
+                // The call's future is dropped here, which stops it.
+                if conn.stop.is_cancelled() {
+                    // The connection closed: nobody to answer.
+                    return;
+                }
+                count(&shared, &method, received, true);
+                error(id, RemoteError::new(ErrorKind::Cancelled, "the call was cancelled by its caller"))
+            }
         };
+        drop(registration);
         reply(&conn, resp).await;
     });
+}
+
+/// Sleeps until `deadline`; never wakes for `None`.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs a call and makes its response.

@@ -71,6 +71,7 @@ mod error;
 mod hooks;
 mod reaper;
 mod results;
+mod running;
 mod server;
 mod stats;
 

@@ -141,7 +141,7 @@ pub struct Request {
     pub id: u64,
     /// What is asked. A request with no kind set is answered with a PROTOCOL
     /// error.
-    #[prost(oneof = "request::Kind", tags = "2, 3, 4, 5, 6, 7, 9, 10")]
+    #[prost(oneof = "request::Kind", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
     pub kind: ::core::option::Option<request::Kind>,
 }
 /// Nested message and enum types in `Request`.
@@ -168,7 +168,10 @@ pub mod request {
         /// Ask the server to shut down gracefully; answered with `Ack` first.
         #[prost(message, tag = "7")]
         Shutdown(super::Shutdown),
-        /// Reserved for cancelling a running request: Cancel cancel = 8;
+        /// The caller gave up on an earlier `Call` of this connection: stop it.
+        /// Answered with `Ack`; see `Cancel`.
+        #[prost(message, tag = "8")]
+        Cancel(super::Cancel),
         /// List the callable public methods of the served object; answered with
         /// `methods`.
         #[prost(message, tag = "9")]
@@ -255,6 +258,21 @@ pub struct Ping {}
 /// lets running calls finish within its grace period, then exits its serve loop.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Shutdown {}
+/// Cancels a running `Call` of the same connection, named by its request id
+/// (sent when the caller stopped waiting: its timeout passed, it was
+/// interrupted, its asyncio task was cancelled). The `Cancel` itself is
+/// answered with `Ack` at once, whatever `id` names. If the call is still
+/// running, the server stops it (an async method gets CancelledError at its
+/// current await; a running plain method may finish, its result is dropped)
+/// and answers the call with a CANCELLED error; if it has not started, it
+/// never starts. A call that already finished, or an id that names nothing
+/// running, is left alone. A `Submit` cannot be cancelled this way.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Cancel {
+    /// The request id of the `Call` to cancel.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+}
 /// Introspection: which methods can be called. Answered with `MethodList`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListMethods {}
@@ -527,6 +545,9 @@ pub enum ErrorKind {
     /// The client did not prove it holds the server's shared secret (wrong,
     /// missing or late `ClientFrame.auth`), sent in the server's hello.
     Unauthenticated = 12,
+    /// The call was stopped because its caller cancelled it (`Cancel`); it may
+    /// have run partly. (type_name "CancelledError")
+    Cancelled = 13,
 }
 impl ErrorKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -548,6 +569,7 @@ impl ErrorKind {
             Self::UnsupportedValue => "UNSUPPORTED_VALUE",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Cancelled => "CANCELLED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -566,6 +588,7 @@ impl ErrorKind {
             "UNSUPPORTED_VALUE" => Some(Self::UnsupportedValue),
             "DEADLINE_EXCEEDED" => Some(Self::DeadlineExceeded),
             "UNAUTHENTICATED" => Some(Self::Unauthenticated),
+            "CANCELLED" => Some(Self::Cancelled),
             _ => None,
         }
     }

@@ -408,8 +408,9 @@ async fn result_finished_after_the_deadline_is_not_sent() {
         other => panic!("{other:?}"),
     };
     assert_eq!(e.kind, ErrorKind::DeadlineExceeded);
+    // Stopped at its deadline (docs/PROTOCOL.md, "Deadlines"), not sent late.
     assert!(
-        e.message.contains("after the caller's timeout"),
+        e.message.contains("stopped at the caller's timeout"),
         "{}",
         e.message
     );
