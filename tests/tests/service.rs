@@ -2,6 +2,8 @@
 //! over real TCP and Unix sockets; the untyped client stands in for a Python
 //! caller (keyword arguments, the exception a Python client would see).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use pyrpc_client::{Args, CallError, CallOptions, ErrorKind, ServiceError, TimeoutStage, Value};
