@@ -24,7 +24,7 @@ mod service;
 /// Turns a trait of async methods into a typed pyrpc service: the contract
 /// both a client and a server are checked against at compile time.
 ///
-/// ```ignore
+/// ```text
 /// #[pyrpc_server::service]
 /// pub trait Greeter {
 ///     /// Says hello.
