@@ -125,7 +125,10 @@ async fn keyword_arguments_bind_to_named_parameters() {
         .unwrap_err();
     let e = e.remote().unwrap();
     assert_eq!(e.kind, ErrorKind::BadArguments);
-    assert_eq!(e.message, "greet() got an unexpected keyword argument 'nme'");
+    assert_eq!(
+        e.message,
+        "greet() got an unexpected keyword argument 'nme'"
+    );
     // Without named parameters, keywords are refused.
     let e = c
         .call("norm1", Args::new().kwarg("p", 1))
