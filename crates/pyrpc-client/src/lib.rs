@@ -24,6 +24,12 @@
 //!   responses by id, and the pending map.
 //! * `nonblocking.rs` — submit, fetch and release for non-blocking calls.
 //!
+//! # Feature flags
+//!
+//! * `auth` (default): shared-secret authentication in the hello;
+//!   `ClientConfig::secret` answers a server that requires a shared secret. Without it the `hmac` and `sha2` crates are not built and no
+//!   `Secret` can be made.
+//!
 //! # Examples
 //!
 //! ```no_run

@@ -24,6 +24,11 @@
 //!
 //! This crate does no I/O.
 //!
+//! # Feature flags
+//!
+//! * `auth` (off here, on through `pyrpc-client` and `pyrpc-server` by
+//!   default): the HMAC-SHA256 of [`auth`], with the `hmac` and `sha2` crates.
+//!
 //! # Examples
 //!
 //! ```

@@ -38,6 +38,12 @@
 //! * `hooks.rs` — [`CallRecord`] and its one-line [`summary`](CallRecord::summary).
 //! * `error.rs` — [`ServerError`].
 //!
+//! # Feature flags
+//!
+//! * `auth` (default): shared-secret authentication in the hello;
+//!   `ServerConfig::secret` requires clients to prove a shared secret. Without it the `hmac` and `sha2` crates are not built and no
+//!   `Secret` can be made.
+//!
 //! The library emits `tracing` events (an `rpc` span per call, `debug!` for
 //! connection lifecycle, `trace!` per frame) and never installs a subscriber.
 //!
