@@ -10,6 +10,9 @@ use syn::{
 
 use crate::paths;
 
+/// Names the generated client has for itself.
+const RESERVED: [&str; 4] = ["new", "from_client", "with_options", "client"];
+
 /// One method of the trait, as the generated code needs it.
 struct Method {
     name: Ident,
@@ -86,6 +89,18 @@ fn method(f: &TraitItemFn) -> syn::Result<Method> {
         return Err(syn::Error::new_spanned(
             sig,
             "a #[service] method has no generics and no default body",
+        ));
+    }
+    let name = sig.ident.to_string();
+    if RESERVED.contains(&name.as_str()) || name.starts_with("nb_") || name.starts_with('_') {
+        return Err(syn::Error::new_spanned(
+            &sig.ident,
+            format!(
+                "a #[service] method cannot be named `{name}`: names starting with `_` are \
+                 not callable remotely, `nb_` is the prefix of the non-blocking twins, and \
+                 {} are methods of the generated client",
+                RESERVED.join(", ")
+            ),
         ));
     }
     let mut inputs = sig.inputs.iter();
