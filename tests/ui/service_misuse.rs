@@ -15,4 +15,9 @@ trait NoSelf {
     async fn greet(name: String) -> String;
 }
 
+#[pyrpc_server::service]
+trait Borrowed {
+    async fn greet(&self, name: &str) -> String;
+}
+
 fn main() {}

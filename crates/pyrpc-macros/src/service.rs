@@ -116,6 +116,10 @@ fn method(f: &TraitItemFn) -> syn::Result<Method> {
     let params = inputs
         .map(|arg| match arg {
             FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(_) if matches!(*pt.ty, Type::Reference(_)) => Err(syn::Error::new_spanned(
+                    &pt.ty,
+                    "a #[service] parameter has an owned type (it is deserialized from the call)",
+                )),
                 Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
                     Ok((p.ident.clone(), (*pt.ty).clone()))
                 }

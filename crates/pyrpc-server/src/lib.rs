@@ -6,7 +6,7 @@
 //! connection concurrently, keeps the results of non-blocking calls until they
 //! are fetched and released (a reaper removes abandoned ones), and shuts down
 //! gracefully. Failures of calls travel back as
-//! [`RemoteError`](pyrpc_proto::RemoteError) data; only failures to start
+//! [`RemoteError`] data; only failures to start
 //! are [`ServerError`]s.
 //!
 //! # Layout

@@ -15,8 +15,8 @@ use crate::typed::{typed_args, typed_reply};
 /// The parameter names given with [`Methods::params`] (empty when none
 /// were), handed to each call so typed handlers can bind keyword arguments.
 type Params = Arc<[String]>;
-type SyncFn = Arc<dyn Fn(&Params, Args) -> Result<Value, RemoteError> + Send + Sync>;
-type AsyncFn = Arc<dyn Fn(&Params, Args) -> CallFuture + Send + Sync>;
+type SyncFn = Arc<dyn Fn(&[String], Args) -> Result<Value, RemoteError> + Send + Sync>;
+type AsyncFn = Arc<dyn Fn(&[String], Args) -> CallFuture + Send + Sync>;
 
 #[derive(Clone)]
 enum Handler {
@@ -94,7 +94,7 @@ impl Methods {
     where
         F: Fn(Args) -> Result<Value, RemoteError> + Send + Sync + 'static,
     {
-        let f: SyncFn = Arc::new(move |_: &Params, args| f(args));
+        let f: SyncFn = Arc::new(move |_: &[String], args| f(args));
         self.handlers.insert(name.into(), Handler::Inline(f));
         self
     }
@@ -105,7 +105,7 @@ impl Methods {
     where
         F: Fn(Args) -> Result<Value, RemoteError> + Send + Sync + 'static,
     {
-        let f: SyncFn = Arc::new(move |_: &Params, args| f(args));
+        let f: SyncFn = Arc::new(move |_: &[String], args| f(args));
         self.handlers.insert(name.into(), Handler::Blocking(f));
         self
     }
@@ -116,7 +116,7 @@ impl Methods {
         F: Fn(Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, RemoteError>> + Send + 'static,
     {
-        let f: AsyncFn = Arc::new(move |_: &Params, args| Box::pin(f(args)) as CallFuture);
+        let f: AsyncFn = Arc::new(move |_: &[String], args| Box::pin(f(args)) as CallFuture);
         self.handlers.insert(name.into(), Handler::Async(f));
         self
     }
@@ -200,7 +200,7 @@ impl Methods {
     {
         let name = name.into();
         let method = name.clone();
-        let f: AsyncFn = Arc::new(move |params: &Params, args| {
+        let f: AsyncFn = Arc::new(move |params: &[String], args| {
             let fut = typed_args::<A>(&method, params, args).map(&f);
             let method = method.clone();
             Box::pin(async move { typed_reply(&method, fut?.await?) }) as CallFuture
@@ -288,7 +288,7 @@ where
     R: Serialize,
     F: Fn(A) -> Result<R, RemoteError> + Send + Sync + 'static,
 {
-    Arc::new(move |params: &Params, args| {
+    Arc::new(move |params: &[String], args| {
         let a = typed_args::<A>(&method, params, args)?;
         typed_reply(&method, f(a)?)
     })
@@ -308,22 +308,24 @@ impl Callee for Methods {
             let err = RemoteError::no_such_method(method);
             return Box::pin(async move { Err(err) });
         };
-        let params = self
-            .params
-            .get(method)
-            .cloned()
-            .unwrap_or_else(|| Arc::new([]));
+        // Most methods have no parameter names: nothing is allocated for them.
+        let params = self.params.get(method);
+        let names: &[String] = params.map_or(&[], |p| p);
         match handler {
             Handler::Inline(f) => {
                 // Runs now, on the caller's task; the server catches panics.
-                let result = ctx.sync_scope(|| f(&params, args));
+                let result = ctx.sync_scope(|| f(names, args));
                 Box::pin(async move { result })
             }
             Handler::Blocking(f) => {
                 let f = Arc::clone(f);
                 let method = method.to_owned();
+                let params = params.cloned();
                 Box::pin(async move {
-                    let run = move || ctx.sync_scope(|| f(&params, args));
+                    let run = move || {
+                        let names: &[String] = params.as_deref().unwrap_or(&[]);
+                        ctx.sync_scope(|| f(names, args))
+                    };
                     match tokio::task::spawn_blocking(run).await {
                         Ok(result) => result,
                         Err(e) => Err(crate::dispatch::panicked(&method, e.into_panic_message())),
@@ -333,7 +335,7 @@ impl Callee for Methods {
             Handler::Async(f) => {
                 // Building the future may run code too (a typed handler
                 // reads its arguments there): it sees the context as well.
-                let fut = ctx.clone().sync_scope(|| f(&params, args));
+                let fut = ctx.clone().sync_scope(|| f(names, args));
                 Box::pin(ctx.scope(fut))
             }
         }
