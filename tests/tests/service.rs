@@ -278,3 +278,48 @@ async fn an_error_that_is_not_the_methods_own_stays_a_call_error() {
     let e = r.client.greet("x".into(), None).await.unwrap_err();
     assert!(e.is_connection_error(), "{e:?}");
 }
+
+/// A struct is one exception type; a remote exception of another type, or
+/// whose args do not fit, stays a `RemoteError`.
+#[derive(Debug, PartialEq, Exception)]
+#[exception(name = "PermissionError", module = "builtins")]
+struct Refused {
+    reason: String,
+    code: i64,
+}
+
+#[test]
+fn derived_exceptions_round_trip_and_refuse_what_is_not_theirs() {
+    let e = Refused {
+        reason: "no".into(),
+        code: 3,
+    }
+    .into_remote();
+    assert_eq!(e.kind, ErrorKind::Exception);
+    assert_eq!(
+        (e.type_name.as_str(), e.module.as_str()),
+        ("PermissionError", "builtins")
+    );
+    assert_eq!(e.to_string(), "PermissionError: ('no', 3)");
+    assert_eq!(
+        Refused::from_remote(e),
+        Ok(Refused {
+            reason: "no".into(),
+            code: 3
+        })
+    );
+    let other =
+        pyrpc_server::RemoteError::exception("PermissionError", "builtins", vec!["x".into()]);
+    assert_eq!(Refused::from_remote(other.clone()), Err(other));
+    let wrong = pyrpc_server::RemoteError::exception(
+        "PermissionError",
+        "builtins",
+        vec![Value::from(1), Value::from(2)],
+    );
+    assert!(
+        Refused::from_remote(wrong).is_err(),
+        "args of the wrong types"
+    );
+    let refusal = pyrpc_server::RemoteError::no_such_method("m");
+    assert!(BankError::from_remote(refusal).is_err());
+}
