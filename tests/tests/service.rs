@@ -323,3 +323,21 @@ fn derived_exceptions_round_trip_and_refuse_what_is_not_theirs() {
     let refusal = pyrpc_server::RemoteError::no_such_method("m");
     assert!(BankError::from_remote(refusal).is_err());
 }
+
+#[test]
+fn the_blocking_client_has_the_same_methods() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(start(Kind::Unix));
+    let c = BankBlockingClient::new(r.handle.local_address().clone()).unwrap();
+    assert_eq!(c.deposit("alice".into(), 1).unwrap(), 101);
+    assert_eq!(c.nb_withdraw("alice".into(), 1).unwrap(), 100);
+    assert!(matches!(
+        c.withdraw("closed".into(), 1),
+        Err(ServiceError::Service(BankError::Closed))
+    ));
+    let quick = c.with_options(CallOptions::new().call_timeout(Duration::from_millis(50)));
+    let e = quick.nap(0.5).unwrap_err();
+    assert_eq!(e.timeout_stage(), Some(TimeoutStage::Reply));
+    c.client().shutdown().unwrap();
+    rt.block_on(r.handle.wait());
+}

@@ -87,7 +87,7 @@ impl Client {
         })
     }
 
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
         match &self.runtime.0 {
             Some(rt) => rt.block_on(f),
             // Only `Drop` takes the runtime, and it needs `&mut`.

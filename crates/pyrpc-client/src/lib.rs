@@ -76,7 +76,7 @@ mod typed;
 #[doc(hidden)]
 pub mod __private {
     //! Used by the code `#[service]` and `#[derive(Exception)]` write.
-    pub use crate::service::{arg, ServiceClient};
+    pub use crate::service::{arg, BlockingServiceClient, ServiceClient};
     pub use pyrpc_proto::__private::derive_support;
 }
 

@@ -142,6 +142,57 @@ impl ServiceClient {
     }
 }
 
+/// The client inside a `#[service]` blocking client: the same calls, each
+/// waited for on the blocking client's runtime.
+#[derive(Clone, Debug)]
+pub struct BlockingServiceClient {
+    client: crate::blocking::Client,
+    inner: ServiceClient,
+}
+
+impl BlockingServiceClient {
+    /// Calls through `client` with its settings.
+    pub fn new(client: crate::blocking::Client) -> Self {
+        let inner = ServiceClient::new(client.as_async().clone());
+        BlockingServiceClient { client, inner }
+    }
+
+    /// The same, with `options` for every call.
+    pub fn with_options(&self, options: CallOptions) -> Self {
+        BlockingServiceClient {
+            client: self.client.clone(),
+            inner: self.inner.with_options(options),
+        }
+    }
+
+    /// The untyped blocking client.
+    pub fn client(&self) -> &crate::blocking::Client {
+        &self.client
+    }
+
+    /// [`ServiceClient::call_value`], blocking.
+    pub fn call_value<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        nb: bool,
+    ) -> Result<T, CallError> {
+        self.client
+            .block_on(self.inner.call_value(method, args, nb))
+    }
+
+    /// [`ServiceClient::call_result`], blocking.
+    pub fn call_result<T: DeserializeOwned, E: Exception>(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        nb: bool,
+    ) -> Result<T, ServiceError<E>> {
+        self.client
+            .block_on(self.inner.call_result(method, args, nb))
+    }
+}
+
 /// One argument's value.
 pub fn arg<T: Serialize + ?Sized>(v: &T) -> Result<Value, CallError> {
     Ok(pyrpc_proto::to_value(v)?)

@@ -46,7 +46,8 @@ mod service;
 ///   non-blocking call), and `with_options` for per-call options. A method
 ///   returning `T` returns `Result<T, CallError>` there, one returning
 ///   `Result<T, E>` returns `Result<T, ServiceError<E>>`, where `E`
-///   implements `Exception`.
+///   implements `Exception`. `GreeterBlockingClient` has the same methods,
+///   blocking (for code without an async runtime).
 ///
 /// The names on the wire are the method names, so the same trait describes a
 /// Python server to a Rust client and a Rust server to a Python client.

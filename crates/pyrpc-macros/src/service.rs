@@ -325,6 +325,49 @@ fn client(tr: &ItemTrait, methods: &[Method], krate: &TokenStream) -> TokenStrea
             }
         }
     });
+    let blocking_name = format_ident!("{}BlockingClient", trait_name);
+    let blocking_fns = methods.iter().map(|m| {
+        let name = &m.name;
+        let nb_name = format_ident!("nb_{}", name);
+        let wire = name.to_string();
+        let docs = &m.docs;
+        let params = m.params.iter().map(|(n, ty)| quote!(#n: #ty));
+        let params2 = params.clone();
+        let idents: Vec<&Ident> = m.params.iter().map(|(n, _)| n).collect();
+        let (ret, call) = match &m.result {
+            Some((t, e)) => (
+                quote!(::core::result::Result<#t, #krate::ServiceError<#e>>),
+                quote!(call_result),
+            ),
+            None => {
+                let t = &m.output;
+                (
+                    quote!(::core::result::Result<#t, #krate::CallError>),
+                    quote!(call_value),
+                )
+            }
+        };
+        let nb_doc = format!(
+            "[`{blocking_name}::{name}`] as a non-blocking call (submitted, then polled for)."
+        );
+        quote! {
+            #(#docs)*
+            #vis fn #name(&self, #(#params),*) -> #ret {
+                let __args = ::std::vec![#(#p::arg(&#idents)?),*];
+                self.inner.#call(#wire, __args, false)
+            }
+
+            #[doc = #nb_doc]
+            #vis fn #nb_name(&self, #(#params2),*) -> #ret {
+                let __args = ::std::vec![#(#p::arg(&#idents)?),*];
+                self.inner.#call(#wire, __args, true)
+            }
+        }
+    });
+    let blocking_doc = format!(
+        "A blocking typed client of a [`{trait_name}`] service (written by `#[service]`), \
+         for code without an async runtime: see `pyrpc_client::blocking::Client`."
+    );
     let doc = format!(
         "A typed client of a [`{trait_name}`] service (written by `#[service]`): its methods \
          have the trait's names and argument types."
@@ -359,6 +402,41 @@ fn client(tr: &ItemTrait, methods: &[Method], krate: &TokenStream) -> TokenStrea
             }
 
             #(#fns)*
+        }
+
+        #[doc = #blocking_doc]
+        #[derive(Clone, Debug)]
+        #vis struct #blocking_name {
+            inner: #p::BlockingServiceClient,
+        }
+
+        impl #blocking_name {
+            /// A blocking client of the service at `address`, with the default
+            /// settings. Nothing is connected until the first call.
+            ///
+            /// # Errors
+            ///
+            /// When the client's runtime cannot be started.
+            #vis fn new(address: #krate::Address) -> ::std::io::Result<Self> {
+                ::core::result::Result::Ok(Self::from_client(#krate::blocking::Client::new(address)?))
+            }
+
+            /// A client calling through `client`.
+            #vis fn from_client(client: #krate::blocking::Client) -> Self {
+                Self { inner: #p::BlockingServiceClient::new(client) }
+            }
+
+            /// The same client whose calls use `options` (a timeout, ...).
+            #vis fn with_options(&self, options: #krate::CallOptions) -> Self {
+                Self { inner: self.inner.with_options(options) }
+            }
+
+            /// The untyped blocking client underneath (`connected`, `shutdown`, ...).
+            #vis fn client(&self) -> &#krate::blocking::Client {
+                self.inner.client()
+            }
+
+            #(#blocking_fns)*
         }
     }
 }
