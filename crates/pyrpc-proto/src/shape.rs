@@ -7,6 +7,8 @@
 //! argument: `|name: String|` handles `greet("Py")`, and
 //! `call_typed("f", None::<i64>)` sends one `None`. The shape comes from the
 //! first serde method the type calls, so a value never changes its meaning.
+//! serde writes fixed-size arrays (`[T; N]`) as tuples too, so they are an
+//! argument list as well; a `Vec` is one argument (a list).
 
 use std::fmt;
 
@@ -18,7 +20,7 @@ use serde::ser::{self, Impossible, Serialize};
 pub enum Shape {
     /// `()`: no arguments.
     Unit,
-    /// A tuple: each element is one argument.
+    /// A tuple (or a fixed-size array): each element is one argument.
     Tuple,
     /// Anything else: the value is the only argument.
     One,
