@@ -265,6 +265,8 @@ async fn check(addr: Address) -> bool {
                 let want_args = [Value::from("k")];
                 let want = (ErrorKind::Exception, "KeyError", "builtins", &want_args[..]);
                 ensure!(got == want, "got {got:?}, not {want:?}");
+                // str(KeyError('k')) is the repr of the key (docs/PROTOCOL.md, "Errors").
+                ensure!(e.message == "'k'", "message {:?}, not \"'k'\"", e.message);
                 let args: Vec<String> = e.args.iter().map(Value::to_string).collect();
                 Ok(format!("{}({})", e.type_name, args.join(", ")))
             }

@@ -18,6 +18,10 @@ ADDRESS is ``HOST:PORT`` (TCP) or ``unix:/path`` (Unix socket).
 The test service: ``echo(*args, **kwargs) -> (args, kwargs)``, ``sleep(seconds)
 -> seconds``, ``raise_(type_name, *args)`` raises that builtin exception,
 ``big(n) -> b'1' * n``; non-blocking calls are enabled.
+
+Besides the checks every interop client runs, ``check`` holds the server to the
+rules of docs/PROTOCOL.md a client can observe (section 8 lists them), on raw
+connections where the rule is about frames.
 """
 
 import argparse
@@ -25,6 +29,7 @@ import builtins
 import hashlib
 import hmac
 import importlib.util
+import math
 import os
 import socket
 import struct
@@ -91,14 +96,67 @@ def recv_exactly(sock, n):
     return b"".join(chunks)
 
 
-def recv_frame(sock, message_type):
+def recv_body(sock):
+    """The body of the next frame."""
     (length,) = struct.unpack(">I", recv_exactly(sock, 4))
     if length == 0 or length > MAX_FRAME_LEN:
         # Refused from the header alone: nothing of that size is read.
         raise ConnectionClosed(f"bad frame length {length}")
-    message = message_type()
-    message.ParseFromString(recv_exactly(sock, length))
-    return message
+    return recv_exactly(sock, length)
+
+
+def recv_frame(sock, message_type):
+    return message_type.FromString(recv_body(sock))
+
+
+def read_varint(data, pos):
+    """(value, next position) of the varint at data[pos:]; ValueError if malformed."""
+    value = 0
+    for shift in range(0, 70, 7):
+        if pos >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+    raise ValueError("varint longer than 10 bytes")
+
+
+def fields(data):
+    """(field number, wire type, value) of each field of an encoded message, not recursing."""
+    pos = 0
+    while pos < len(data):
+        key, pos = read_varint(data, pos)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, pos = read_varint(data, pos)
+        elif wire_type == 1:
+            value, pos = data[pos:pos + 8], pos + 8
+        elif wire_type == 2:
+            length, pos = read_varint(data, pos)
+            value, pos = data[pos:pos + length], pos + length
+        elif wire_type == 5:
+            value, pos = data[pos:pos + 4], pos + 4
+        else:
+            raise ValueError(f"wire type {wire_type}")
+        if pos > len(data):
+            raise ValueError("a field runs past the end")
+        yield number, wire_type, value
+
+
+def request_id_of(body):
+    """The id of an undecodable ClientFrame (field 2 request -> field 1 id), or None."""
+    try:
+        request_id = None
+        for number, wire_type, value in fields(body):
+            if number == 2 and wire_type == 2:
+                for n, w, v in fields(value):
+                    if n == 1 and w == 0:
+                        request_id = v
+        return request_id
+    except ValueError:
+        return None
 
 
 # ===== values =====
@@ -258,6 +316,30 @@ class IndependentServer:
         self.in_flight_cond = threading.Condition()
         self.conns = set()
         self.conns_lock = threading.Lock()
+        self.started = time.monotonic()
+        self.stats_lock = threading.Lock()
+        self.calls = self.errors = self.running = 0
+        self.latencies = []  # seconds, of every counted call (a test peer: unbounded)
+
+    def stats_now(self):
+        """ServerStats, counted as docs/PROTOCOL.md says."""
+        with self.stats_lock:
+            lat = sorted(self.latencies)
+            stats = pb.ServerStats(calls=self.calls, errors=self.errors, in_flight=self.running)
+        with self.results_lock:
+            stats.kept_results = len(self.results)
+        with self.conns_lock:
+            stats.connections = len(self.conns)
+        stats.uptime_ms = int((time.monotonic() - self.started) * 1000)
+
+        def at(q):  # the exact q-quantile (rank ceil(q * n)), in microseconds, rounded up
+            if not lat:
+                return 0
+            return math.ceil(lat[max(1, math.ceil(q * len(lat))) - 1] * 1e6)
+
+        stats.latency_p50_us, stats.latency_p90_us, stats.latency_p99_us = at(0.5), at(0.9), at(0.99)
+        stats.latency_max_us = at(1.0)
+        return stats
 
     # ----- lifecycle -----
 
@@ -326,10 +408,15 @@ class IndependentServer:
                 send_frame(conn, pb.ServerFrame(response=response))
 
         try:
-            first = recv_frame(conn, pb.ClientFrame)
-            if first.WhichOneof("kind") != "hello":
-                return  # anything but a hello first: close
+            first = recv_frame(conn, pb.ClientFrame)  # undecodable: closed without a word
             hello = pb.ServerHello(protocol_version=PROTOCOL_VERSION, peer_name=PEER_NAME)
+            if first.WhichOneof("kind") != "hello":
+                # Anything but a hello first: a refusing hello, then the close.
+                hello.error.CopyFrom(
+                    error(pb.PROTOCOL, "RuntimeError", "the first frame must be a hello")
+                )
+                send_frame(conn, pb.ServerFrame(hello=hello))
+                return
             if first.hello.protocol_version != PROTOCOL_VERSION:
                 hello.error.CopyFrom(
                     error(
@@ -348,9 +435,18 @@ class IndependentServer:
             caps.max_in_flight_per_connection = 64  # not enforced: a thread per request
             send_frame(conn, pb.ServerFrame(hello=hello))
             while True:
-                frame = recv_frame(conn, pb.ClientFrame)
+                body = recv_body(conn)
+                received = time.monotonic()  # a call's deadline starts here
+                try:
+                    frame = pb.ClientFrame.FromString(body)
+                except Exception:  # DecodeError: answer it if its id can be read
+                    request_id = request_id_of(body)
+                    if request_id is None:
+                        return
+                    answer(request_id, error=error(pb.PROTOCOL, "RuntimeError", "undecodable request"))
+                    continue
                 if frame.WhichOneof("kind") != "request":
-                    return  # a second hello breaks the protocol
+                    return  # a second hello, an auth frame, no known kind: close
                 # Every request runs on its own thread: answers go out by id, in
                 # whatever order the requests finish. Except Submit, handled here
                 # before the next frame is read (PROTOCOL.md's ordering guarantee:
@@ -358,10 +454,10 @@ class IndependentServer:
                 with self.in_flight_cond:
                     self.in_flight += 1
                 if frame.request.WhichOneof("kind") == "submit":
-                    self.run_request(frame.request, answer)
+                    self.run_request(frame.request, received, answer)
                     continue
                 threading.Thread(
-                    target=self.run_request, args=(frame.request, answer), daemon=True
+                    target=self.run_request, args=(frame.request, received, answer), daemon=True
                 ).start()
         except (ConnectionClosed, OSError):
             pass
@@ -370,9 +466,9 @@ class IndependentServer:
                 self.conns.discard(conn)
             conn.close()
 
-    def run_request(self, request, answer):
+    def run_request(self, request, received, answer):
         try:
-            kind = self.handle(request)
+            kind = self.handle(request, received)
             try:
                 answer(request.id, **kind)
             except OSError:
@@ -384,7 +480,7 @@ class IndependentServer:
                 self.in_flight -= 1
                 self.in_flight_cond.notify_all()
 
-    def handle(self, request):
+    def handle(self, request, received):
         """One request -> the keyword arguments of its Response (one of value/error/ack/pending)."""
         kind = request.WhichOneof("kind")
         if self.stopping.is_set():
@@ -394,23 +490,46 @@ class IndependentServer:
         if kind in ("ping", "shutdown"):
             return {"ack": pb.Ack()}
         if kind == "call":
-            return self.call(request.call)
+            return self.call(request.call, received, late_is_error=True)
+        if kind == "stats":
+            return {"stats": self.stats_now()}
         if kind in ("submit", "fetch", "release"):
             call_id = getattr(request, kind).call_id
             if len(call_id) != 16:
                 return {"error": error(pb.PROTOCOL, "RuntimeError", "a call id has 16 bytes")}
+            if kind == "submit":
+                return self.submit(request.submit, call_id, received)
             return getattr(self, kind)(getattr(request, kind), call_id)
         # No kind, or one this peer does not implement (e.g. from a newer .proto).
         return {"error": error(pb.PROTOCOL, "RuntimeError", f"unsupported request kind {kind}")}
 
-    def call(self, call):
-        """Runs one Call -> {'value': ...} or {'error': ...}."""
+    def call(self, call, received, late_is_error):
+        """Runs one Call -> {'value': ...} or {'error': ...}, counted in the stats."""
         name = call.method
         if name == "connected":
             return {"value": to_value(True)}
         if name == "shutdown":
             self.stopping.set()
             return {"value": to_value(None)}
+        deadline = received + call.timeout_ms / 1000 if call.timeout_ms else None
+        with self.stats_lock:
+            self.running += 1
+        try:
+            outcome = self.run_method(call, deadline)
+        finally:
+            with self.stats_lock:
+                self.running -= 1
+        if late_is_error and deadline is not None and time.monotonic() > deadline:
+            if outcome.get("error") is None or outcome["error"].kind != pb.DEADLINE_EXCEEDED:
+                outcome = {"error": error(pb.DEADLINE_EXCEEDED, "TimeoutError", f"{name}() finished late")}
+        with self.stats_lock:
+            self.calls += 1
+            self.errors += "error" in outcome
+            self.latencies.append(time.monotonic() - received)
+        return outcome
+
+    def run_method(self, call, deadline):
+        name = call.method
         method = None if name.startswith("_") else getattr(self.service, name, None)
         if not callable(method):
             return {
@@ -423,6 +542,8 @@ class IndependentServer:
             kwargs = {kw.name: from_value(kw.value) for kw in call.kwargs}
         except (TypeError, ValueError) as exc:
             return {"error": error(pb.UNSUPPORTED_VALUE, "RuntimeError", str(exc))}
+        if deadline is not None and time.monotonic() >= deadline:
+            return {"error": error(pb.DEADLINE_EXCEEDED, "TimeoutError", f"{name}() did not run")}
         try:
             result = method(*args, **kwargs)
         except TypeError as exc:
@@ -436,7 +557,7 @@ class IndependentServer:
         except (TypeError, ValueError) as exc:
             return {"error": error(pb.UNSUPPORTED_VALUE, "RuntimeError", str(exc))}
 
-    def submit(self, submit, call_id):
+    def submit(self, submit, call_id, received):
         with self.results_lock:
             if call_id in self.results:
                 return {"ack": pb.Ack()}  # idempotent: the call already runs or ran
@@ -449,7 +570,7 @@ class IndependentServer:
             with self.in_flight_cond:
                 self.in_flight += 1
             try:
-                outcome = self.call(call)
+                outcome = self.call(call, received, late_is_error=False)
                 entry.outcome = next(iter(outcome.items()))
                 entry.finished_at = time.monotonic()
                 entry.done.set()
@@ -656,6 +777,70 @@ def answers(address_text):
         client.close()
 
 
+class Raw:
+    """A bare connection for the checks of unusual input: frames in, frames out."""
+
+    def __init__(self, address_text, hello=True):
+        family, address = parse_address(address_text)
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(address)
+        if hello:
+            self.send(pb.ClientFrame(hello=pb.ClientHello(protocol_version=PROTOCOL_VERSION, peer_name=PEER_NAME)))
+            frame = self.recv()
+            assert frame.WhichOneof("kind") == "hello" and not frame.hello.HasField("error"), frame
+
+    def send_body(self, body):
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+
+    def send(self, frame):
+        self.send_body(frame.SerializeToString())
+
+    def request(self, request_id, **kind):
+        self.send(pb.ClientFrame(request=pb.Request(id=request_id, **kind)))
+
+    def recv(self):
+        return recv_frame(self.sock, pb.ServerFrame)
+
+    def response(self):
+        frame = self.recv()
+        assert frame.WhichOneof("kind") == "response", f"not a response: {frame}"
+        return frame.response
+
+    def ask(self, request_id, **kind):
+        self.request(request_id, **kind)
+        response = self.response()
+        assert response.id == request_id, f"answer for id {response.id}, not {request_id}"
+        return response
+
+    def closed(self):
+        """True when the server closes the connection without sending anything more."""
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def error_kind(response):
+    """The ErrorKind name of an error response, or what else it was."""
+    if response.WhichOneof("kind") != "error":
+        return response.WhichOneof("kind")
+    return pb.ErrorKind.Name(response.error.kind)
+
+
+def nested_empty(depth):
+    """An empty list in lists, `depth` levels in all: an empty container has depth 1."""
+    v = []
+    for _ in range(depth - 1):
+        v = [v]
+    return v
+
+
 def run_checks(address_text):
     client = IndependentClient(address_text)
     results = []
@@ -697,10 +882,13 @@ def run_checks(address_text):
             value = client.call("raise_", "KeyError", "k")
         except RemoteException as exc:
             e = exc.remote
-            got = (pb.ErrorKind.Name(e.kind), e.type_name, e.module, [from_value(a) for a in e.args])
-            want = ("EXCEPTION", "KeyError", "builtins", ["k"])
+            got = (pb.ErrorKind.Name(e.kind), e.type_name, e.module, [from_value(a) for a in e.args], e.message)
+            want = ("EXCEPTION", "KeyError", "builtins", ["k"], "'k'")  # message: str(KeyError('k'))
             assert got == want, f"got {got}, not {want}"
-            return f"{e.type_name}({', '.join(repr(from_value(a)) for a in e.args)})"
+            # The traceback may be empty (no Python code raised); if not, it is Python's.
+            assert not e.traceback or e.traceback.endswith("KeyError: 'k'\n"), repr(e.traceback)
+            tb = "with" if e.traceback else "without"
+            return f"{e.type_name}({', '.join(repr(from_value(a)) for a in e.args)}) {tb} traceback"
         raise AssertionError(f"raise_ returned {value!r}")
 
     def big_bytes():
@@ -725,10 +913,171 @@ def run_checks(address_text):
             time.sleep(0.05)
         return "acked, server gone"
 
+    def refusal_has_no_traceback():
+        try:
+            client.call("big")  # no argument: BAD_ARGUMENTS
+        except RemoteException as exc:
+            e = exc.remote
+            assert pb.ErrorKind.Name(e.kind) == "BAD_ARGUMENTS", pb.ErrorKind.Name(e.kind)
+            assert e.traceback == "", f"a refusal with a traceback: {e.traceback!r}"
+            assert [from_value(a) for a in e.args] == [e.message], "a refusal's args are its message"
+            return e.message
+        raise AssertionError("big() without its argument returned")
+
+    def deadline():
+        r = Raw(address_text)
+        try:
+            start = time.monotonic()
+            call = IndependentClient.make_call("sleep", (0.5,), {}, timeout=0.2)
+            response = r.ask(1, call=call)
+            elapsed = time.monotonic() - start
+            assert error_kind(response) == "DEADLINE_EXCEEDED", f"answered {error_kind(response)}"
+            assert elapsed >= 0.5, f"answered after {elapsed:.2f} s, before the call ended"
+            assert response.error.type_name == "TimeoutError", response.error.type_name
+            return f"the call ran and was answered DEADLINE_EXCEEDED after {elapsed:.2f} s"
+        finally:
+            r.close()
+
+    def depth():
+        # echo returns ((args), kwargs): two levels over its argument; the
+        # server's configured max depth applies to the result as a whole.
+        limit = client.server_hello.capabilities.max_value_depth
+        got = client.call("echo", nested_empty(limit - 2))
+        assert got == ((nested_empty(limit - 2),), {}), "echo at the limit changed the value"
+        try:
+            client.call("echo", nested_empty(limit - 1))
+        except RemoteException as exc:
+            kind = pb.ErrorKind.Name(exc.remote.kind)
+            assert kind == "UNSUPPORTED_VALUE", f"a too deep result answered {kind}"
+            return f"max depth {limit}: a result of depth {limit + 1} is UNSUPPORTED_VALUE"
+        raise AssertionError(f"a result of depth {limit + 1} was sent")
+
+    def nb_ids():
+        r = Raw(address_text)
+        try:
+            for i, kind in enumerate(("submit", "fetch", "release")):
+                request = {"submit": pb.Submit(call_id=b"abc", call=pb.Call(method="echo")),
+                           "fetch": pb.Fetch(call_id=b"abc"), "release": pb.Release(call_id=b"abc")}[kind]
+                got = error_kind(r.ask(10 + i, **{kind: request}))
+                assert got == "PROTOCOL", f"{kind} of a 3-byte call id answered {got}"
+            unknown = uuid.uuid4().bytes
+            got = error_kind(r.ask(20, release=pb.Release(call_id=unknown)))
+            assert got == "ack", f"Release of an unknown id answered {got}"
+            got = error_kind(r.ask(21, fetch=pb.Fetch(call_id=unknown)))
+            assert got == "UNKNOWN_CALL", f"Fetch of an unknown id answered {got}"
+            call_id = uuid.uuid4().bytes
+            got = error_kind(r.ask(22, submit=pb.Submit(call_id=call_id, call=pb.Call(method="nope"))))
+            assert got == "ack", f"Submit of an unknown method answered {got}"
+            got = error_kind(r.ask(23, fetch=pb.Fetch(call_id=call_id, wait_ms=5000)))
+            assert got == "NO_SUCH_METHOD", f"its Fetch answered {got}"
+            assert error_kind(r.ask(24, release=pb.Release(call_id=call_id))) == "ack"
+        finally:
+            r.close()
+
+    def unusual():
+        # A request before the hello: a refusing hello, then the close.
+        r = Raw(address_text, hello=False)
+        try:
+            r.request(1, ping=pb.Ping())
+            frame = r.recv()
+            assert frame.WhichOneof("kind") == "hello", f"got {frame}"
+            assert pb.ErrorKind.Name(frame.hello.error.kind) == "PROTOCOL", frame.hello.error
+            assert r.closed(), "still open after refusing"
+        finally:
+            r.close()
+        # After the hello, each of these closes the connection without an answer.
+        closing = {
+            "a zero-length frame": b"",
+            "a second hello": pb.ClientFrame(hello=pb.ClientHello(protocol_version=1)).SerializeToString(),
+            "an auth frame": pb.ClientFrame(auth=pb.AuthResponse(mac=bytes(32))).SerializeToString(),
+            "a frame with only an unknown field": bytes.fromhex("a0 06 01"),  # field 100 = 1
+        }
+        for what, body in closing.items():
+            r = Raw(address_text)
+            try:
+                r.send_body(body)
+                assert r.closed(), f"{what} did not close the connection"
+            finally:
+                r.close()
+        r = Raw(address_text)
+        try:
+            got = error_kind(r.ask(2))  # a request with no kind
+            assert got == "PROTOCOL", f"a request without kind answered {got}"
+            # Undecodable, its id readable: Call.method claims 9 bytes, 4 follow.
+            r.send_body(bytes.fromhex("12 08 08 03 12 04 0a 09 65 63"))
+            response = r.response()
+            assert (response.id, error_kind(response)) == (3, "PROTOCOL"), response
+            bad = pb.Call(method="echo")
+            bad.args.add().big_int = b""
+            got = error_kind(r.ask(4, call=bad))
+            assert got == "UNSUPPORTED_VALUE", f"a big_int without bytes answered {got}"
+            # Two outstanding requests with one id: both answered.
+            r.request(5, ping=pb.Ping())
+            r.request(5, ping=pb.Ping())
+            ids = [r.response().id, r.response().id]
+            assert ids == [5, 5], ids
+            assert error_kind(r.ask(6, ping=pb.Ping())) == "ack", "the connection did not stay usable"
+        finally:
+            r.close()
+        return f"{len(closing)} closing frames, hello refusal, PROTOCOL answers, both duplicates answered"
+
+    def encodings():
+        # Other valid encodings (proto/testdata/noncanonical/): accepted as the same request.
+        r = Raw(address_text)
+        try:
+            for what, body in {
+                "id 0 written out": "12 04 08 00 32 00",
+                "kind before id": "12 04 32 00 08 07",
+                "unknown fields": "12 06 08 08 32 00 78 05 a0 06 01",
+                "id twice, last wins": "12 06 08 05 08 09 32 00",
+            }.items():
+                r.send_body(bytes.fromhex(body))
+                response = r.response()
+                want = {"id 0 written out": 0, "kind before id": 7, "unknown fields": 8}.get(what, 9)
+                assert (response.id, error_kind(response)) == (want, "ack"), f"{what}: {response}"
+        finally:
+            r.close()
+
+    def stats():
+        r = Raw(address_text)
+        try:
+            def counts():
+                s = r.ask(100, stats=pb.Stats()).stats
+                return s.calls, s.errors
+
+            before = counts()
+            limit = client.server_hello.capabilities.max_value_depth
+            asks = [
+                ("echo", [], None),  # a value
+                ("connected", [], None),  # a built-in: not counted
+                ("nope", [], "NO_SUCH_METHOD"),
+                ("_private", [], "NO_SUCH_METHOD"),
+                ("big", [], "BAD_ARGUMENTS"),
+                ("echo", [nested_empty(limit - 1)], "UNSUPPORTED_VALUE"),
+                ("raise_", ["ValueError"], "EXCEPTION"),
+            ]
+            for i, (method, args, want) in enumerate(asks):
+                response = r.ask(101 + i, call=IndependentClient.make_call(method, args, {}))
+                got = None if response.WhichOneof("kind") == "value" else error_kind(response)
+                assert got == want, f"{method} answered {got}, not {want}"
+            after = counts()
+            got = (after[0] - before[0], after[1] - before[1])
+            assert got == (6, 5), f"counted (calls, errors) {got}, not (6, 5)"
+            return "6 calls, 5 errors; connected() not counted"
+        finally:
+            r.close()
+
     check("connected", connected)
     check("timeout", call_timeout)
     check("echo", echo)
     check("exception", remote_exception)
+    check("refusal", refusal_has_no_traceback)
+    check("deadline", deadline)
+    check("depth", depth)
+    check("nb-ids", nb_ids)
+    check("unusual", unusual)
+    check("encodings", encodings)
+    check("stats", stats)
     check("big", big_bytes)
     check("nb", nb_call)
     check("shutdown", shutdown)
@@ -806,6 +1155,38 @@ def check_golden(directory):
                 problems.append(f"the MAC is not HMAC-SHA256 of {label!r} || Ns || Nc")
         ok = ok and not problems
         print(f"{'PASS' if not problems else 'FAIL'} golden {name}.bin ({len(frame)} bytes)", flush=True)
+        for p in problems:
+            print(f"  {p}")
+    return check_noncanonical(directory) and ok
+
+
+def check_noncanonical(directory):
+    """noncanonical/GOLDEN--VARIANT.bin: another valid encoding of GOLDEN.bin's message."""
+    ok = True
+    sub = os.path.join(directory, "noncanonical")
+    for file in sorted(f for f in os.listdir(sub) if f.endswith(".bin")):
+        golden = file[: -len(".bin")].split("--", 1)[0]
+        with open(os.path.join(directory, golden + ".txtpb"), encoding="utf-8") as f:
+            text = f.read()
+        client = "# proto-message: pyrpc.v1.ClientFrame" in text
+        message_type = pb.ClientFrame if client else pb.ServerFrame
+        with open(os.path.join(sub, file), "rb") as f:
+            frame = f.read()
+        problems = []
+        if struct.unpack(">I", frame[:4])[0] != len(frame) - 4:
+            problems.append("the header does not give the body's length")
+        with open(os.path.join(directory, golden + ".bin"), "rb") as f:
+            want = message_type.FromString(f.read()[4:])
+        try:
+            got = message_type.FromString(frame[4:])
+        except Exception as exc:  # DecodeError, by runtime
+            problems.append(f"does not decode: {exc}")
+        else:
+            got.DiscardUnknownFields()  # kept by this runtime, compared by ==; a receiver skips them
+            if got != want:
+                problems.append(f"decodes to {got}, not the message of {golden}.bin")
+        ok = ok and not problems
+        print(f"{'PASS' if not problems else 'FAIL'} noncanonical {file} decodes as {golden}.bin", flush=True)
         for p in problems:
             print(f"  {p}")
     return ok

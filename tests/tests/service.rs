@@ -243,7 +243,7 @@ async fn a_python_shaped_caller_uses_keywords_and_sees_exceptions() {
         .call("deposit", Args::new().arg("bob").arg(1))
         .await
         .unwrap_err();
-    assert_eq!(e.to_string(), "remote error: KeyError: bob");
+    assert_eq!(e.to_string(), "remote error: KeyError: 'bob'");
 
     // A name the trait lacks; the listing has the trait's methods and docs.
     let e = raw.call("rob", Args::new()).await.unwrap_err();
@@ -282,7 +282,7 @@ async fn an_error_that_is_not_the_methods_own_stays_a_call_error() {
 /// A struct is one exception type; a remote exception of another type, or
 /// whose args do not fit, stays a `RemoteError`.
 #[derive(Debug, PartialEq, Exception)]
-#[exception(name = "PermissionError", module = "builtins")]
+#[exception(name = "PermissionError")]
 struct Refused {
     reason: String,
     code: i64,

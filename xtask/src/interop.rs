@@ -14,7 +14,9 @@
 //! `proto/testdata/` with the Python protobuf runtime.
 //!
 //! A cell starts the server, waits until it accepts connections, runs the
-//! client's checks (connected, timeout, echo, exception, big, nb, shutdown),
+//! client's checks (connected, timeout, echo, exception, big, nb, shutdown;
+//! the independent client also checks the rules of docs/PROTOCOL.md a client
+//! can observe: refusal, deadline, depth, nb-ids, unusual, encodings, stats),
 //! then requires the server process to exit by itself and its Unix socket
 //! file to be gone. Every stage has a time limit; whatever happens, the
 //! cell's processes are killed and reaped and its files removed.

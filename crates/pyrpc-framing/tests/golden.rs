@@ -232,13 +232,11 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
 
 fn server_vectors() -> Vec<(&'static str, wire::ServerFrame)> {
     let refused = RemoteError::new(ErrorKind::Protocol, "unsupported protocol version 2");
+    // The message is Python's str(KeyError('k')): the key's repr, 'k'.
     let key_error = RemoteError::exception("KeyError", "builtins", vec![Value::from("k")])
         .with_traceback(
             "Traceback (most recent call last):\n  File \"server.py\", line 3, in raise_\nKeyError: 'k'\n",
         );
-    let mut key_error = key_error;
-    // Python's str(KeyError('k')) quotes the key; RemoteError::exception joins args plainly.
-    key_error.message = "'k'".into();
     vec![
         (
             "server_hello",
@@ -473,5 +471,91 @@ fn every_vector_is_described_and_checked() {
             readme.contains(&format!("`{name}.bin`")),
             "proto/testdata/README.md lists {name}.bin"
         );
+    }
+}
+
+/// Decodes one frame of `bytes` as `M`.
+fn decode_frame<M>(bytes: &[u8]) -> Result<M, String>
+where
+    M: prost::Message + Default,
+{
+    let mut buf = BytesMut::from(bytes);
+    match Codec::<M, M>::new().decode(&mut buf) {
+        Ok(Some(m)) if buf.is_empty() => Ok(m),
+        Ok(Some(_)) => Err("bytes left after the frame".into()),
+        Ok(None) => Err("an incomplete frame".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `noncanonical/NAME--VARIANT.bin` is another valid encoding of the message
+/// of `NAME.bin`, as other protobuf runtimes write it (a default written out,
+/// fields in another order, unknown fields, a scalar field repeated):
+/// docs/PROTOCOL.md says every receiver accepts them. Ours must decode each to
+/// the golden message.
+#[test]
+fn noncanonical_encodings_decode_to_the_golden_messages() {
+    let dir = testdata().join("noncanonical");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(stem) = file.strip_suffix(".bin") else {
+            continue;
+        };
+        let (golden, _variant) = stem
+            .split_once("--")
+            .unwrap_or_else(|| panic!("{file}: name it GOLDEN--VARIANT.bin"));
+        let variant = std::fs::read(dir.join(&file)).unwrap();
+        let want = std::fs::read(testdata().join(format!("{golden}.bin"))).unwrap();
+        assert_ne!(hex(&variant), hex(&want), "{file}: not another encoding");
+        let described =
+            std::fs::read_to_string(testdata().join(format!("{golden}.txtpb"))).unwrap();
+        if described.contains("# proto-message: pyrpc.v1.ClientFrame") {
+            let got = decode_frame::<wire::ClientFrame>(&variant);
+            let want = decode_frame::<wire::ClientFrame>(&want);
+            assert_eq!(got, want, "{file} decodes to the message of {golden}.bin");
+        } else {
+            let got = decode_frame::<wire::ServerFrame>(&variant);
+            let want = decode_frame::<wire::ServerFrame>(&want);
+            assert_eq!(got, want, "{file} decodes to the message of {golden}.bin");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 16, "only {seen} non-canonical vectors");
+}
+
+/// What docs/PROTOCOL.md says a receiver refuses: a field running past the
+/// end of its message, a string that is not UTF-8; and a wire type that does
+/// not match the field, which the doc lets a receiver refuse or skip (prost
+/// refuses it, Python's runtime skips it).
+#[test]
+fn malformed_encodings_are_refused() {
+    let frame = |body: &[u8]| {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    };
+    let cases: [(&str, &[u8]); 4] = [
+        // Call.method claims 9 bytes, 4 follow (inside a well-formed Request).
+        (
+            "truncated string",
+            &[0x12, 0x08, 0x08, 0x01, 0x12, 0x04, 0x0a, 0x09, b'e', b'c'],
+        ),
+        // Request claims 6 bytes, 4 follow.
+        ("truncated message", &[0x12, 0x06, 0x08, 0x01, 0x32, 0x00]),
+        // Call.method holds 0xff, not UTF-8.
+        (
+            "invalid UTF-8",
+            &[0x12, 0x07, 0x08, 0x01, 0x12, 0x03, 0x0a, 0x01, 0xff],
+        ),
+        // Request.id (a varint) sent as a length-delimited field.
+        (
+            "wrong wire type",
+            &[0x12, 0x05, 0x0a, 0x01, 0x01, 0x32, 0x00],
+        ),
+    ];
+    for (what, body) in cases {
+        let got = decode_frame::<wire::ClientFrame>(&frame(body));
+        assert!(got.is_err(), "{what}: decoded to {got:?}");
     }
 }

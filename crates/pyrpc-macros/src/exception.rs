@@ -61,10 +61,16 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
             .map(|v| {
                 let n = names(&v.attrs)?;
                 let ident = &v.ident;
+                // A variant renamed without a module of its own is a builtin.
+                let module = match (&n.module, &n.name) {
+                    (Some(m), _) => m.clone(),
+                    (None, Some(_)) => "builtins".to_owned(),
+                    (None, None) => module.clone(),
+                };
                 Ok(Case {
                     path: quote!(Self::#ident),
                     type_name: n.name.unwrap_or_else(|| ident.to_string()),
-                    module: n.module.unwrap_or_else(|| module.clone()),
+                    module,
                     fields: v.fields.clone(),
                 })
             })
@@ -72,7 +78,10 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         Data::Struct(s) => vec![Case {
             path: quote!(Self),
             type_name: top.name.clone().unwrap_or_else(|| ty.to_string()),
-            module,
+            module: match (&top.module, &top.name) {
+                (None, Some(_)) => "builtins".to_owned(),
+                _ => module,
+            },
             fields: s.fields.clone(),
         }],
         Data::Union(_) => {

@@ -63,9 +63,11 @@ pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// struct's) name, the args are its fields in order, converted with serde.
 ///
 /// Attributes: `#[exception(name = "ValueError")]` on a variant or struct
-/// renames the type; `#[exception(module = "bank")]` on the type (or a
+/// renames the type, and makes it a builtin (module `builtins`) unless it
+/// says `module` too; `#[exception(module = "bank")]` on the type (or a
 /// variant) sets the module a Python client looks the class up in (empty by
-/// default: a builtin name comes back as the builtin).
+/// default). A remote exception of the type whose args do not fit the fields
+/// is no match: the client keeps it as a `RemoteError`.
 #[proc_macro_derive(Exception, attributes(exception))]
 pub fn derive_exception(item: TokenStream) -> TokenStream {
     exception::expand(item.into())

@@ -85,22 +85,38 @@ impl RemoteError {
     }
 
     /// An exception raised by the method: its type name, module and args. The
-    /// message is the args joined the way Python's `str(exc)` does.
+    /// message is the args joined the way Python's `str(exc)` does (for a
+    /// builtin `KeyError` of one argument, that argument's repr).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyrpc_proto::{RemoteError, Value};
+    ///
+    /// let e = RemoteError::exception("ValueError", "builtins", vec![Value::from("bad")]);
+    /// assert_eq!(e.message, "bad");
+    /// let e = RemoteError::exception("KeyError", "builtins", vec![Value::from("k")]);
+    /// assert_eq!(e.message, "'k'");
+    /// ```
     pub fn exception(
         type_name: impl Into<String>,
         module: impl Into<String>,
         args: Vec<Value>,
     ) -> Self {
+        let (type_name, module) = (type_name.into(), module.into());
+        let key_error = type_name == "KeyError" && module == "builtins";
         let message = match args.as_slice() {
             [] => String::new(),
+            // KeyError.__str__ is the repr of its one argument.
+            [one] if key_error => one.to_string(),
             [Value::Str(s)] => s.clone(),
             [one] => one.to_string(),
             many => Value::Tuple(many.to_vec()).to_string(),
         };
         RemoteError {
             kind: ErrorKind::Exception,
-            type_name: type_name.into(),
-            module: module.into(),
+            type_name,
+            module,
             args,
             message,
             traceback: String::new(),

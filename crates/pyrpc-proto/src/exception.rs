@@ -10,7 +10,8 @@ use crate::error::RemoteError;
 /// `pyrpc-client`): each variant of an enum is an exception type named after
 /// the variant, its fields are the exception's args, in order. Attributes
 /// rename the type (`#[exception(name = "ValueError")]` on a variant, so a
-/// Python client raises a builtin `ValueError`) and set the module
+/// Python client raises a builtin `ValueError`: a renamed type is in module
+/// `builtins` unless it says otherwise) and set the module
 /// (`#[exception(module = "bank")]` on the enum, so a Python client that has
 /// imported a module `bank` with that class raises it).
 ///

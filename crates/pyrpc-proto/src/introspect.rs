@@ -84,14 +84,15 @@ impl From<MethodInfo> for wire::MethodInfo {
     }
 }
 
-/// A server's statistics, as `Stats` reports them. Counts cover calls that
-/// reach the served object (`Call` and `Submit`), not the built-ins.
+/// A server's statistics, as `Stats` reports them. Counts cover every `Call`
+/// and `Submit` with an outcome, refused ones included, except the built-ins
+/// (docs/PROTOCOL.md, "Introspection and statistics", has the whole rule).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerStats {
-    /// Calls that finished, successfully or not.
+    /// Calls with an outcome (a value or an error).
     pub calls: u64,
-    /// Of those, calls that ended in an error.
+    /// Of those, calls that ended in an error of any kind.
     pub errors: u64,
     /// Calls running now.
     pub in_flight: u64,
@@ -101,7 +102,8 @@ pub struct ServerStats {
     pub connections: u64,
     /// Time since the server started.
     pub uptime: Duration,
-    /// Latency percentiles of finished calls since the server started.
+    /// Latency percentiles of those calls since the server started, from
+    /// the request's read to the outcome.
     pub latency: Latency,
 }
 

@@ -191,8 +191,8 @@ impl Drop for ClientCore {
             return;
         }
         let Ok(rt) = runtime::local() else { return };
-        Python::try_attach(|py| {
-            py.detach(|| {
+        crate::exit::attach(|py| {
+            crate::exit::detach(py, || {
                 rt.block_on(async {
                     for _ in 0..4 {
                         tokio::task::yield_now().await;
@@ -373,8 +373,9 @@ impl ClientCore {
             } else {
                 client.call_with(&method, call_args, &opts).await
             };
-            // The interpreter may be gone by now (exiting); then nobody waits.
-            Python::try_attach(|py| {
+            // The interpreter may be exiting or gone by now; then nobody waits
+            // (and this thread must not take the GIL: see `exit`).
+            crate::exit::attach(|py| {
                 let outcome = match result {
                     Ok(value) => convert::to_python(py, value, recv),
                     Err(e) => Err(errors::call_error(py, e, recv)),
@@ -503,7 +504,8 @@ fn resolve_future(
 
 static RESOLVER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+/// `resolve_future` as a Python callable, for `call_soon_threadsafe`.
+pub(crate) fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     RESOLVER
         .get_or_try_init(py, || {
             Ok::<_, PyErr>(wrap_pyfunction!(resolve_future, py)?.into_any().unbind())

@@ -8,20 +8,27 @@
 //!
 //! # Layout
 //!
+//! * `aio` — `async def` methods: their coroutines run on an asyncio loop.
 //! * `convert` — Python objects to and from `pyrpc_proto::Value`.
 //! * `errors` — every mapping between Rust errors, remote errors and Python
 //!   exceptions.
+//! * `exit` — the exit gate: no thread of ours takes the GIL while the
+//!   interpreter finalizes.
 //! * `runtime` — the tokio runtime, re-made after `fork()`, and the
 //!   GIL-releasing, Ctrl-C-aware `block_on`.
 //! * `client` — `ClientCore`, the Rust half of `pyrpc.Client`.
+//! * `pool` — the Python worker threads a server's calls run on.
 //! * `server` — `ServerCore`, the Rust half of `pyrpc.Server`, and the
 //!   `Callee` that calls Python methods.
 
 use pyo3::prelude::*;
 
+mod aio;
 mod client;
 mod convert;
 mod errors;
+mod exit;
+mod pool;
 mod runtime;
 mod server;
 
@@ -31,5 +38,6 @@ fn _pyrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     client::register(m)?;
     server::register(m)?;
+    exit::register(m)?;
     Ok(())
 }

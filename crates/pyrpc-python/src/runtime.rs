@@ -130,7 +130,7 @@ where
 {
     let mut fut = pin!(fut);
     loop {
-        let step = py.detach(|| {
+        let step = crate::exit::detach(py, || {
             rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, fut.as_mut()).await })
         });
         match step {

@@ -14,9 +14,8 @@
 // contract); boxing the error here would only add a conversion.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{HashSet, VecDeque};
-use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -26,9 +25,11 @@ use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
 use pyrpc_server::{CallContext, CallFuture, Callee, Server, ServerConfig, ServerHandle};
 use pyrpc_transport::Address;
 
+use crate::aio::{self, LoopSlot};
 use crate::client::{address as parse_address, address_to_py, seconds, secret as parse_secret};
 use crate::convert::{self, Options};
 use crate::errors;
+use crate::pool::{Job, Pool};
 use crate::runtime;
 
 /// The Python objects a call needs.
@@ -58,6 +59,92 @@ struct Target {
     reserved: HashSet<String>,
     /// How values convert (pickles only if the server allows them).
     opts: Options,
+    /// The asyncio loop `async def` methods run on (see `aio`).
+    event_loop: LoopSlot,
+}
+
+/// What running a method gave.
+enum Ran {
+    /// The call's outcome.
+    Done(Result<Value, RemoteError>),
+    /// An `async def` method's coroutine, still to run on the event loop,
+    /// and how to finish the call with its outcome.
+    Coroutine(Py<PyAny>, Finish),
+}
+
+/// The end of a call once the method returned or raised: the result
+/// converted, the logging hook called.
+struct Finish {
+    server: Py<PyAny>,
+    method: String,
+    args: Py<PyTuple>,
+    kwargs: Py<PyDict>,
+    opts: Options,
+}
+
+impl Finish {
+    /// Converts what the method returned (or raised) into the call's
+    /// outcome, calling `log_call` or `log_exception`.
+    fn complete(
+        self,
+        py: Python<'_>,
+        outcome: PyResult<Bound<'_, PyAny>>,
+    ) -> Result<Value, RemoteError> {
+        let server = self.server.bind(py);
+        let (pargs, pkwargs) = (self.args.bind(py), self.kwargs.bind(py));
+        let method = self.method.as_str();
+        match outcome {
+            Ok(ret) => match convert::to_value(&ret, self.opts) {
+                Ok(v) => {
+                    log(server, "log_call", &ret, method, pargs, pkwargs);
+                    Ok(v)
+                }
+                Err(e) => {
+                    // Logged as the TypeError it is here; answered as the
+                    // Rust server answers a result it cannot send:
+                    // UNSUPPORTED_VALUE (docs/PROTOCOL.md, "Errors").
+                    let message = e.message("result");
+                    let err = PyTypeError::new_err(message.clone());
+                    log(
+                        server,
+                        "log_exception",
+                        err.value(py),
+                        method,
+                        pargs,
+                        pkwargs,
+                    );
+                    Err(RemoteError::new(
+                        ErrorKind::UnsupportedValue,
+                        format!("the result of {method}() cannot be sent: {message}"),
+                    ))
+                }
+            },
+            Err(err) => {
+                log(
+                    server,
+                    "log_exception",
+                    err.value(py),
+                    method,
+                    pargs,
+                    pkwargs,
+                );
+                Err(raised(py, &err, self.opts))
+            }
+        }
+    }
+}
+
+static COROUTINE_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// True when `ret` is a coroutine (what calling an `async def` gives).
+fn is_coroutine(ret: &Bound<'_, PyAny>) -> bool {
+    let py = ret.py();
+    COROUTINE_TYPE
+        .get_or_try_init(py, || {
+            PyResult::Ok(py.import("types")?.getattr("CoroutineType")?.unbind())
+        })
+        .map(|t| ret.get_type().is(t.bind(py)))
+        .unwrap_or(false)
 }
 
 impl Target {
@@ -73,13 +160,25 @@ impl Target {
     /// Lets go of the Python objects (the server stopped). Calls still
     /// running hold their own references. Takes `Python` to drop them with
     /// the GIL held (and the lock released: a `__del__` may run).
-    fn release(&self, _py: Python<'_>) {
+    fn release(&self, py: Python<'_>) {
         let taken = self.refs.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(taken);
+        if let Some(event_loop) = self.event_loop.take() {
+            event_loop.stop(py);
+        }
     }
 
-    /// Runs one call with the GIL held.
-    fn run(&self, py: Python<'_>, method: &str, args: Args) -> Result<Value, RemoteError> {
+    /// Runs one call with the GIL held; an `async def` method gives its
+    /// coroutine back, to run on the event loop.
+    fn run(&self, py: Python<'_>, method: &str, args: Args) -> Ran {
+        match self.start(py, method, args) {
+            Ok(ran) => ran,
+            Err(e) => Ran::Done(Err(e)),
+        }
+    }
+
+    /// [`Target::run`], with the failures before the method runs as `Err`.
+    fn start(&self, py: Python<'_>, method: &str, args: Args) -> Result<Ran, RemoteError> {
         if method.starts_with('_') || self.reserved.contains(method) {
             return Err(RemoteError::no_such_method(method));
         }
@@ -101,7 +200,7 @@ impl Target {
                 return Err(RemoteError::no_such_method(method))
             }
             // A dynamic `__getattr__` that raised: the callee's own failure.
-            Err(e) => return Err(errors::remote_from_py(py, &e, self.opts)),
+            Err(e) => return Err(raised(py, &e, self.opts)),
         };
         let (pargs, pkwargs) = convert::from_args(py, args, self.opts).map_err(|e| {
             RemoteError::new(
@@ -109,37 +208,18 @@ impl Target {
                 format!("cannot accept the arguments of {method}(): {e}"),
             )
         })?;
-        match func.call(&pargs, Some(&pkwargs)) {
-            Ok(ret) => match convert::to_value(&ret, self.opts) {
-                Ok(v) => {
-                    log(server, "log_call", &ret, method, &pargs, &pkwargs);
-                    Ok(v)
-                }
-                Err(e) => {
-                    let err = PyTypeError::new_err(e.message("result"));
-                    log(
-                        server,
-                        "log_exception",
-                        err.value(py),
-                        method,
-                        &pargs,
-                        &pkwargs,
-                    );
-                    Err(errors::remote_from_py(py, &err, self.opts))
-                }
-            },
-            Err(err) => {
-                log(
-                    server,
-                    "log_exception",
-                    err.value(py),
-                    method,
-                    &pargs,
-                    &pkwargs,
-                );
-                Err(errors::remote_from_py(py, &err, self.opts))
-            }
-        }
+        let outcome = func.call(&pargs, Some(&pkwargs));
+        let finish = Finish {
+            server: server.clone().unbind(),
+            method: method.to_owned(),
+            args: pargs.unbind(),
+            kwargs: pkwargs.unbind(),
+            opts: self.opts,
+        };
+        Ok(match outcome {
+            Ok(ret) if is_coroutine(&ret) => Ran::Coroutine(ret.unbind(), finish),
+            other => Ran::Done(finish.complete(py, other)),
+        })
     }
 
     /// The methods a client may call, as `ListMethods` reports them: the
@@ -177,6 +257,17 @@ impl Target {
         }
         Ok(out)
     }
+}
+
+/// The `RemoteError` for an exception raised while calling: `EXCEPTION`
+/// with its traceback, or `BAD_ARGUMENTS` (the call itself did not fit),
+/// which as every refusal carries no traceback (docs/PROTOCOL.md, "Errors").
+fn raised(py: Python<'_>, err: &PyErr, opts: Options) -> RemoteError {
+    let mut e = errors::remote_from_py(py, err, opts);
+    if e.kind != ErrorKind::Exception {
+        e.traceback.clear();
+    }
+    e
 }
 
 static PROPERTY_TYPES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
@@ -234,153 +325,6 @@ fn log(
     }
 }
 
-/// One call for a [`Pool`] worker: runs with the GIL held.
-type Job = Box<dyn FnOnce(Python<'_>) + Send>;
-
-/// What the workers of a [`Pool`] share.
-struct Shared {
-    state: Mutex<PoolState>,
-    /// Signalled when a job is queued or the pool closes.
-    ready: Condvar,
-}
-
-struct PoolState {
-    queue: VecDeque<Job>,
-    /// Workers waiting for a job.
-    idle: usize,
-    /// Workers alive.
-    threads: usize,
-    /// Set when the pool's owner is gone: workers finish the queue and exit.
-    closed: bool,
-}
-
-/// Python worker threads that keep their Python thread state between calls.
-///
-/// Attaching to the interpreter from a thread that has no Python thread state
-/// (a tokio blocking-pool thread) makes CPython create one, with its frame
-/// stack (an `mmap`), and destroy it when the call is done: per call. A worker
-/// attaches once for its whole life and detaches between calls, so each call
-/// only re-takes the GIL. Workers start on demand, up to `max` (the Python
-/// server's `workers`); a call that finds them all busy runs on tokio's
-/// blocking pool as before, so calls never wait for each other here (how many
-/// run at once is bounded by the server's in-flight limits). Dropping the
-/// pool (the server stopped) lets the workers exit once they are done.
-///
-/// Workers are plain OS threads, not `threading` threads: they never hold up
-/// the interpreter's exit. A pool belongs to one `bind()`, so a server bound
-/// again in a forked child gets a new one.
-struct Pool {
-    shared: Arc<Shared>,
-    max: usize,
-}
-
-impl Pool {
-    fn new(max: usize) -> Pool {
-        Pool {
-            shared: Arc::new(Shared {
-                state: Mutex::new(PoolState {
-                    queue: VecDeque::new(),
-                    idle: 0,
-                    threads: 0,
-                    closed: false,
-                }),
-                ready: Condvar::new(),
-            }),
-            max,
-        }
-    }
-
-    /// Hands `job` to an idle worker (or a new one); gives it back when every
-    /// worker is busy.
-    fn submit(&self, job: Job) -> Result<(), Job> {
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.closed {
-            return Err(job);
-        }
-        if st.idle > st.queue.len() {
-            st.queue.push_back(job);
-            drop(st);
-            self.shared.ready.notify_one();
-            return Ok(());
-        }
-        if st.threads >= self.max {
-            return Err(job);
-        }
-        st.threads += 1;
-        drop(st);
-        let shared = Arc::clone(&self.shared);
-        let spawned = std::thread::Builder::new()
-            .name("pyrpc-python".into())
-            .spawn(move || worker(&shared, job));
-        match spawned {
-            Ok(_) => Ok(()),
-            Err(_) => {
-                let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.threads -= 1;
-                // The closure (and the job in it) is gone with the failed
-                // spawn; its caller sees the dropped reply channel.
-                Ok(())
-            }
-        }
-    }
-}
-
-impl Pool {
-    /// Lets the workers exit once the queue is empty; later calls run on the
-    /// blocking pool.
-    fn close(&self) {
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.closed = true;
-        drop(st);
-        self.shared.ready.notify_all();
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-/// A worker's life: attached to the interpreter throughout (so it keeps its
-/// thread state), detached while it waits.
-fn worker(shared: &Shared, first: Job) {
-    let attached = Python::try_attach(|py| {
-        py.detach(|| {
-            let mut job = Some(first);
-            loop {
-                if let Some(j) = job.take() {
-                    // `None` when the interpreter is finalizing: the job is
-                    // dropped and its caller told the server is going away.
-                    let _ = Python::try_attach(|py| {
-                        // A panic is the call's alone: its caller sees the
-                        // dropped reply channel, the worker carries on.
-                        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| j(py)));
-                    });
-                }
-                let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if let Some(j) = st.queue.pop_front() {
-                        job = Some(j);
-                        break;
-                    }
-                    if st.closed {
-                        st.threads -= 1;
-                        return;
-                    }
-                    st.idle += 1;
-                    st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
-                    st.idle -= 1;
-                }
-            }
-        })
-    });
-    if attached.is_none() {
-        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.threads -= 1;
-    }
-}
-
 /// A [`Callee`] calling methods of a Python object on the [`Pool`]'s
 /// workers (or, when they are all busy, on tokio's blocking pool).
 #[derive(Clone)]
@@ -398,24 +342,64 @@ fn finalizing() -> RemoteError {
 }
 
 impl Callee for PyCallee {
-    fn call(&self, _ctx: CallContext, method: &str, args: Args) -> CallFuture {
+    fn call(&self, ctx: CallContext, method: &str, args: Args) -> CallFuture {
         let target = Arc::clone(&self.target);
         let method = method.to_owned();
+        let deadline = ctx.deadline;
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let running = aio::Running::default();
+        let cancel = aio::CancelOnDrop::new(Arc::clone(&running));
         let job: Job = Box::new(move |py: Python<'_>| {
-            let _ = tx.send(target.run(py, &method, args));
+            // The call may have waited for a worker and the GIL: one whose
+            // caller has given up meanwhile is not started
+            // (docs/PROTOCOL.md, "Deadlines").
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                let _ = tx.send(Err(RemoteError::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!(
+                        "{method}() did not run: the caller's timeout passed before it could start"
+                    ),
+                )));
+                return;
+            }
+            match target.run(py, &method, args) {
+                Ran::Done(outcome) => {
+                    let _ = tx.send(outcome);
+                }
+                Ran::Coroutine(coro, finish) => {
+                    let complete: aio::Complete = Box::new(move |py, out| finish.complete(py, out));
+                    aio::schedule(
+                        py,
+                        &target.event_loop,
+                        coro.into_bound(py),
+                        complete,
+                        tx,
+                        &running,
+                    );
+                }
+            }
         });
+        // `cancel` goes with the reply's future: dropped unfinished (the
+        // client went away), it cancels an `async def` method's coroutine.
         match self.pool.submit(job) {
-            Ok(()) => Box::pin(async move { rx.await.unwrap_or_else(|_| Err(finalizing())) }),
+            Ok(()) => Box::pin(async move {
+                let outcome = rx.await.unwrap_or_else(|_| Err(finalizing()));
+                cancel.finished();
+                outcome
+            }),
             Err(job) => Box::pin(async move {
                 // Every worker is busy: a blocking-pool thread, attached for
                 // this call only.
                 let joined = tokio::task::spawn_blocking(move || {
-                    let _ = Python::try_attach(job);
+                    let _ = crate::exit::attach(job);
                 })
                 .await;
                 match joined {
-                    Ok(()) => rx.await.unwrap_or_else(|_| Err(finalizing())),
+                    Ok(()) => {
+                        let outcome = rx.await.unwrap_or_else(|_| Err(finalizing()));
+                        cancel.finished();
+                        outcome
+                    }
                     Err(e) => Err(RemoteError::new(
                         ErrorKind::Exception,
                         format!("the call did not finish: {e}"),
@@ -428,7 +412,7 @@ impl Callee for PyCallee {
     fn methods(&self) -> Vec<MethodInfo> {
         // Called on the blocking pool by the server. A failure (`dir()` that
         // raises) is reported as unraisable and lists nothing.
-        Python::try_attach(|py| {
+        crate::exit::attach(|py| {
             self.target.describe(py).unwrap_or_else(|e| {
                 e.write_unraisable(py, None);
                 Vec::new()
@@ -535,6 +519,7 @@ impl ServerCore {
                     allow_pickle,
                     ..Options::default()
                 },
+                event_loop: LoopSlot::default(),
             }),
             address: parse_address(address)?,
             config,
@@ -544,12 +529,17 @@ impl ServerCore {
     }
 
     /// Binds the address and starts serving in the background; returns once
-    /// the socket listens.
-    fn bind(&self, py: Python<'_>) -> PyResult<()> {
+    /// the socket listens. `async def` methods run on `event_loop` when
+    /// given (`await Server.serve()`), else on a loop the server starts.
+    #[pyo3(signature = (event_loop = None))]
+    fn bind(&self, py: Python<'_>, event_loop: Option<Py<PyAny>>) -> PyResult<()> {
         if self.handle().is_some_and(|h| !h.is_finished()) {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
                 "the server is already running",
             ));
+        }
+        if let Some(event_loop) = event_loop {
+            self.target.event_loop.borrow(event_loop);
         }
         let pool = Arc::new(Pool::new(self.workers));
         let server = Server::builder(PyCallee {
@@ -569,7 +559,7 @@ impl ServerCore {
             stopped.wait().await;
             pool.close();
             let _ = tokio::task::spawn_blocking(move || {
-                Python::try_attach(|py| target.release(py));
+                crate::exit::attach(|py| target.release(py));
             })
             .await;
         });
@@ -598,6 +588,35 @@ impl ServerCore {
                 Err(interrupted)
             }
         }
+    }
+
+    /// An `asyncio.Future` of `event_loop` that completes (with None) once
+    /// the server stopped: what `await Server.serve()` waits for.
+    fn wait_async<'py>(&self, event_loop: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let future = event_loop.call_method0("create_future")?;
+        let Some(handle) = self.handle() else {
+            future.call_method1("set_result", (event_loop.py().None(),))?;
+            return Ok(future);
+        };
+        let target = Arc::clone(&self.target);
+        let loop_ref = event_loop.clone().unbind();
+        let future_ref = future.clone().unbind();
+        runtime::get()?.spawn(async move {
+            handle.wait().await;
+            crate::exit::attach(|py| {
+                target.release(py);
+                let done = crate::client::resolver(py).and_then(|resolve| {
+                    loop_ref.call_method1(
+                        py,
+                        "call_soon_threadsafe",
+                        (resolve, future_ref, py.None(), py.None()),
+                    )
+                });
+                // A closed loop: nobody is waiting any more.
+                drop(done);
+            });
+        });
+        Ok(future)
     }
 
     /// Starts a graceful shutdown and returns at once.

@@ -5,6 +5,7 @@ address is a (host, port) tuple. The server runs with ``start()`` in the main
 thread, so SIGINT stops it as Ctrl-C would.
 """
 
+import asyncio
 import builtins
 import json
 import os
@@ -132,6 +133,32 @@ class PickleServer(TestServer):
         return Bomb(path)
 
 
+class GilServer(TestServer):
+    """Holds the GIL on purpose, for the deadline tests (test_deadlines.py)."""
+
+    def hold_gil(self, fifo, seconds):
+        """Holds the GIL for ``seconds``, and says so through ``fifo`` once it
+        does. libc's write and usleep are called through ctypes.PyDLL, which
+        keeps the GIL during the call, and the switch interval (set long by
+        main() for this kind) keeps another thread from taking it between
+        them: from the byte's arrival on, no other Python code runs here."""
+        import ctypes
+
+        libc = ctypes.PyDLL(None)
+        fd = os.open(fifo, os.O_WRONLY)  # waits for the reader, GIL released
+        try:
+            libc.write(fd, b"x", 1)
+            libc.usleep(int(seconds * 1_000_000))
+        finally:
+            os.close(fd)
+        return "held"
+
+    def mark(self, path):
+        """Creates ``path``: proof that the call ran."""
+        with open(path, "w"):
+            pass
+
+
 class Bomb:
     """Creates a file when unpickled: proof that a pickle was loaded."""
 
@@ -146,6 +173,56 @@ def echo(*args, **kwargs):
     return args, kwargs
 
 
+class AsyncServer(Server):
+    """``async def`` methods next to plain ones (issue 12, point 1)."""
+
+    nonblocking = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._inside = 0
+        self._arrived = None
+
+    async def double(self, x):
+        await asyncio.sleep(0)
+        return 2 * x
+
+    def plain(self, x):
+        return x
+
+    async def fail(self, message):
+        await asyncio.sleep(0)
+        raise ValueError(message)
+
+    async def rendezvous(self, n):
+        """Returns once ``n`` calls are inside at the same time: only calls
+        that run concurrently get there (each gives up after 20 s)."""
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        self._inside += 1
+        if self._inside >= n:
+            self._arrived.set()
+        await asyncio.wait_for(self._arrived.wait(), 20)
+        return self._inside
+
+    async def wait_then_mark(self, path):
+        """Waits (long) for nothing; writes what ended it to ``path``."""
+        try:
+            await asyncio.sleep(600)
+            outcome = "finished"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            with open(path, "w") as f:
+                f.write(outcome)
+
+    async def where(self):
+        import threading
+
+        return threading.current_thread().name
+
+
 def main():
     config = json.loads(sys.argv[1])
     address = config["address"]
@@ -155,10 +232,15 @@ def main():
     kind = config.get("kind", "test")
     if kind == "test":
         server = TestServer(address=address, **attrs)
+    elif kind == "async":
+        server = AsyncServer(address=address, **attrs)
     elif kind == "logging":
         server = LoggingServer(address=address, **attrs)
     elif kind == "pickle":
         server = PickleServer(address=address, **attrs)
+    elif kind == "gil":
+        sys.setswitchinterval(60)
+        server = GilServer(address=address, **attrs)
     elif kind == "plain":
         # Methods assigned after construction, as in the original README.
         server = Server(address=address, **attrs)

@@ -61,10 +61,27 @@ def test_unconvertible_exception_args_become_reprs(client):
     assert e.value.args == ("<Unsendable>", "plain")
 
 
-def test_unconvertible_result_is_type_error(client):
-    with pytest.raises(TypeError) as e:
+def test_unconvertible_result_is_unsupported_value(client):
+    # As a Rust server answers a result it cannot send (docs/PROTOCOL.md,
+    # "Calls"): UNSUPPORTED_VALUE, the same kind whatever the server.
+    with pytest.raises(RemoteError) as e:
         client.bad_result()
+    assert e.value.kind == "UNSUPPORTED_VALUE"
     assert "cannot send object of type Unsendable at result['ok'][1]" in str(e.value)
+
+
+def test_too_deep_result_is_unsupported_value(client):
+    # echo returns ((args), kwargs): two levels more than its argument. The
+    # argument (checked on its own) passes; the result must fit the server's
+    # max depth (32) too.
+    v = 1
+    for _ in range(29):
+        v = [v]
+    assert client.echo(v) == ((v,), {})  # 30 + 2 = 32: fits
+    with pytest.raises(RemoteError) as e:
+        client.echo([v])  # 31 + 2 = 33
+    assert e.value.kind == "UNSUPPORTED_VALUE"
+    assert "nested deeper than 32" in str(e.value)
 
 
 def test_type_error_inside_method_keeps_its_traceback(client):
@@ -106,3 +123,12 @@ def test_errors_pickle():
     r = RemoteError("E", "m", (1,), "1", "tb", "EXCEPTION")
     r2 = pickle.loads(pickle.dumps(r))
     assert (r2.type_name, r2.module, r2.args, r2.message, r2.traceback) == ("E", "m", (1,), "1", "tb")
+
+
+def test_bad_arguments_carry_no_traceback(client):
+    # A refusal (any kind but EXCEPTION) has an empty traceback
+    # (docs/PROTOCOL.md, "Errors"); a TypeError raised inside a method keeps
+    # its own (test_type_error_inside_method_keeps_its_traceback).
+    with pytest.raises(TypeError) as e:
+        client.add()
+    assert e.value.traceback == ""

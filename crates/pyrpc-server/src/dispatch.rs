@@ -62,6 +62,9 @@ pub(crate) async fn handle(
     req: wire::Request,
     permit: OwnedSemaphorePermit,
 ) {
+    // A call's deadline and its latency both start here, when the request
+    // has been read (docs/PROTOCOL.md, "Deadlines").
+    let received = Instant::now();
     let id = req.id;
     if shared.shutdown.is_cancelled() {
         let e = RemoteError::new(
@@ -83,13 +86,13 @@ pub(crate) async fn handle(
             shared.begin_shutdown();
         }
         request::Kind::Call(call) if runs_inline(shared, &call.method) => {
-            let resp = call_response(shared, conn, id, call).await;
+            let resp = call_response(shared, conn, id, call, received).await;
             reply(conn, resp).await;
             drop(permit);
         }
-        request::Kind::Call(call) => spawn_call(shared, conn, id, call, permit),
+        request::Kind::Call(call) => spawn_call(shared, conn, id, call, received, permit),
         request::Kind::Submit(s) => {
-            let resp = match submit(shared, conn, id, s).await {
+            let resp = match submit(shared, conn, id, s, received).await {
                 Ok(()) => ack(id),
                 Err(e) => error(id, e),
             };
@@ -195,14 +198,15 @@ struct Prepared {
     method: String,
     args: Args,
     deadline: Option<Instant>,
+    /// When the request was read: the start of the call's latency.
+    received: Instant,
 }
 
 /// True when a call of `method` is answered on the reader's task: a
 /// built-in, or a method the callee runs inline, outside `synchronous` mode
 /// (where a call may wait for its turn, which must not stop the reader).
 fn runs_inline(shared: &Shared, method: &str) -> bool {
-    matches!(method, "connected" | "shutdown")
-        || (!shared.config.synchronous && shared.callee.runs_inline(method))
+    is_builtin(method) || (!shared.config.synchronous && shared.callee.runs_inline(method))
 }
 
 fn spawn_call(
@@ -210,13 +214,14 @@ fn spawn_call(
     conn: &ConnCtx,
     id: u64,
     call: wire::Call,
+    received: Instant,
     permit: OwnedSemaphorePermit,
 ) {
     let (shared, conn) = (Arc::clone(shared), conn.clone());
     shared.clone().calls.spawn(async move {
         let _permit = permit;
         let resp = tokio::select! {
-            r = call_response(&shared, &conn, id, call) => r,
+            r = call_response(&shared, &conn, id, call, received) => r,
             _ = conn.stop.cancelled() => return,
         };
         reply(&conn, resp).await;
@@ -229,21 +234,29 @@ async fn call_response(
     conn: &ConnCtx,
     id: u64,
     call: wire::Call,
+    received: Instant,
 ) -> wire::Response {
     let span = tracing::info_span!("rpc", id, method = %call.method);
     async move {
         let method = call.method.clone();
-        let deadline = deadline_of(Instant::now(), call.timeout_ms);
-        match run_call(shared, &conn.peer, call, false).await {
-            // The caller has given up: don't encode and send a result
-            // nobody reads (it may be hundreds of MiB).
-            Ok(_) if deadline.is_some_and(|d| Instant::now() > d) => error(
-                id,
-                RemoteError::new(
-                    ErrorKind::DeadlineExceeded,
-                    format!("{method}() finished after the caller's timeout"),
-                ),
-            ),
+        let deadline = deadline_of(received, call.timeout_ms);
+        let result = match prepare(shared, call, received) {
+            Ok(p) => run_prepared(shared, &conn.peer, p, false).await,
+            Err(e) => Err(e),
+        };
+        // An outcome known only after the deadline is not sent: the caller
+        // has given up (and a result may be hundreds of MiB to encode).
+        let late = deadline.is_some_and(|d| Instant::now() > d);
+        let result = match result {
+            Err(e) if e.kind == ErrorKind::DeadlineExceeded => Err(e),
+            _ if late => Err(RemoteError::new(
+                ErrorKind::DeadlineExceeded,
+                format!("{method}() finished after the caller's timeout"),
+            )),
+            other => other,
+        };
+        count(shared, &method, received, result.is_err());
+        match result {
             Ok(v) => value(id, v),
             Err(e) => error(id, e),
         }
@@ -252,20 +265,25 @@ async fn call_response(
     .await
 }
 
-/// Runs a call from the wire: checks, builtins, then the callee.
-async fn run_call(
-    shared: &Arc<Shared>,
-    peer: &str,
-    call: wire::Call,
-    nonblocking: bool,
-) -> Result<Value, RemoteError> {
-    let prepared = prepare(shared, call)?;
-    run_prepared(shared, peer, prepared, nonblocking).await
+/// Counts the outcome of a call in the server's stats (docs/PROTOCOL.md,
+/// "Introspection and statistics"): every `Call`, and every `Submit` that
+/// registered a new call or was refused for its call, except the built-ins;
+/// an error of any kind counts as an error. The latency runs from
+/// `received` (the request was read) to now.
+fn count(shared: &Shared, method: &str, received: Instant, failed: bool) {
+    if is_builtin(method) {
+        return;
+    }
+    shared.stats.record(received.elapsed(), failed);
+}
+
+/// The methods every server answers itself, never counted in the stats.
+fn is_builtin(method: &str) -> bool {
+    matches!(method, "connected" | "shutdown")
 }
 
 /// Checks the method name and converts the arguments.
-fn prepare(shared: &Shared, call: wire::Call) -> Result<Prepared, RemoteError> {
-    let received = Instant::now();
+fn prepare(shared: &Shared, call: wire::Call, received: Instant) -> Result<Prepared, RemoteError> {
     let method = call.method;
     if method.starts_with('_') {
         return Err(RemoteError::no_such_method(&method));
@@ -307,6 +325,7 @@ fn prepare(shared: &Shared, call: wire::Call) -> Result<Prepared, RemoteError> {
         method,
         args,
         deadline,
+        received,
     })
 }
 
@@ -320,7 +339,8 @@ fn deadline_of(received: Instant, timeout_ms: u64) -> Option<Instant> {
 }
 
 /// Runs a prepared call: builtins, `synchronous`, the deadline, the callee
-/// (panics caught), the result checks and the hooks.
+/// (panics caught), the result checks and the hooks. The caller counts the
+/// outcome ([`count`]).
 async fn run_prepared(
     shared: &Arc<Shared>,
     peer: &str,
@@ -347,10 +367,7 @@ async fn run_prepared(
     };
     if let Some(deadline) = p.deadline {
         if Instant::now() >= deadline {
-            return Err(RemoteError::new(
-                ErrorKind::DeadlineExceeded,
-                format!("the caller's timeout passed before {}() ran", p.method),
-            ));
+            return Err(not_started(&p.method));
         }
     }
     let record_args = shared.hooks.any().then(|| p.args.clone());
@@ -372,7 +389,6 @@ async fn run_prepared(
     };
     let elapsed = started.elapsed();
     let result = result.and_then(|v| check_result(shared, method, v));
-    shared.stats.record(elapsed, result.is_err());
     drop(_turn);
     match &result {
         Ok(_) => tracing::debug!(?elapsed, "call returned"),
@@ -423,6 +439,15 @@ fn contains_pickle(v: &Value) -> bool {
             .any(|(k, v)| contains_pickle(k) || contains_pickle(v)),
         _ => false,
     }
+}
+
+/// `DEADLINE_EXCEEDED` for a call that was not started because its
+/// deadline had passed.
+pub(crate) fn not_started(method: &str) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::DeadlineExceeded,
+        format!("{method}() did not run: the caller's timeout passed before it could start"),
+    )
 }
 
 /// The error for a method that panicked.
@@ -529,12 +554,16 @@ async fn submit(
     conn: &ConnCtx,
     id: u64,
     s: wire::Submit,
+    received: Instant,
 ) -> Result<(), RemoteError> {
     let call_id = nb_call_id(shared, &s.call_id)?;
     let call = s
         .call
         .ok_or_else(|| RemoteError::new(ErrorKind::Protocol, "submit without a call"))?;
-    let prepared = prepare(shared, call)?;
+    let method = call.method.clone();
+    let prepared = prepare(shared, call, received).inspect_err(|_| {
+        count(shared, &method, received, true);
+    })?;
     let keep = match s.keep_ms {
         0 => shared.config.result_keep,
         ms => Duration::from_millis(ms),
@@ -554,9 +583,11 @@ async fn submit(
     }
     let span = tracing::info_span!("rpc", id, method = %prepared.method, nonblocking = true);
     if runs_inline(shared, &prepared.method) {
+        let (method, received) = (prepared.method.clone(), prepared.received);
         let result = run_prepared(shared, &conn.peer, prepared, true)
             .instrument(span)
             .await;
+        count(shared, &method, received, result.is_err());
         if shared.store().complete(call_id, result, Instant::now()) {
             shared.store_changed.notify_waiters();
         }
@@ -568,10 +599,12 @@ async fn submit(
     shared.calls.spawn(
         async move {
             let shared = shared2;
+            let (method, received) = (prepared.method.clone(), prepared.received);
             let result = tokio::select! {
                 r = run_prepared(&shared, &peer, prepared, true) => r,
                 _ = shared.close.cancelled() => return,
             };
+            count(&shared, &method, received, result.is_err());
             if shared.store().complete(call_id, result, Instant::now()) {
                 shared.store_changed.notify_waiters();
             }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use pyrpc_proto::{Args, MethodInfo, RemoteError, Value};
 use serde::de::DeserializeOwned;
@@ -321,8 +322,15 @@ impl Callee for Methods {
                 let f = Arc::clone(f);
                 let method = method.to_owned();
                 let params = params.cloned();
+                let deadline = ctx.deadline;
                 Box::pin(async move {
+                    let name = method.clone();
                     let run = move || {
+                        // It may have waited for a pool thread: a call whose
+                        // caller gave up meanwhile is not started.
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Err(crate::dispatch::not_started(&name));
+                        }
                         let names: &[String] = params.as_deref().unwrap_or(&[]);
                         ctx.sync_scope(|| f(names, args))
                     };

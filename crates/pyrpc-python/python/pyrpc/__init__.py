@@ -366,7 +366,8 @@ def list_methods(client: Client) -> List[MethodInfo]:
 def stats(client: Client) -> Dict[str, Any]:
     """The statistics of the server of ``client``, as a dict:
 
-    ``calls`` (finished calls), ``errors`` (of those, the failed ones),
+    ``calls`` (calls with an outcome, refused ones included, except
+    ``connected``/``shutdown``), ``errors`` (of those, the failed ones),
     ``in_flight`` (running now), ``kept_results`` (non-blocking results kept),
     ``connections`` (open now, this one included), ``uptime`` (seconds), and
     ``latency_p50``, ``latency_p90``, ``latency_p99``, ``latency_max``
@@ -388,7 +389,9 @@ class Server:
     Names starting with ``_``, attributes that are not callable, properties
     (whose getters never run for a client) and this class's own machinery
     (``start``, ``log_call``, ...) are never callable remotely; ``connected``
-    and ``shutdown`` are built in.
+    and ``shutdown`` are built in. ``async def`` methods run on an asyncio
+    loop of the server's own (or the caller's, with :meth:`serve`); a client
+    that goes away cancels its running coroutine.
 
     Settings are class attributes, overridable by subclassing or by keyword
     arguments to the constructor::
@@ -484,7 +487,7 @@ class Server:
 
     # ----- running -----
 
-    def _bind(self) -> "_pyrpc.ServerCore":
+    def _bind(self, event_loop: Any = None) -> "_pyrpc.ServerCore":
         if self._pyrpc_core is not None and self._pyrpc_core.running():
             raise RuntimeError("%s is already running" % type(self).__name__)
         if self.address is None:
@@ -509,7 +512,7 @@ class Server:
             secret=self.secret,
             workers=int(self.workers),
         )
-        core.bind()
+        core.bind(event_loop)
         self._pyrpc_core = core
         if self.secret is None and _all_interfaces(self.address):
             # As the Rust server warns (with tracing, which Python does not see).
@@ -531,6 +534,23 @@ class Server:
         ``shutdown()``.
         """
         self._bind().wait()
+
+    async def serve(self) -> None:
+        """Serve from inside asyncio until shut down (``await server.serve()``).
+
+        ``async def`` methods run on the running event loop (the caller's)
+        instead of a loop of the server's own; plain methods still run on
+        worker threads. Cancelling the awaiting task shuts the server down
+        gracefully, then lets ``CancelledError`` propagate.
+        """
+        loop = asyncio.get_running_loop()
+        core = self._bind(event_loop=loop)
+        try:
+            await core.wait_async(loop)
+        except asyncio.CancelledError:
+            core.shutdown()
+            await core.wait_async(loop)
+            raise
 
     def start_in_thread(self) -> None:
         """Start serving in the background and return once the socket is

@@ -137,9 +137,13 @@ class ServerCore:
         ``max_in_flight_per_connection``, ``max_kept_results`` (ints),
         ``idle_timeout`` (seconds or None), ``shutdown_grace``,
         ``handshake_timeout``, ``request_clean_interval`` (seconds)."""
-    def bind(self) -> None:
+    def bind(self, event_loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
         """Bind the address and serve in the background; return once the
-        socket listens. Raises ``OSError`` if the address cannot be bound."""
+        socket listens. Raises ``OSError`` if the address cannot be bound.
+        ``async def`` methods run on ``event_loop`` when given, else on an
+        event loop the server starts in a thread of its own."""
+    def wait_async(self, event_loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
+        """A future of ``event_loop`` that completes once the server stopped."""
     def wait(self) -> None:
         """Block until the server stopped. On Ctrl-C, shut it down gracefully,
         then let ``KeyboardInterrupt`` propagate."""

@@ -12,3 +12,4 @@ mod limits;
 mod nonblocking;
 mod robustness;
 mod shutdown;
+mod stats;

@@ -1,0 +1,167 @@
+//! [`Pool`]: the Python worker threads a server's calls run on.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Condvar, Mutex};
+
+use pyo3::prelude::*;
+
+/// One call for a [`Pool`] worker: runs with the GIL held.
+pub(crate) type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+
+/// What the workers of a [`Pool`] share.
+struct Shared {
+    state: Mutex<PoolState>,
+    /// Signalled when a job is queued or the pool closes.
+    ready: Condvar,
+}
+
+struct PoolState {
+    queue: VecDeque<Job>,
+    /// Workers waiting for a job.
+    idle: usize,
+    /// Workers alive.
+    threads: usize,
+    /// Set when the pool's owner is gone: workers finish the queue and exit.
+    closed: bool,
+}
+
+/// Python worker threads that keep their Python thread state between calls.
+///
+/// Attaching to the interpreter from a thread that has no Python thread state
+/// (a tokio blocking-pool thread) makes CPython create one, with its frame
+/// stack (an `mmap`), and destroy it when the call is done: per call. A worker
+/// attaches once for its whole life and detaches between calls, so each call
+/// only re-takes the GIL. Workers start on demand, up to `max` (the Python
+/// server's `workers`); a call that finds them all busy runs on tokio's
+/// blocking pool as before, so calls never wait for each other here (how many
+/// run at once is bounded by the server's in-flight limits). Dropping the
+/// pool (the server stopped) lets the workers exit once they are done.
+///
+/// Workers are plain OS threads, not `threading` threads: they never hold up
+/// the interpreter's exit. A pool belongs to one `bind()`, so a server bound
+/// again in a forked child gets a new one.
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+    max: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(max: usize) -> Pool {
+        Pool {
+            shared: Arc::new(Shared {
+                state: Mutex::new(PoolState {
+                    queue: VecDeque::new(),
+                    idle: 0,
+                    threads: 0,
+                    closed: false,
+                }),
+                ready: Condvar::new(),
+            }),
+            max,
+        }
+    }
+
+    /// Hands `job` to an idle worker (or a new one); gives it back when every
+    /// worker is busy.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
+        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed {
+            return Err(job);
+        }
+        if st.idle > st.queue.len() {
+            st.queue.push_back(job);
+            drop(st);
+            self.shared.ready.notify_one();
+            return Ok(());
+        }
+        if st.threads >= self.max {
+            return Err(job);
+        }
+        st.threads += 1;
+        drop(st);
+        let shared = Arc::clone(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("pyrpc-python".into())
+            .spawn(move || worker(&shared, job));
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.threads -= 1;
+                // The closure (and the job in it) is gone with the failed
+                // spawn; its caller sees the dropped reply channel.
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// Lets the workers exit once the queue is empty; later calls run on the
+    /// blocking pool.
+    pub(crate) fn close(&self) {
+        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.closed = true;
+        drop(st);
+        self.shared.ready.notify_all();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A worker's life: attached to the interpreter throughout (so it keeps its
+/// thread state), detached while it waits.
+fn worker(shared: &Shared, first: Job) {
+    // Entered only to attach: once attached the worker waits detached, and
+    // only its jobs (below) hold the exit gate while they run.
+    let inside = crate::exit::enter();
+    let attached = inside.and_then(|inside| {
+        Python::try_attach(|py| {
+            drop(inside);
+            worker_loop(py, shared, first)
+        })
+    });
+    if attached.is_none() {
+        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.threads -= 1;
+    }
+}
+
+/// The attached worker's loop: waits for jobs with the GIL released and runs
+/// each attached. Once the interpreter is exiting, the thread parks for good
+/// when it would take the GIL back (see `exit`).
+fn worker_loop(py: Python<'_>, shared: &Shared, first: Job) {
+    crate::exit::detach(py, || {
+        let mut job = Some(first);
+        loop {
+            if let Some(j) = job.take() {
+                // `None` when the interpreter is exiting: the job is
+                // dropped and its caller told the server is going away.
+                let _ = crate::exit::attach(|py| {
+                    // A panic is the call's alone: its caller sees the
+                    // dropped reply channel, the worker carries on.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| j(py)));
+                });
+            }
+            let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(j) = st.queue.pop_front() {
+                    job = Some(j);
+                    break;
+                }
+                if st.closed {
+                    st.threads -= 1;
+                    return;
+                }
+                st.idle += 1;
+                st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                st.idle -= 1;
+            }
+        }
+    })
+}
