@@ -108,6 +108,36 @@ fn every_sh_command_in_the_docs_exists() {
     assert!(checked >= 5, "only {checked} commands found");
 }
 
+/// The files docs/guide-rust.md shows whole, so that what the guide says is
+/// what `crates/pyrpc-python/tests/test_typed_rust.py` runs (Rust server,
+/// Python client and the other way round, over TCP and Unix): the fence's
+/// language, and the file (a Rust file without its leading `//!` lines).
+const SHOWN: [(&str, &str); 3] = [
+    ("rust", "examples/greeter.rs"),
+    ("python", "examples/python/greeter_client.py"),
+    ("python", "examples/python/greeter_server.py"),
+];
+
+#[test]
+fn guide_rust_shows_the_tested_examples_as_they_are() {
+    let guide = read("docs/guide-rust.md");
+    for (lang, file) in SHOWN {
+        let text = read(file);
+        let body: Vec<&str> = text
+            .lines()
+            .skip_while(|l| l.starts_with("//!"))
+            .skip_while(|l| l.is_empty())
+            .collect();
+        let found = blocks(&guide, lang)
+            .iter()
+            .any(|b| b.iter().map(String::as_str).eq(body.iter().copied()));
+        assert!(
+            found,
+            "docs/guide-rust.md has no ```{lang} block equal to {file}; copy the file into the guide"
+        );
+    }
+}
+
 #[test]
 fn the_checker_refuses_what_does_not_exist() {
     assert!(check("cargo xtask frobnicate").is_err());

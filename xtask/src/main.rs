@@ -41,6 +41,8 @@ cargo xtask <task>
       [--case ID,..]  only the cases whose id contains one of these (results to target/bench/)
   python-setup        create target/venv (maturin, pytest) and build the pyrpc package into it
   codegen [--check]   regenerate (or check) crates/pyrpc-proto/src/generated from proto/
+  standalone          crates using pyrpc-client alone (no default features) or pyrpc-server
+                      alone build, with #[service]; part of `test`
 ";
 
 fn main() -> Result<()> {
@@ -58,6 +60,7 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(&root, &args[1..]),
         Some("interop-test") => interop::run(&root, &args[1..]),
         Some("python-setup") => python::setup(&root).map(|_| ()),
+        Some("standalone") => standalone::run_checks(&root),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())

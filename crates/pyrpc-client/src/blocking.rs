@@ -87,7 +87,7 @@ impl Client {
         })
     }
 
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
         match &self.runtime.0 {
             Some(rt) => rt.block_on(f),
             // Only `Drop` takes the runtime, and it needs `&mut`.
@@ -154,6 +154,38 @@ impl Client {
         R: serde::de::DeserializeOwned,
     {
         self.block_on(self.inner.call_typed(method, args))
+    }
+
+    /// A typed call with per-call overrides; see
+    /// [`crate::Client::call_typed_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::call_typed`].
+    pub fn call_typed_with<A, R>(
+        &self,
+        method: &str,
+        args: A,
+        opts: &CallOptions,
+    ) -> Result<R, CallError>
+    where
+        A: serde::Serialize,
+        R: serde::de::DeserializeOwned,
+    {
+        self.block_on(self.inner.call_typed_with(method, args, opts))
+    }
+
+    /// A typed non-blocking call; see [`crate::Client::nb_call_typed`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::nb_call_typed`].
+    pub fn nb_call_typed<A, R>(&self, method: &str, args: A) -> Result<R, CallError>
+    where
+        A: serde::Serialize,
+        R: serde::de::DeserializeOwned,
+    {
+        self.block_on(self.inner.nb_call_typed(method, args))
     }
 
     /// A non-blocking call; see [`crate::Client::nb_call`].

@@ -7,11 +7,10 @@ use std::time::Duration;
 use pyrpc_proto::wire::{self, request, response};
 use pyrpc_proto::{Args, MethodInfo, ServerStats, Value};
 use pyrpc_transport::Address;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::builder::ClientBuilder;
 use crate::config::{CallOptions, ClientConfig, Timeouts};
 use crate::connection::{Connection, ServerInfo};
 use crate::error::{CallError, TimeoutStage};
@@ -77,6 +76,24 @@ impl Client {
     /// Nothing is connected until the first call.
     pub fn new(addr: Address) -> Client {
         Client::with_config(addr, ClientConfig::default())
+    }
+
+    /// A builder of a client of the server at `addr`, to change settings
+    /// one by one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pyrpc_client::{Address, Client};
+    ///
+    /// let client = Client::builder(Address::tcp("127.0.0.1", 50300))
+    ///     .call_timeout(Duration::from_secs(5))
+    ///     .build();
+    /// assert_eq!(client.config().call_timeout, Some(Duration::from_secs(5)));
+    /// ```
+    pub fn builder(addr: Address) -> ClientBuilder {
+        ClientBuilder::new(addr)
     }
 
     /// A client of the server at `addr`.
@@ -157,47 +174,6 @@ impl Client {
             other => other?,
         };
         self.value_of(outcome, "call")
-    }
-
-    /// Calls `method` with Rust values and reads the reply as `R`, both
-    /// through serde ([`pyrpc_proto::to_value`], [`pyrpc_proto::from_value`]).
-    ///
-    /// `args` is the tuple of positional arguments (`(a, b)`, `(a,)` for one,
-    /// `()` for none); a value that is not a tuple is sent as the only
-    /// argument.
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::call`], plus [`CallError::Typed`] when the reply does
-    /// not fit `R` (naming the path that did not fit).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # async fn demo(client: pyrpc_client::Client) -> Result<(), pyrpc_client::CallError> {
-    /// use std::collections::HashMap;
-    ///
-    /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
-    /// struct Point { x: i64, y: i64 }
-    ///
-    /// // The Python `echo(*args, **kwargs)` returns `(args, kwargs)`.
-    /// let (args, _kwargs): ((Point, String), HashMap<String, i64>) =
-    ///     client.call_typed("echo", (Point { x: 1, y: 2 }, "p")).await?;
-    /// assert_eq!(args.0, Point { x: 1, y: 2 });
-    /// # Ok(()) }
-    /// ```
-    pub async fn call_typed<A, R>(&self, method: &str, args: A) -> Result<R, CallError>
-    where
-        A: Serialize,
-        R: DeserializeOwned,
-    {
-        let args = match pyrpc_proto::to_value(&args)? {
-            Value::Tuple(items) => Args::positional(items),
-            Value::None => Args::new(),
-            one => Args::positional([one]),
-        };
-        let ret = self.call(method, args).await?;
-        Ok(pyrpc_proto::from_value(ret)?)
     }
 
     /// Calls `method` as a non-blocking call: the server runs it and keeps

@@ -127,11 +127,11 @@ impl Default for ClientConfig {
 /// use pyrpc_client::CallOptions;
 ///
 /// // This call waits at most 3 seconds, whatever the client's call_timeout.
-/// let opts = CallOptions {
-///     call_timeout: Some(Some(Duration::from_secs(3))),
-///     ..CallOptions::default()
-/// };
-/// # let _ = opts;
+/// let opts = CallOptions::new().call_timeout(Duration::from_secs(3));
+/// assert_eq!(opts.call_timeout, Some(Some(Duration::from_secs(3))));
+/// // This one as long as it takes.
+/// let opts = CallOptions::new().no_call_timeout();
+/// assert_eq!(opts.call_timeout, Some(None));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CallOptions {
@@ -148,6 +148,51 @@ pub struct CallOptions {
     pub nb_fetch_tick: Option<Duration>,
     /// Overrides [`ClientConfig::nb_fetch_timeout`].
     pub nb_fetch_timeout: Option<Duration>,
+}
+
+impl CallOptions {
+    /// No overrides: the client's settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// This call may take at most `timeout` (overrides
+    /// [`ClientConfig::call_timeout`]).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = Some(Some(timeout));
+        self
+    }
+
+    /// This call may take as long as it takes, whatever the client's
+    /// [`ClientConfig::call_timeout`].
+    pub fn no_call_timeout(mut self) -> Self {
+        self.call_timeout = Some(None);
+        self
+    }
+
+    /// Overrides [`ClientConfig::socket_connect_timeout`].
+    pub fn socket_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.socket_connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Overrides [`ClientConfig::socket_send_timeout`].
+    pub fn socket_send_timeout(mut self, timeout: Duration) -> Self {
+        self.socket_send_timeout = Some(timeout);
+        self
+    }
+
+    /// Overrides [`ClientConfig::nb_fetch_tick`].
+    pub fn nb_fetch_tick(mut self, tick: Duration) -> Self {
+        self.nb_fetch_tick = Some(tick);
+        self
+    }
+
+    /// Overrides [`ClientConfig::nb_fetch_timeout`].
+    pub fn nb_fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.nb_fetch_timeout = Some(timeout);
+        self
+    }
 }
 
 /// The timeouts in force for one call: the config with the call's overrides

@@ -36,7 +36,7 @@ pub enum CallError {
     /// The remote method raised, or the server refused the request (no such
     /// method, overloaded, unknown non-blocking call, ...).
     #[error("remote error: {0}")]
-    Remote(RemoteError),
+    Remote(#[source] RemoteError),
     /// A value could not be sent or accepted (nested too deep, malformed).
     #[error("invalid value: {0}")]
     Value(#[from] ValueError),
@@ -71,17 +71,33 @@ impl CallError {
 
     /// True when the failure lies in reaching the server or in the
     /// connection to it, so that trying again on a new connection may work:
-    /// [`NoSocket`](CallError::NoSocket), [`Closed`](CallError::Closed), and
-    /// the connect, send and reply timeouts.
+    /// [`NoSocket`](CallError::NoSocket), [`Closed`](CallError::Closed) and
+    /// the connect timeout.
+    ///
+    /// A reply or send timeout is not one: the connection was up and the
+    /// server (or the method) was slow, which a retry does not cure.
     pub fn is_connection_error(&self) -> bool {
         matches!(
             self,
             CallError::NoSocket { .. }
                 | CallError::Closed
                 | CallError::Timeout {
-                    stage: TimeoutStage::Connect | TimeoutStage::Send | TimeoutStage::Reply
+                    stage: TimeoutStage::Connect
                 }
         )
+    }
+
+    /// True when a non-blocking call should drop its connection and go on
+    /// on a new one: a connection error, or a submit or fetch that went
+    /// unanswered (a connection that died without a word looks like that).
+    pub(crate) fn is_nb_retryable(&self) -> bool {
+        self.is_connection_error()
+            || matches!(
+                self,
+                CallError::Timeout {
+                    stage: TimeoutStage::Send | TimeoutStage::Reply
+                }
+            )
     }
 }
 
@@ -151,5 +167,27 @@ mod tests {
         }
         .is_connection_error());
         assert!(!CallError::Remote(RemoteError::no_such_method("m")).is_connection_error());
+        // A slow method is no connection failure; a missing server is.
+        let slow = CallError::Timeout {
+            stage: TimeoutStage::Reply,
+        };
+        assert!(!slow.is_connection_error());
+        assert!(slow.is_nb_retryable());
+        assert!(CallError::Timeout {
+            stage: TimeoutStage::Connect
+        }
+        .is_connection_error());
+    }
+
+    #[test]
+    fn a_remote_error_is_the_source() {
+        use std::error::Error as _;
+        let e = CallError::Remote(RemoteError::no_such_method("m"));
+        let source = e.source().expect("a source");
+        assert_eq!(
+            source.to_string(),
+            RemoteError::no_such_method("m").to_string()
+        );
+        assert!(source.downcast_ref::<RemoteError>().is_some());
     }
 }

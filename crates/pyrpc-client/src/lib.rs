@@ -11,7 +11,10 @@
 //!
 //! # Layout
 //!
-//! * [`Client`] — the async client (`client.rs`); cheap to clone, shareable.
+//! * [`Client`] — the async client (`client.rs`); cheap to clone, shareable;
+//!   [`ClientBuilder`] (`builder.rs`); typed calls through serde (`typed.rs`).
+//! * [`macro@service`] — a typed client (and server) from a Rust trait;
+//!   [`ServiceError`] and what the macro's code calls are in `service.rs`.
 //! * [`blocking::Client`] — the same, blocking, owning a small runtime.
 //! * [`ClientConfig`], [`CallOptions`] — settings, with the original pyrpc's
 //!   names and defaults, and their per-call overrides (`config.rs`).
@@ -21,20 +24,23 @@
 //!   responses by id, and the pending map.
 //! * `nonblocking.rs` — submit, fetch and release for non-blocking calls.
 //!
+//! # Feature flags
+//!
+//! * `auth` (default): shared-secret authentication in the hello;
+//!   `ClientConfig::secret` answers a server that requires a shared secret. Without it the `hmac` and `sha2` crates are not built and no
+//!   `Secret` can be made.
+//!
 //! # Examples
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use pyrpc_client::{CallError, Client, ClientConfig, TimeoutStage};
-//! use pyrpc_proto::{Args, Value};
+//! use pyrpc_client::{Args, CallError, Client, TimeoutStage, Value};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = ClientConfig {
-//!     call_timeout: Some(Duration::from_secs(5)),
-//!     ..ClientConfig::default()
-//! };
-//! let client = Client::with_config("127.0.0.1:50300".parse()?, config);
+//! let client = Client::builder("127.0.0.1:50300".parse()?)
+//!     .call_timeout(Duration::from_secs(5))
+//!     .build();
 //!
 //! let ret = client.call("echo", Args::new().arg(1).kwarg("foo", "foo")).await?;
 //! assert_eq!(ret.to_string(), "((1,), {'foo': 'foo'})");
@@ -53,14 +59,37 @@
 // rare path, and boxing would change the contract's shape for every user.
 #![allow(clippy::result_large_err)]
 
+// The code `#[service]` writes names this crate `::pyrpc_client`, also in
+// this crate's own doc tests.
+extern crate self as pyrpc_client;
+
 pub mod blocking;
+mod builder;
 mod client;
 mod config;
 mod connection;
 mod error;
 mod nonblocking;
+mod service;
+mod typed;
 
+#[doc(hidden)]
+pub mod __private {
+    //! Used by the code `#[service]` and `#[derive(Exception)]` write.
+    pub use crate::service::{arg, BlockingServiceClient, ServiceClient};
+    pub use pyrpc_proto::__private::derive_support;
+}
+
+pub use builder::ClientBuilder;
 pub use client::Client;
 pub use config::{CallOptions, ClientConfig};
 pub use connection::ServerInfo;
 pub use error::{CallError, TimeoutStage};
+pub use pyrpc_macros::{service, Exception};
+pub use service::ServiceError;
+// What a client needs, so that `pyrpc-client` is its only pyrpc dependency.
+pub use pyrpc_proto::{
+    from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, SerdeError,
+    ServerStats, Value,
+};
+pub use pyrpc_transport::Address;

@@ -61,7 +61,7 @@ impl<'a> NbCall<'a> {
         'submit: loop {
             let mut fetched = match self.submit_and_fetch().await {
                 Ok(fetched) => fetched,
-                Err(e) if e.is_connection_error() => {
+                Err(e) if e.is_nb_retryable() => {
                     self.pause_before_retry(&e).await;
                     continue 'submit;
                 }
@@ -88,7 +88,7 @@ impl<'a> NbCall<'a> {
                         return Err(CallError::Remote(e));
                     }
                     Ok(other) => return Err(unexpected(&other, "fetch")),
-                    Err(e) if e.is_connection_error() => {
+                    Err(e) if e.is_nb_retryable() => {
                         self.pause_before_retry(&e).await;
                         continue 'submit;
                     }

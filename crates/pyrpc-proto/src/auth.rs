@@ -14,17 +14,27 @@
 //! answer is worthless on another connection; the two labels keep an answer
 //! of one side from being replayed as the other's. Comparisons run in
 //! constant time. Nothing here does I/O.
+//!
+//! All of it needs the `auth` cargo feature (on by default), which brings the
+//! `hmac` and `sha2` crates. Without it [`Secret`] still exists, so that
+//! configurations keep their `secret` field, but none can be made: a program
+//! built without the feature can neither require nor answer a challenge.
 
 use std::fmt;
+#[cfg(feature = "auth")]
 use std::sync::Arc;
 
+#[cfg(feature = "auth")]
 use hmac::{Hmac, Mac};
+#[cfg(feature = "auth")]
 use sha2::Sha256;
 
 /// The length of each nonce, in bytes.
 pub const NONCE_LEN: usize = 32;
 
+#[cfg(feature = "auth")]
 const CLIENT_LABEL: &[u8] = b"pyrpc-v1 client";
+#[cfg(feature = "auth")]
 const SERVER_LABEL: &[u8] = b"pyrpc-v1 server";
 
 /// A shared secret. Its `Debug` output never shows the bytes.
@@ -38,8 +48,47 @@ const SERVER_LABEL: &[u8] = b"pyrpc-v1 server";
 /// assert_eq!(format!("{s:?}"), "Secret(<28 bytes>)");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<[u8]>);
+pub struct Secret(Bytes);
 
+/// The bytes of a secret.
+#[cfg(feature = "auth")]
+type Bytes = Arc<[u8]>;
+
+/// Without the `auth` feature no secret can be made: its bytes are of a type
+/// without values, so the code using a secret compiles and never runs.
+#[cfg(not(feature = "auth"))]
+#[derive(Clone, PartialEq, Eq)]
+enum Bytes {}
+
+#[cfg(not(feature = "auth"))]
+impl Secret {
+    /// The secret's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self.0 {}
+    }
+
+    /// See the `auth` feature's version.
+    pub fn client_mac(&self, _challenge: &[u8], _client_nonce: &[u8]) -> Vec<u8> {
+        match self.0 {}
+    }
+
+    /// See the `auth` feature's version.
+    pub fn server_proof(&self, _challenge: &[u8], _client_nonce: &[u8]) -> Vec<u8> {
+        match self.0 {}
+    }
+
+    /// See the `auth` feature's version.
+    pub fn verify_client(&self, _challenge: &[u8], _client_nonce: &[u8], _mac: &[u8]) -> bool {
+        match self.0 {}
+    }
+
+    /// See the `auth` feature's version.
+    pub fn verify_server(&self, _challenge: &[u8], _client_nonce: &[u8], _proof: &[u8]) -> bool {
+        match self.0 {}
+    }
+}
+
+#[cfg(feature = "auth")]
 impl Secret {
     /// A secret of these bytes.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
@@ -94,28 +143,32 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret(<{} bytes>)", self.0.len())
+        write!(f, "Secret(<{} bytes>)", self.as_bytes().len())
     }
 }
 
+#[cfg(feature = "auth")]
 impl From<&str> for Secret {
     fn from(s: &str) -> Self {
         Secret::new(s.as_bytes())
     }
 }
 
+#[cfg(feature = "auth")]
 impl From<String> for Secret {
     fn from(s: String) -> Self {
         Secret::new(s.into_bytes())
     }
 }
 
+#[cfg(feature = "auth")]
 impl From<&[u8]> for Secret {
     fn from(b: &[u8]) -> Self {
         Secret::new(b)
     }
 }
 
+#[cfg(feature = "auth")]
 impl From<Vec<u8>> for Secret {
     fn from(b: Vec<u8>) -> Self {
         Secret::new(b)
@@ -133,7 +186,7 @@ pub fn nonce() -> std::io::Result<[u8; NONCE_LEN]> {
     Ok(n)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "auth"))]
 mod tests {
     use super::*;
 

@@ -14,11 +14,20 @@
 //! * [`to_value`], [`from_value`] — serde support: any `Serialize` type to a
 //!   [`Value`] and back, with Python's shapes (tuples stay tuples, structs are
 //!   dicts), errors naming the path of the part that did not fit.
+//! * [`Exception`] — a Rust error type that travels as a remote exception and
+//!   comes back as itself; [`bind_args`], [`take_arg`] bind a call's
+//!   positional and keyword arguments to named parameters; [`Shape`] tells a
+//!   tuple of arguments from a single argument.
 //! * [`MethodInfo`], [`ServerStats`] — what a server says about itself when
 //!   asked (`ListMethods`, `Stats`).
 //! * [`auth`] — the shared-secret HMAC challenge-response of the hello.
 //!
 //! This crate does no I/O.
+//!
+//! # Feature flags
+//!
+//! * `auth` (off here, on through `pyrpc-client` and `pyrpc-server` by
+//!   default): the HMAC-SHA256 of [`auth`], with the `hmac` and `sha2` crates.
 //!
 //! # Examples
 //!
@@ -36,15 +45,27 @@
 
 mod args;
 pub mod auth;
+mod bind;
 mod error;
+mod exception;
 mod introspect;
 mod serde_value;
+mod shape;
 mod value;
 
 pub use args::Args;
+pub use bind::{bind_args, take_arg};
 pub use error::{ErrorKind, RemoteError, ValueError};
+pub use exception::Exception;
+
+#[doc(hidden)]
+pub mod __private {
+    //! Used by the code `#[derive(Exception)]` writes.
+    pub use crate::exception::derive_support;
+}
 pub use introspect::{Latency, MethodInfo, ServerStats};
 pub use serde_value::{from_value, to_value, SerdeError};
+pub use shape::Shape;
 pub use value::{Value, MAX_VALUE_DEPTH};
 
 /// The protocol version this crate speaks (`ProtocolVersion::PROTOCOL_VERSION_1`).

@@ -6,14 +6,20 @@
 //! connection concurrently, keeps the results of non-blocking calls until they
 //! are fetched and released (a reaper removes abandoned ones), and shuts down
 //! gracefully. Failures of calls travel back as
-//! [`RemoteError`](pyrpc_proto::RemoteError) data; only failures to start
+//! [`RemoteError`] data; only failures to start
 //! are [`ServerError`]s.
 //!
 //! # Layout
 //!
 //! * `config.rs` — [`ServerConfig`]: every knob, with its default.
-//! * `callee.rs` — [`Callee`] (what calls go to), [`CallContext`],
-//!   [`Methods`] (a Rust method table: inline, blocking and async methods).
+//! * `callee.rs` — [`Callee`] (what calls go to), [`CallContext`] (and
+//!   [`CallContext::current`], the context of the running call).
+//! * `methods.rs` — [`Methods`] (a Rust method table: inline, blocking and
+//!   async methods, typed or not).
+//! * `typed.rs` — reading arguments as Rust types (a tuple is the argument
+//!   list, another type the one argument, keywords bound by name).
+//! * [`macro@service`] (from `pyrpc-macros`) — a typed service from a trait;
+//!   `service.rs` is what its code calls.
 //! * `server.rs` — [`Server`], [`ServerBuilder`], [`ServerHandle`]: binding,
 //!   the accept loop and the shutdown sequence.
 //! * `connection.rs` — one connection: the hello, a reader with bounded
@@ -31,6 +37,12 @@
 //!   by the `Stats` request.
 //! * `hooks.rs` — [`CallRecord`] and its one-line [`summary`](CallRecord::summary).
 //! * `error.rs` — [`ServerError`].
+//!
+//! # Feature flags
+//!
+//! * `auth` (default): shared-secret authentication in the hello;
+//!   `ServerConfig::secret` requires clients to prove a shared secret. Without it the `hmac` and `sha2` crates are not built and no
+//!   `Secret` can be made.
 //!
 //! The library emits `tracing` events (an `rpc` span per call, `debug!` for
 //! connection lifecycle, `trace!` per frame) and never installs a subscriber.
@@ -62,6 +74,10 @@
 // it is large, but built only on the failure path.
 #![allow(clippy::result_large_err)]
 
+// The code `#[service]` writes names this crate `::pyrpc_server`, also
+// in this crate's own doc tests.
+extern crate self as pyrpc_server;
+
 mod budget;
 mod callee;
 mod config;
@@ -69,14 +85,30 @@ mod connection;
 mod dispatch;
 mod error;
 mod hooks;
+mod methods;
 mod reaper;
 mod results;
 mod running;
 mod server;
 mod stats;
+mod typed;
 
-pub use callee::{CallContext, CallFuture, Callee, Methods};
+#[doc(hidden)]
+pub mod __private {
+    //! Used by the code `#[service]` and `#[derive(Exception)]` write.
+    pub use crate::service::*;
+}
+mod service;
+
+pub use callee::{CallContext, CallFuture, Callee};
+pub use methods::Methods;
+pub use pyrpc_macros::{service, Exception};
+// What a server needs, so that `pyrpc-server` is its only pyrpc dependency.
 pub use config::ServerConfig;
 pub use error::ServerError;
 pub use hooks::CallRecord;
+pub use pyrpc_proto::{
+    from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, SerdeError, Value,
+};
+pub use pyrpc_transport::Address;
 pub use server::{Server, ServerBuilder, ServerHandle};
