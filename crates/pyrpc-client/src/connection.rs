@@ -245,7 +245,35 @@ impl Connection {
                     source: std::io::Error::other(other.to_string()),
                 },
             })?;
+        let stream = match &config.tls {
+            Some(tls) if !addr.is_unix() => {
+                match tokio::time::timeout_at(deadline, tls.connect(addr, stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        let reason = match e {
+                            pyrpc_transport::TlsError::Handshake { reason, .. } => reason,
+                            other => other.to_string(),
+                        };
+                        return Err(CallError::Tls {
+                            addr: addr.to_string(),
+                            reason,
+                        });
+                    }
+                    Err(_) => {
+                        return Err(CallError::Timeout {
+                            stage: TimeoutStage::Connect,
+                        })
+                    }
+                }
+            }
+            _ => stream,
+        };
         match tokio::time::timeout_at(deadline, Self::handshake(stream, config)).await {
+            // `read_hello` does not know the address.
+            Ok(Err(CallError::Tls { reason, .. })) => Err(CallError::Tls {
+                addr: addr.to_string(),
+                reason,
+            }),
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout {
                 stage: TimeoutStage::Connect,
@@ -570,6 +598,17 @@ async fn read_hello<R: AsyncRead + Unpin>(
         Some(Ok(_)) => Err(CallError::Protocol(
             "the server sent something other than a hello during the handshake".into(),
         )),
+        // With mutual TLS 1.3, a server that refuses our certificate (or
+        // its absence) says so after the handshake, in an alert read here.
+        Some(Err(FrameError::Io(e))) => {
+            match pyrpc_transport::tls_failure(&e, pyrpc_transport::Side::Client) {
+                Some(reason) => Err(CallError::Tls {
+                    addr: String::new(),
+                    reason,
+                }),
+                None => Err(Broken::from_frame(FrameError::Io(e)).into()),
+            }
+        }
         Some(Err(e)) => Err(Broken::from_frame(e).into()),
         None => Err(CallError::Closed),
     }

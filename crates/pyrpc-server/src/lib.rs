@@ -16,6 +16,9 @@
 //!   [`Methods`] (a Rust method table: inline, blocking and async methods).
 //! * `server.rs` — [`Server`], [`ServerBuilder`], [`ServerHandle`]: binding,
 //!   the accept loop and the shutdown sequence.
+//! * `accept.rs` — a TLS client told from a plain one by its first byte,
+//!   and the TLS handshake, on the connection's own task.
+//! * `warnlimit.rs` — warnings about bad peers, rate-limited.
 //! * `connection.rs` — one connection: the hello, a reader with bounded
 //!   requests in flight, one writer task batching replies, the idle timeout
 //!   and the reply queue bounded in bytes.
@@ -62,6 +65,7 @@
 // it is large, but built only on the failure path.
 #![allow(clippy::result_large_err)]
 
+mod accept;
 mod budget;
 mod callee;
 mod config;
@@ -73,9 +77,10 @@ mod reaper;
 mod results;
 mod server;
 mod stats;
+mod warnlimit;
 
 pub use callee::{CallContext, CallFuture, Callee, Methods};
-pub use config::ServerConfig;
+pub use config::{RemoteShutdown, ServerConfig};
 pub use error::ServerError;
 pub use hooks::CallRecord;
 pub use server::{Server, ServerBuilder, ServerHandle};
