@@ -11,9 +11,12 @@
 //! * `convert` — Python objects to and from `pyrpc_proto::Value`.
 //! * `errors` — every mapping between Rust errors, remote errors and Python
 //!   exceptions.
+//! * `logbridge` — Rust `tracing` events to Python `logging` (`pyrpc.server`,
+//!   `pyrpc.client`, `pyrpc.auth`, `pyrpc.transport`).
 //! * `runtime` — the tokio runtime, re-made after `fork()`, and the
 //!   GIL-releasing, Ctrl-C-aware `block_on`.
 //! * `client` — `ClientCore`, the Rust half of `pyrpc.Client`.
+//! * `tls` — the TLS and remote-shutdown settings, Python to Rust.
 //! * `server` — `ServerCore`, the Rust half of `pyrpc.Server`, and the
 //!   `Callee` that calls Python methods.
 
@@ -22,8 +25,10 @@ use pyo3::prelude::*;
 mod client;
 mod convert;
 mod errors;
+mod logbridge;
 mod runtime;
 mod server;
+mod tls;
 
 /// The Rust core of the pyrpc package; use `pyrpc.Client` and `pyrpc.Server`.
 #[pymodule]
@@ -31,5 +36,6 @@ fn _pyrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     client::register(m)?;
     server::register(m)?;
+    logbridge::install(m)?;
     Ok(())
 }

@@ -59,10 +59,7 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
                 "this server requires TLS: connect with TLS (give the client the CA \
                  bundle that signed the server's certificate, e.g. tls_ca)",
             );
-            limited_warn!(shared.warn_limit, target: "pyrpc.auth",
-                %peer,
-                "a client without TLS connected to this TLS server; refusing it"
-            );
+            // Logged (rate-limited) with the refusal once the hello is read.
             let admission = Admission {
                 refusal: Some(refusal),
                 ..Admission::default()

@@ -80,7 +80,7 @@ pub(crate) async fn serve<S>(
     io: S,
     peer: String,
     slot: Slot,
-    admission: Admission,
+    mut admission: Admission,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -116,6 +116,7 @@ pub(crate) async fn serve<S>(
         }
     };
     tracing::trace!(%peer, "hello received");
+    let admission_refused = admission.refusal.is_some();
     let mut codec = ServerCodec::with_max_frame_len(shared.config.max_frame_len);
     let mut client_nonce = Bytes::new();
     let mut refusal = match hello.kind {
@@ -133,7 +134,9 @@ pub(crate) async fn serve<S>(
                         h.protocol_version
                     ),
                 ))
-            } else if let Some(refusal) = admission.refusal {
+            } else if let Some(refusal) = admission.refusal.take() {
+                limited_warn!(shared.warn_limit, target: "pyrpc.auth",
+                    %peer, "refusing a client: {}", refusal.message);
                 Some(refusal)
             } else if overloaded {
                 Some(RemoteError::new(
@@ -174,7 +177,7 @@ pub(crate) async fn serve<S>(
     }
     let refused = refusal.is_some();
     if let Some(e) = &refusal {
-        if e.kind == ErrorKind::Protocol {
+        if e.kind == ErrorKind::Protocol && !admission_refused {
             limited_warn!(shared.warn_limit, target: "pyrpc.server",
                 %peer, error = %e, "refusing connection");
         } else {

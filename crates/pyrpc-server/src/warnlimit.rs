@@ -64,10 +64,14 @@ impl WarnLimit {
 /// dropped before it.
 macro_rules! limited_warn {
     ($limit:expr, target: $target:expr, $($rest:tt)+) => {
-        if let $crate::warnlimit::Verdict::Log { suppressed } =
-            $limit.check(std::time::Instant::now())
-        {
-            tracing::warn!(target: $target, suppressed, $($rest)+);
+        match $limit.check(std::time::Instant::now()) {
+            $crate::warnlimit::Verdict::Log { suppressed: 0 } => {
+                tracing::warn!(target: $target, $($rest)+);
+            }
+            $crate::warnlimit::Verdict::Log { suppressed } => {
+                tracing::warn!(target: $target, suppressed, $($rest)+);
+            }
+            $crate::warnlimit::Verdict::Drop => {}
         }
     };
 }
