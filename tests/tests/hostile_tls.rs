@@ -81,7 +81,14 @@ async fn junk_tls_handshakes_leave_honest_tls_clients_fast() {
     let (cert, key) = (file("server.pem"), file("server.key"));
     let mut p = ServerProcess::tcp(
         EXE,
-        &["--handshake-ms", "1000", "--tls-cert", &cert, "--tls-key", &key],
+        &[
+            "--handshake-ms",
+            "1000",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
     );
     let addr = p.addr.clone();
 
@@ -144,8 +151,13 @@ async fn junk_tls_handshakes_leave_honest_tls_clients_fast() {
     let p50 = latencies[latencies.len() / 2];
     let p99 = latencies[latencies.len() * 99 / 100];
     let junk = junk_sent.load(Ordering::Relaxed);
-    eprintln!("honest TLS calls under a flood of {junk} junk TLS handshakes: p50 {p50:?}, p99 {p99:?}");
-    assert!(junk > 100, "the flood was too small to mean anything: {junk}");
+    eprintln!(
+        "honest TLS calls under a flood of {junk} junk TLS handshakes: p50 {p50:?}, p99 {p99:?}"
+    );
+    assert!(
+        junk > 100,
+        "the flood was too small to mean anything: {junk}"
+    );
     assert!(p99 < P99_BOUND, "p99 {p99:?} over {P99_BOUND:?}");
     assert!(p.alive());
     let rss = p.rss_kib();

@@ -17,9 +17,15 @@ use pyrpc_transport::Address;
 const T: Duration = Duration::from_secs(5);
 
 /// A server bound to all interfaces (reached over loopback).
-async fn on_all_interfaces(tune: impl FnOnce(ServerBuilder) -> ServerBuilder) -> (ServerHandle, Address) {
+async fn on_all_interfaces(
+    tune: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> (ServerHandle, Address) {
     let builder = tune(Server::builder(methods(Default::default())));
-    let handle = builder.build().bind(&Address::tcp("0.0.0.0", 0)).await.unwrap();
+    let handle = builder
+        .build()
+        .bind(&Address::tcp("0.0.0.0", 0))
+        .await
+        .unwrap();
     let Address::Tcp { port, .. } = handle.local_address() else {
         unreachable!()
     };
@@ -32,7 +38,9 @@ fn client(addr: &Address, config: ClientConfig) -> Client {
 }
 
 fn assert_refused(e: &CallError) {
-    let r = e.remote().unwrap_or_else(|| panic!("expected a remote error, got {e:?}"));
+    let r = e
+        .remote()
+        .unwrap_or_else(|| panic!("expected a remote error, got {e:?}"));
     assert_eq!(r.kind, ErrorKind::Unauthenticated, "{r:?}");
     assert!(r.message.contains("remote shutdown refused"), "{r:?}");
 }
@@ -46,7 +54,9 @@ async fn assert_serving(c: &Client, handle: &ServerHandle) {
 }
 
 async fn assert_shuts_down(handle: &ServerHandle) {
-    tokio::time::timeout(T, handle.wait()).await.expect("the server shut down");
+    tokio::time::timeout(T, handle.wait())
+        .await
+        .expect("the server shut down");
 }
 
 #[tokio::test]
@@ -123,6 +133,9 @@ async fn refuse_holds_even_on_a_unix_socket_and_allow_opens_all_interfaces() {
     server.stop().await;
 
     let (handle, addr) = on_all_interfaces(|b| b.remote_shutdown(RemoteShutdown::Allow)).await;
-    client(&addr, ClientConfig::default()).shutdown().await.unwrap();
+    client(&addr, ClientConfig::default())
+        .shutdown()
+        .await
+        .unwrap();
     assert_shuts_down(&handle).await;
 }

@@ -108,8 +108,7 @@ async fn a_plain_client_of_a_tls_server_is_told_the_server_requires_tls() {
     let pki = TestPki::new();
     let server = spawn_server_with(Kind::Tcp, |b| b.tls(pki.server_tls(false))).await;
     let e = failing_call(&client(&server.addr, None)).await;
-    let remote = e.remote().unwrap_or_else(|| panic!("{e:?}"));
-    assert!(remote.message.contains("requires TLS"), "{remote:?}");
+    assert!(tls_reason(&e).contains("this server requires TLS"), "{e}");
     still_serves(&server.addr, pki.client_tls(false)).await;
     server.stop().await;
 }

@@ -32,8 +32,8 @@ pub(crate) fn write(dir: &Path) -> Result<Files> {
     std::fs::create_dir_all(dir)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate()?)
-        .context("making the test CA")?;
+    let ca =
+        CertifiedIssuer::self_signed(params, KeyPair::generate()?).context("making the test CA")?;
     let key = KeyPair::generate()?;
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     let cert = CertificateParams::new(names)?

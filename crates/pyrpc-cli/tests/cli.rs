@@ -306,14 +306,27 @@ fn tls_flags_connect_with_tls_and_a_tls_failure_exits_4() {
     let addr = s.addr();
     let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
     let o = pyrpc(&[
-        "call", &addr, "echo", "1", "--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key,
+        "call",
+        &addr,
+        "echo",
+        "1",
+        "--tls-ca",
+        &ca,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
     ]);
     assert_exit(&o, 0);
     assert_eq!(stdout(&o), "{\"$tuple\":[{\"$tuple\":[1]},{}]}\n");
     // No client certificate: the server requires one.
     let o = pyrpc(&["ping", &addr, "--tls-ca", &ca]);
     assert_exit(&o, 4);
-    assert!(stderr(&o).contains("requires a client certificate"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("requires a client certificate"),
+        "{}",
+        stderr(&o)
+    );
     // The wrong CA.
     let o = pyrpc(&["ping", &addr, "--tls-ca", &file("other-ca.pem")]);
     assert_exit(&o, 4);

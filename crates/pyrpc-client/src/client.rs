@@ -413,7 +413,7 @@ impl Client {
         let inner = &self.inner;
         let reconnect = lock(&inner.current).is_some();
         if reconnect {
-            tracing::info!(target: "pyrpc.client", addr = %inner.addr, "reconnecting to {}", inner.addr);
+            tracing::info!(target: "pyrpc.client", "reconnecting to {}", inner.addr);
         } else {
             debug!(target: "pyrpc.client", addr = %inner.addr, "connecting");
         }
@@ -424,10 +424,10 @@ impl Client {
                 // a warning; a server that is not (yet) there is not.
                 match &e {
                     CallError::Tls { .. } | CallError::Protocol(_) | CallError::Remote(_) => {
-                        tracing::warn!(target: "pyrpc.client", addr = %inner.addr, error = %e, "connecting to {} failed: {e}", inner.addr);
+                        tracing::warn!(target: "pyrpc.client", "connecting to {} failed: {e}", inner.addr);
                     }
                     _ => {
-                        tracing::info!(target: "pyrpc.client", addr = %inner.addr, error = %e, "connecting to {} failed: {e}", inner.addr);
+                        tracing::info!(target: "pyrpc.client", "connecting to {} failed: {e}", inner.addr);
                     }
                 }
                 return Err(e);

@@ -315,8 +315,16 @@ impl Connection {
         let hello = read_hello(&mut reader).await?;
         trace!(server = %hello.peer_name, "hello received");
         if let Some(e) = hello.error {
+            let e: pyrpc_proto::RemoteError = e.into();
+            // A TLS server answers a plain client this way (docs/PROTOCOL.md, 1.).
+            if e.kind == pyrpc_proto::ErrorKind::Protocol && e.message.contains("requires TLS") {
+                return Err(CallError::Tls {
+                    addr: String::new(),
+                    reason: e.message,
+                });
+            }
             // The server refused us (version, overload) and closes now.
-            return Err(CallError::Remote(e.into()));
+            return Err(CallError::Remote(e));
         }
         match (&config.secret, hello.auth_challenge.is_empty()) {
             (None, true) => {}

@@ -127,10 +127,7 @@ fn level_enabled(i: usize, level: i64) -> bool {
 struct PyLogLayer;
 
 impl<S: Subscriber> Layer<S> for PyLogLayer {
-    fn register_callsite(
-        &self,
-        meta: &'static Metadata<'static>,
-    ) -> tracing::subscriber::Interest {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
         if meta.is_event() && *meta.level() <= Level::DEBUG && logger_index(meta.target()).is_some()
         {
             tracing::subscriber::Interest::sometimes()
@@ -141,8 +138,7 @@ impl<S: Subscriber> Layer<S> for PyLogLayer {
 
     fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
         meta.is_event()
-            && logger_index(meta.target())
-                .is_some_and(|i| level_enabled(i, py_level(meta.level())))
+            && logger_index(meta.target()).is_some_and(|i| level_enabled(i, py_level(meta.level())))
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
@@ -245,8 +241,15 @@ pub(crate) fn install(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let off = wrap_pyfunction!(_logging_off, m)?;
     py.import("atexit")?.call_method1("register", (off,))?;
     let changed = wrap_pyfunction!(_logging_levels_changed, m)?;
-    let code = PyModule::from_code(py, WRAP_CLEAR_CACHE, c"_pyrpc_logbridge.py", c"_pyrpc_logbridge")?;
-    code.getattr("_wrap")?.call1((py.import("logging")?, changed))?;
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(PyLogLayer));
+    let code = PyModule::from_code(
+        py,
+        WRAP_CLEAR_CACHE,
+        c"_pyrpc_logbridge.py",
+        c"_pyrpc_logbridge",
+    )?;
+    code.getattr("_wrap")?
+        .call1((py.import("logging")?, changed))?;
+    let _ =
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(PyLogLayer));
     Ok(())
 }

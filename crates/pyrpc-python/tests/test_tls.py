@@ -8,7 +8,7 @@ import time
 import pytest
 
 from certs import make_pki
-from pyrpc import AuthError, Client, RpcError, Server, TlsError
+from pyrpc import AuthError, Client, Server, TlsError
 
 FAST = 3.0  # seconds: far below the 10 s connect and handshake timeouts
 
@@ -92,7 +92,7 @@ def test_mutual_tls_and_the_secret_compose(pki):
 
 
 def test_plain_client_of_a_tls_server(tls_server, pki):
-    msg = fails_fast(Client(address=tls_server.bound_address()), RpcError)
+    msg = fails_fast(Client(address=tls_server.bound_address()), TlsError)
     assert "requires TLS" in msg
     assert Client(address=tls_server.bound_address(), tls_ca=pki["ca"]).echo(1) == ((1,), {})
 
@@ -188,7 +188,7 @@ def test_logs_reach_python_logging_by_concern(caplog, pki):
             assert Client(address=addr, tls_ca=pki["ca"]).echo(1) == ((1,), {})
             with pytest.raises(TlsError):
                 Client(address=addr, tls_ca=pki["other_ca"]).echo(1)
-            with pytest.raises(RpcError):
+            with pytest.raises(TlsError):
                 Client(address=addr).echo(1)
             # The server logs the failed handshake once its task has run.
             deadline = time.monotonic() + 5

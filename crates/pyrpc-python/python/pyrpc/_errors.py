@@ -77,8 +77,9 @@ class AuthError(RpcError, PermissionError):
 class TlsError(RpcError, ConnectionError):
     """TLS failed, and the message says why: the server's certificate has
     expired or is not signed by a CA in ``tls_ca``, the server requires a
-    client certificate (``tls_cert``/``tls_key``) and none was given, or the
-    server does not speak TLS. Trying again does not help until the settings
+    client certificate (``tls_cert``/``tls_key``) and none was given, the
+    server does not speak TLS, or the server requires TLS and the client
+    was given no ``tls_*`` setting. Trying again does not help until the settings
     change. Also a ``ConnectionError``.
     """
 
