@@ -43,6 +43,9 @@ fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
 fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, names: &[&str], expired: bool) -> Pem {
     let mut params =
         CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, names[0]);
+    params.distinguished_name = dn;
     if expired {
         let now = rcgen::date_time_ymd(2026, 1, 1);
         params.not_before = now - std::time::Duration::from_secs(3 * 365 * 86_400);

@@ -6,7 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
+};
+
+/// A distinguished name of one common name. The CA and the server need
+/// different ones: OpenSSL takes a certificate whose subject is its issuer
+/// for self-signed.
+fn named(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    dn
+}
 
 /// The PEM files written by [`write`].
 #[derive(Clone, Debug)]
@@ -17,13 +28,13 @@ pub(crate) struct Files {
 }
 
 impl Files {
-    /// Gives a peer the files: `PYRPC_INTEROP_TLS_CA` (what a client trusts),
-    /// `PYRPC_INTEROP_TLS_CERT` and `PYRPC_INTEROP_TLS_KEY` (what a server
-    /// presents).
-    pub(crate) fn set_env(&self, cmd: &mut Command) {
-        cmd.env("PYRPC_INTEROP_TLS_CA", &self.ca)
-            .env("PYRPC_INTEROP_TLS_CERT", &self.cert)
-            .env("PYRPC_INTEROP_TLS_KEY", &self.key);
+    /// Gives a process the files: `{prefix}_CA` (what a client trusts),
+    /// `{prefix}_CERT` and `{prefix}_KEY` (what a server presents), e.g.
+    /// `PYRPC_INTEROP_TLS_CA`.
+    pub(crate) fn set_env(&self, cmd: &mut Command, prefix: &str) {
+        cmd.env(format!("{prefix}_CA"), &self.ca)
+            .env(format!("{prefix}_CERT"), &self.cert)
+            .env(format!("{prefix}_KEY"), &self.key);
     }
 }
 
@@ -32,11 +43,14 @@ pub(crate) fn write(dir: &Path) -> Result<Files> {
     std::fs::create_dir_all(dir)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name = named("pyrpc test CA");
     let ca =
         CertifiedIssuer::self_signed(params, KeyPair::generate()?).context("making the test CA")?;
     let key = KeyPair::generate()?;
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let cert = CertificateParams::new(names)?
+    let mut params = CertificateParams::new(names)?;
+    params.distinguished_name = named("localhost");
+    let cert = params
         .signed_by(&key, &ca)
         .context("making the test server certificate")?;
     let files = Files {

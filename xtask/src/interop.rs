@@ -118,7 +118,7 @@ impl Env {
             }
         };
         if transport == Transport::Tls {
-            self.tls.set_env(&mut cmd);
+            self.tls.set_env(&mut cmd, "PYRPC_INTEROP_TLS");
         }
         cmd.args([verb, address])
             .env("PYTHONUNBUFFERED", "1")

@@ -162,7 +162,11 @@ impl Server {
         self.shared
             .local_only
             .store(is_local_only(&address), Ordering::Relaxed);
-        if binds_all_interfaces(addr) && self.shared.config.secret.is_none() && tls == "off" {
+        let client_certs = config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.requires_client_cert());
+        if binds_all_interfaces(addr) && config.secret.is_none() && !client_certs {
             tracing::warn!(
                 %address,
                 "this server listens on all network interfaces without a shared secret: \

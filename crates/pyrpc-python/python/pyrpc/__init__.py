@@ -28,7 +28,6 @@ and the server set ``allow_pickle = True``.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import threading
@@ -446,7 +445,7 @@ class Server:
             clients must prove they hold (HMAC-SHA256 challenge-response in
             the hello; the secret never travels); None (the default) lets
             anyone who reaches the socket call. A TCP server on all
-            interfaces without one logs a warning on the ``pyrpc`` logger.
+            interfaces without one logs a warning on the ``pyrpc.server`` logger.
         tls_cert, tls_key: TLS on TCP: the certificate chain and its private
             key (PEM file paths). Clients without TLS are refused with an
             error that says the server requires TLS.
@@ -550,15 +549,8 @@ class Server:
         )
         core.bind()
         self._pyrpc_core = core
-        if self.secret is None and self.tls_client_ca is None and _all_interfaces(self.address):
-            # As the Rust server warns (with tracing, which Python does not see).
-            logger.warning(
-                "%s listens on all network interfaces (%r) without a shared secret: "
-                "anyone who can reach the port can call its methods; "
-                "set a secret or bind 127.0.0.1",
-                type(self).__name__,
-                core.local_address(),
-            )
+        # A server on all interfaces without a secret or client certificates
+        # warns through the Rust core's log (the ``pyrpc.server`` logger).
         return core
 
     def start(self) -> None:
@@ -652,20 +644,6 @@ def _tls_settings(client: "Client") -> Dict[str, Any]:
         "tls_key": client.tls_key,
         "tls_server_name": client.tls_server_name,
     }
-
-
-def _all_interfaces(address: Any) -> bool:
-    """True for a TCP address on all interfaces: host ``''``, ``0.0.0.0``,
-    ``::``."""
-    if not isinstance(address, tuple) or len(address) != 2:
-        return False
-    host = address[0]
-    if host == "":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_unspecified
-    except ValueError:
-        return False
 
 
 # The public names of the Server class itself (start, log_call, ...): never
