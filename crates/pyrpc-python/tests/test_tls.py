@@ -212,3 +212,24 @@ def test_logs_reach_python_logging_by_concern(caplog, pki):
     assert any(lvl == logging.WARNING and "requires TLS" in m for lvl, m in auth), auth
     client = by.get("pyrpc.client", [])
     assert any(lvl == logging.WARNING and "not signed by a CA" in m for lvl, m in client), client
+
+
+def test_the_client_logs_its_reconnects(caplog, tmp_path):
+    path = str(tmp_path / "s")
+    server = started(address=path)
+    c = Client(address=path)
+    assert c.echo(1) == ((1,), {})
+    server.shutdown_sync()
+    server = started(address=path)
+    try:
+        with caplog.at_level(logging.INFO, logger="pyrpc"):
+            # The first try may still find the old connection, closed by the
+            # old server; the client then drops it and connects again.
+            deadline = time.monotonic() + 5
+            while not c.connected(0.5):
+                assert time.monotonic() < deadline
+            assert c.echo(2) == ((2,), {})
+        lines = [r.getMessage() for r in caplog.records if r.name == "pyrpc.client"]
+        assert any("reconnecting to" in m for m in lines), lines
+    finally:
+        server.shutdown_sync()

@@ -39,7 +39,9 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
             return;
         }
         Err(_) => {
-            tracing::debug!(%peer, "nothing received within the handshake timeout; closing");
+            limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                %peer, "nothing received within the handshake timeout; closing"
+            );
             return;
         }
     };

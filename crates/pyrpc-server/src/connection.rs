@@ -102,7 +102,8 @@ pub(crate) async fn serve<S>(
     };
     let hello = match hello {
         Err(_) => {
-            tracing::debug!(%peer, "no hello within the handshake timeout; closing");
+            limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                %peer, "no hello within the handshake timeout; closing");
             return;
         }
         Ok(Ok(Some(frame))) => frame,
