@@ -109,18 +109,32 @@ fn level_enabled(i: usize, level: i64) -> bool {
     let now = epoch_ms();
     let read_at = c.read_at.load(Ordering::Relaxed);
     if read_at == 0 || now.saturating_sub(read_at) > LEVEL_TTL_MS {
-        let fresh = Python::attach(|py| {
+        let fresh = with_gil(|py| {
             logger(py, i)?
                 .call_method0("getEffectiveLevel")?
                 .extract::<i64>()
         });
         match fresh {
-            Ok(l) => c.level.store(l, Ordering::Relaxed),
-            Err(_) => c.level.store(30, Ordering::Relaxed),
+            Some(Ok(l)) => c.level.store(l, Ordering::Relaxed),
+            Some(Err(_)) => c.level.store(30, Ordering::Relaxed),
+            None => return false,
         }
         c.read_at.store(now, Ordering::Relaxed);
     }
     level >= c.level.load(Ordering::Relaxed)
+}
+
+/// Runs `f` with the GIL, unless the interpreter is exiting (`None`).
+///
+/// The one place this module takes the GIL from a runtime thread. Merged
+/// with issue 12's exit gate (`crate::exit::attach`), this becomes that
+/// gate, which also waits at exit for threads already inside; the
+/// `atexit` switch below narrows the window but does not close it.
+fn with_gil<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
+    if !ON.load(Ordering::Relaxed) {
+        return None;
+    }
+    Python::attach(|py| ON.load(Ordering::Relaxed).then(|| f(py)))
 }
 
 /// Forwards pyrpc's DEBUG and higher events to Python `logging`.
@@ -154,10 +168,7 @@ impl<S: Subscriber> Layer<S> for PyLogLayer {
             format!("{} ({})", text.message, text.fields)
         };
         let level = py_level(meta.level());
-        Python::attach(|py| {
-            if !ON.load(Ordering::Relaxed) {
-                return;
-            }
+        with_gil(|py| {
             if let Ok(l) = logger(py, i) {
                 // A failing handler must not take the server down.
                 if l.call_method1("log", (level, "%s", line)).is_err() {
