@@ -17,7 +17,7 @@
 //! interpreter.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -41,6 +41,10 @@ const LEVEL_TTL_MS: u64 = 1000;
 
 /// Off once the interpreter exits.
 static ON: AtomicBool = AtomicBool::new(true);
+/// Threads in [`with_gil`] (waiting for the GIL or holding it).
+static INSIDE: AtomicUsize = AtomicUsize::new(0);
+/// How long `_logging_off` waits for them to leave.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Cached {
     /// Python's effective level (10 DEBUG ... 50 CRITICAL); -1 unknown.
@@ -128,13 +132,17 @@ fn level_enabled(i: usize, level: i64) -> bool {
 ///
 /// The one place this module takes the GIL from a runtime thread. Merged
 /// with issue 12's exit gate (`crate::exit::attach`), this becomes that
-/// gate, which also waits at exit for threads already inside; the
-/// `atexit` switch below narrows the window but does not close it.
+/// gate (which does what `INSIDE` and `_logging_off` do here, for every
+/// GIL take of the package).
 fn with_gil<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
-    if !ON.load(Ordering::Relaxed) {
-        return None;
-    }
-    Python::attach(|py| ON.load(Ordering::Relaxed).then(|| f(py)))
+    INSIDE.fetch_add(1, Ordering::SeqCst);
+    let out = if ON.load(Ordering::SeqCst) {
+        Python::attach(|py| ON.load(Ordering::SeqCst).then(|| f(py)))
+    } else {
+        None
+    };
+    INSIDE.fetch_sub(1, Ordering::SeqCst);
+    out
 }
 
 /// Forwards pyrpc's DEBUG and higher events to Python `logging`.
@@ -239,10 +247,19 @@ def _wrap(logging, changed):
     manager._clear_cache = _clear_cache
 ";
 
-/// Stops forwarding (registered with `atexit`).
+/// Stops forwarding (registered with `atexit`, which runs before the
+/// interpreter finalizes), then lets the threads already waiting for the GIL
+/// in [`with_gil`] take it, see the switch and leave, for at most
+/// [`EXIT_WAIT`].
 #[pyfunction]
-fn _logging_off() {
-    ON.store(false, Ordering::Relaxed);
+fn _logging_off(py: Python<'_>) {
+    ON.store(false, Ordering::SeqCst);
+    let start = Instant::now();
+    py.detach(|| {
+        while INSIDE.load(Ordering::SeqCst) > 0 && start.elapsed() < EXIT_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
 }
 
 /// Installs the bridge as the global `tracing` subscriber (unless the
