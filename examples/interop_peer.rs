@@ -16,14 +16,44 @@
 //! same service and checks are implemented by `tests/interop/pyrpc_peer.py`
 //! (the `pyrpc` Python package) and `tests/interop/independent_peer.py` (the
 //! protocol alone).
+//!
+//! With `PYRPC_INTEROP_TLS_CA`, `PYRPC_INTEROP_TLS_CERT` and
+//! `PYRPC_INTEROP_TLS_KEY` set (the interop test's `tls` cells), the server
+//! speaks TLS with that certificate and key, and the client verifies it
+//! against that CA.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use pyrpc_client::{CallError, CallOptions, Client};
+use pyrpc_client::{CallError, CallOptions, Client, ClientConfig};
 use pyrpc_proto::{Args, ErrorKind, RemoteError, Value};
 use pyrpc_server::{Methods, Server};
-use pyrpc_transport::Address;
+use pyrpc_transport::{Address, ClientTls, ServerTls};
+
+/// The TLS files from the environment, if the interop test gave them.
+fn tls_env() -> Option<(String, String, String)> {
+    let var = |n| std::env::var(n).ok();
+    Some((
+        var("PYRPC_INTEROP_TLS_CA")?,
+        var("PYRPC_INTEROP_TLS_CERT")?,
+        var("PYRPC_INTEROP_TLS_KEY")?,
+    ))
+}
+
+/// A client of `addr`, with TLS when the environment says so.
+fn make_client(addr: Address) -> Result<Client> {
+    let tls = match tls_env() {
+        Some((ca, _, _)) => Some(ClientTls::from_pem_files(Some(ca.as_ref()), None, None)?),
+        None => None,
+    };
+    Ok(Client::with_config(
+        addr,
+        ClientConfig {
+            tls,
+            ..ClientConfig::default()
+        },
+    ))
+}
 
 fn main() -> Result<()> {
     let mut argv = std::env::args().skip(1);
@@ -91,10 +121,11 @@ fn service() -> Methods {
 
 fn serve(addr: &Address) -> Result<()> {
     println!("rust interop server on {addr}");
-    Server::builder(service())
-        .nonblocking(true)
-        .build()
-        .start(addr)?;
+    let mut builder = Server::builder(service()).nonblocking(true);
+    if let Some((_, cert, key)) = tls_env() {
+        builder = builder.tls(ServerTls::from_pem_files(cert, key, None)?);
+    }
+    builder.build().start(addr)?;
     println!("rust interop server stopped");
     Ok(())
 }
@@ -193,7 +224,13 @@ fn nowhere(addr: &Address) -> Result<Address> {
 
 /// Runs every check, printing one line each; true if all passed.
 async fn check(addr: Address) -> bool {
-    let client = Client::new(addr.clone());
+    let client = match make_client(addr.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("FAIL setup {e:#}");
+            return false;
+        }
+    };
     let mut all = true;
     macro_rules! run {
         ($name:expr, $body:expr) => {{
@@ -216,7 +253,7 @@ async fn check(addr: Address) -> bool {
         );
         let info = client.server_info().context("no server hello recorded")?;
         ensure!(info.nonblocking, "server did not announce nonblocking");
-        let other = Client::new(nowhere(&addr)?);
+        let other = make_client(nowhere(&addr)?)?;
         ensure!(
             !other.connected(Duration::from_millis(500)).await,
             "connected() to an address nobody listens on is true"
@@ -305,7 +342,7 @@ async fn check(addr: Address) -> bool {
         client.shutdown().await?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let probe = Client::new(addr.clone());
+            let probe = make_client(addr.clone())?;
             if !probe.connected(Duration::from_millis(500)).await {
                 return Ok("acked, server gone".to_owned());
             }

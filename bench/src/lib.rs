@@ -17,6 +17,8 @@
 //! Addresses are `host:port` (TCP) or `unix:/path` (a Unix socket), as pyrpc
 //! writes them.
 
+pub mod tls;
+
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 

@@ -15,6 +15,13 @@ Usage::
 
 ADDRESS is ``HOST:PORT`` (TCP) or ``unix:/path`` (Unix socket).
 
+TLS (the interop test's ``tls`` cells): with ``PYRPC_INTEROP_TLS_CA``,
+``PYRPC_INTEROP_TLS_CERT`` and ``PYRPC_INTEROP_TLS_KEY`` set, TCP connections
+use TLS through Python's ``ssl`` module (docs/PROTOCOL.md: TLS wraps the TCP
+stream, frames are unchanged inside it; ALPN ``pyrpc/1``). The server presents
+that certificate and key; the client verifies the server against that CA and
+the address's host.
+
 The test service: ``echo(*args, **kwargs) -> (args, kwargs)``, ``sleep(seconds)
 -> seconds``, ``raise_(type_name, *args)`` raises that builtin exception,
 ``big(n) -> b'1' * n``; non-blocking calls are enabled.
@@ -32,6 +39,7 @@ import importlib.util
 import math
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -74,6 +82,21 @@ def parse_address(text):
         text = text[len("tcp://"):]
     host, _, port = text.rpartition(":")
     return socket.AF_INET, (host or "127.0.0.1", int(port))
+
+
+def tls_context(server_side):
+    """An ``ssl.SSLContext`` from the PYRPC_INTEROP_TLS_* variables, or None."""
+    ca = os.environ.get("PYRPC_INTEROP_TLS_CA")
+    if not ca:
+        return None
+    if server_side:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.environ["PYRPC_INTEROP_TLS_CERT"], os.environ["PYRPC_INTEROP_TLS_KEY"])
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+        ctx.load_verify_locations(ca)
+    ctx.set_alpn_protocols(["pyrpc/1"])
+    return ctx
 
 
 class ConnectionClosed(Exception):
@@ -308,6 +331,7 @@ class IndependentServer:
 
     def __init__(self, address_text):
         self.family, self.address = parse_address(address_text)
+        self.tls = tls_context(server_side=True)
         self.service = TestService()
         self.results = {}  # call id -> NbResult
         self.results_lock = threading.Lock()
@@ -359,6 +383,9 @@ class IndependentServer:
                 except socket.timeout:
                     continue
                 conn.settimeout(None)
+                if self.tls is not None and self.family == socket.AF_INET:
+                    # The handshake runs on the connection's thread, at its first read.
+                    conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
                 with self.conns_lock:
                     self.conns.add(conn)
                 threading.Thread(target=self.connection, args=(conn,), daemon=True).start()
@@ -630,6 +657,9 @@ class IndependentClient:
         sock.settimeout(self.connect_timeout)
         try:
             sock.connect(self.address)
+            tls = tls_context(server_side=False)
+            if tls is not None and self.family == socket.AF_INET:
+                sock = tls.wrap_socket(sock, server_hostname=self.address[0])
             send_frame(sock, pb.ClientFrame(hello=pb.ClientHello(
                 protocol_version=PROTOCOL_VERSION, peer_name=PEER_NAME, max_frame_len=MAX_FRAME_LEN
             )))

@@ -10,9 +10,15 @@ the checks are the same as those of ``examples/interop_peer.rs`` (Rust) and
 ``independent_peer.py`` (the protocol alone, no pyrpc code); ``check`` prints one
 line per check and exits with 0 only if all pass. Its last check shuts the
 server down.
+
+With ``PYRPC_INTEROP_TLS_CA``, ``PYRPC_INTEROP_TLS_CERT`` and
+``PYRPC_INTEROP_TLS_KEY`` set (the interop test's ``tls`` cells), the server
+speaks TLS with that certificate and key and the client verifies it against
+that CA.
 """
 
 import builtins
+import os
 import socket
 import sys
 import time
@@ -28,10 +34,21 @@ def parse_address(text):
     return (host, int(port))
 
 
+TLS_CA = os.environ.get("PYRPC_INTEROP_TLS_CA")
+
+
+class PeerClient(Client):
+    """pyrpc's Client, over TLS in the tls cells."""
+
+    tls_ca = TLS_CA
+
+
 class InteropServer(Server):
     """The interop test service."""
 
     nonblocking = True
+    tls_cert = os.environ.get("PYRPC_INTEROP_TLS_CERT") if TLS_CA else None
+    tls_key = os.environ.get("PYRPC_INTEROP_TLS_KEY") if TLS_CA else None
 
     def echo(self, *args, **kwargs):
         return args, kwargs
@@ -92,7 +109,7 @@ def nowhere(address):
 
 
 def run_checks(address):
-    client = Client(address=address)
+    client = PeerClient(address=address)
     results = []
 
     def check(name, fn):
@@ -109,7 +126,7 @@ def run_checks(address):
         assert client.connected(timeout=1.0) is True, "connected() is not True"
         info = client.server_info()
         assert info and info.get("nonblocking"), f"server did not announce nonblocking: {info}"
-        assert Client(address=nowhere(address)).connected(timeout=0.5) is False, (
+        assert PeerClient(address=nowhere(address)).connected(timeout=0.5) is False, (
             "connected() to an address nobody listens on is not False"
         )
         return f"server {info.get('name') or info.get('peer_name')!r}"
@@ -156,7 +173,7 @@ def run_checks(address):
     def shutdown():
         client.shutdown()
         deadline = time.monotonic() + 10
-        while Client(address=address).connected(timeout=0.5):
+        while PeerClient(address=address).connected(timeout=0.5):
             assert time.monotonic() < deadline, "the server still answers 10 s after shutdown"
             time.sleep(0.05)
         return "acked, server gone"

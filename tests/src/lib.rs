@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod certs;
 pub mod process;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

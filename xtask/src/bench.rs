@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::certs;
 use crate::python::{self, Venv};
 use crate::util::{cargo, free_port, run as sh, step, KillOnDrop, TempDir};
 
@@ -46,6 +47,9 @@ const ANALYSIS_END: &str = "<!-- analysis:end -->";
 enum Transport {
     Tcp,
     Unix,
+    /// TCP with TLS (certificates from [`certs`], given to both processes
+    /// as `PYRPC_BENCH_TLS_*`).
+    Tls,
 }
 
 impl Transport {
@@ -53,6 +57,7 @@ impl Transport {
         match self {
             Transport::Tcp => "tcp",
             Transport::Unix => "unix",
+            Transport::Tls => "tls",
         }
     }
 }
@@ -352,6 +357,7 @@ impl Plan {
                 }
             }
         }
+        self.tls_cases(&mut cases, &with(&[]), limit);
         let n = self.conns.to_string();
         let conns = vec!["--n".to_owned(), n, "--calls".to_owned(), "10".to_owned()];
         for (id, name, server) in [
@@ -388,6 +394,120 @@ impl Plan {
         });
         cases
     }
+}
+
+impl Plan {
+    /// Issue 13's cases: Rust seq echo and the first large return over TLS
+    /// (their goals compare them with the same cases over plain TCP), and
+    /// honest TLS calls during a flood of junk TLS handshakes.
+    fn tls_cases(&self, cases: &mut Vec<Case>, rate: &[String], limit: Duration) {
+        let case = |id: String, name: String, kind, verb, args: Vec<String>| Case {
+            id,
+            name,
+            transport: Transport::Tls,
+            kind,
+            server: ServerKind::PyrpcRust,
+            client: ClientKind::PyrpcRust,
+            verb,
+            args,
+            limit,
+        };
+        cases.push(case(
+            "rust-seq".into(),
+            "pyrpc Rust seq echo".into(),
+            Kind::Rate,
+            "seq",
+            rate.to_vec(),
+        ));
+        let (size, count) = (self.sizes[0], self.big_counts[0]);
+        cases.push(case(
+            format!("rust-big-{}", size / MIB),
+            format!("pyrpc Rust bytes return, {} MiB", size / MIB),
+            Kind::Big,
+            "big",
+            vec![
+                "--size".into(),
+                size.to_string(),
+                "--count".into(),
+                count.to_string(),
+            ],
+        ));
+        cases.push(case(
+            "rust-tls-flood".into(),
+            "pyrpc Rust echo during a junk TLS handshake flood (12 flooders)".into(),
+            Kind::Scale,
+            "tls-flood",
+            vec!["--secs".into(), self.secs.max(1.0).to_string()],
+        ));
+    }
+}
+
+/// Issue 13's goals: TLS against plain TCP, and the flood's p99.
+fn tls_goals(summaries: &[Summary], plan: &Plan, out: &mut Vec<Goal>) {
+    let find = |id: &str, t: Transport| {
+        summaries
+            .iter()
+            .find(|s| s.case.id == id && s.case.transport == t && s.ok > 0)
+    };
+    // Paired per repeat as in `goals`, across transports.
+    let cross = |id: &str, key: &str| -> (Option<f64>, String) {
+        let (Some(tls), Some(tcp)) = (find(id, Transport::Tls), find(id, Transport::Tcp)) else {
+            return (None, "did not run".into());
+        };
+        let ratios: Vec<f64> = tls
+            .per_rep
+            .iter()
+            .zip(&tcp.per_rep)
+            .filter_map(|(x, y)| {
+                let (x, y) = (x.as_ref()?.get(key)?, y.as_ref()?.get(key)?);
+                (*y > 0.0).then(|| x / y)
+            })
+            .collect();
+        let detail = format!(
+            "{id} {key} tls / tcp: per repeat {}; medians {} / {}",
+            ratios
+                .iter()
+                .map(|r| fmt_num(*r))
+                .collect::<Vec<_>>()
+                .join(", "),
+            tls.get(key).map_or("-".into(), fmt_num),
+            tcp.get(key).map_or("-".into(), fmt_num)
+        );
+        ((!ratios.is_empty()).then(|| median(ratios)), detail)
+    };
+    let (value, detail) = cross("rust-seq", "rate");
+    out.push(Goal {
+        name: "Rust TLS seq echo >= 0.7x plain TCP".into(),
+        detail,
+        value,
+        target: 0.7,
+        higher_is_better: true,
+    });
+    let mib = plan.sizes[0] / MIB;
+    let (value, detail) = cross(&format!("rust-big-{mib}"), "mbps");
+    out.push(Goal {
+        name: format!("Rust {mib} MiB return over TLS >= 0.5x plain TCP MB/s"),
+        detail,
+        value,
+        target: 0.5,
+        higher_is_better: true,
+    });
+    let flood = find("rust-tls-flood", Transport::Tls);
+    let p99 = flood.and_then(|s| s.get("p99_us")).map(|us| us / 1000.0);
+    out.push(Goal {
+        name: "honest TLS calls' p99 <= 100 ms during a junk TLS handshake flood".into(),
+        detail: flood.map_or("did not run".into(), |s| {
+            format!(
+                "p50 {} ms, p99 {} ms, {} junk handshakes",
+                s.get("p50_us").map_or("-".into(), |v| fmt_num(v / 1000.0)),
+                p99.map_or("-".into(), fmt_num),
+                s.get("junk_handshakes").map_or("-".into(), fmt_num)
+            )
+        }),
+        value: p99,
+        target: 100.0,
+        higher_is_better: false,
+    });
 }
 
 // ===== a flat JSON object =====
@@ -504,6 +624,8 @@ struct Env {
     bin: PathBuf,
     gen: PathBuf,
     tmp: PathBuf,
+    /// Certificates of the `tls` cases.
+    tls: certs::Files,
 }
 
 /// Removes the run's socket directory however the run ends.
@@ -579,7 +701,7 @@ impl Env {
     fn run_case(&self, case: &Case, rep: usize) -> Result<Sample> {
         let tag = format!("{}-{}-{rep}", case.id, case.transport.name());
         let (addr, probe) = match case.transport {
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 let port = free_port()?;
                 (format!("127.0.0.1:{port}"), Probe::Tcp(port))
             }
@@ -590,6 +712,9 @@ impl Env {
         };
         let server_log = self.tmp.join(format!("{tag}.server.log"));
         let mut server = self.server_command(case.server, &addr);
+        if case.transport == Transport::Tls {
+            self.tls.set_env(&mut server, "PYRPC_BENCH_TLS");
+        }
         server
             .stdin(Stdio::null())
             .stdout(File::create(&server_log)?)
@@ -618,6 +743,9 @@ impl Env {
         let out = self.tmp.join(format!("{tag}.client.out"));
         let err = self.tmp.join(format!("{tag}.client.err"));
         let mut client = self.client_command(case, &addr);
+        if case.transport == Transport::Tls {
+            self.tls.set_env(&mut client, "PYRPC_BENCH_TLS");
+        }
         if case.verb == "conns" {
             client.arg("--server-pid").arg(pid.to_string());
         }
@@ -1024,6 +1152,7 @@ fn goals(summaries: &[Summary], plan: &Plan) -> Vec<Goal> {
         target: 16.0,
         higher_is_better: false,
     });
+    tls_goals(summaries, plan, &mut out);
     out
 }
 
@@ -1264,12 +1393,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     // Short paths: a Unix socket path must fit in 108 bytes.
     let _tmp_guard = TempDir::new("pyrpc-bench")?;
     let tmp = _tmp_guard.path().to_path_buf();
+    let tls = certs::write(&tmp.join("tls"))?;
     let env = Env {
         root: root.to_path_buf(),
         venv,
         bin: root.join("target/release"),
         gen,
         tmp,
+        tls,
     };
 
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::certs;
 use crate::python::{self, Venv};
 use crate::util::{cargo, free_port, run as sh, step, KillOnDrop, TempDir};
 
@@ -71,13 +72,19 @@ impl fmt::Display for Peer {
 enum Transport {
     Tcp,
     Unix,
+    /// TCP with TLS: every peer reads its certificates from the
+    /// `PYRPC_INTEROP_TLS_*` environment variables (made by [`certs`]).
+    Tls,
 }
+
+const TRANSPORTS: [Transport; 3] = [Transport::Tcp, Transport::Unix, Transport::Tls];
 
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(match self {
             Transport::Tcp => "tcp",
             Transport::Unix => "unix",
+            Transport::Tls => "tls",
         })
     }
 }
@@ -90,11 +97,13 @@ struct Env {
     gen: PathBuf,
     /// A fresh directory for this run's sockets and logs.
     tmp: PathBuf,
+    /// The test certificates of the TLS cells.
+    tls: certs::Files,
 }
 
 impl Env {
     /// The command running `peer` with `verb` (`serve` or `check`) on `address`.
-    fn command(&self, peer: Peer, verb: &str, address: &str) -> Command {
+    fn command(&self, peer: Peer, verb: &str, address: &str, transport: Transport) -> Command {
         let mut cmd = match peer {
             Peer::Rust => Command::new(&self.rust_peer),
             Peer::Python => {
@@ -110,6 +119,9 @@ impl Env {
                 c
             }
         };
+        if transport == Transport::Tls {
+            self.tls.set_env(&mut cmd, "PYRPC_INTEROP_TLS");
+        }
         cmd.args([verb, address])
             .env("PYTHONUNBUFFERED", "1")
             .current_dir(&self.root)
@@ -151,7 +163,7 @@ fn select_cells(args: &[String]) -> Result<Vec<(Peer, Peer, Transport)>> {
     let mut cells = Vec::new();
     for c in PEERS {
         for s in PEERS {
-            for t in [Transport::Tcp, Transport::Unix] {
+            for t in TRANSPORTS {
                 if keep(client, c.to_string())
                     && keep(server, s.to_string())
                     && keep(transport, t.to_string())
@@ -162,7 +174,7 @@ fn select_cells(args: &[String]) -> Result<Vec<(Peer, Peer, Transport)>> {
         }
     }
     if cells.is_empty() {
-        bail!("no cell matches: peers are rust, python, independent; transports tcp, unix");
+        bail!("no cell matches: peers are rust, python, independent; transports tcp, unix, tls");
     }
     Ok(cells)
 }
@@ -206,12 +218,14 @@ pub(crate) fn run_with(root: &Path, venv: Venv, args: &[String]) -> Result<()> {
 
     let _cleanup = TempDir::new("pyrpc-interop")?;
     let tmp = _cleanup.path().to_path_buf();
+    let tls = certs::write(&tmp.join("tls"))?;
     let env = Env {
         root: root.to_path_buf(),
         venv,
         rust_peer: root.join("target/debug/examples/interop_peer"),
         gen,
         tmp,
+        tls,
     };
 
     step(&format!(
@@ -371,7 +385,10 @@ fn cell_stages(
 ) -> Result<()> {
     let (mut server_proc, address) = start_server(env, server, transport, sock, server_log)?;
 
-    let mut client_proc = spawn_logged(env.command(client, "check", &address), client_log)?;
+    let mut client_proc = spawn_logged(
+        env.command(client, "check", &address, transport),
+        client_log,
+    )?;
     let status = wait_for(&mut client_proc.0, CHECK_LIMIT)?.with_context(|| {
         format!("the {client} client's checks took longer than {CHECK_LIMIT:?}")
     })?;
@@ -410,24 +427,26 @@ fn start_server(
     let mut attempt = 1;
     loop {
         let (address, port) = match transport {
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 let port = free_port()?;
                 (format!("127.0.0.1:{port}"), port)
             }
             Transport::Unix => (format!("unix:{}", sock.display()), 0),
         };
-        let mut proc = spawn_logged(env.command(server, "serve", &address), log)?;
+        let mut proc = spawn_logged(env.command(server, "serve", &address, transport), log)?;
         let start = Instant::now();
         loop {
             let ready = match transport {
-                Transport::Tcp => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                Transport::Tcp | Transport::Tls => {
+                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                }
                 Transport::Unix => std::os::unix::net::UnixStream::connect(sock).is_ok(),
             };
             if ready {
                 return Ok((proc, address));
             }
             if let Some(status) = proc.0.try_wait()? {
-                if transport == Transport::Tcp && attempt < 3 {
+                if transport != Transport::Unix && attempt < 3 {
                     break;
                 }
                 bail!("the {server} server exited before listening on {address} ({status})");

@@ -20,6 +20,7 @@
 use anyhow::{bail, Result};
 
 mod bench;
+mod certs;
 mod codegen;
 mod demo;
 mod fuzz;

@@ -10,7 +10,12 @@
 //! bench-pyrpc big ADDR --size BYTES --count N        # a method returning BYTES bytes
 //! bench-pyrpc conns ADDR --n 1000 --calls 10 --server-pid PID
 //! bench-pyrpc nb-many ADDR --n 10000 --sleep 0.5 --tick 1
+//! bench-pyrpc tls-flood ADDR [--secs S] [--flooders 12]  # honest TLS calls under junk handshakes
 //! ```
+//!
+//! With `PYRPC_BENCH_TLS_CA`, `PYRPC_BENCH_TLS_CERT` and `PYRPC_BENCH_TLS_KEY`
+//! set (the bench's `tls` cases), the server speaks TLS and clients verify it
+//! against that CA (`pyrpc_bench::tls`).
 //!
 //! The server serves `echo(*args, **kwargs) -> (args, kwargs)` (inline),
 //! `sleep(seconds)` (async) and `big(n) -> bytes` (a fresh buffer per call),
@@ -22,6 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use futures::future::join_all;
+use pyrpc_bench::tls::new_client;
 use pyrpc_bench::{client_runtime, proc_status_kb, Latencies, Opts, Report, FILL};
 use pyrpc_client::{CallOptions, Client};
 use pyrpc_proto::{Args, RemoteError, Value};
@@ -51,6 +57,7 @@ fn main() -> Result<()> {
             "big" => big(addr, &opts, &mut report).await,
             "conns" => conns(addr, &opts, &mut report).await,
             "nb-many" => nb_many(addr, &opts, &mut report).await,
+            "tls-flood" => pyrpc_bench::tls::flood(addr, &opts, &mut report).await,
             other => bail!("unknown verb `{other}`"),
         }
     });
@@ -87,11 +94,13 @@ fn serve(addr: &Address, opts: &Opts) -> Result<()> {
                 .ok_or_else(|| RemoteError::bad_arguments("big(n)"))?;
             Ok(Value::Bytes(Bytes::from(vec![FILL; n])))
         });
-    Server::builder(methods)
+    let mut builder = Server::builder(methods)
         .nonblocking(true)
-        .synchronous(opts.get("synchronous", 0)? != 0)
-        .build()
-        .start(addr)?;
+        .synchronous(opts.get("synchronous", 0)? != 0);
+    if let Some(tls) = pyrpc_bench::tls::server_tls()? {
+        builder = builder.tls(tls);
+    }
+    builder.build().start(addr)?;
     Ok(())
 }
 
@@ -113,7 +122,7 @@ async fn echo_once(c: &Client) -> Result<()> {
 }
 
 async fn seq(addr: Address, opts: &Opts, report: &mut Report) -> Result<()> {
-    let client = Client::new(addr);
+    let client = new_client(addr);
     let (mut lat, secs) = pyrpc_bench::sequential(opts.budget()?, || {
         let c = client.clone();
         async move { echo_once(&c).await }
@@ -151,7 +160,7 @@ fn blocking_seq(addr: Address, opts: &Opts) -> Result<()> {
 async fn inflight(addr: Address, opts: &Opts, report: &mut Report) -> Result<()> {
     let conc: usize = opts.get("conc", 64)?;
     let budget = opts.budget()?;
-    let client = Client::new(addr);
+    let client = new_client(addr);
     echo_once(&client).await?;
     let start = Instant::now();
     let tasks = (0..conc).map(|_| {
@@ -178,7 +187,7 @@ async fn inflight(addr: Address, opts: &Opts, report: &mut Report) -> Result<()>
 
 async fn nb_fast(addr: Address, opts: &Opts, report: &mut Report) -> Result<()> {
     let budget = opts.budget()?;
-    let client = Client::new(addr);
+    let client = new_client(addr);
     let (mut blocking, _) = pyrpc_bench::sequential(budget, || {
         let c = client.clone();
         async move { echo_once(&c).await }
@@ -199,7 +208,7 @@ async fn nb_slow(addr: Address, opts: &Opts, report: &mut Report) -> Result<()> 
     let sleep: f64 = opts.get("sleep", 0.2)?;
     let tick: f64 = opts.get("tick", 1.0)?;
     let count: usize = opts.get("count", 5)?;
-    let client = Client::new(addr);
+    let client = new_client(addr);
     echo_once(&client).await?;
     let call_opts = CallOptions {
         nb_fetch_tick: Some(Duration::from_secs_f64(tick)),
@@ -227,7 +236,7 @@ async fn nb_slow(addr: Address, opts: &Opts, report: &mut Report) -> Result<()> 
 async fn big(addr: Address, opts: &Opts, report: &mut Report) -> Result<()> {
     let size: usize = opts.get("size", 1 << 20)?;
     let count: usize = opts.get("count", 3)?;
-    let client = Client::new(addr);
+    let client = new_client(addr);
     echo_once(&client).await?;
     report.num("rss_idle_kb", proc_status_kb(None, "VmRSS") as f64);
     let mut lat = Latencies::default();
@@ -257,7 +266,7 @@ async fn conns(addr: Address, opts: &Opts, report: &mut Report) -> Result<()> {
     let calls: usize = opts.get("calls", 10)?;
     let server_pid: u32 = opts.get("server-pid", 0)?;
     let server = || proc_status_kb(Some(server_pid), "VmRSS") as f64;
-    let clients: Vec<Client> = (0..n).map(|_| Client::new(addr.clone())).collect();
+    let clients: Vec<Client> = (0..n).map(|_| new_client(addr.clone())).collect();
     // A first call from one client, so both sides have paid for their
     // one-time setup before the idle baseline.
     echo_once(&clients[0]).await?;
@@ -314,7 +323,7 @@ async fn nb_many(addr: Address, opts: &Opts, report: &mut Report) -> Result<()> 
     let n: usize = opts.get("n", 10_000)?;
     let sleep: f64 = opts.get("sleep", 0.5)?;
     let tick: f64 = opts.get("tick", 1.0)?;
-    let client = Client::new(addr);
+    let client = new_client(addr);
     echo_once(&client).await?;
     report.num("rss_idle_kb", proc_status_kb(None, "VmRSS") as f64);
     let call_opts = Arc::new(CallOptions {

@@ -12,7 +12,9 @@
 //! `{"$int": "digits"}`, ...; see `pyrpc call --help` and
 //! `docs/decisions/0004-cli-json-encoding.md`). Exit codes tell failures
 //! apart: 1 remote exception (traceback on stderr), 2 usage, 3 timeout,
-//! 4 unreachable, 5 protocol error.
+//! 4 unreachable (or TLS failed), 5 protocol error. `--tls-ca FILE` (or
+//! `--tls` for the system's roots), `--tls-cert`/`--tls-key` and
+//! `--tls-server-name` connect with TLS.
 //!
 //! # Layout
 //!
@@ -54,10 +56,12 @@ EXAMPLES:
   pyrpc call 127.0.0.1:50300 long_computation --nb --tick 0.5 --timeout 600
   pyrpc methods 127.0.0.1:50300
   pyrpc stats 127.0.0.1:50300
+  pyrpc ping localhost:50300 --tls-ca ca.pem
+  pyrpc call localhost:50300 echo 1 --tls-ca ca.pem --tls-cert client.pem --tls-key client.key
 
 EXIT CODES:
   0 ok, 1 remote exception (traceback on stderr), 2 usage, 3 timeout,
-  4 unreachable (no server, connection lost), 5 protocol error";
+  4 unreachable (no server, connection lost, TLS failed), 5 protocol error";
 
 /// Call pyrpc servers from the command line.
 #[derive(Parser, Debug)]
@@ -79,6 +83,47 @@ struct Common {
     /// this environment variable.
     #[arg(long, value_name = "VAR")]
     secret_env: Option<String>,
+    /// Connect with TLS, verifying the server against this CA bundle (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Connect with TLS, verifying the server against the system's root
+    /// certificates.
+    #[arg(long, conflicts_with = "tls_ca")]
+    tls: bool,
+    /// A client certificate chain (PEM) for servers that require one
+    /// (mutual TLS); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM); needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Check the server's certificate against this name instead of the
+    /// address's host.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
+}
+
+impl Common {
+    /// The TLS settings, if any TLS flag is given.
+    fn tls(&self) -> Result<Option<pyrpc_transport::ClientTls>, Failure> {
+        let on = self.tls
+            || self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_server_name.is_some();
+        if !on {
+            return Ok(None);
+        }
+        let tls = pyrpc_transport::ClientTls::from_pem_files(
+            self.tls_ca.as_deref(),
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+        )
+        .map_err(|e| Failure::usage(format!("error: {e}")))?;
+        Ok(Some(match &self.tls_server_name {
+            Some(name) => tls.with_server_name(name.clone()),
+            None => tls,
+        }))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,7 +190,9 @@ impl From<CallError> for Failure {
         let code = match &e {
             CallError::Remote(_) => EXIT_REMOTE,
             CallError::Timeout { .. } => EXIT_TIMEOUT,
-            CallError::NoSocket { .. } | CallError::Closed => EXIT_UNREACHABLE,
+            CallError::NoSocket { .. } | CallError::Closed | CallError::Tls { .. } => {
+                EXIT_UNREACHABLE
+            }
             _ => EXIT_PROTOCOL,
         };
         let message = match &e {
@@ -180,6 +227,7 @@ fn client(common: &Common) -> Result<Client, Failure> {
         call_timeout: Some(timeout),
         socket_connect_timeout: timeout,
         name: concat!("pyrpc-cli/", env!("CARGO_PKG_VERSION")).to_owned(),
+        tls: common.tls()?,
         ..ClientConfig::default()
     };
     if let Some(var) = &common.secret_env {

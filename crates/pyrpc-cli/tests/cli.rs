@@ -20,6 +20,10 @@ struct TestServer {
 
 impl TestServer {
     fn start(unix: bool) -> TestServer {
+        Self::start_with(unix, None)
+    }
+
+    fn start_with(unix: bool, tls: Option<pyrpc_transport::ServerTls>) -> TestServer {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let methods = Methods::new()
             .add("echo", |args: Args| {
@@ -50,7 +54,11 @@ impl TestServer {
         let handle = rt
             .block_on(
                 Server::builder(methods)
-                    .nonblocking(true)
+                    .config(pyrpc_server::ServerConfig {
+                        nonblocking: true,
+                        tls,
+                        ..Default::default()
+                    })
                     .build()
                     .bind(&addr),
             )
@@ -286,4 +294,44 @@ fn help_has_examples_and_the_encoding() {
         "{}",
         stdout(&o)
     );
+}
+
+#[test]
+fn tls_flags_connect_with_tls_and_a_tls_failure_exits_4() {
+    let pki = pyrpc_tests::certs::TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    pki.write_to(dir.path()).unwrap();
+    let file = |n: &str| dir.path().join(n).display().to_string();
+    let s = TestServer::start_with(false, Some(pki.server_tls(true)));
+    let addr = s.addr();
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+    let o = pyrpc(&[
+        "call",
+        &addr,
+        "echo",
+        "1",
+        "--tls-ca",
+        &ca,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "{\"$tuple\":[{\"$tuple\":[1]},{}]}\n");
+    // No client certificate: the server requires one.
+    let o = pyrpc(&["ping", &addr, "--tls-ca", &ca]);
+    assert_exit(&o, 4);
+    assert!(
+        stderr(&o).contains("requires a client certificate"),
+        "{}",
+        stderr(&o)
+    );
+    // The wrong CA.
+    let o = pyrpc(&["ping", &addr, "--tls-ca", &file("other-ca.pem")]);
+    assert_exit(&o, 4);
+    assert!(stderr(&o).contains("not signed by a CA"), "{}", stderr(&o));
+    // A certificate without its key is a usage error.
+    let o = pyrpc(&["ping", &addr, "--tls-ca", &ca, "--tls-cert", &cert]);
+    assert_exit(&o, 2);
 }

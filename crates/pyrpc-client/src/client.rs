@@ -396,7 +396,11 @@ impl Client {
         }
         let inner = &self.inner;
         let reconnect = lock(&inner.current).is_some();
-        debug!(addr = %inner.addr, reconnect, "connecting");
+        if reconnect {
+            tracing::info!(target: "pyrpc.client", "reconnecting to {}", inner.addr);
+        } else {
+            debug!(target: "pyrpc.client", addr = %inner.addr, "connecting");
+        }
         let conn = match Connection::open(&inner.addr, &inner.config, deadline).await {
             Ok(c) => {
                 let c = Arc::new(c);
@@ -404,11 +408,20 @@ impl Client {
                 c
             }
             Err(e) => {
-                debug!(addr = %inner.addr, error = %e, "connecting failed");
+                // What the caller must fix (TLS, authentication, protocol) is
+                // a warning; a server that is not (yet) there is not.
+                match &e {
+                    CallError::Tls { .. } | CallError::Protocol(_) | CallError::Remote(_) => {
+                        tracing::warn!(target: "pyrpc.client", "connecting to {} failed: {e}", inner.addr);
+                    }
+                    _ => {
+                        tracing::info!(target: "pyrpc.client", "connecting to {} failed: {e}", inner.addr);
+                    }
+                }
                 return Err(e);
             }
         };
-        debug!(addr = %inner.addr, server = %conn.info().name, "connected");
+        debug!(target: "pyrpc.client", addr = %inner.addr, server = %conn.info().name, tls = inner.config.tls.is_some(), "connected");
         *lock(&inner.server_info) = Some(conn.info().clone());
         let old = lock(&inner.current).replace(Arc::clone(&conn));
         // Dropped outside the lock: dropping a connection fails its waiters.

@@ -92,6 +92,14 @@ pub struct ClientConfig {
     ///
     /// The default value is `None`.
     pub secret: Option<pyrpc_proto::auth::Secret>,
+    /// TLS for TCP addresses: the CAs the server's certificate is verified
+    /// against (a PEM bundle or the system's roots), an optional server-name
+    /// override, and an optional client certificate for servers that require
+    /// one (mutual TLS). Composes with [`secret`](Self::secret). Not used for
+    /// Unix sockets.
+    ///
+    /// The default value is `None`: no TLS.
+    pub tls: Option<pyrpc_transport::ClientTls>,
     /// The name the client gives in its hello, for the server's logs.
     ///
     /// The default value is `"pyrpc-rust/<crate version>"`.
@@ -110,6 +118,7 @@ impl Default for ClientConfig {
             max_frame_len: pyrpc_framing::DEFAULT_MAX_FRAME_LEN,
             max_value_depth: pyrpc_proto::MAX_VALUE_DEPTH,
             secret: None,
+            tls: None,
             name: concat!("pyrpc-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -271,6 +280,7 @@ mod tests {
         assert_eq!(c.max_value_depth, pyrpc_proto::MAX_VALUE_DEPTH);
         assert!(c.name.starts_with("pyrpc-rust/"), "{}", c.name);
         assert!(c.secret.is_none());
+        assert!(c.tls.is_none());
     }
 
     #[test]

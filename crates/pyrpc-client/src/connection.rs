@@ -275,7 +275,35 @@ impl Connection {
                     source: std::io::Error::other(other.to_string()),
                 },
             })?;
+        let stream = match &config.tls {
+            Some(tls) if !addr.is_unix() => {
+                match tokio::time::timeout_at(deadline, tls.connect(addr, stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        let reason = match e {
+                            pyrpc_transport::TlsError::Handshake { reason, .. } => reason,
+                            other => other.to_string(),
+                        };
+                        return Err(CallError::Tls {
+                            addr: addr.to_string(),
+                            reason,
+                        });
+                    }
+                    Err(_) => {
+                        return Err(CallError::Timeout {
+                            stage: TimeoutStage::Connect,
+                        })
+                    }
+                }
+            }
+            _ => stream,
+        };
         match tokio::time::timeout_at(deadline, Self::handshake(stream, config)).await {
+            // `read_hello` does not know the address.
+            Ok(Err(CallError::Tls { reason, .. })) => Err(CallError::Tls {
+                addr: addr.to_string(),
+                reason,
+            }),
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout {
                 stage: TimeoutStage::Connect,
@@ -317,8 +345,16 @@ impl Connection {
         let hello = read_hello(&mut reader).await?;
         trace!(server = %hello.peer_name, "hello received");
         if let Some(e) = hello.error {
+            let e: pyrpc_proto::RemoteError = e.into();
+            // A TLS server answers a plain client this way (docs/PROTOCOL.md, 1.).
+            if e.kind == pyrpc_proto::ErrorKind::Protocol && e.message.contains("requires TLS") {
+                return Err(CallError::Tls {
+                    addr: String::new(),
+                    reason: e.message,
+                });
+            }
             // The server refused us (version, overload) and closes now.
-            return Err(CallError::Remote(e.into()));
+            return Err(CallError::Remote(e));
         }
         match (&config.secret, hello.auth_challenge.is_empty()) {
             (None, true) => {}
@@ -620,6 +656,17 @@ async fn read_hello<R: AsyncRead + Unpin>(
         Some(Ok(_)) => Err(CallError::Protocol(
             "the server sent something other than a hello during the handshake".into(),
         )),
+        // With mutual TLS 1.3, a server that refuses our certificate (or
+        // its absence) says so after the handshake, in an alert read here.
+        Some(Err(FrameError::Io(e))) => {
+            match pyrpc_transport::tls_failure(&e, pyrpc_transport::Side::Client) {
+                Some(reason) => Err(CallError::Tls {
+                    addr: String::new(),
+                    reason,
+                }),
+                None => Err(Broken::from_frame(FrameError::Io(e)).into()),
+            }
+        }
         Some(Err(e)) => Err(Broken::from_frame(e).into()),
         None => Err(CallError::Closed),
     }

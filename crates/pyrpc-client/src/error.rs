@@ -28,6 +28,17 @@ pub enum CallError {
         #[source]
         source: std::io::Error,
     },
+    /// TLS failed: the handshake (an expired or untrusted certificate, a
+    /// missing client certificate, a server that does not speak TLS), or
+    /// the TLS settings themselves. The message says which. Trying again
+    /// does not help, so this is not a connection error.
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls {
+        /// The address.
+        addr: String,
+        /// What went wrong, in words.
+        reason: String,
+    },
     /// The server broke the protocol (a frame that does not decode, an
     /// unexpected message), or a request could not be framed (larger than
     /// the server accepts).

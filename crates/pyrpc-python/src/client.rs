@@ -243,13 +243,18 @@ impl ClientCore {
     /// Makes a client core for `address`; it connects on first use.
     #[new]
     #[pyo3(signature = (address, *, allow_pickle = false, name = None, max_frame_len = None,
-        secret = None))]
+        secret = None, tls_ca = None, tls_cert = None, tls_key = None, tls_server_name = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         address: &Bound<'_, PyAny>,
         allow_pickle: bool,
         name: Option<String>,
         max_frame_len: Option<usize>,
         secret: Option<&Bound<'_, PyAny>>,
+        tls_ca: Option<&Bound<'_, PyAny>>,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
+        tls_server_name: Option<String>,
     ) -> PyResult<Self> {
         let d = ClientConfig::default();
         let max_frame_len = match max_frame_len {
@@ -261,6 +266,7 @@ impl ClientCore {
             name: name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION"))),
             max_frame_len,
             secret: self::secret(secret)?,
+            tls: crate::tls::client_tls(tls_ca, tls_cert, tls_key, tls_server_name)?,
             ..d
         };
         Ok(ClientCore {

@@ -1,7 +1,7 @@
 //! Every mapping between Rust errors, remote errors and Python exceptions.
 //!
 //! * Client side: [`call_error`] turns a [`CallError`] into the exception the
-//!   caller sees: `Timeout`, `NoSocket`, `ProtocolError`, `AuthError`, or the remote
+//!   caller sees: `Timeout`, `NoSocket`, `ProtocolError`, `AuthError`, `TlsError`, or the remote
 //!   exception rebuilt by [`remote_to_py`].
 //! * Server side: [`remote_from_py`] turns an exception raised by a served
 //!   method into a [`RemoteError`] (type name, module, args, message,
@@ -28,6 +28,7 @@ static PROTOCOL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static REMOTE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static RPC_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static AUTH_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TLS_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static FORMAT_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Builds an instance of one of the `pyrpc._errors` classes.
@@ -74,6 +75,7 @@ pub(crate) fn call_error(py: Python<'_>, err: CallError, opts: Options) -> PyErr
     match err {
         CallError::Timeout { stage } => timeout(py, stage, err.to_string()),
         CallError::NoSocket { .. } => make(py, &NO_SOCKET, "NoSocket", (err.to_string(),)),
+        CallError::Tls { .. } => make(py, &TLS_ERROR, "TlsError", (err.to_string(),)),
         CallError::Protocol(_) | CallError::Value(_) => {
             make(py, &PROTOCOL_ERROR, "ProtocolError", (err.to_string(),))
         }

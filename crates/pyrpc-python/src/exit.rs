@@ -98,6 +98,11 @@ pub(crate) fn enter() -> Option<Inside> {
     Some(Inside(()))
 }
 
+/// True once the interpreter is exiting (the gate closed).
+pub(crate) fn closed() -> bool {
+    gate().closed
+}
+
 /// Runs `f` with the GIL on a thread that Python did not make, unless the
 /// interpreter is exiting or gone (then `None`, and `f` does not run).
 pub(crate) fn attach<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {

@@ -18,6 +18,9 @@
 //!   GIL-releasing, Ctrl-C-aware `block_on`.
 //! * `client` — `ClientCore`, the Rust half of `pyrpc.Client`.
 //! * `pool` — the Python worker threads a server's calls run on.
+//! * `logbridge` — Rust `tracing` events to Python `logging` (`pyrpc.server`,
+//!   `pyrpc.client`, `pyrpc.auth`, `pyrpc.transport`).
+//! * `tls` — the TLS and remote-shutdown settings, Python to Rust.
 //! * `server` — `ServerCore`, the Rust half of `pyrpc.Server`, and the
 //!   `Callee` that calls Python methods.
 
@@ -28,9 +31,11 @@ mod client;
 mod convert;
 mod errors;
 mod exit;
+mod logbridge;
 mod pool;
 mod runtime;
 mod server;
+mod tls;
 
 /// The Rust core of the pyrpc package; use `pyrpc.Client` and `pyrpc.Server`.
 #[pymodule]
@@ -39,5 +44,6 @@ fn _pyrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     client::register(m)?;
     server::register(m)?;
     exit::register(m)?;
+    logbridge::install(m)?;
     Ok(())
 }

@@ -456,7 +456,8 @@ impl ServerCore {
         request_clean_interval = 60.0, allow_pickle = false, unix_mode = None, reserved = None,
         max_frame_len = None, max_connections = None, max_in_flight_per_connection = None,
         max_kept_results = None, idle_timeout = None, shutdown_grace = None,
-        handshake_timeout = None, secret = None, workers = 16))]
+        handshake_timeout = None, secret = None, workers = 16, tls_cert = None, tls_key = None,
+        tls_client_ca = None, allow_remote_shutdown = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         server: Py<PyAny>,
@@ -477,6 +478,10 @@ impl ServerCore {
         handshake_timeout: Option<f64>,
         secret: Option<&Bound<'_, PyAny>>,
         workers: usize,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
+        tls_client_ca: Option<std::path::PathBuf>,
+        allow_remote_shutdown: Option<bool>,
     ) -> PyResult<Self> {
         let d = ServerConfig::default();
         let secs = |name, v: Option<f64>, default| v.map_or(Ok(default), |s| seconds(name, s));
@@ -508,6 +513,8 @@ impl ServerCore {
             shutdown_grace: secs("shutdown_grace", shutdown_grace, d.shutdown_grace)?,
             handshake_timeout: secs("handshake_timeout", handshake_timeout, d.handshake_timeout)?,
             secret: parse_secret(secret)?,
+            tls: crate::tls::server_tls(tls_cert, tls_key, tls_client_ca)?,
+            remote_shutdown: crate::tls::remote_shutdown(allow_remote_shutdown),
             name: format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION")),
             ..d
         };

@@ -79,7 +79,11 @@ def warnings_when_started(caplog, **kwargs):
         caplog.clear()
         server.start_in_thread()
     try:
-        return [r.getMessage() for r in caplog.records if r.name == "pyrpc"]
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name.startswith("pyrpc") and r.levelno >= logging.WARNING
+        ]
     finally:
         server.shutdown_sync()
 

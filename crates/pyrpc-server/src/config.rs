@@ -139,10 +139,54 @@ pub struct ServerConfig {
     ///
     /// The default value is `None`: no authentication.
     pub secret: Option<pyrpc_proto::auth::Secret>,
+    /// TLS for TCP connections: the server's certificate chain and key, and
+    /// optionally the CA that client certificates must be signed by (mutual
+    /// TLS). A client that does not start TLS is refused with a clear error
+    /// ("this server requires TLS"). Composes with
+    /// [`secret`](Self::secret): both may be set. Not used for Unix sockets.
+    ///
+    /// The default value is `None`: no TLS.
+    pub tls: Option<pyrpc_transport::ServerTls>,
+    /// Who may shut the server down remotely (`shutdown()` from a client).
+    ///
+    /// The default value is [`RemoteShutdown::Auto`].
+    pub remote_shutdown: RemoteShutdown,
     /// The name announced in the server's hello, for the client's logs.
     ///
     /// The default value is `"pyrpc-rust/<version of this crate>"`.
     pub name: String,
+}
+
+/// Whether clients may shut a server down (the `Shutdown` request and the
+/// `shutdown` method). A refused shutdown is answered with an
+/// `UNAUTHENTICATED` error (a `PermissionError` in Python) saying why, and the
+/// server keeps serving.
+///
+/// # Examples
+///
+/// ```
+/// use pyrpc_server::{RemoteShutdown, ServerConfig};
+///
+/// let config = ServerConfig {
+///     remote_shutdown: RemoteShutdown::Refuse,
+///     ..ServerConfig::default()
+/// };
+/// assert_eq!(ServerConfig::default().remote_shutdown, RemoteShutdown::Auto);
+/// # let _ = config;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemoteShutdown {
+    /// Allowed on Unix sockets and on TCP servers bound to loopback
+    /// addresses only (the original pyrpc's behaviour); on a server bound to
+    /// other interfaces, allowed only to a client that proved the shared
+    /// secret or presented a verified client certificate.
+    #[default]
+    Auto,
+    /// Any client may shut the server down.
+    Allow,
+    /// No client may; only the process itself (a handle, a signal).
+    Refuse,
 }
 
 impl Default for ServerConfig {
@@ -165,6 +209,8 @@ impl Default for ServerConfig {
             allow_pickle: false,
             unix_mode: None,
             secret: None,
+            tls: None,
+            remote_shutdown: RemoteShutdown::Auto,
             name: concat!("pyrpc-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -194,6 +240,8 @@ mod tests {
         assert!(!c.allow_pickle);
         assert_eq!(c.unix_mode, None);
         assert!(c.secret.is_none());
+        assert!(c.tls.is_none());
+        assert_eq!(c.remote_shutdown, RemoteShutdown::Auto);
         assert_eq!(c.name, format!("pyrpc-rust/{}", env!("CARGO_PKG_VERSION")));
     }
 }

@@ -47,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::ByteBudget;
 use crate::dispatch::{self, ConnCtx};
 use crate::server::Shared;
+use crate::warnlimit::limited_warn;
 
 /// How much the read buffer grows when it is full and no frame is pending.
 const READ_CHUNK: usize = 8 * 1024;
@@ -63,12 +64,27 @@ const MAX_READ: usize = 64 * 1024;
 
 type ServerCodec = Codec<wire::ClientFrame, wire::ServerFrame>;
 
-/// Serves one connection until it closes.
-pub(crate) async fn serve<S>(shared: Arc<Shared>, io: S, peer: String)
-where
+/// What was learnt about a connection before its hello.
+#[derive(Debug, Default)]
+pub(crate) struct Admission {
+    /// Refuse the connection in the answer to its hello (e.g. a plain client
+    /// of a TLS server).
+    pub(crate) refusal: Option<RemoteError>,
+    /// The client presented a certificate the server verified (mutual TLS).
+    pub(crate) client_cert: bool,
+}
+
+/// Serves one connection until it closes; `slot` counts it as open.
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    io: S,
+    peer: String,
+    slot: Slot,
+    mut admission: Admission,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let _slot = Slot::take(&shared);
+    let _slot = slot;
     let overloaded = _slot.open > shared.config.max_connections;
     tracing::debug!(%peer, "connection opened");
     let (rd, mut wr) = tokio::io::split(io);
@@ -86,7 +102,8 @@ where
     };
     let hello = match hello {
         Err(_) => {
-            tracing::debug!(%peer, "no hello within the handshake timeout; closing");
+            limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                %peer, "no hello within the handshake timeout; closing");
             return;
         }
         Ok(Ok(Some(frame))) => frame,
@@ -95,11 +112,12 @@ where
             return;
         }
         Ok(Err(e)) => {
-            e.log(&peer);
+            e.log(&shared, &peer);
             return;
         }
     };
     tracing::trace!(%peer, "hello received");
+    let admission_refused = admission.refusal.is_some();
     let mut codec = ServerCodec::with_max_frame_len(shared.config.max_frame_len);
     let mut client_nonce = Bytes::new();
     let mut refusal = match hello.kind {
@@ -117,6 +135,10 @@ where
                         h.protocol_version
                     ),
                 ))
+            } else if let Some(refusal) = admission.refusal.take() {
+                limited_warn!(shared.warn_limit, target: "pyrpc.auth",
+                    %peer, "refusing a client: {}", refusal.message);
+                Some(refusal)
             } else if overloaded {
                 Some(RemoteError::new(
                     ErrorKind::Overloaded,
@@ -156,8 +178,14 @@ where
     }
     let refused = refusal.is_some();
     if let Some(e) = &refusal {
-        tracing::debug!(%peer, error = %e, "refusing connection");
+        if e.kind == ErrorKind::Protocol && !admission_refused {
+            limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                %peer, error = %e, "refusing connection");
+        } else {
+            tracing::debug!(%peer, error = %e, "refusing connection");
+        }
     }
+    let mut authenticated = admission.client_cert;
     let mut hello = server_hello(&shared, refusal);
     hello.auth_challenge = challenge.clone().unwrap_or_default();
     if !send_hello(&mut wr, &mut codec, hello, &peer).await || refused {
@@ -189,7 +217,7 @@ where
                 return;
             }
             Ok(Err(e)) => {
-                e.log(&peer);
+                e.log(&shared, &peer);
                 return;
             }
         };
@@ -200,11 +228,13 @@ where
         };
         match outcome {
             Ok(()) => {
-                tracing::debug!(%peer, "client authenticated");
+                tracing::debug!(target: "pyrpc.auth", %peer, "client authenticated");
                 second.auth_proof = secret.server_proof(&challenge, &client_nonce).into();
+                authenticated = true;
             }
             Err(why) => {
-                tracing::warn!(%peer, "refusing connection: {why}");
+                limited_warn!(shared.warn_limit, target: "pyrpc.auth",
+                    %peer, "refusing connection: {why}");
                 second.error = Some(RemoteError::new(ErrorKind::Unauthenticated, why).into());
             }
         }
@@ -235,6 +265,7 @@ where
         tx: queue.clone(),
         stop: stop.clone(),
         running: Arc::default(),
+        authenticated,
     };
     let permits = Arc::new(Semaphore::new(in_flight));
     // While the reader waits for a frame it holds one permit; any other
@@ -271,7 +302,8 @@ where
                     dispatch::handle(&shared, &conn, req, permit).await;
                 }
                 Ok(Some(_)) => {
-                    tracing::warn!(%peer, "frame that is not a request after the hello; closing");
+                    limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                        %peer, "frame that is not a request after the hello; closing");
                     stop.cancel();
                     kill.cancel();
                     break;
@@ -291,7 +323,7 @@ where
                         tracing::debug!(%peer, error = %e, "undecodable request answered with an error");
                         continue;
                     }
-                    ReadError::Frame(FrameError::Decode(e)).log(&peer);
+                    ReadError::Frame(FrameError::Decode(e)).log(&shared, &peer);
                     stop.cancel();
                     kill.cancel();
                     break;
@@ -303,7 +335,7 @@ where
                     break;
                 }
                 Err(e) => {
-                    e.log(&peer);
+                    e.log(&shared, &peer);
                     stop.cancel();
                     kill.cancel();
                     break;
@@ -578,20 +610,25 @@ impl From<std::io::Error> for ReadError {
 }
 
 impl ReadError {
-    fn log(&self, peer: &str) {
+    /// Logs why the connection ends: I/O failures at DEBUG, protocol
+    /// errors and limits at WARNING (rate-limited).
+    fn log(&self, shared: &Shared, peer: &str) {
         match self {
             ReadError::Frame(e) if e.is_io() => {
                 tracing::debug!(%peer, error = %e, "connection failed");
             }
             ReadError::Frame(e) => {
-                tracing::warn!(%peer, error = %e, "bad frame from peer; closing its connection");
+                limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                    %peer, error = %e, "bad frame from peer; closing its connection");
             }
             ReadError::Idle => tracing::debug!(%peer, "connection idle for too long; closing"),
-            ReadError::Budget { buffered } => tracing::warn!(
-                %peer,
-                buffered,
-                "partial frames of all connections at max_buffered_bytes; closing this one"
-            ),
+            ReadError::Budget { buffered } => {
+                limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                    %peer,
+                    buffered,
+                    "partial frames of all connections at max_buffered_bytes; closing this one"
+                );
+            }
         }
     }
 }
@@ -688,21 +725,31 @@ impl<R> Drop for FrameReader<R> {
 
 // ===== Slot =====
 
-/// Counts an open connection while alive.
-struct Slot<'a> {
-    shared: &'a Shared,
+/// Counts an open connection while alive (from its accept, TLS handshake
+/// included, to its close).
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
     /// Open connections, this one included.
     open: usize,
 }
 
-impl<'a> Slot<'a> {
-    fn take(shared: &'a Shared) -> Self {
+impl Slot {
+    pub(crate) fn take(shared: &Arc<Shared>) -> Self {
         let open = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
-        Slot { shared, open }
+        Slot {
+            shared: Arc::clone(shared),
+            open,
+        }
     }
 }
 
-impl Drop for Slot<'_> {
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("open", &self.open).finish()
+    }
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
         self.shared.connections.fetch_sub(1, Ordering::SeqCst);
     }

@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::callee::CallContext;
+use crate::config::RemoteShutdown;
 use crate::hooks::CallRecord;
 use crate::results::{CallId, Lookup, Submitted};
 use crate::running::RunningCalls;
@@ -55,6 +57,31 @@ pub(crate) struct ConnCtx {
     pub(crate) stop: CancellationToken,
     /// Its spawned calls, for `Cancel`.
     pub(crate) running: Arc<RunningCalls>,
+    /// The client proved the shared secret or presented a verified client
+    /// certificate.
+    pub(crate) authenticated: bool,
+}
+
+/// Why `conn` may not shut the server down, if it may not
+/// ([`ServerConfig::remote_shutdown`](crate::ServerConfig::remote_shutdown)).
+fn shutdown_refusal(shared: &Shared, conn: &ConnCtx) -> Option<RemoteError> {
+    let why = match shared.config.remote_shutdown {
+        RemoteShutdown::Allow => return None,
+        RemoteShutdown::Refuse => {
+            "remote shutdown refused: this server does not allow clients to shut it down \
+             (remote_shutdown is off)"
+        }
+        RemoteShutdown::Auto => {
+            if conn.authenticated || shared.local_only.load(Ordering::Relaxed) {
+                return None;
+            }
+            "remote shutdown refused: this server listens on a network interface and \
+             only clients that proved the shared secret or presented a client \
+             certificate may shut it down (see remote_shutdown)"
+        }
+    };
+    tracing::warn!(target: "pyrpc.auth", peer = %conn.peer, "{why}");
+    Some(RemoteError::new(ErrorKind::Unauthenticated, why))
 }
 
 /// Answers one request, now or from a task of its own. `permit` is held
@@ -80,6 +107,17 @@ pub(crate) async fn handle(
         let e = RemoteError::new(ErrorKind::Protocol, "request with no kind set");
         return reply(conn, error(id, e)).await;
     };
+    let wants_shutdown = match &kind {
+        request::Kind::Shutdown(_) => true,
+        request::Kind::Call(c) => c.method == "shutdown",
+        request::Kind::Submit(s) => s.call.as_ref().is_some_and(|c| c.method == "shutdown"),
+        _ => false,
+    };
+    if wants_shutdown {
+        if let Some(e) = shutdown_refusal(shared, conn) {
+            return reply(conn, error(id, e)).await;
+        }
+    }
     match kind {
         request::Kind::Ping(_) => reply(conn, ack(id)).await,
         request::Kind::Cancel(c) => {

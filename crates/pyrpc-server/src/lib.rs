@@ -22,6 +22,9 @@
 //!   `service.rs` is what its code calls.
 //! * `server.rs` — [`Server`], [`ServerBuilder`], [`ServerHandle`]: binding,
 //!   the accept loop and the shutdown sequence.
+//! * `accept.rs` — a TLS client told from a plain one by its first byte,
+//!   and the TLS handshake, on the connection's own task.
+//! * `warnlimit.rs` — warnings about bad peers, rate-limited.
 //! * `connection.rs` — one connection: the hello, a reader with bounded
 //!   requests in flight, one writer task batching replies, the idle timeout
 //!   and the reply queue bounded in bytes.
@@ -78,6 +81,7 @@
 // in this crate's own doc tests.
 extern crate self as pyrpc_server;
 
+mod accept;
 mod budget;
 mod callee;
 mod config;
@@ -104,7 +108,8 @@ pub use callee::{CallContext, CallFuture, Callee};
 pub use methods::Methods;
 pub use pyrpc_macros::{service, Exception};
 // What a server needs, so that `pyrpc-server` is its only pyrpc dependency.
-pub use config::ServerConfig;
+pub use config::{RemoteShutdown, ServerConfig};
+mod warnlimit;
 pub use error::ServerError;
 pub use hooks::CallRecord;
 pub use pyrpc_proto::{

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accept;
 use crate::budget::ByteBudget;
 use crate::callee::Callee;
 use crate::config::ServerConfig;
@@ -85,6 +86,13 @@ pub(crate) struct Shared {
     pub(crate) buffered: Arc<ByteBudget>,
     /// Call counters and latencies, for the `Stats` request and the reaper.
     pub(crate) stats: Stats,
+    /// Warnings about bad peers (failed handshakes, authentication
+    /// failures, protocol errors), rate-limited.
+    pub(crate) warn_limit: crate::warnlimit::WarnLimit,
+    /// The server listens on a Unix socket or loopback TCP addresses only
+    /// (for [`RemoteShutdown::Auto`](crate::RemoteShutdown::Auto)); set by
+    /// `bind`, true for streams given to `serve_stream`.
+    pub(crate) local_only: AtomicBool,
     /// Whether the lifecycle task (reaper + shutdown sequence) runs.
     started: AtomicBool,
     /// Set once shutdown is complete.
@@ -133,13 +141,38 @@ impl Server {
         }
         let listener = Listener::bind_with(addr, &options).await?;
         let address = listener.local_address()?;
-        tracing::info!(%address, "pyrpc server listening");
-        if binds_all_interfaces(addr) && self.shared.config.secret.is_none() {
+        let config = &self.shared.config;
+        let tls = match &config.tls {
+            Some(t) if !address.is_unix() && t.requires_client_cert() => {
+                "on, client certificates required"
+            }
+            Some(_) if !address.is_unix() => "on",
+            _ => "off",
+        };
+        let auth = if config.secret.is_some() { "on" } else { "off" };
+        let nonblocking = if config.nonblocking { "on" } else { "off" };
+        tracing::info!(
+            target: "pyrpc.server",
+            %address,
+            tls,
+            auth,
+            nonblocking,
+            "pyrpc server listening on {address} (TLS {tls}, auth {auth}, nonblocking {nonblocking})"
+        );
+        self.shared
+            .local_only
+            .store(is_local_only(&address), Ordering::Relaxed);
+        let client_certs = config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.requires_client_cert());
+        if binds_all_interfaces(addr) && config.secret.is_none() && !client_certs {
             tracing::warn!(
                 %address,
                 "this server listens on all network interfaces without a shared secret: \
                  anyone who can reach the port can call its methods; \
-                 set a secret (ServerConfig::secret) or bind 127.0.0.1"
+                 set a secret (ServerConfig::secret), TLS with client certificates, \
+                 or bind 127.0.0.1"
             );
         }
         self.shared.ensure_started();
@@ -215,9 +248,14 @@ impl Server {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         self.shared.ensure_started();
-        self.shared
-            .conns
-            .spawn(connection::serve(Arc::clone(&self.shared), io, peer))
+        let slot = connection::Slot::take(&self.shared);
+        self.shared.conns.spawn(connection::serve(
+            Arc::clone(&self.shared),
+            io,
+            peer,
+            slot,
+            connection::Admission::default(),
+        ))
     }
 }
 
@@ -269,6 +307,18 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets [`ServerConfig::tls`]: the server speaks TLS on TCP.
+    pub fn tls(mut self, tls: pyrpc_transport::ServerTls) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`ServerConfig::remote_shutdown`].
+    pub fn remote_shutdown(mut self, policy: crate::RemoteShutdown) -> Self {
+        self.config.remote_shutdown = policy;
+        self
+    }
+
     /// Sets [`ServerConfig::unix_mode`].
     pub fn unix_mode(mut self, mode: u32) -> Self {
         self.config.unix_mode = Some(mode);
@@ -315,6 +365,8 @@ impl ServerBuilder {
                 conns: TaskTracker::new(),
                 connections: AtomicUsize::new(0),
                 stats: Stats::new(),
+                warn_limit: crate::warnlimit::WarnLimit::new(),
+                local_only: AtomicBool::new(true),
                 started: AtomicBool::new(false),
                 finished,
             }),
@@ -459,6 +511,16 @@ fn binds_all_interfaces(addr: &Address) -> bool {
     }
 }
 
+/// True for a Unix socket and a TCP address on a loopback interface.
+fn is_local_only(addr: &Address) -> bool {
+    match addr {
+        Address::Tcp { host, .. } => host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        Address::Unix(_) => true,
+    }
+}
+
 /// Accepts connections until shutdown; then drops the listener.
 async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
     loop {
@@ -468,7 +530,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
                 Ok((stream, peer)) => {
                     shared
                         .conns
-                        .spawn(connection::serve(Arc::clone(&shared), stream, peer.to_string()));
+                        .spawn(accept::serve_accepted(Arc::clone(&shared), stream, peer.to_string()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -498,5 +560,18 @@ mod tests {
             assert!(!binds_all_interfaces(&Address::tcp(host, 1)), "{host:?}");
         }
         assert!(!binds_all_interfaces(&Address::unix("/tmp/x")));
+    }
+
+    #[test]
+    fn local_only_is_loopback_or_unix() {
+        for (addr, local) in [
+            (Address::tcp("127.0.0.1", 1), true),
+            (Address::tcp("::1", 1), true),
+            (Address::unix("/tmp/x"), true),
+            (Address::tcp("0.0.0.0", 1), false),
+            (Address::tcp("10.0.0.1", 1), false),
+        ] {
+            assert_eq!(is_local_only(&addr), local, "{addr}");
+        }
     }
 }

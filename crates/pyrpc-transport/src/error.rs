@@ -55,3 +55,59 @@ pub enum TransportError {
     #[error("accept failed: {0}")]
     Accept(#[source] std::io::Error),
 }
+
+/// Why TLS could not be set up, or a TLS handshake failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A PEM file could not be read.
+    #[error("cannot read the {what} {path:?}: {source}")]
+    Read {
+        /// What the file should hold.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// PEM text holds nothing usable (no certificate, no key, garbage).
+    #[error("invalid {what}: {reason}")]
+    Pem {
+        /// What the text should hold.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A client certificate without its key, or a key without its certificate.
+    #[error("a client certificate needs both the certificate chain and its key")]
+    Incomplete,
+    /// rustls refused the configuration (e.g. a key that does not match the
+    /// certificate).
+    #[error("TLS configuration refused: {0}")]
+    Config(#[source] rustls::Error),
+    /// No CA bundle was given and the system has no root certificates.
+    #[error("no CA bundle given and no system root certificates found ({errors:?})")]
+    NoSystemRoots {
+        /// What went wrong while loading them.
+        errors: Vec<String>,
+    },
+    /// The name to verify the server's certificate against is neither a DNS
+    /// name nor an IP address.
+    #[error("{name:?} is not a valid TLS server name")]
+    ServerName {
+        /// The name.
+        name: String,
+    },
+    /// TLS runs over TCP only.
+    #[error("TLS is for TCP connections only, not Unix sockets")]
+    NotTcp,
+    /// The handshake failed; `reason` says why.
+    #[error("TLS handshake with the {peer} failed: {reason}")]
+    Handshake {
+        /// "server" or "client": the other end.
+        peer: &'static str,
+        /// What went wrong, in words.
+        reason: String,
+    },
+}

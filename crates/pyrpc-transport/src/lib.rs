@@ -11,6 +11,8 @@
 //!   file's mode if asked, and removes the file it created when dropped.
 //! * [`connect`] — connects with a timeout.
 //! * [`Stream`] — one stream type for both kinds, `AsyncRead + AsyncWrite`.
+//! * [`ServerTls`], [`ClientTls`] — TLS over TCP (rustls with `ring`): the
+//!   [`Stream::Tls`] variant comes out of their handshakes.
 //! * [`Connection`] — a [`Stream`] framed with [`pyrpc_framing::Codec`].
 //!
 //! The server and client crates accept any `AsyncRead + AsyncWrite` stream, so
@@ -37,12 +39,14 @@ mod connect;
 mod error;
 mod listener;
 mod stream;
+mod tls;
 
 pub use address::Address;
 pub use connect::connect;
-pub use error::TransportError;
+pub use error::{TlsError, TransportError};
 pub use listener::{Listener, ListenerOptions};
 pub use stream::{PeerInfo, Stream};
+pub use tls::{describe_handshake_error, tls_failure, ClientTls, ServerTls, Side, ALPN};
 
 /// A [`Stream`] framed as pyrpc messages: `In` is read, `Out` is written.
 pub type Connection<In, Out> = tokio_util::codec::Framed<Stream, pyrpc_framing::Codec<In, Out>>;

@@ -16,6 +16,12 @@ pub enum Stream {
     Tcp(TcpStream),
     /// A Unix stream socket.
     Unix(UnixStream),
+    /// A TCP stream after a TLS handshake ([`ServerTls::accept`] or
+    /// [`ClientTls::connect`]).
+    ///
+    /// [`ServerTls::accept`]: crate::ServerTls::accept
+    /// [`ClientTls::connect`]: crate::ClientTls::connect
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
 }
 
 /// Who is on the other end of a connection, for logs.
@@ -43,6 +49,31 @@ impl Stream {
         let _ = s.set_nodelay(true);
         Stream::Tcp(s)
     }
+
+    /// True for a TLS stream.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Waits for the peer's first byte without consuming it and tells
+    /// whether it starts a TLS handshake record (`0x16`), so a server can
+    /// tell a TLS client from a plain one. False for a Unix socket (never
+    /// TLS), a TLS stream (already past its handshake) and a peer that
+    /// closed without sending anything.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error.
+    pub async fn starts_with_tls_handshake(&self) -> io::Result<bool> {
+        match self {
+            Stream::Tcp(s) => {
+                let mut first = [0u8; 1];
+                let n = s.peek(&mut first).await?;
+                Ok(n == 1 && first[0] == crate::tls::TLS_HANDSHAKE_RECORD)
+            }
+            Stream::Unix(_) | Stream::Tls(_) => Ok(false),
+        }
+    }
 }
 
 macro_rules! delegate {
@@ -54,6 +85,10 @@ macro_rules! delegate {
             }
             Stream::Unix($s) => {
                 let $s = Pin::new($s);
+                $e
+            }
+            Stream::Tls($s) => {
+                let $s = Pin::new($s.as_mut());
                 $e
             }
         }

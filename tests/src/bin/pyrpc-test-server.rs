@@ -6,6 +6,7 @@
 //! pyrpc-test-server serve ADDR [--max-frame-len N] [--max-buffered N] [--queue-bytes N]
 //!                              [--idle-ms N] [--handshake-ms N] [--max-connections N]
 //!                              [--grace-ms N] [--secret S]
+//!                              [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
 //! pyrpc-test-server call ADDR METHOD [FLOAT_ARG...]
 //! ```
 //!
@@ -55,6 +56,7 @@ fn serve(args: &[String]) -> Result<()> {
         nonblocking: true,
         ..ServerConfig::default()
     };
+    let (mut tls_cert, mut tls_key, mut tls_ca) = (None, None, None);
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
         let value = rest
@@ -74,8 +76,18 @@ fn serve(args: &[String]) -> Result<()> {
             "--max-connections" => config.max_connections = n()? as usize,
             "--grace-ms" => config.shutdown_grace = Duration::from_millis(n()?),
             "--secret" => config.secret = Some(value.as_str().into()),
+            "--tls-cert" => tls_cert = Some(value.clone()),
+            "--tls-key" => tls_key = Some(value.clone()),
+            "--tls-client-ca" => tls_ca = Some(std::path::PathBuf::from(value)),
             other => bail!("unknown option {other}"),
         }
+    }
+    if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+        config.tls = Some(pyrpc_transport::ServerTls::from_pem_files(
+            cert,
+            key,
+            tls_ca.as_deref(),
+        )?);
     }
     let live = Arc::new(AtomicUsize::new(0));
     let (l1, l2) = (Arc::clone(&live), live);

@@ -28,7 +28,6 @@ and the server set ``allow_pickle = True``.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import threading
@@ -36,7 +35,7 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from . import _pyrpc
-from ._errors import AuthError, NoSocket, ProtocolError, RemoteError, RpcError, Timeout
+from ._errors import AuthError, NoSocket, ProtocolError, RemoteError, RpcError, Timeout, TlsError
 
 __all__ = [
     "Client",
@@ -47,6 +46,7 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "AuthError",
+    "TlsError",
     "MethodInfo",
     "list_methods",
     "stats",
@@ -156,6 +156,14 @@ class Client:
             a server that requires one; None (the default) for none. A wrong
             or missing secret, or a server that cannot prove it holds the
             same one, raises :class:`AuthError` before any call runs.
+        tls_ca: TLS for a TCP address: the CA bundle (PEM file path) the
+            server's certificate must be signed by, or True for the system's
+            root certificates. TLS is on when any ``tls_*`` setting is given;
+            a failed handshake raises :class:`TlsError` saying why.
+        tls_cert, tls_key: a client certificate chain and its key (PEM file
+            paths), for servers that require one (mutual TLS).
+        tls_server_name: the name the server's certificate is checked
+            against, instead of the address's host.
     """
 
     address: Any = None
@@ -169,6 +177,10 @@ class Client:
     allow_pickle: bool = False
     max_frame_len: int = 640 * 1024 * 1024
     secret: Optional[Union[bytes, str]] = None
+    tls_ca: Optional[Union[str, os.PathLike, bool]] = None
+    tls_cert: Optional[Union[str, os.PathLike]] = None
+    tls_key: Optional[Union[str, os.PathLike]] = None
+    tls_server_name: Optional[str] = None
 
     def __init__(self, address: Any = None, **kwargs: Any) -> None:
         self.address = address or self.address
@@ -269,7 +281,13 @@ class Client:
     def _core(self) -> "_pyrpc.ClientCore":
         d = self.__dict__
         core: Optional[_pyrpc.ClientCore] = d.get("_pyrpc_core")
-        key = (self.address, bool(self.allow_pickle), int(self.max_frame_len), self.secret)
+        key = (
+            self.address,
+            bool(self.allow_pickle),
+            int(self.max_frame_len),
+            self.secret,
+            tuple(_tls_settings(self).values()),
+        )
         if core is not None and d.get("_pyrpc_core_key") == key:
             return core
         with _core_lock:
@@ -282,6 +300,7 @@ class Client:
                     allow_pickle=bool(self.allow_pickle),
                     max_frame_len=int(self.max_frame_len),
                     secret=self.secret,
+                    **_tls_settings(self),
                 )
                 d["_pyrpc_core"] = core
                 d["_pyrpc_core_key"] = key
@@ -429,7 +448,18 @@ class Server:
             clients must prove they hold (HMAC-SHA256 challenge-response in
             the hello; the secret never travels); None (the default) lets
             anyone who reaches the socket call. A TCP server on all
-            interfaces without one logs a warning on the ``pyrpc`` logger.
+            interfaces without one logs a warning on the ``pyrpc.server`` logger.
+        tls_cert, tls_key: TLS on TCP: the certificate chain and its private
+            key (PEM file paths). Clients without TLS are refused with an
+            error that says the server requires TLS.
+        tls_client_ca: with TLS, require client certificates signed by this
+            CA bundle (PEM file path): mutual TLS.
+        allow_remote_shutdown: whether clients may call ``shutdown()``. None
+            (the default): yes on Unix sockets and loopback addresses; on
+            other interfaces only clients that proved the ``secret`` or
+            presented a client certificate. True: anyone; False: no one. A
+            refused shutdown raises :class:`AuthError` in the client and the
+            server keeps serving.
 
     Limits (the defaults are those of the Rust ``ServerConfig``):
 
@@ -473,6 +503,10 @@ class Server:
     shutdown_grace: float = 10
     handshake_timeout: float = 10
     workers: int = 16
+    tls_cert: Optional[Union[str, os.PathLike]] = None
+    tls_key: Optional[Union[str, os.PathLike]] = None
+    tls_client_ca: Optional[Union[str, os.PathLike]] = None
+    allow_remote_shutdown: Optional[bool] = None
 
     def __init__(self, address: Any = None, **kwargs: Any) -> None:
         self.address = address or self.address
@@ -511,18 +545,15 @@ class Server:
             handshake_timeout=float(self.handshake_timeout),
             secret=self.secret,
             workers=int(self.workers),
+            tls_cert=self.tls_cert,
+            tls_key=self.tls_key,
+            tls_client_ca=self.tls_client_ca,
+            allow_remote_shutdown=self.allow_remote_shutdown,
         )
         core.bind(event_loop)
         self._pyrpc_core = core
-        if self.secret is None and _all_interfaces(self.address):
-            # As the Rust server warns (with tracing, which Python does not see).
-            logger.warning(
-                "%s listens on all network interfaces (%r) without a shared secret: "
-                "anyone who can reach the port can call its methods; "
-                "set a secret or bind 127.0.0.1",
-                type(self).__name__,
-                core.local_address(),
-            )
+        # A server on all interfaces without a secret or client certificates
+        # warns through the Rust core's log (the ``pyrpc.server`` logger).
         return core
 
     def start(self) -> None:
@@ -625,18 +656,14 @@ class Server:
             log(msg)
 
 
-def _all_interfaces(address: Any) -> bool:
-    """True for a TCP address on all interfaces: host ``''``, ``0.0.0.0``,
-    ``::``."""
-    if not isinstance(address, tuple) or len(address) != 2:
-        return False
-    host = address[0]
-    if host == "":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_unspecified
-    except ValueError:
-        return False
+def _tls_settings(client: "Client") -> Dict[str, Any]:
+    """A client's TLS settings, as ``ClientCore`` takes them."""
+    return {
+        "tls_ca": client.tls_ca,
+        "tls_cert": client.tls_cert,
+        "tls_key": client.tls_key,
+        "tls_server_name": client.tls_server_name,
+    }
 
 
 # The public names of the Server class itself (start, log_call, ...): never

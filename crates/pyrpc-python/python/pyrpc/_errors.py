@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Optional, Tuple
 
-__all__ = ["RpcError", "Timeout", "NoSocket", "ProtocolError", "RemoteError", "AuthError"]
+__all__ = [
+    "RpcError",
+    "Timeout",
+    "NoSocket",
+    "ProtocolError",
+    "RemoteError",
+    "AuthError",
+    "TlsError",
+]
 
 
 class RpcError(Exception):
@@ -60,6 +68,22 @@ class AuthError(RpcError, PermissionError):
     """
 
     def __init__(self, message: str = "authentication failed") -> None:
+        super().__init__(message)
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self),), self.__dict__)
+
+
+class TlsError(RpcError, ConnectionError):
+    """TLS failed, and the message says why: the server's certificate has
+    expired or is not signed by a CA in ``tls_ca``, the server requires a
+    client certificate (``tls_cert``/``tls_key``) and none was given, the
+    server does not speak TLS, or the server requires TLS and the client
+    was given no ``tls_*`` setting. Trying again does not help until the settings
+    change. Also a ``ConnectionError``.
+    """
+
+    def __init__(self, message: str = "TLS failed") -> None:
         super().__init__(message)
 
     def __reduce__(self) -> Any:

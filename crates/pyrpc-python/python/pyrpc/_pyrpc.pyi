@@ -2,6 +2,7 @@
 these classes are their halves in Rust and may change between versions."""
 
 import asyncio
+import os
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union, final
 
 from typing_extensions import TypeAlias
@@ -26,6 +27,10 @@ class ClientCore:
         name: Optional[str] = None,
         max_frame_len: Optional[int] = None,
         secret: Optional[Union[bytes, str]] = None,
+        tls_ca: Optional[Union[str, "os.PathLike[str]", bool]] = None,
+        tls_cert: Optional[Union[str, "os.PathLike[str]"]] = None,
+        tls_key: Optional[Union[str, "os.PathLike[str]"]] = None,
+        tls_server_name: Optional[str] = None,
     ) -> "ClientCore":
         """Prepare a client of the server at ``address``. ``allow_pickle``
         sends other objects pickled (if the server allows) and unpickles
@@ -121,6 +126,10 @@ class ServerCore:
         handshake_timeout: Optional[float] = None,
         secret: Optional[Union[bytes, str]] = None,
         workers: int = 16,
+        tls_cert: Optional[Union[str, "os.PathLike[str]"]] = None,
+        tls_key: Optional[Union[str, "os.PathLike[str]"]] = None,
+        tls_client_ca: Optional[Union[str, "os.PathLike[str]"]] = None,
+        allow_remote_shutdown: Optional[bool] = None,
     ) -> "ServerCore":
         """Prepare a server. ``server`` receives ``log_call(ret, method, args,
         kwargs)`` and ``log_exception(exc, method, args, kwargs)`` after each

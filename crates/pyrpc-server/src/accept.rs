@@ -1,0 +1,99 @@
+//! Between accepting a socket and reading its hello: telling a TLS client
+//! from a plain one by its first byte, and the TLS handshake, on the
+//! connection's own task (a slow or hostile handshake holds up no one else)
+//! and within [`ServerConfig::handshake_timeout`](crate::ServerConfig).
+//!
+//! | server \ first byte | TLS record (`0x16`)     | anything else                  |
+//! |---------------------|-------------------------|--------------------------------|
+//! | with TLS            | handshake, then serve   | hello answered with a refusal  |
+//! | without TLS         | closed (logged)         | serve                          |
+//!
+//! A plain client of a TLS server thus gets a clear pyrpc error ("this server
+//! requires TLS"); a TLS client of a plain server sees the connection close
+//! during its handshake, which it reports as "the server may not speak TLS".
+
+use std::sync::Arc;
+
+use pyrpc_proto::{ErrorKind, RemoteError};
+use pyrpc_transport::Stream;
+
+use crate::connection::{self, Admission, Slot};
+use crate::server::Shared;
+use crate::warnlimit::limited_warn;
+
+/// Serves one accepted connection, TLS first if the server has it.
+pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: String) {
+    let slot = Slot::take(&shared);
+    if matches!(stream, Stream::Unix(_)) {
+        return connection::serve(shared, stream, peer, slot, Admission::default()).await;
+    }
+    let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
+    let first = tokio::select! {
+        r = tokio::time::timeout_at(deadline, stream.starts_with_tls_handshake()) => r,
+        _ = shared.close.cancelled() => return,
+    };
+    let tls_first = match first {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "connection failed before its first byte");
+            return;
+        }
+        Err(_) => {
+            limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                %peer, "nothing received within the handshake timeout; closing"
+            );
+            return;
+        }
+    };
+    match (&shared.config.tls, tls_first) {
+        (None, false) => {
+            connection::serve(shared, stream, peer, slot, Admission::default()).await;
+        }
+        (None, true) => {
+            limited_warn!(shared.warn_limit, target: "pyrpc.auth",
+                %peer,
+                "a client started a TLS handshake but this server has no TLS; closing"
+            );
+        }
+        (Some(_), false) => {
+            let refusal = RemoteError::new(
+                ErrorKind::Protocol,
+                "this server requires TLS: connect with TLS (give the client the CA \
+                 bundle that signed the server's certificate, e.g. tls_ca)",
+            );
+            // Logged (rate-limited) with the refusal once the hello is read.
+            let admission = Admission {
+                refusal: Some(refusal),
+                ..Admission::default()
+            };
+            connection::serve(shared, stream, peer, slot, admission).await;
+        }
+        (Some(tls), true) => {
+            let tls = tls.clone();
+            let handshake = tokio::select! {
+                r = tokio::time::timeout_at(deadline, tls.accept(stream)) => r,
+                _ = shared.close.cancelled() => return,
+            };
+            match handshake {
+                Ok(Ok(stream)) => {
+                    tracing::debug!(%peer, client_cert = tls.requires_client_cert(), "TLS handshake done");
+                    let admission = Admission {
+                        client_cert: tls.requires_client_cert(),
+                        ..Admission::default()
+                    };
+                    connection::serve(shared, stream, peer, slot, admission).await;
+                }
+                Ok(Err(e)) => {
+                    limited_warn!(shared.warn_limit, target: "pyrpc.auth",
+                        %peer, error = %e, "TLS handshake failed"
+                    );
+                }
+                Err(_) => {
+                    limited_warn!(shared.warn_limit, target: "pyrpc.auth",
+                        %peer, "TLS handshake not finished within the handshake timeout; closing"
+                    );
+                }
+            }
+        }
+    }
+}
