@@ -30,6 +30,15 @@ pub enum ValueError {
         /// How many values arrived.
         values: usize,
     },
+    /// A value of a typed kind whose fields are out of range or malformed
+    /// (month 13, a 15-byte UUID, a fraction not in lowest terms, ...).
+    #[error("malformed {kind} value: {reason}")]
+    Malformed {
+        /// The wire kind, e.g. `"datetime"`.
+        kind: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A failure that travels as data: an exception raised by the remote method, or

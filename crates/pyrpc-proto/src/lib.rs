@@ -38,12 +38,14 @@ mod args;
 pub mod auth;
 mod error;
 mod introspect;
+mod kinds;
 mod serde_value;
 mod value;
 
 pub use args::Args;
 pub use error::{ErrorKind, RemoteError, ValueError};
 pub use introspect::{Latency, MethodInfo, ServerStats};
+pub use kinds::{Date, DateTime, Fraction, Record, RecordKind, Time, TimeDelta};
 pub use serde_value::{from_value, to_value, SerdeError};
 pub use value::{Value, MAX_VALUE_DEPTH};
 

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use num_bigint::BigInt;
 
 use crate::error::ValueError;
+use crate::kinds::{self, Date, DateTime, Fraction, Record, RecordKind, Time, TimeDelta};
 use crate::wire;
 
 /// The deepest nesting of values pyrpc sends or accepts by default.
@@ -21,7 +22,10 @@ pub const MAX_VALUE_DEPTH: usize = 32;
 ///
 /// The variants map one to one onto Python types: `None`, `bool`, `int` (any
 /// size), `float`, `str`, `bytes`, `list`, `tuple`, `set`, `frozenset`, `dict`,
-/// plus an opaque pickled object that peers refuse unless they opted in.
+/// `bytearray`, `datetime`, `date`, `time`, `timedelta`, `Decimal`, `UUID`,
+/// `complex`, `Fraction`, typed records (dataclasses, NamedTuples, Enums,
+/// registered types), plus an opaque pickled object that peers refuse unless
+/// they opted in.
 ///
 /// Ints are kept canonical: a value that fits in `i64` is always
 /// [`Value::Int`], never [`Value::BigInt`]; the `From` conversions and the wire
@@ -52,7 +56,7 @@ pub enum Value {
     Float(f64),
     /// Python `str`.
     Str(String),
-    /// Python `bytes` (a `bytearray` arrives as `bytes`).
+    /// Python `bytes`.
     Bytes(Bytes),
     /// Python `list`.
     List(Vec<Value>),
@@ -66,6 +70,31 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
     /// A pickled Python object, refused unless both peers opted in.
     Pickle(Bytes),
+    /// Python `bytearray`.
+    ByteArray(Bytes),
+    /// Python `datetime.datetime`, naive or with a UTC offset.
+    DateTime(Box<DateTime>),
+    /// Python `datetime.date`.
+    Date(Date),
+    /// Python `datetime.time`, naive or with a UTC offset.
+    Time(Box<Time>),
+    /// Python `datetime.timedelta`.
+    TimeDelta(TimeDelta),
+    /// Python `decimal.Decimal`, as its exact text (`"1.50"`, `"-0"`, `"NaN"`).
+    Decimal(String),
+    /// Python `uuid.UUID`, its 16 bytes (`u.bytes`).
+    Uuid([u8; 16]),
+    /// Python `complex`.
+    Complex {
+        /// The real part.
+        re: f64,
+        /// The imaginary part.
+        im: f64,
+    },
+    /// Python `fractions.Fraction`.
+    Fraction(Box<Fraction>),
+    /// A dataclass, NamedTuple, Enum member or registered type.
+    Record(Box<Record>),
 }
 
 // ===== impl Value =====
@@ -101,6 +130,16 @@ impl Value {
             Value::FrozenSet(_) => "frozenset",
             Value::Dict(_) => "dict",
             Value::Pickle(_) => "pickle",
+            Value::ByteArray(_) => "bytearray",
+            Value::DateTime(_) => "datetime",
+            Value::Date(_) => "date",
+            Value::Time(_) => "time",
+            Value::TimeDelta(_) => "timedelta",
+            Value::Decimal(_) => "Decimal",
+            Value::Uuid(_) => "UUID",
+            Value::Complex { .. } => "complex",
+            Value::Fraction(_) => "Fraction",
+            Value::Record(_) => "record",
         }
     }
 
@@ -116,6 +155,7 @@ impl Value {
                 .map(|(k, v)| k.depth().max(v.depth()))
                 .max()
                 .unwrap_or(0),
+            Value::Record(r) => r.fields.iter().map(|(_, v)| v.depth()).max().unwrap_or(0),
             _ => 0,
         };
         1 + children
@@ -210,6 +250,10 @@ impl Value {
                     walk(k, left - 1, max)?;
                     walk(v, left - 1, max)
                 }),
+                Value::Record(r) => r
+                    .fields
+                    .iter()
+                    .try_for_each(|(_, v)| walk(v, left - 1, max)),
                 _ => Ok(()),
             }
         }
@@ -270,6 +314,55 @@ fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<Value, Value
             Value::Dict(entries)
         }
         Some(Kind::Pickle(p)) => Value::Pickle(p),
+        Some(Kind::Bytearray(b)) => Value::ByteArray(b),
+        Some(Kind::Datetime(d)) => {
+            kinds::check_datetime(&d)?;
+            Value::DateTime(Box::new(d))
+        }
+        Some(Kind::Date(d)) => {
+            kinds::check_date_value(&d)?;
+            Value::Date(d)
+        }
+        Some(Kind::Time(t)) => {
+            kinds::check_time(&t)?;
+            Value::Time(Box::new(t))
+        }
+        Some(Kind::Timedelta(t)) => {
+            kinds::check_timedelta(&t)?;
+            Value::TimeDelta(t)
+        }
+        Some(Kind::Decimal(d)) => {
+            kinds::check_decimal(&d)?;
+            Value::Decimal(d)
+        }
+        Some(Kind::Uuid(u)) => Value::Uuid(kinds::uuid_from_wire(&u)?),
+        Some(Kind::Complex(c)) => Value::Complex {
+            re: c.real,
+            im: c.imag,
+        },
+        Some(Kind::Fraction(f)) => Value::Fraction(Box::new(kinds::fraction_from_wire(f)?)),
+        Some(Kind::Record(r)) => {
+            if r.field_names.len() != r.fields.len() {
+                return Err(ValueError::Malformed {
+                    kind: "record",
+                    reason: format!(
+                        "{} field names but {} fields",
+                        r.field_names.len(),
+                        r.fields.len()
+                    ),
+                });
+            }
+            let kind = RecordKind::try_from(r.kind).unwrap_or(RecordKind::Unspecified);
+            let mut fields = Vec::with_capacity(r.fields.len());
+            for (name, v) in r.field_names.into_iter().zip(r.fields) {
+                fields.push((name, from_wire(v, left - 1, max)?));
+            }
+            Value::Record(Box::new(Record {
+                type_name: r.type_name,
+                kind,
+                fields,
+            }))
+        }
     })
 }
 
@@ -313,6 +406,28 @@ impl From<Value> for wire::Value {
                 Kind::Dict(wire::Dict { keys, values })
             }
             Value::Pickle(p) => Kind::Pickle(p),
+            Value::ByteArray(b) => Kind::Bytearray(b),
+            Value::DateTime(d) => Kind::Datetime(*d),
+            Value::Date(d) => Kind::Date(d),
+            Value::Time(t) => Kind::Time(*t),
+            Value::TimeDelta(t) => Kind::Timedelta(t),
+            Value::Decimal(d) => Kind::Decimal(d),
+            Value::Uuid(u) => Kind::Uuid(Bytes::copy_from_slice(&u)),
+            Value::Complex { re, im } => Kind::Complex(wire::Complex { real: re, imag: im }),
+            Value::Fraction(f) => Kind::Fraction(kinds::fraction_to_wire(&f)),
+            Value::Record(r) => {
+                let (field_names, fields) = r
+                    .fields
+                    .into_iter()
+                    .map(|(n, v)| (n, wire::Value::from(v)))
+                    .unzip();
+                Kind::Record(wire::Record {
+                    type_name: r.type_name,
+                    kind: r.kind as i32,
+                    field_names,
+                    fields,
+                })
+            }
         };
         wire::Value { kind: Some(kind) }
     }
@@ -393,6 +508,36 @@ impl From<Bytes> for Value {
 impl From<&[u8]> for Value {
     fn from(v: &[u8]) -> Self {
         Value::Bytes(Bytes::copy_from_slice(v))
+    }
+}
+
+impl From<DateTime> for Value {
+    fn from(v: DateTime) -> Self {
+        Value::DateTime(Box::new(v))
+    }
+}
+
+impl From<Date> for Value {
+    fn from(v: Date) -> Self {
+        Value::Date(v)
+    }
+}
+
+impl From<Time> for Value {
+    fn from(v: Time) -> Self {
+        Value::Time(Box::new(v))
+    }
+}
+
+impl From<TimeDelta> for Value {
+    fn from(v: TimeDelta) -> Self {
+        Value::TimeDelta(v)
+    }
+}
+
+impl From<Fraction> for Value {
+    fn from(v: Fraction) -> Self {
+        Value::Fraction(Box::new(v))
     }
 }
 
@@ -502,6 +647,35 @@ impl fmt::Display for Value {
                 f.write_str("}")
             }
             Value::Pickle(p) => write!(f, "<pickled object, {} bytes>", p.len()),
+            Value::ByteArray(b) => {
+                f.write_str("bytearray(")?;
+                write_bytes_repr(f, b)?;
+                f.write_str(")")
+            }
+            Value::DateTime(d) => kinds::fmt_datetime(f, d),
+            Value::Date(d) => write!(f, "datetime.date({}, {}, {})", d.year, d.month, d.day),
+            Value::Time(t) => kinds::fmt_time(f, t),
+            Value::TimeDelta(t) => kinds::fmt_timedelta(f, t),
+            Value::Decimal(d) => write!(f, "Decimal('{d}')"),
+            Value::Uuid(u) => kinds::fmt_uuid(f, u),
+            Value::Complex { re, im } => {
+                f.write_str("complex(")?;
+                write_float(f, *re)?;
+                f.write_str(", ")?;
+                write_float(f, *im)?;
+                f.write_str(")")
+            }
+            Value::Fraction(fr) => write!(f, "Fraction({}, {})", fr.numerator, fr.denominator),
+            Value::Record(r) => {
+                write!(f, "{}(", r.type_name)?;
+                for (i, (name, v)) in r.fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{name}={v}")?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }
@@ -610,6 +784,78 @@ mod tests {
     }
 
     #[test]
+    fn new_kinds_round_trip() {
+        let dt = DateTime {
+            year: 2024,
+            month: 2,
+            day: 29,
+            hour: 23,
+            minute: 59,
+            second: 58,
+            microsecond: 123_456,
+            utc_offset_us: Some(-19_800_000_000),
+            fold: 1,
+        };
+        let record = Record::new("app:Point", RecordKind::Dataclass)
+            .field("x", 1)
+            .field("tags", Value::list([Value::from("a")]));
+        for v in [
+            Value::from(dt),
+            Value::from(Date {
+                year: 1,
+                month: 1,
+                day: 1,
+            }),
+            Value::from(Time {
+                hour: 1,
+                minute: 2,
+                second: 3,
+                microsecond: 4,
+                utc_offset_us: None,
+                fold: 0,
+            }),
+            Value::from(TimeDelta {
+                days: -1,
+                seconds: 86_399,
+                microseconds: 999_999,
+            }),
+            Value::Decimal("-0".into()),
+            Value::Decimal("1E+999999999999".into()),
+            Value::Uuid([7; 16]),
+            Value::Complex { re: 1.5, im: -0.0 },
+            Value::from(Fraction::new(BigInt::from(-2).pow(100), BigInt::from(3)).unwrap()),
+            Value::ByteArray(Bytes::from_static(b"ab")),
+            Value::from(record),
+        ] {
+            assert_eq!(roundtrip(v.clone()), v);
+        }
+    }
+
+    #[test]
+    fn malformed_new_kinds_are_errors() {
+        use wire::value::Kind;
+        let bad = [
+            Kind::Uuid(Bytes::from_static(&[1; 15])),
+            Kind::Decimal("1.2.3".into()),
+            Kind::Date(Date {
+                year: 2023,
+                month: 2,
+                day: 29,
+            }),
+            Kind::Record(wire::Record {
+                type_name: "a:B".into(),
+                kind: 1,
+                field_names: vec!["x".into()],
+                fields: vec![],
+            }),
+        ];
+        for kind in bad {
+            let err = Value::try_from(wire::Value { kind: Some(kind) }).unwrap_err();
+            assert!(matches!(err, ValueError::Malformed { .. }), "{err}");
+        }
+    }
+
+    #[test]
     fn big_int_that_fits_decodes_as_int() {
         let w = wire::Value {
             kind: Some(wire::value::Kind::BigInt(Bytes::from_static(&[0x01, 0x00]))),
@@ -702,6 +948,20 @@ mod tests {
             (Value::Set(vec![]), "set()"),
             (Value::FrozenSet(vec![Value::from(1)]), "frozenset({1})"),
             (Value::from((1, "x")), "(1, 'x')"),
+            (
+                Value::from(TimeDelta {
+                    days: -1,
+                    seconds: 86_399,
+                    microseconds: 0,
+                }),
+                "datetime.timedelta(days=-1, seconds=86399)",
+            ),
+            (
+                Value::Uuid([0x12; 16]),
+                "UUID('12121212-1212-1212-1212-121212121212')",
+            ),
+            (Value::Complex { re: 1.0, im: -2.5 }, "complex(1.0, -2.5)"),
+            (Value::Decimal("1.50".into()), "Decimal('1.50')"),
         ];
         for (v, repr) in cases {
             assert_eq!(v.to_string(), repr);
