@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 mod client;
 mod convert;
 mod errors;
+mod kinds;
 mod runtime;
 mod server;
 

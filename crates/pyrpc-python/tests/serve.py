@@ -16,6 +16,7 @@ from pyrpc import Server
 
 import server_only_errors
 import shared_errors
+import shared_types  # noqa: F401  (imported so that its records are rebuilt here)
 
 LOG = []
 
@@ -126,6 +127,11 @@ class PickleServer(TestServer):
         import fractions
 
         return fractions.Fraction(1, 3)
+
+    def make_deque(self):
+        import collections
+
+        return collections.deque([1, 3])
 
     def bomb(self, path):
         """A result that creates ``path`` when unpickled."""

@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from . import _pyrpc
 from ._errors import AuthError, NoSocket, ProtocolError, RemoteError, RpcError, Timeout
+from ._types import register_type
 
 __all__ = [
     "Client",
@@ -50,6 +51,7 @@ __all__ = [
     "MethodInfo",
     "list_methods",
     "stats",
+    "register_type",
 ]
 
 __version__ = _pyrpc.__version__
