@@ -267,15 +267,20 @@ pub(crate) fn uuid_from_wire(b: &[u8]) -> Result<[u8; 16], ValueError> {
 
 // ===== Python reprs =====
 
+/// Python's repr of a fixed-offset zone: `datetime.timezone.utc` or
+/// `datetime.timezone(datetime.timedelta(...))`.
 fn write_offset(f: &mut fmt::Formatter<'_>, offset_us: i64) -> fmt::Result {
-    let sign = if offset_us < 0 { "-" } else { "" };
-    let us = offset_us.unsigned_abs();
-    let (secs, micros) = (us / 1_000_000, us % 1_000_000);
-    write!(f, "timezone({sign}timedelta(seconds={secs}")?;
-    if micros != 0 {
-        write!(f, ", microseconds={micros}")?;
+    if offset_us == 0 {
+        return f.write_str("datetime.timezone.utc");
     }
-    f.write_str("))")
+    let delta = TimeDelta {
+        days: offset_us.div_euclid(DAY_US),
+        seconds: (offset_us.rem_euclid(DAY_US) / 1_000_000) as u32,
+        microseconds: (offset_us.rem_euclid(1_000_000)) as u32,
+    };
+    f.write_str("datetime.timezone(")?;
+    fmt_timedelta(f, &delta)?;
+    f.write_str(")")
 }
 
 /// Python's repr of a datetime, e.g. `datetime.datetime(2024, 1, 2, 3, 4, 5)`.
@@ -295,7 +300,7 @@ pub(crate) fn fmt_datetime(f: &mut fmt::Formatter<'_>, v: &DateTime) -> fmt::Res
         write!(f, ", fold={}", v.fold)?;
     }
     if let Some(o) = v.utc_offset_us {
-        f.write_str(", tzinfo=datetime.")?;
+        f.write_str(", tzinfo=")?;
         write_offset(f, o)?;
     }
     f.write_str(")")
@@ -314,7 +319,7 @@ pub(crate) fn fmt_time(f: &mut fmt::Formatter<'_>, v: &Time) -> fmt::Result {
         write!(f, ", fold={}", v.fold)?;
     }
     if let Some(o) = v.utc_offset_us {
-        f.write_str(", tzinfo=datetime.")?;
+        f.write_str(", tzinfo=")?;
         write_offset(f, o)?;
     }
     f.write_str(")")
