@@ -52,6 +52,71 @@ async fn nested_values_round_trip_with_their_shapes() {
     }
 }
 
+/// One value of each kind beyond the builtin containers.
+fn kinds() -> Value {
+    use pyrpc_proto::{Date, DateTime, Fraction, Record, RecordKind, Time, TimeDelta};
+    Value::list([
+        Value::ByteArray(Bytes::from_static(b"ab")),
+        Value::from(DateTime {
+            year: 9999,
+            month: 12,
+            day: 31,
+            hour: 23,
+            minute: 59,
+            second: 59,
+            microsecond: 999_999,
+            utc_offset_us: Some(19_800_000_000),
+            fold: 0,
+        }),
+        Value::from(Date {
+            year: 2024,
+            month: 2,
+            day: 29,
+        }),
+        Value::from(Time {
+            hour: 0,
+            minute: 0,
+            second: 0,
+            microsecond: 1,
+            utc_offset_us: None,
+            fold: 1,
+        }),
+        Value::from(TimeDelta {
+            days: -999_999_999,
+            seconds: 0,
+            microseconds: 0,
+        }),
+        Value::Decimal("-sNaN12".into()),
+        Value::Uuid([0xab; 16]),
+        Value::Complex {
+            re: f64::INFINITY,
+            im: -0.5,
+        },
+        Value::from(Fraction::new(BigInt::from(2).pow(80), BigInt::from(7)).unwrap()),
+        Value::from(
+            Record::new("m:Point", RecordKind::NamedTuple)
+                .field("x", 1)
+                .field("y", Value::tuple([])),
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn new_kinds_round_trip() {
+    for kind in KINDS {
+        let server = spawn_server(kind).await;
+        let client = Client::new(server.addr.clone());
+        let v = kinds();
+        let ret = client.call("echo", Args::new().arg(v.clone())).await.unwrap();
+        assert_eq!(
+            ret,
+            Value::tuple([Value::tuple([v]), Value::dict([])]),
+            "{kind:?}"
+        );
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn original_readme_echo() {
     for kind in KINDS {
