@@ -421,6 +421,7 @@ fn contains_pickle(v: &Value) -> bool {
         Value::Dict(entries) => entries
             .iter()
             .any(|(k, v)| contains_pickle(k) || contains_pickle(v)),
+        Value::Record(r) => r.fields.iter().any(|(_, v)| contains_pickle(v)),
         _ => false,
     }
 }
@@ -660,6 +661,9 @@ mod tests {
             Value::from("k"),
             Value::from("v")
         )])));
+        let record = pyrpc_proto::Record::new("m:T", pyrpc_proto::RecordKind::Dataclass)
+            .field("x", Value::Pickle(Bytes::new()));
+        assert!(contains_pickle(&Value::from(record)));
     }
 
     #[test]
