@@ -107,7 +107,10 @@ async fn new_kinds_round_trip() {
         let server = spawn_server(kind).await;
         let client = Client::new(server.addr.clone());
         let v = kinds();
-        let ret = client.call("echo", Args::new().arg(v.clone())).await.unwrap();
+        let ret = client
+            .call("echo", Args::new().arg(v.clone()))
+            .await
+            .unwrap();
         assert_eq!(
             ret,
             Value::tuple([Value::tuple([v]), Value::dict([])]),

@@ -70,6 +70,9 @@ pub struct RemoteError {
     pub message: String,
     /// The remote traceback text; empty when there is none.
     pub traceback: String,
+    /// The exception's instance attributes that are values (Python's
+    /// `vars(exc)`), by name.
+    pub attributes: Vec<(String, Value)>,
 }
 
 impl RemoteError {
@@ -90,6 +93,7 @@ impl RemoteError {
             args: vec![Value::Str(message.clone())],
             message,
             traceback: String::new(),
+            attributes: Vec::new(),
         }
     }
 
@@ -113,6 +117,7 @@ impl RemoteError {
             args,
             message,
             traceback: String::new(),
+            attributes: Vec::new(),
         }
     }
 
@@ -127,6 +132,13 @@ impl RemoteError {
     /// `BAD_ARGUMENTS` with a message saying what did not fit.
     pub fn bad_arguments(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadArguments, message)
+    }
+
+    /// Adds an instance attribute (builder style).
+    #[must_use]
+    pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.push((name.into(), value.into()));
+        self
     }
 
     /// Sets the traceback text.
@@ -150,6 +162,11 @@ impl RemoteError {
                 .collect(),
             message: e.message,
             traceback: e.traceback,
+            attributes: e
+                .attributes
+                .into_iter()
+                .filter_map(|a| Some((a.name, Value::try_from(a.value?).ok()?)))
+                .collect(),
         }
     }
 }
@@ -169,6 +186,14 @@ impl From<RemoteError> for wire::RemoteError {
             args: e.args.into_iter().map(wire::Value::from).collect(),
             message: e.message,
             traceback: e.traceback,
+            attributes: e
+                .attributes
+                .into_iter()
+                .map(|(name, v)| wire::Kwarg {
+                    name,
+                    value: Some(v.into()),
+                })
+                .collect(),
         }
     }
 }
@@ -192,7 +217,8 @@ mod tests {
     #[test]
     fn round_trips_through_the_wire() {
         let e = RemoteError::exception("KeyError", "builtins", vec![Value::from("k")])
-            .with_traceback("Traceback ...");
+            .with_traceback("Traceback ...")
+            .with_attribute("code", 28);
         assert_eq!(RemoteError::from(wire::RemoteError::from(e.clone())), e);
     }
 

@@ -63,6 +63,12 @@ class TestServer(Server):
     def raise_server_only(self, *args):
         raise server_only_errors.ServerOnlyError(*args)
 
+    def raise_app_error(self, message, code):
+        raise shared_errors.AppError(message, code=code)
+
+    def raise_server_only_app_error(self, message, code):
+        raise server_only_errors.ServerOnlyAppError(message, code=code)
+
     def raise_unconvertible(self):
         raise ValueError(Unsendable(), "plain")
 

@@ -386,6 +386,12 @@ pub struct RemoteError {
     /// The remote traceback as text, empty when there is none.
     #[prost(string, tag = "6")]
     pub traceback: ::prost::alloc::string::String,
+    /// The exception's instance attributes (Python's `vars(exc)`) whose names
+    /// are str and whose values can be sent, e.g. `code` of an exception raised
+    /// as `AppError("disk full", code=28)`; the receiver sets them on the
+    /// exception it rebuilds. Names are unique.
+    #[prost(message, repeated, tag = "7")]
+    pub attributes: ::prost::alloc::vec::Vec<Kwarg>,
 }
 /// One value, keeping Python's shapes. Exactly one kind is set; a Value with no
 /// kind set is read as None.
