@@ -37,6 +37,7 @@
 mod args;
 pub mod auth;
 mod error;
+mod flat;
 mod introspect;
 mod kinds;
 mod serde_value;
@@ -44,6 +45,7 @@ mod value;
 
 pub use args::Args;
 pub use error::{ErrorKind, RemoteError, ValueError};
+pub use flat::NESTED_MAX_DEPTH;
 pub use introspect::{Latency, MethodInfo, ServerStats};
 pub use kinds::{Date, DateTime, Fraction, Record, RecordKind, Time, TimeDelta};
 pub use serde_value::{from_value, to_value, SerdeError};

@@ -12,11 +12,13 @@ use crate::wire;
 
 /// The deepest nesting of values pyrpc sends or accepts by default.
 ///
-/// A scalar has depth 1, a list of scalars depth 2, and so on. The limit keeps
-/// encoding and decoding (which recurse) from exhausting the stack on hostile
-/// input; prost's own decoder stops at 100 nested messages, which is about 48
-/// levels of our values, so 32 leaves room for the envelope messages.
-pub const MAX_VALUE_DEPTH: usize = 32;
+/// A scalar has depth 1, a list of scalars depth 2, and so on: 1024 lets a
+/// list nested 1,000 deep through. Values deeper than
+/// [`crate::NESTED_MAX_DEPTH`] travel in the flat encoding, which is decoded
+/// without recursion; the limit bounds the recursion of the code that walks a
+/// decoded value (conversion to Python objects, drop), so hostile input is
+/// refused with [`ValueError::TooDeep`] instead of exhausting a stack.
+pub const MAX_VALUE_DEPTH: usize = 1024;
 
 /// A value with Python's shapes.
 ///
@@ -271,7 +273,9 @@ impl Value {
     }
 }
 
-fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<Value, ValueError> {
+/// Converts one wire value with `left` levels of room (the root of the value
+/// at hand takes one); `max` is the limit named in errors.
+pub(crate) fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<Value, ValueError> {
     use wire::value::Kind;
     if left == 0 {
         return Err(ValueError::TooDeep { max });
@@ -314,6 +318,20 @@ fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<Value, Value
             Value::Dict(entries)
         }
         Some(Kind::Pickle(p)) => Value::Pickle(p),
+        Some(Kind::Flat(f)) => crate::flat::decode(f.nodes, left, max)?,
+        Some(
+            Kind::ListLen(_)
+            | Kind::TupleLen(_)
+            | Kind::SetLen(_)
+            | Kind::FrozensetLen(_)
+            | Kind::DictLen(_)
+            | Kind::RecordHeader(_),
+        ) => {
+            return Err(ValueError::Malformed {
+                kind: "flat",
+                reason: "a container header outside a flat value".into(),
+            })
+        }
         Some(Kind::Bytearray(b)) => Value::ByteArray(b),
         Some(Kind::Datetime(d)) => {
             kinds::check_datetime(&d)?;
@@ -376,11 +394,24 @@ impl TryFrom<wire::Value> for Value {
 }
 
 impl From<Value> for wire::Value {
+    /// Nested messages for a value up to [`crate::NESTED_MAX_DEPTH`] levels
+    /// deep, the flat encoding (`Value.flat`) for a deeper one.
     fn from(value: Value) -> Self {
+        if crate::flat::deeper_than(&value, crate::NESTED_MAX_DEPTH) {
+            crate::flat::encode(value)
+        } else {
+            nested(value)
+        }
+    }
+}
+
+/// The nested-message form of a value (recursive: only for shallow values).
+fn nested(value: Value) -> wire::Value {
+    {
         use wire::value::Kind;
         fn items(v: Vec<Value>) -> wire::Items {
             wire::Items {
-                items: v.into_iter().map(wire::Value::from).collect(),
+                items: v.into_iter().map(nested).collect(),
             }
         }
         let kind = match value {
@@ -401,7 +432,7 @@ impl From<Value> for wire::Value {
             Value::Dict(entries) => {
                 let (keys, values) = entries
                     .into_iter()
-                    .map(|(k, v)| (wire::Value::from(k), wire::Value::from(v)))
+                    .map(|(k, v)| (nested(k), nested(v)))
                     .unzip();
                 Kind::Dict(wire::Dict { keys, values })
             }
@@ -416,11 +447,8 @@ impl From<Value> for wire::Value {
             Value::Complex { re, im } => Kind::Complex(wire::Complex { real: re, imag: im }),
             Value::Fraction(f) => Kind::Fraction(kinds::fraction_to_wire(&f)),
             Value::Record(r) => {
-                let (field_names, fields) = r
-                    .fields
-                    .into_iter()
-                    .map(|(n, v)| (n, wire::Value::from(v)))
-                    .unzip();
+                let (field_names, fields) =
+                    r.fields.into_iter().map(|(n, v)| (n, nested(v))).unzip();
                 Kind::Record(wire::Record {
                     type_name: r.type_name,
                     kind: r.kind as i32,

@@ -399,7 +399,7 @@ pub struct RemoteError {
 pub struct Value {
     #[prost(
         oneof = "value::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25, 26, 27, 28, 29, 30, 31"
     )]
     pub kind: ::core::option::Option<value::Kind>,
 }
@@ -488,10 +488,50 @@ pub mod value {
         /// a type the sender registered an encoder for.
         ///
         /// Reserved for n-dimensional arrays (dtype + shape + buffer): 24.
-        /// Reserved for the flat pre-order encoding of deep values: 25-31.
         #[prost(message, tag = "23")]
         Record(super::Record),
+        /// A value written as a flat list of nodes in pre-order, for values
+        /// nested deeper than protobuf decoders follow nested messages (they stop
+        /// at 100). Senders use it for values nested deeper than 32 levels and
+        /// nested messages otherwise; receivers accept both. See PROTOCOL.md §5.
+        #[prost(message, tag = "25")]
+        Flat(super::Flat),
+        /// Container headers, valid only as nodes of a `Flat`: a container of N
+        /// items whose items are the next N values of the flat list (each a node,
+        /// a header with its own items after it, or a nested-message value).
+        #[prost(uint64, tag = "26")]
+        ListLen(u64),
+        #[prost(uint64, tag = "27")]
+        TupleLen(u64),
+        #[prost(uint64, tag = "28")]
+        SetLen(u64),
+        #[prost(uint64, tag = "29")]
+        FrozensetLen(u64),
+        /// A dict of N entries: the next 2N values, key then value per entry.
+        #[prost(uint64, tag = "30")]
+        DictLen(u64),
+        /// A record whose fields (one per field name) are the next values.
+        #[prost(message, tag = "31")]
+        RecordHeader(super::RecordHeader),
     }
+}
+/// One value as a pre-order list of nodes: the first node is the value; a
+/// header node is followed by its items. Exactly one value, no trailing nodes.
+/// `\[list_len: 2, int: 1, list_len: 1, str: "a"\]` is `\[1, ["a"]\]`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Flat {
+    #[prost(message, repeated, tag = "1")]
+    pub nodes: ::prost::alloc::vec::Vec<Value>,
+}
+/// A `Record` without its field values, which follow it in a `Flat`.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RecordHeader {
+    #[prost(string, tag = "1")]
+    pub type_name: ::prost::alloc::string::String,
+    #[prost(enumeration = "RecordKind", tag = "2")]
+    pub kind: i32,
+    #[prost(string, repeated, tag = "3")]
+    pub field_names: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// A calendar date and wall-clock time, proleptic Gregorian calendar
 /// (Python `datetime.datetime`). Fields have Python's ranges: year 1-9999,
