@@ -186,6 +186,17 @@ fn nested_list(depth: usize) -> Vec<u8> {
 }
 
 /// A request body calling `echo` with one argument given as raw Value bytes.
+/// The bytes of a `wire::Value` that is a list nested `depth` deep in the
+/// flat encoding: `depth` one-item list headers, then an int.
+fn flat_list(depth: usize) -> Vec<u8> {
+    use prost::Message;
+    use wire::value::Kind;
+    let node = |kind| wire::Value { kind: Some(kind) };
+    let mut nodes = vec![node(Kind::ListLen(1)); depth];
+    nodes.push(node(Kind::Int(1)));
+    node(Kind::Flat(wire::Flat { nodes })).encode_to_vec()
+}
+
 fn echo_raw_arg(id: u64, value: &[u8]) -> Vec<u8> {
     // Call { method = "echo" (1), args = [value] (2) }
     let mut call = vec![0x0a, 4];
@@ -290,10 +301,11 @@ async fn broken_frames_close_only_their_connection() {
     drop(s);
     still_serving(&mut p, "a truncated frame then close").await;
 
-    // Nested deeper than the server's limit (32) but within protobuf's (100):
-    // a clear UNSUPPORTED_VALUE error, and the connection stays usable.
+    // Nested deeper than the server's limit (1024), in the flat encoding that
+    // protobuf decodes at any depth: a clear UNSUPPORTED_VALUE error, and the
+    // connection stays usable.
     let mut s = open(&addr, true).await;
-    s.write_all(&framed(&echo_raw_arg(9, &nested_list(40))))
+    s.write_all(&framed(&echo_raw_arg(9, &flat_list(100_000))))
         .await
         .unwrap();
     let r = response(&mut s).await;
@@ -313,7 +325,7 @@ async fn broken_frames_close_only_their_connection() {
     .await
     .unwrap();
     assert_eq!(response(&mut s).await.id, 10);
-    still_serving(&mut p, "a value nested 40 deep").await;
+    still_serving(&mut p, "a value nested 100,000 deep").await;
 }
 
 #[tokio::test]

@@ -120,6 +120,65 @@ async fn new_kinds_round_trip() {
     }
 }
 
+/// A value `levels` deep: lists, dicts, tuples and records in turn.
+fn deep(levels: usize) -> Value {
+    let mut v = Value::from("bottom");
+    for i in 0..levels {
+        v = match i % 4 {
+            0 => Value::list([v]),
+            1 => Value::dict([(Value::from(i), v)]),
+            2 => Value::tuple([Value::None, v]),
+            _ => Value::from(
+                pyrpc_proto::Record::new("m:R", pyrpc_proto::RecordKind::Dataclass).field("f", v),
+            ),
+        };
+    }
+    v
+}
+
+#[tokio::test]
+async fn values_a_thousand_levels_deep_round_trip() {
+    for kind in KINDS {
+        let server = spawn_server(kind).await;
+        let client = Client::new(server.addr.clone());
+        // The echo wraps the arg in two tuples: 1,000 + 1 + 2 <= 1024.
+        let v = deep(1000);
+        let ret = client
+            .call("echo", Args::new().arg(v.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            ret,
+            Value::tuple([Value::tuple([v]), Value::dict([])]),
+            "{kind:?}"
+        );
+        server.stop().await;
+    }
+}
+
+/// A client allowing deeper values than the server refuses, before sending,
+/// what the server announced it would refuse (the server's own refusal of
+/// such a frame is in hostile.rs).
+#[tokio::test]
+async fn a_value_past_the_servers_depth_limit_is_a_clear_error() {
+    use pyrpc_client::{CallError, ClientConfig};
+    let server = spawn_server(pyrpc_tests::Kind::Tcp).await;
+    let config = ClientConfig {
+        max_value_depth: 5000,
+        ..ClientConfig::default()
+    };
+    let client = Client::with_config(server.addr.clone(), config);
+    assert!(client.call("echo", Args::new()).await.is_ok());
+    let e = client
+        .call("echo", Args::new().arg(deep(2000)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CallError::Value(_)), "{e:?}");
+    assert!(e.to_string().contains("deeper than 1024"), "{e}");
+    assert!(client.call("echo", Args::new().arg(1)).await.is_ok());
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn original_readme_echo() {
     for kind in KINDS {
