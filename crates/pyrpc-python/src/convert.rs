@@ -12,7 +12,10 @@
 //!
 //! Both directions recurse, bounded by the depth limit the peers agreed on
 //! ([`pyrpc_proto::MAX_VALUE_DEPTH`] by default), so a self-referencing list
-//! fails with a clear error instead of exhausting the stack.
+//! fails with a clear error. Each level runs under [`stacker::maybe_grow`],
+//! which moves the recursion to a fresh heap segment when the thread's stack
+//! runs low, so a value at the limit converts on any thread (a worker's 2 MiB
+//! stack, a debug build's large frames).
 
 use bytes::Bytes;
 use num_bigint::BigInt;
@@ -77,8 +80,15 @@ impl ConvertError {
     /// the path: "cannot send object of type Foo at args[0]['x']: ...".
     pub(crate) fn message(&self, root: &str) -> String {
         let mut path = String::from(root);
-        for seg in self.path_rev.iter().rev() {
-            path.push_str(seg);
+        // A path through a deep value keeps its first and last steps.
+        let n = self.path_rev.len();
+        for (i, seg) in self.path_rev.iter().rev().enumerate() {
+            if n > 16 && i == 8 {
+                path.push_str(&format!("...({} levels)...", n - 16));
+            }
+            if n <= 16 || i < 8 || i >= n - 8 {
+                path.push_str(seg);
+            }
         }
         format!(
             "cannot send object of type {} at {}: {}",
@@ -131,7 +141,20 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>, opts: Options) -> Result<Value, C
     to_value_at(obj, opts, opts.max_depth)
 }
 
+/// Stack kept free before recursing one level deeper, and the size of a new
+/// segment when less is left.
+const RED_ZONE: usize = 128 * 1024;
+const NEW_SEGMENT: usize = 4 * 1024 * 1024;
+
 fn to_value_at(obj: &Bound<'_, PyAny>, opts: Options, left: usize) -> Result<Value, ConvertError> {
+    stacker::maybe_grow(RED_ZONE, NEW_SEGMENT, || to_value_level(obj, opts, left))
+}
+
+fn to_value_level(
+    obj: &Bound<'_, PyAny>,
+    opts: Options,
+    left: usize,
+) -> Result<Value, ConvertError> {
     if left == 0 {
         return Err(ConvertError::new(
             obj,
@@ -319,6 +342,10 @@ fn pickle(obj: &Bound<'_, PyAny>) -> Result<Value, ConvertError> {
 /// another language may send one), or for a pickle when pickling is not
 /// allowed; whatever `pickle.loads` raises otherwise.
 pub(crate) fn to_python(py: Python<'_>, value: Value, opts: Options) -> PyResult<Py<PyAny>> {
+    stacker::maybe_grow(RED_ZONE, NEW_SEGMENT, || to_python_level(py, value, opts))
+}
+
+fn to_python_level(py: Python<'_>, value: Value, opts: Options) -> PyResult<Py<PyAny>> {
     Ok(match value {
         Value::None => py.None(),
         Value::Bool(b) => PyBool::new(py, b).to_owned().into_any().unbind(),

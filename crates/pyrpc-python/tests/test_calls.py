@@ -125,7 +125,7 @@ def test_unsupported_type_names_type_and_place(client):
 
 def test_too_deep_is_refused_before_sending(client):
     v = []
-    for _ in range(40):
+    for _ in range(1100):
         v = [v]
     with pytest.raises(TypeError, match="nested deeper than"):
         client.echo(v)

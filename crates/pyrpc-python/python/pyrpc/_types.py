@@ -144,3 +144,14 @@ def _try(build: Callable[[], Any], fallback: Any) -> Any:
         return build()
     except Exception:  # a class that changed shape: the plain value, never an error
         return fallback
+
+
+def safe_repr(obj: Any) -> str:
+    """``repr(obj)``, or an abbreviated one for a value nested too deep for
+    Python's recursion limit (pyrpc sends values 1,000 levels deep)."""
+    try:
+        return repr(obj)
+    except RecursionError:
+        import reprlib
+
+        return reprlib.repr(obj)
