@@ -41,7 +41,8 @@ pb = None  # the generated module, loaded by load_messages()
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_LEN = 640 * 1024 * 1024
-MAX_DEPTH = 32
+MAX_DEPTH = 1024  # what pyrpc accepts by default
+NESTED_MAX = 32  # deeper values travel flat (PROTOCOL.md section 5)
 PEER_NAME = "pyrpc-independent-peer/1"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -141,10 +142,112 @@ class Record:
         return f"Record({self.type_name!r}, {self.kind}, {self.names!r}, {self.values!r})"
 
 
+def deeper_than(obj, limit):
+    """True if obj nests deeper than limit levels (a scalar is 1), without recursion."""
+    stack = [(obj, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((x, level + 1) for kv in item.items() for x in kv)
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend((x, level + 1) for x in item)
+        elif isinstance(item, Record):
+            stack.extend((x, level + 1) for x in item.values)
+    return False
+
+
+HEADERS = {list: "list_len", tuple: "tuple_len", set: "set_len", frozenset: "frozenset_len", dict: "dict_len"}
+
+
+def to_flat(obj):
+    """A deep object -> Value.flat: pre-order nodes, containers as headers."""
+    v = pb.Value()
+    v.flat.SetInParent()
+    nodes = v.flat.nodes
+    stack = [iter([obj])]
+    while stack:
+        item = next(stack[-1], stack)  # the stack itself marks the end
+        if item is stack:
+            stack.pop()
+            continue
+        if len(stack) > MAX_DEPTH:
+            raise ValueError("value nested too deep")
+        header = HEADERS.get(type(item))
+        if header == "dict_len":
+            setattr(nodes.add(), header, len(item))
+            stack.append(iter([x for kv in item.items() for x in kv]))
+        elif header:
+            setattr(nodes.add(), header, len(item))
+            stack.append(iter(list(item)))
+        elif isinstance(item, Record):
+            h = nodes.add().record_header
+            h.type_name, h.kind = item.type_name, item.kind
+            h.field_names.extend(item.names)
+            stack.append(iter(item.values))
+        else:
+            nodes.append(to_value(item))
+    return v
+
+
+def from_flat(nodes, depth):
+    """Value.flat -> a Python object, with an explicit stack (no recursion)."""
+    makers = {"list_len": list, "tuple_len": tuple, "set_len": set, "frozenset_len": frozenset}
+    stack = []  # [kind, items, remaining, header]
+    root = []
+    for node in nodes:
+        if root:
+            raise ValueError("nodes after the end of a flat value")
+        if len(stack) >= depth:
+            raise ValueError("value nested too deep")
+        kind = node.WhichOneof("kind")
+        if kind in makers or kind == "dict_len":
+            n = getattr(node, kind)
+            open_ = [kind, [], n * 2 if kind == "dict_len" else n, None]
+        elif kind == "record_header":
+            h = node.record_header
+            open_ = [kind, [], len(h.field_names), h]
+        elif kind == "flat":
+            raise ValueError("a flat value inside a flat value")
+        else:
+            open_ = None
+            value = from_value(node, depth - len(stack))
+        if open_ is not None:
+            if open_[2] != 0:
+                stack.append(open_)
+                continue
+            value = finish(open_, makers)
+        while True:  # hand the value to the innermost container, closing what completes
+            if not stack:
+                root.append(value)
+                break
+            top = stack[-1]
+            top[1].append(value)
+            top[2] -= 1
+            if top[2]:
+                break
+            value = finish(stack.pop(), makers)
+    if stack or not root:
+        raise ValueError("a flat value that ends inside a container")
+    return root[0]
+
+
+def finish(open_, makers):
+    kind, items, _, header = open_
+    if kind == "dict_len":
+        return dict(zip(items[::2], items[1::2]))
+    if kind == "record_header":
+        return Record(header.type_name, header.kind, header.field_names, items)
+    return makers[kind](items)
+
+
 def to_value(obj, depth=MAX_DEPTH):
     """A Python object -> pyrpc.v1.Value."""
     if depth == 0:
         raise ValueError("value nested too deep")
+    if depth == MAX_DEPTH and deeper_than(obj, NESTED_MAX):
+        return to_flat(obj)
     v = pb.Value()
     if obj is None:
         v.none.SetInParent()
@@ -238,6 +341,8 @@ def from_value(v, depth=MAX_DEPTH):
             from_value(k, depth - 1): from_value(x, depth - 1)
             for k, x in zip(v.dict.keys, v.dict.values)
         }
+    if kind == "flat":
+        return from_flat(v.flat.nodes, depth)
     if kind == "bytearray":
         return bytearray(v.bytearray)
     if kind == "datetime":
@@ -830,6 +935,19 @@ def run_checks(address_text):
         want = (KINDS_ARGS, {})
         assert shape(got) == shape(want), f"echo returned\n  {shape(got)}\nnot\n  {shape(want)}"
 
+    def deep():
+        value = "bottom"
+        for i in range(1000):
+            value = [value] if i % 3 == 0 else {i: value} if i % 3 == 1 else (None, value)
+        got = client.call("echo", value)
+        (arg,), kwargs = got
+        assert kwargs == {}
+        for i in reversed(range(1000)):  # compared without recursion
+            assert type(arg) is [list, dict, tuple][i % 3], f"level {i}: {type(arg).__name__}"
+            arg = arg[0] if i % 3 == 0 else arg[i] if i % 3 == 1 else arg[1]
+        assert arg == "bottom", arg
+        return "1,000 levels"
+
     def big_bytes():
         n = 3 * 1024 * 1024
         got = client.call("big", n)
@@ -856,6 +974,7 @@ def run_checks(address_text):
     check("timeout", call_timeout)
     check("echo", echo)
     check("kinds", kinds)
+    check("deep", deep)
     check("exception", remote_exception)
     check("big", big_bytes)
     check("nb", nb_call)
@@ -884,7 +1003,18 @@ GOLDEN_KINDS_CALL = (
 )
 
 # name -> (request id, call timeout in s, the call's (args, kwargs))
-GOLDEN_CALLS = {"call": (7, 1.5, GOLDEN_CALL), "call_kinds": (13, None, GOLDEN_KINDS_CALL)}
+def golden_deep():
+    value = {"k": (1,)}
+    for _ in range(38):
+        value = [value]
+    return value
+
+
+GOLDEN_CALLS = {
+    "call": (7, 1.5, GOLDEN_CALL),
+    "call_kinds": (13, None, GOLDEN_KINDS_CALL),
+    "call_deep": (14, None, ((golden_deep(),), {})),
+}
 
 
 # The secret and nonces of the auth_* vectors (see proto/testdata/README.md).

@@ -142,6 +142,28 @@ fn call_kinds_frame() -> wire::ClientFrame {
     )
 }
 
+/// The value of `call_deep.bin`: `{'k': (1,)}` inside 38 nested lists, 41
+/// levels deep, so it travels flat.
+fn deep_arg() -> Value {
+    let mut v = Value::dict([(Value::from("k"), Value::tuple([Value::from(1)]))]);
+    for _ in 0..38 {
+        v = Value::list([v]);
+    }
+    v
+}
+
+fn call_deep_frame() -> wire::ClientFrame {
+    client_request(
+        14,
+        request::Kind::Call(wire::Call {
+            method: "echo".into(),
+            args: vec![wire::Value::from(deep_arg())],
+            kwargs: vec![],
+            timeout_ms: 0,
+        }),
+    )
+}
+
 fn call_frame() -> wire::ClientFrame {
     client_request(
         7,
@@ -251,6 +273,7 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
         ),
         ("call", call_frame()),
         ("call_kinds", call_kinds_frame()),
+        ("call_deep", call_deep_frame()),
         (
             "submit",
             client_request(
@@ -536,6 +559,25 @@ fn call_kinds_decode_to_the_new_kinds() {
         "datetime.datetime(2024, 1, 2, 3, 4, 5, 6, \
          tzinfo=datetime.timezone(datetime.timedelta(days=-1, seconds=68400, microseconds=7)))"
     );
+}
+
+#[test]
+fn call_deep_is_flat_and_decodes() {
+    let bytes = std::fs::read(testdata().join("call_deep.bin")).unwrap();
+    let frame = Codec::<wire::ClientFrame, wire::ClientFrame>::new()
+        .decode(&mut BytesMut::from(&bytes[..]))
+        .unwrap()
+        .unwrap();
+    let Some(client_frame::Kind::Request(wire::Request {
+        kind: Some(request::Kind::Call(call)),
+        ..
+    })) = frame.kind
+    else {
+        panic!("call_deep.bin is not a Call: {frame:?}");
+    };
+    let arg = call.args.into_iter().next().unwrap();
+    assert!(matches!(arg.kind, Some(wire::value::Kind::Flat(_))));
+    assert_eq!(Value::try_from(arg).unwrap(), deep_arg());
 }
 
 /// Every vector has a `.bin`, a `.txtpb` and a line in the README; no file is
