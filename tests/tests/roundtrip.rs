@@ -92,7 +92,7 @@ fn kinds() -> Value {
             re: f64::INFINITY,
             im: -0.5,
         },
-        Value::from(Fraction::new(BigInt::from(2).pow(80), BigInt::from(7)).unwrap()),
+        Value::from(Fraction::new(BigInt::from(2).pow(80), BigInt::from(7)).expect("nonzero")),
         Value::from(
             Record::new("m:Point", RecordKind::NamedTuple)
                 .field("x", 1)
