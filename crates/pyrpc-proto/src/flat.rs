@@ -89,11 +89,11 @@ pub(crate) fn encode(v: Value) -> wire::Value {
                     fields,
                 } = *r;
                 let (field_names, values): (Vec<String>, Vec<Value>) = fields.into_iter().unzip();
-                nodes.push(header(Kind::RecordHeader(wire::RecordHeader {
+                nodes.push(header(Kind::RecordHeader(Box::new(wire::RecordHeader {
                     type_name,
                     kind: kind as i32,
                     field_names,
-                })));
+                }))));
                 stack.push(values.into_iter());
             }
             scalar => nodes.push(wire::Value::from(scalar)),

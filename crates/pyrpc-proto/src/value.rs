@@ -335,7 +335,7 @@ pub(crate) fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<V
         Some(Kind::Bytearray(b)) => Value::ByteArray(b),
         Some(Kind::Datetime(d)) => {
             kinds::check_datetime(&d)?;
-            Value::DateTime(Box::new(d))
+            Value::DateTime(d)
         }
         Some(Kind::Date(d)) => {
             kinds::check_date_value(&d)?;
@@ -343,7 +343,7 @@ pub(crate) fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<V
         }
         Some(Kind::Time(t)) => {
             kinds::check_time(&t)?;
-            Value::Time(Box::new(t))
+            Value::Time(t)
         }
         Some(Kind::Timedelta(t)) => {
             kinds::check_timedelta(&t)?;
@@ -358,7 +358,7 @@ pub(crate) fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<V
             re: c.real,
             im: c.imag,
         },
-        Some(Kind::Fraction(f)) => Value::Fraction(Box::new(kinds::fraction_from_wire(f)?)),
+        Some(Kind::Fraction(f)) => Value::Fraction(Box::new(kinds::fraction_from_wire(*f)?)),
         Some(Kind::Record(r)) => {
             if r.field_names.len() != r.fields.len() {
                 return Err(ValueError::Malformed {
@@ -438,23 +438,23 @@ fn nested(value: Value) -> wire::Value {
             }
             Value::Pickle(p) => Kind::Pickle(p),
             Value::ByteArray(b) => Kind::Bytearray(b),
-            Value::DateTime(d) => Kind::Datetime(*d),
+            Value::DateTime(d) => Kind::Datetime(d),
             Value::Date(d) => Kind::Date(d),
-            Value::Time(t) => Kind::Time(*t),
+            Value::Time(t) => Kind::Time(t),
             Value::TimeDelta(t) => Kind::Timedelta(t),
             Value::Decimal(d) => Kind::Decimal(d),
             Value::Uuid(u) => Kind::Uuid(Bytes::copy_from_slice(&u)),
             Value::Complex { re, im } => Kind::Complex(wire::Complex { real: re, imag: im }),
-            Value::Fraction(f) => Kind::Fraction(kinds::fraction_to_wire(&f)),
+            Value::Fraction(f) => Kind::Fraction(Box::new(kinds::fraction_to_wire(&f))),
             Value::Record(r) => {
                 let (field_names, fields) =
                     r.fields.into_iter().map(|(n, v)| (n, nested(v))).unzip();
-                Kind::Record(wire::Record {
+                Kind::Record(Box::new(wire::Record {
                     type_name: r.type_name,
                     kind: r.kind as i32,
                     field_names,
                     fields,
-                })
+                }))
             }
         };
         wire::Value { kind: Some(kind) }
@@ -870,12 +870,12 @@ mod tests {
                 month: 2,
                 day: 29,
             }),
-            Kind::Record(wire::Record {
+            Kind::Record(Box::new(wire::Record {
                 type_name: "a:B".into(),
                 kind: 1,
                 field_names: vec!["x".into()],
                 fields: vec![],
-            }),
+            })),
         ];
         for kind in bad {
             let err = Value::try_from(wire::Value { kind: Some(kind) }).unwrap_err();

@@ -94,11 +94,11 @@ fn flat_nodes(opening: usize, ops: &[u8]) -> wire::Value {
             3 => Kind::FrozensetLen(n),
             4 => Kind::Int(i64::from(op)),
             5 => Kind::Str("s".into()),
-            6 => Kind::RecordHeader(wire::RecordHeader {
+            6 => Kind::RecordHeader(Box::new(wire::RecordHeader {
                 type_name: "m:T".into(),
                 kind: 1,
                 field_names: (0..n).map(|i| i.to_string()).collect(),
-            }),
+            })),
             _ => Kind::None(wire::NoneValue {}),
         }));
     }

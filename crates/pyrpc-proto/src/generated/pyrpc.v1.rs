@@ -457,13 +457,13 @@ pub mod value {
         /// A point in time on the calendar (Python `datetime.datetime`), naive or
         /// with its UTC offset.
         #[prost(message, tag = "15")]
-        Datetime(super::DateTime),
+        Datetime(::prost::alloc::boxed::Box<super::DateTime>),
         /// A calendar date (Python `datetime.date`).
         #[prost(message, tag = "16")]
         Date(super::Date),
         /// A time of day (Python `datetime.time`), naive or with its UTC offset.
         #[prost(message, tag = "17")]
-        Time(super::Time),
+        Time(::prost::alloc::boxed::Box<super::Time>),
         /// A duration (Python `datetime.timedelta`).
         #[prost(message, tag = "18")]
         Timedelta(super::TimeDelta),
@@ -483,13 +483,13 @@ pub mod value {
         Complex(super::Complex),
         /// An exact fraction (Python `fractions.Fraction`) in lowest terms.
         #[prost(message, tag = "22")]
-        Fraction(super::Fraction),
+        Fraction(::prost::alloc::boxed::Box<super::Fraction>),
         /// A typed record: a dataclass, NamedTuple or Enum member, or a value of
         /// a type the sender registered an encoder for.
         ///
         /// Reserved for n-dimensional arrays (dtype + shape + buffer): 24.
         #[prost(message, tag = "23")]
-        Record(super::Record),
+        Record(::prost::alloc::boxed::Box<super::Record>),
         /// A value written as a flat list of nodes in pre-order, for values
         /// nested deeper than protobuf decoders follow nested messages (they stop
         /// at 100). Senders use it for values nested deeper than 32 levels and
@@ -512,7 +512,7 @@ pub mod value {
         DictLen(u64),
         /// A record whose fields (one per field name) are the next values.
         #[prost(message, tag = "31")]
-        RecordHeader(super::RecordHeader),
+        RecordHeader(::prost::alloc::boxed::Box<super::RecordHeader>),
     }
 }
 /// One value as a pre-order list of nodes: the first node is the value; a
