@@ -42,6 +42,8 @@ mod introspect;
 mod kinds;
 mod serde_value;
 mod value;
+mod value_from;
+mod value_repr;
 
 pub use args::Args;
 pub use error::{ErrorKind, RemoteError, ValueError};
