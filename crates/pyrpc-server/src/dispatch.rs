@@ -156,7 +156,7 @@ pub(crate) async fn answer_undecodable(conn: &ConnCtx, body: &[u8], why: &str) -
     };
     let e = RemoteError::new(
         ErrorKind::Protocol,
-        format!("request {id} could not be decoded ({why}); values may nest at most 32 levels"),
+        format!("request {id} could not be decoded ({why}); values deeper than 32 levels must use the flat encoding"),
     );
     reply(conn, error(id, e)).await;
     true
