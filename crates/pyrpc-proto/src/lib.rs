@@ -36,6 +36,7 @@
 
 mod args;
 pub mod auth;
+pub mod cost;
 mod error;
 mod flat;
 mod introspect;
