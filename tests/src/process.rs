@@ -90,6 +90,16 @@ impl ServerProcess {
             .expect("VmRSS in /proc/PID/status")
     }
 
+    /// The peak resident memory of the process so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
     /// Sends `signal` (e.g. "TERM", "INT", "KILL") with kill(1).
     pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill")

@@ -79,7 +79,7 @@ async fn too_deep_values_are_refused_before_sending() {
     let server = spawn_server(pyrpc_tests::Kind::Tcp).await;
     let client = Client::new(server.addr.clone());
     let mut v = Value::from(1);
-    for _ in 0..100 {
+    for _ in 0..pyrpc_proto::MAX_VALUE_DEPTH {
         v = Value::list([v]);
     }
     let e = client.call("echo", Args::new().arg(v)).await.unwrap_err();

@@ -186,6 +186,17 @@ fn nested_list(depth: usize) -> Vec<u8> {
 }
 
 /// A request body calling `echo` with one argument given as raw Value bytes.
+/// The bytes of a `wire::Value` that is a list nested `depth` deep in the
+/// flat encoding: `depth` one-item list headers, then an int.
+fn flat_list(depth: usize) -> Vec<u8> {
+    use prost::Message;
+    use wire::value::Kind;
+    let node = |kind| wire::Value { kind: Some(kind) };
+    let mut nodes = vec![node(Kind::ListLen(1)); depth];
+    nodes.push(node(Kind::Int(1)));
+    node(Kind::Flat(wire::Flat { nodes })).encode_to_vec()
+}
+
 fn echo_raw_arg(id: u64, value: &[u8]) -> Vec<u8> {
     // Call { method = "echo" (1), args = [value] (2) }
     let mut call = vec![0x0a, 4];
@@ -290,10 +301,11 @@ async fn broken_frames_close_only_their_connection() {
     drop(s);
     still_serving(&mut p, "a truncated frame then close").await;
 
-    // Nested deeper than the server's limit (32) but within protobuf's (100):
-    // a clear UNSUPPORTED_VALUE error, and the connection stays usable.
+    // Nested deeper than the server's limit (1024), in the flat encoding that
+    // protobuf decodes at any depth: a clear UNSUPPORTED_VALUE error, and the
+    // connection stays usable.
     let mut s = open(&addr, true).await;
-    s.write_all(&framed(&echo_raw_arg(9, &nested_list(40))))
+    s.write_all(&framed(&echo_raw_arg(9, &flat_list(100_000))))
         .await
         .unwrap();
     let r = response(&mut s).await;
@@ -313,7 +325,7 @@ async fn broken_frames_close_only_their_connection() {
     .await
     .unwrap();
     assert_eq!(response(&mut s).await.id, 10);
-    still_serving(&mut p, "a value nested 40 deep").await;
+    still_serving(&mut p, "a value nested 100,000 deep").await;
 }
 
 #[tokio::test]
@@ -336,6 +348,72 @@ async fn a_million_tiny_values_cost_bounded_memory() {
         );
     }
     still_serving(&mut p, "three requests of a million tiny values").await;
+}
+
+/// A 64 MB frame of 32M empty values (gigabytes once decoded) is refused
+/// before decoding by the decoded-size budget: a clear UNSUPPORTED_VALUE
+/// reply, the server's memory grows by less than 4x the frame, and it keeps
+/// serving on that connection.
+#[tokio::test]
+async fn a_frame_of_empty_values_is_refused_within_four_times_its_size() {
+    let mut p = ServerProcess::unix(
+        EXE,
+        &[
+            "--max-frame-len",
+            "100000000",
+            "--max-buffered",
+            "200000000",
+        ],
+    );
+    let addr = p.addr.clone();
+    still_serving(&mut p, "before").await;
+    let idle_kib = p.rss_kib();
+    let n = 32_000_000;
+    // Call { method = "count", args = [Value {}] * n }, built as bytes.
+    let mut call = vec![0x0a, 5];
+    call.extend_from_slice(b"count");
+    call.reserve(2 * n);
+    for _ in 0..n {
+        call.extend_from_slice(&[0x12, 0x00]);
+    }
+    let mut req = vec![0x08, 21, 0x12];
+    varint(call.len() as u64, &mut req);
+    req.extend_from_slice(&call);
+    drop(call);
+    let mut body = vec![0x12];
+    varint(req.len() as u64, &mut body);
+    body.extend_from_slice(&req);
+    drop(req);
+    let frame_len = body.len() as u64;
+    let mut s = open(&addr, true).await;
+    s.write_all(&framed(&body)).await.unwrap();
+    drop(body);
+    let r = response(&mut s).await;
+    assert_eq!(r.id, 21);
+    match r.kind {
+        Some(wire::response::Kind::Error(e)) => {
+            assert_eq!(e.kind, ErrorKind::UnsupportedValue as i32);
+            assert!(e.message.contains("budget"), "{}", e.message);
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let grown = (p.peak_rss_kib().saturating_sub(idle_kib)) * 1024;
+    assert!(
+        grown <= 4 * frame_len,
+        "the server grew by {} MiB for a {} MiB frame",
+        grown >> 20,
+        frame_len >> 20
+    );
+    // The same connection still answers.
+    s.write_all(&framed(&request_body(
+        22,
+        "add",
+        vec![Value::from(1).into(), Value::from(2).into()],
+    )))
+    .await
+    .unwrap();
+    assert_eq!(response(&mut s).await.id, 22);
+    still_serving(&mut p, "a 64 MB frame of empty values").await;
 }
 
 #[tokio::test]

@@ -18,6 +18,14 @@ pub(crate) fn run(root: &Path, check: bool) -> Result<()> {
     prost_build::Config::new()
         .out_dir(&tmp)
         .bytes(["."])
+        // Keep `Value` small (48 bytes, as before the new kinds): a frame of
+        // millions of tiny values costs a `Value` each. The larger kinds are
+        // boxed; they are rare next to ints, strs and containers.
+        .boxed(".pyrpc.v1.Value.kind.datetime")
+        .boxed(".pyrpc.v1.Value.kind.time")
+        .boxed(".pyrpc.v1.Value.kind.fraction")
+        .boxed(".pyrpc.v1.Value.kind.record")
+        .boxed(".pyrpc.v1.Value.kind.record_header")
         .compile_fds(fds)
         .context("generating prost code")?;
     let generated = std::fs::read_to_string(tmp.join("pyrpc.v1.rs"))?;

@@ -112,6 +112,34 @@ fn tagged(tag: &str, inner: Json) -> Result<Value, JsonError> {
                 .map_err(|e| JsonError(format!("$bytes is not base64: {e}")))?;
             Value::Bytes(Bytes::from(raw))
         }
+        "$bytearray" => {
+            let text = string(tag, inner)?;
+            let raw = BASE64
+                .decode(text.as_bytes())
+                .map_err(|e| JsonError(format!("$bytearray is not base64: {e}")))?;
+            Value::ByteArray(Bytes::from(raw))
+        }
+        "$decimal" => Value::Decimal(string(tag, inner)?),
+        "$uuid" => {
+            let text = string(tag, inner)?;
+            let hex: String = text.chars().filter(|c| *c != '-').collect();
+            let mut raw = [0u8; 16];
+            if hex.len() != 32 || !hex.is_ascii() {
+                return err(format!("$uuid takes 32 hex digits, got {text:?}"));
+            }
+            for (i, byte) in raw.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                    .map_err(|_| JsonError(format!("$uuid takes 32 hex digits, got {text:?}")))?;
+            }
+            Value::Uuid(raw)
+        }
+        "$complex" => match list(array(tag, inner)?)?.as_slice() {
+            [re, im] => match (re.as_f64(), im.as_f64()) {
+                (Some(re), Some(im)) => Value::Complex { re, im },
+                _ => return err("$complex takes [real, imag] numbers".to_owned()),
+            },
+            _ => return err("$complex takes [real, imag] numbers".to_owned()),
+        },
         "$int" => {
             let text = string(tag, inner)?;
             let n: BigInt = text
@@ -149,7 +177,7 @@ fn tagged(tag: &str, inner: Json) -> Result<Value, JsonError> {
         other => {
             return err(format!(
                 "unknown tag {other:?} (known: $tuple, $bytes, $int, $float, $set, $frozenset, \
-                 $dict; a dict whose only key starts with '$' is written {{\"$dict\": [[key, value]]}})"
+                 $dict, $bytearray, $decimal, $uuid, $complex; a dict whose only key starts with '$' is written {{\"$dict\": [[key, value]]}})"
             ))
         }
     })
@@ -197,6 +225,28 @@ pub(crate) fn to_json(v: &Value) -> Json {
         },
         Value::Str(s) => Json::String(s.clone()),
         Value::Bytes(b) => one("$bytes", Json::String(BASE64.encode(b))),
+        Value::ByteArray(b) => one("$bytearray", Json::String(BASE64.encode(b))),
+        Value::Decimal(d) => one("$decimal", Json::String(d.clone())),
+        Value::Uuid(_) => {
+            // Python's repr is UUID('...'): keep the hyphenated text.
+            let repr = v.to_string();
+            let text = repr.trim_start_matches("UUID('").trim_end_matches("')");
+            one("$uuid", Json::String(text.to_owned()))
+        }
+        Value::Complex { re, im } => one(
+            "$complex",
+            Json::Array(vec![
+                to_json(&Value::Float(*re)),
+                to_json(&Value::Float(*im)),
+            ]),
+        ),
+        // Dates, times, fractions and records: their Python repr, for reading only.
+        Value::DateTime(_)
+        | Value::Date(_)
+        | Value::Time(_)
+        | Value::TimeDelta(_)
+        | Value::Fraction(_)
+        | Value::Record(_) => one("$repr", Json::String(v.to_string())),
         Value::List(v) => items(v),
         Value::Tuple(v) => one("$tuple", items(v)),
         Value::Set(v) => one("$set", items(v)),
@@ -262,6 +312,30 @@ mod tests {
             v.to_string(),
             "(b'\\x00\\x01\\xff', -123456789012345678901234567890, {1}, frozenset(), \
              {(1, 2): 'a'}, -inf, ())"
+        );
+    }
+
+    #[test]
+    fn new_kinds_have_tags() {
+        let v = parse(
+            r#"[{"$decimal": "-0"}, {"$uuid": "12345678-1234-5678-1234-567812345678"},
+                {"$complex": [1, -2.5]}, {"$bytearray": "YWI="}]"#,
+        )
+        .expect("parse");
+        assert_eq!(
+            v.to_string(),
+            "[Decimal('-0'), UUID('12345678-1234-5678-1234-567812345678'), complex(1.0, -2.5), \
+             bytearray(b'ab')]"
+        );
+        assert_eq!(round_trip(&v), v);
+        let date = Value::Date(pyrpc_proto::Date {
+            year: 2024,
+            month: 1,
+            day: 2,
+        });
+        assert_eq!(
+            to_json(&date).to_string(),
+            r#"{"$repr":"datetime.date(2024, 1, 2)"}"#
         );
     }
 

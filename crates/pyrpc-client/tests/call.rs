@@ -117,6 +117,7 @@ async fn remote_error_comes_back_with_every_field() {
         args: vec![Value::from("k"), Value::from(3)],
         message: "('k', 3)".into(),
         traceback: "Traceback (most recent call last):\n  ...".into(),
+        attributes: vec![("code".into(), Value::from(28))],
     };
     let sent = raised.clone();
     let server = FakeServer::start(Net::Tcp, move |mut peer: Peer| {

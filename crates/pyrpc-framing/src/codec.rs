@@ -43,8 +43,14 @@ pub struct Codec<In, Out> {
     /// The body of the last frame that was not a valid message, kept so the
     /// receiver can still find out what it was (e.g. its request id).
     undecodable: Option<Bytes>,
+    /// Runs on each complete body before it is decoded; an `Err` refuses it.
+    precheck: Option<Precheck>,
     _types: PhantomData<fn(Out) -> In>,
 }
+
+/// A check of a frame body before decoding: `Err(why)` refuses the frame
+/// with [`FrameError::Refused`].
+pub type Precheck = fn(&[u8]) -> Result<(), String>;
 
 // ===== impl Codec =====
 
@@ -61,8 +67,16 @@ impl<In, Out> Codec<In, Out> {
             max_encode_len: max,
             body_len: None,
             undecodable: None,
+            precheck: None,
             _types: PhantomData,
         }
+    }
+
+    /// Checks every complete frame body with `check` before decoding it: a
+    /// refused frame is answered with [`FrameError::Refused`] and its body
+    /// kept for [`Codec::take_undecodable`]; the stream stays in step.
+    pub fn set_precheck(&mut self, check: Precheck) {
+        self.precheck = Some(check);
     }
 
     /// The decode limit: the longest frame accepted from the peer.
@@ -76,7 +90,7 @@ impl<In, Out> Codec<In, Out> {
     }
 
     /// Takes the body of the last frame whose decoding failed with
-    /// [`FrameError::Decode`].
+    /// [`FrameError::Decode`] or was refused ([`FrameError::Refused`]).
     ///
     /// Such a frame had a valid length, so the stream is still in step after
     /// it: a receiver may look into the body (e.g. decode only a request id,
@@ -155,6 +169,12 @@ impl<In: prost::Message + Default, Out> Decoder for Codec<In, Out> {
             // frame's memory is freed with the frame, not kept by the read
             // buffer until the connection closes.
             *src = BytesMut::from(&src[..]);
+        }
+        if let Some(check) = self.precheck {
+            if let Err(why) = check(&frame) {
+                self.undecodable = Some(frame);
+                return Err(FrameError::Refused(why));
+            }
         }
         match In::decode(frame.clone()) {
             Ok(msg) => Ok(Some(msg)),

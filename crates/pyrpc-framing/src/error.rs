@@ -19,6 +19,11 @@ pub enum FrameError {
     /// The body is not a valid protobuf message of the expected type.
     #[error("frame body is not a valid message: {0}")]
     Decode(#[from] prost::DecodeError),
+    /// The receiver's check refused the frame before decoding it (see
+    /// `Codec::set_precheck`), e.g. because it would decode to more memory
+    /// than a budget allows. The body is kept, as for [`FrameError::Decode`].
+    #[error("frame refused before decoding: {0}")]
+    Refused(String),
     /// The underlying stream failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

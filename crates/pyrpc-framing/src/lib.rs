@@ -49,5 +49,5 @@ mod codec;
 mod error;
 
 pub use chunks::{FrameChunks, ZERO_COPY_MIN};
-pub use codec::{Codec, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
+pub use codec::{Codec, Precheck, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 pub use error::FrameError;

@@ -73,6 +73,97 @@ fn call_args() -> Vec<Value> {
     ]
 }
 
+/// The positional args of `call_kinds.bin`: one of each kind beyond the
+/// builtin containers (the independent peer's `GOLDEN_KINDS_CALL`).
+fn kinds_args() -> Vec<Value> {
+    use pyrpc_proto::{Date, DateTime, Fraction, Record, RecordKind, Time, TimeDelta};
+    let dt = |year, month, day, hour, minute, second, microsecond, utc_offset_us| DateTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        microsecond,
+        utc_offset_us,
+        fold: 0,
+    };
+    vec![
+        Value::ByteArray(Bytes::from_static(b"\x00ab")),
+        Value::from(dt(2024, 2, 29, 23, 59, 58, 123_456, None)),
+        Value::from(dt(2024, 1, 2, 3, 4, 5, 6, Some(-17_999_999_993))),
+        Value::from(Date {
+            year: 1,
+            month: 1,
+            day: 1,
+        }),
+        Value::from(Time {
+            hour: 23,
+            minute: 59,
+            second: 59,
+            microsecond: 999_999,
+            utc_offset_us: Some(0),
+            fold: 0,
+        }),
+        Value::from(TimeDelta {
+            days: -1,
+            seconds: 86_399,
+            microseconds: 999_999,
+        }),
+        Value::Decimal("-0".into()),
+        Value::Decimal("1E+999999999".into()),
+        Value::Decimal("NaN".into()),
+        Value::Uuid([
+            0x12, 0x34, 0x56, 0x78, 0x12, 0x34, 0x56, 0x78, 0x12, 0x34, 0x56, 0x78, 0x12, 0x34,
+            0x56, 0x78,
+        ]),
+        Value::Complex { re: 1.5, im: -2.0 },
+        Value::from(
+            Fraction::new(-num_bigint::BigInt::from(2).pow(100), 3.into()).expect("nonzero"),
+        ),
+        Value::from(
+            Record::new("shop.models:Order", RecordKind::Dataclass)
+                .field("id", 7)
+                .field("items", Value::list([Value::from("a")])),
+        ),
+        Value::from(Record::new("shop:Color", RecordKind::Enum).field("RED", "red")),
+    ]
+}
+
+fn call_kinds_frame() -> wire::ClientFrame {
+    client_request(
+        13,
+        request::Kind::Call(wire::Call {
+            method: "echo".into(),
+            args: kinds_args().into_iter().map(wire::Value::from).collect(),
+            kwargs: vec![],
+            timeout_ms: 0,
+        }),
+    )
+}
+
+/// The value of `call_deep.bin`: `{'k': (1,)}` inside 38 nested lists, 41
+/// levels deep, so it travels flat.
+fn deep_arg() -> Value {
+    let mut v = Value::dict([(Value::from("k"), Value::tuple([Value::from(1)]))]);
+    for _ in 0..38 {
+        v = Value::list([v]);
+    }
+    v
+}
+
+fn call_deep_frame() -> wire::ClientFrame {
+    client_request(
+        14,
+        request::Kind::Call(wire::Call {
+            method: "echo".into(),
+            args: vec![wire::Value::from(deep_arg())],
+            kwargs: vec![],
+            timeout_ms: 0,
+        }),
+    )
+}
+
 fn call_frame() -> wire::ClientFrame {
     client_request(
         7,
@@ -181,6 +272,8 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
             client_request(1, request::Kind::Ping(wire::Ping {})),
         ),
         ("call", call_frame()),
+        ("call_kinds", call_kinds_frame()),
+        ("call_deep", call_deep_frame()),
         (
             "submit",
             client_request(
@@ -437,6 +530,52 @@ fn call_values_decode_to_python_shapes() {
         "{'a': 1, (1, 2): None}",
         "dict with a tuple key"
     );
+}
+
+#[test]
+fn call_kinds_decode_to_the_new_kinds() {
+    let bytes = std::fs::read(testdata().join("call_kinds.bin")).unwrap();
+    let frame = Codec::<wire::ClientFrame, wire::ClientFrame>::new()
+        .decode(&mut BytesMut::from(&bytes[..]))
+        .unwrap()
+        .unwrap();
+    let Some(client_frame::Kind::Request(wire::Request {
+        kind: Some(request::Kind::Call(call)),
+        ..
+    })) = frame.kind
+    else {
+        panic!("call_kinds.bin is not a Call: {frame:?}");
+    };
+    let args: Vec<Value> = call
+        .args
+        .into_iter()
+        .map(|v| Value::try_from(v).unwrap())
+        .collect();
+    assert_eq!(args, kinds_args());
+    assert_eq!(
+        args[2].to_string(),
+        "datetime.datetime(2024, 1, 2, 3, 4, 5, 6, \
+         tzinfo=datetime.timezone(datetime.timedelta(days=-1, seconds=68400, microseconds=7)))"
+    );
+}
+
+#[test]
+fn call_deep_is_flat_and_decodes() {
+    let bytes = std::fs::read(testdata().join("call_deep.bin")).unwrap();
+    let frame = Codec::<wire::ClientFrame, wire::ClientFrame>::new()
+        .decode(&mut BytesMut::from(&bytes[..]))
+        .unwrap()
+        .unwrap();
+    let Some(client_frame::Kind::Request(wire::Request {
+        kind: Some(request::Kind::Call(call)),
+        ..
+    })) = frame.kind
+    else {
+        panic!("call_deep.bin is not a Call: {frame:?}");
+    };
+    let arg = call.args.into_iter().next().unwrap();
+    assert!(matches!(arg.kind, Some(wire::value::Kind::Flat(_))));
+    assert_eq!(Value::try_from(arg).unwrap(), deep_arg());
 }
 
 /// Every vector has a `.bin`, a `.txtpb` and a line in the README; no file is

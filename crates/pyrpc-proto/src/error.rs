@@ -30,6 +30,15 @@ pub enum ValueError {
         /// How many values arrived.
         values: usize,
     },
+    /// A value of a typed kind whose fields are out of range or malformed
+    /// (month 13, a 15-byte UUID, a fraction not in lowest terms, ...).
+    #[error("malformed {kind} value: {reason}")]
+    Malformed {
+        /// The wire kind, e.g. `"datetime"`.
+        kind: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A failure that travels as data: an exception raised by the remote method, or
@@ -61,6 +70,9 @@ pub struct RemoteError {
     pub message: String,
     /// The remote traceback text; empty when there is none.
     pub traceback: String,
+    /// The exception's instance attributes that are values (Python's
+    /// `vars(exc)`), by name.
+    pub attributes: Vec<(String, Value)>,
 }
 
 impl RemoteError {
@@ -87,6 +99,7 @@ impl RemoteError {
             args: vec![Value::Str(message.clone())],
             message,
             traceback: String::new(),
+            attributes: Vec::new(),
         }
     }
 
@@ -126,6 +139,7 @@ impl RemoteError {
             args,
             message,
             traceback: String::new(),
+            attributes: Vec::new(),
         }
     }
 
@@ -140,6 +154,13 @@ impl RemoteError {
     /// `BAD_ARGUMENTS` with a message saying what did not fit.
     pub fn bad_arguments(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadArguments, message)
+    }
+
+    /// Adds an instance attribute (builder style).
+    #[must_use]
+    pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.push((name.into(), value.into()));
+        self
     }
 
     /// Sets the traceback text.
@@ -163,6 +184,11 @@ impl RemoteError {
                 .collect(),
             message: e.message,
             traceback: e.traceback,
+            attributes: e
+                .attributes
+                .into_iter()
+                .filter_map(|a| Some((a.name, Value::try_from(a.value?).ok()?)))
+                .collect(),
         }
     }
 }
@@ -182,6 +208,14 @@ impl From<RemoteError> for wire::RemoteError {
             args: e.args.into_iter().map(wire::Value::from).collect(),
             message: e.message,
             traceback: e.traceback,
+            attributes: e
+                .attributes
+                .into_iter()
+                .map(|(name, v)| wire::Kwarg {
+                    name,
+                    value: Some(v.into()),
+                })
+                .collect(),
         }
     }
 }
@@ -205,7 +239,8 @@ mod tests {
     #[test]
     fn round_trips_through_the_wire() {
         let e = RemoteError::exception("KeyError", "builtins", vec![Value::from("k")])
-            .with_traceback("Traceback ...");
+            .with_traceback("Traceback ...")
+            .with_attribute("code", 28);
         assert_eq!(RemoteError::from(wire::RemoteError::from(e.clone())), e);
     }
 

@@ -46,12 +46,17 @@
 mod args;
 pub mod auth;
 mod bind;
+pub mod cost;
 mod error;
 mod exception;
+mod flat;
 mod introspect;
+mod kinds;
 mod serde_value;
 mod shape;
 mod value;
+mod value_from;
+mod value_repr;
 
 pub use args::Args;
 pub use bind::{bind_args, take_arg};
@@ -63,7 +68,9 @@ pub mod __private {
     //! Used by the code `#[derive(Exception)]` writes.
     pub use crate::exception::derive_support;
 }
+pub use flat::NESTED_MAX_DEPTH;
 pub use introspect::{Latency, MethodInfo, ServerStats};
+pub use kinds::{Date, DateTime, Fraction, Record, RecordKind, Time, TimeDelta};
 pub use serde_value::{from_value, to_value, SerdeError};
 pub use shape::Shape;
 pub use value::{Value, MAX_VALUE_DEPTH};

@@ -43,6 +43,10 @@ pub struct SerdeError {
 }
 
 impl SerdeError {
+    fn new_display(e: impl fmt::Display) -> Self {
+        SerdeError::new(e.to_string())
+    }
+
     fn new(message: impl Into<String>) -> Self {
         SerdeError {
             path: String::new(),
@@ -158,6 +162,9 @@ const SET: &str = "$pyrpc::set";
 const FROZENSET: &str = "$pyrpc::frozenset";
 const BIG_INT: &str = "$pyrpc::big_int";
 const PICKLE: &str = "$pyrpc::pickle";
+/// The kinds beyond the builtin containers (dates, Decimal, records, ...):
+/// their protobuf encoding as bytes, which [`to_value`] decodes back.
+const WIRE: &str = "$pyrpc::wire";
 /// Asked for by `impl Deserialize for Value`: our deserializer answers with
 /// the protobuf encoding of the whole value, so tuples and sets keep their
 /// shape; other deserializers see a plain newtype.
@@ -207,6 +214,12 @@ impl Serialize for Value {
             Value::FrozenSet(items) => s.serialize_newtype_struct(FROZENSET, &SeqOf(items)),
             Value::Dict(entries) => s.collect_map(entries.iter().map(|(k, v)| (k, v))),
             Value::Pickle(p) => s.serialize_newtype_struct(PICKLE, &serde_bytes_ref(p)),
+            other => {
+                use prost::Message;
+                let encoded = crate::wire::Value::from(other.clone()).encode_to_vec();
+                let bytes = serde_bytes_ref(&encoded);
+                s.serialize_newtype_struct(WIRE, &bytes)
+            }
         }
     }
 }
@@ -450,6 +463,11 @@ impl ser::Serializer for ValueSerializer {
                 Err(_) => Value::Str(digits),
             },
             (PICKLE, Value::Bytes(b)) => Value::Pickle(b),
+            (WIRE, Value::Bytes(b)) => {
+                use prost::Message;
+                let w = crate::wire::Value::decode(b).map_err(SerdeError::new_display)?;
+                Value::try_from(w).map_err(SerdeError::new_display)?
+            }
             (_, inner) => inner,
         })
     }
@@ -863,6 +881,32 @@ impl<'de> de::Deserializer<'de> for Value {
                 "a pickled value cannot be read into a Rust type ({})",
                 v
             ))),
+            Value::ByteArray(b) => visitor.visit_byte_buf(b.to_vec()),
+            Value::Decimal(d) => visitor.visit_string(d),
+            Value::Uuid(u) => visitor.visit_bytes(&u),
+            Value::Complex { re, im } => {
+                visit_items(vec![Value::Float(re), Value::Float(im)], None, visitor)
+            }
+            Value::Fraction(f) => visit_items(
+                vec![Value::from(f.numerator), Value::from(f.denominator)],
+                None,
+                visitor,
+            ),
+            // A record reads as the dict of its fields, so a Rust struct can
+            // receive a dataclass or NamedTuple.
+            Value::Record(r) => visit_dict(
+                r.fields
+                    .into_iter()
+                    .map(|(k, v)| (Value::Str(k), v))
+                    .collect(),
+                visitor,
+            ),
+            v @ (Value::DateTime(_) | Value::Date(_) | Value::Time(_) | Value::TimeDelta(_)) => {
+                Err(SerdeError::new(format!(
+                    "a {} is read only into pyrpc_proto::Value ({v})",
+                    v.type_name()
+                )))
+            }
         }
     }
 
@@ -933,7 +977,7 @@ impl<'de> de::Deserializer<'de> for Value {
     }
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
         match self {
-            Value::Str(s) => visitor.visit_string(s),
+            Value::Str(s) | Value::Decimal(s) => visitor.visit_string(s),
             v => Err(expected("str", &v)),
         }
     }
@@ -943,7 +987,8 @@ impl<'de> de::Deserializer<'de> for Value {
 
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
         match self {
-            Value::Bytes(b) => visitor.visit_byte_buf(b.to_vec()),
+            Value::Bytes(b) | Value::ByteArray(b) => visitor.visit_byte_buf(b.to_vec()),
+            Value::Uuid(u) => visitor.visit_bytes(&u),
             v => Err(expected("bytes", &v)),
         }
     }
@@ -1019,6 +1064,9 @@ impl<'de> de::Deserializer<'de> for Value {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
         match self {
             Value::Dict(d) => visit_dict(d, visitor),
+            Value::Record(r) if r.kind != crate::RecordKind::Enum => {
+                Value::Record(r).deserialize_any(visitor)
+            }
             v => Err(expected("dict", &v)),
         }
     }
@@ -1076,6 +1124,32 @@ mod tests {
     struct Point {
         x: i32,
         y: i32,
+    }
+
+    #[test]
+    fn new_kinds_pass_through_serde_and_records_read_as_structs() {
+        use crate::{Date, Record, RecordKind};
+        let values = vec![
+            Value::Decimal("-0".into()),
+            Value::from(Date {
+                year: 2024,
+                month: 5,
+                day: 6,
+            }),
+            Value::Uuid([1; 16]),
+            Value::from(Record::new("geo:Point", RecordKind::Dataclass).field("x", 1)),
+        ];
+        let v = to_value(&values).unwrap();
+        assert_eq!(v, Value::List(values.clone()));
+        let back: Vec<Value> = from_value(v).unwrap();
+        assert_eq!(back, values);
+        let rec = Record::new("geo:Point", RecordKind::Dataclass)
+            .field("x", 1)
+            .field("y", -2);
+        let p: Point = from_value(Value::from(rec)).unwrap();
+        assert_eq!(p, Point { x: 1, y: -2 });
+        let d: String = from_value(Value::Decimal("1.50".into())).unwrap();
+        assert_eq!(d, "1.50");
     }
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]

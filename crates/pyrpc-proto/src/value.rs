@@ -1,27 +1,30 @@
 //! [`Value`]: a Rust value with Python's shapes, and its wire form.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-
 use bytes::Bytes;
 use num_bigint::BigInt;
 
 use crate::error::ValueError;
+use crate::kinds::{self, Date, DateTime, Fraction, Record, RecordKind, Time, TimeDelta};
 use crate::wire;
 
 /// The deepest nesting of values pyrpc sends or accepts by default.
 ///
-/// A scalar has depth 1, a list of scalars depth 2, and so on. The limit keeps
-/// encoding and decoding (which recurse) from exhausting the stack on hostile
-/// input; prost's own decoder stops at 100 nested messages, which is about 48
-/// levels of our values, so 32 leaves room for the envelope messages.
-pub const MAX_VALUE_DEPTH: usize = 32;
+/// A scalar has depth 1, a list of scalars depth 2, and so on: 1024 lets a
+/// list nested 1,000 deep through. Values deeper than
+/// [`crate::NESTED_MAX_DEPTH`] travel in the flat encoding, which is decoded
+/// without recursion; the limit bounds the recursion of the code that walks a
+/// decoded value (conversion to Python objects, drop), so hostile input is
+/// refused with [`ValueError::TooDeep`] instead of exhausting a stack.
+pub const MAX_VALUE_DEPTH: usize = 1024;
 
 /// A value with Python's shapes.
 ///
 /// The variants map one to one onto Python types: `None`, `bool`, `int` (any
 /// size), `float`, `str`, `bytes`, `list`, `tuple`, `set`, `frozenset`, `dict`,
-/// plus an opaque pickled object that peers refuse unless they opted in.
+/// `bytearray`, `datetime`, `date`, `time`, `timedelta`, `Decimal`, `UUID`,
+/// `complex`, `Fraction`, typed records (dataclasses, NamedTuples, Enums,
+/// registered types), plus an opaque pickled object that peers refuse unless
+/// they opted in.
 ///
 /// Ints are kept canonical: a value that fits in `i64` is always
 /// [`Value::Int`], never [`Value::BigInt`]; the `From` conversions and the wire
@@ -52,7 +55,7 @@ pub enum Value {
     Float(f64),
     /// Python `str`.
     Str(String),
-    /// Python `bytes` (a `bytearray` arrives as `bytes`).
+    /// Python `bytes`.
     Bytes(Bytes),
     /// Python `list`.
     List(Vec<Value>),
@@ -66,6 +69,31 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
     /// A pickled Python object, refused unless both peers opted in.
     Pickle(Bytes),
+    /// Python `bytearray`.
+    ByteArray(Bytes),
+    /// Python `datetime.datetime`, naive or with a UTC offset.
+    DateTime(Box<DateTime>),
+    /// Python `datetime.date`.
+    Date(Date),
+    /// Python `datetime.time`, naive or with a UTC offset.
+    Time(Box<Time>),
+    /// Python `datetime.timedelta`.
+    TimeDelta(TimeDelta),
+    /// Python `decimal.Decimal`, as its exact text (`"1.50"`, `"-0"`, `"NaN"`).
+    Decimal(String),
+    /// Python `uuid.UUID`, its 16 bytes (`u.bytes`).
+    Uuid([u8; 16]),
+    /// Python `complex`.
+    Complex {
+        /// The real part.
+        re: f64,
+        /// The imaginary part.
+        im: f64,
+    },
+    /// Python `fractions.Fraction`.
+    Fraction(Box<Fraction>),
+    /// A dataclass, NamedTuple, Enum member or registered type.
+    Record(Box<Record>),
 }
 
 // ===== impl Value =====
@@ -101,6 +129,16 @@ impl Value {
             Value::FrozenSet(_) => "frozenset",
             Value::Dict(_) => "dict",
             Value::Pickle(_) => "pickle",
+            Value::ByteArray(_) => "bytearray",
+            Value::DateTime(_) => "datetime",
+            Value::Date(_) => "date",
+            Value::Time(_) => "time",
+            Value::TimeDelta(_) => "timedelta",
+            Value::Decimal(_) => "Decimal",
+            Value::Uuid(_) => "UUID",
+            Value::Complex { .. } => "complex",
+            Value::Fraction(_) => "Fraction",
+            Value::Record(_) => "record",
         }
     }
 
@@ -116,6 +154,7 @@ impl Value {
                 .map(|(k, v)| k.depth().max(v.depth()))
                 .max()
                 .unwrap_or(0),
+            Value::Record(r) => r.fields.iter().map(|(_, v)| v.depth()).max().unwrap_or(0),
             _ => 0,
         };
         1 + children
@@ -210,6 +249,10 @@ impl Value {
                     walk(k, left - 1, max)?;
                     walk(v, left - 1, max)
                 }),
+                Value::Record(r) => r
+                    .fields
+                    .iter()
+                    .try_for_each(|(_, v)| walk(v, left - 1, max)),
                 _ => Ok(()),
             }
         }
@@ -227,7 +270,9 @@ impl Value {
     }
 }
 
-fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<Value, ValueError> {
+/// Converts one wire value with `left` levels of room (the root of the value
+/// at hand takes one); `max` is the limit named in errors.
+pub(crate) fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<Value, ValueError> {
     use wire::value::Kind;
     if left == 0 {
         return Err(ValueError::TooDeep { max });
@@ -270,6 +315,69 @@ fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<Value, Value
             Value::Dict(entries)
         }
         Some(Kind::Pickle(p)) => Value::Pickle(p),
+        Some(Kind::Flat(f)) => crate::flat::decode(f.nodes, left, max)?,
+        Some(
+            Kind::ListLen(_)
+            | Kind::TupleLen(_)
+            | Kind::SetLen(_)
+            | Kind::FrozensetLen(_)
+            | Kind::DictLen(_)
+            | Kind::RecordHeader(_),
+        ) => {
+            return Err(ValueError::Malformed {
+                kind: "flat",
+                reason: "a container header outside a flat value".into(),
+            })
+        }
+        Some(Kind::Bytearray(b)) => Value::ByteArray(b),
+        Some(Kind::Datetime(d)) => {
+            kinds::check_datetime(&d)?;
+            Value::DateTime(d)
+        }
+        Some(Kind::Date(d)) => {
+            kinds::check_date_value(&d)?;
+            Value::Date(d)
+        }
+        Some(Kind::Time(t)) => {
+            kinds::check_time(&t)?;
+            Value::Time(t)
+        }
+        Some(Kind::Timedelta(t)) => {
+            kinds::check_timedelta(&t)?;
+            Value::TimeDelta(t)
+        }
+        Some(Kind::Decimal(d)) => {
+            kinds::check_decimal(&d)?;
+            Value::Decimal(d)
+        }
+        Some(Kind::Uuid(u)) => Value::Uuid(kinds::uuid_from_wire(&u)?),
+        Some(Kind::Complex(c)) => Value::Complex {
+            re: c.real,
+            im: c.imag,
+        },
+        Some(Kind::Fraction(f)) => Value::Fraction(Box::new(kinds::fraction_from_wire(*f)?)),
+        Some(Kind::Record(r)) => {
+            if r.field_names.len() != r.fields.len() {
+                return Err(ValueError::Malformed {
+                    kind: "record",
+                    reason: format!(
+                        "{} field names but {} fields",
+                        r.field_names.len(),
+                        r.fields.len()
+                    ),
+                });
+            }
+            let kind = RecordKind::try_from(r.kind).unwrap_or(RecordKind::Unspecified);
+            let mut fields = Vec::with_capacity(r.fields.len());
+            for (name, v) in r.field_names.into_iter().zip(r.fields) {
+                fields.push((name, from_wire(v, left - 1, max)?));
+            }
+            Value::Record(Box::new(Record {
+                type_name: r.type_name,
+                kind,
+                fields,
+            }))
+        }
     })
 }
 
@@ -283,11 +391,24 @@ impl TryFrom<wire::Value> for Value {
 }
 
 impl From<Value> for wire::Value {
+    /// Nested messages for a value up to [`crate::NESTED_MAX_DEPTH`] levels
+    /// deep, the flat encoding (`Value.flat`) for a deeper one.
     fn from(value: Value) -> Self {
+        if crate::flat::deeper_than(&value, crate::NESTED_MAX_DEPTH) {
+            crate::flat::encode(value)
+        } else {
+            nested(value)
+        }
+    }
+}
+
+/// The nested-message form of a value (recursive: only for shallow values).
+fn nested(value: Value) -> wire::Value {
+    {
         use wire::value::Kind;
         fn items(v: Vec<Value>) -> wire::Items {
             wire::Items {
-                items: v.into_iter().map(wire::Value::from).collect(),
+                items: v.into_iter().map(nested).collect(),
             }
         }
         let kind = match value {
@@ -308,256 +429,33 @@ impl From<Value> for wire::Value {
             Value::Dict(entries) => {
                 let (keys, values) = entries
                     .into_iter()
-                    .map(|(k, v)| (wire::Value::from(k), wire::Value::from(v)))
+                    .map(|(k, v)| (nested(k), nested(v)))
                     .unzip();
                 Kind::Dict(wire::Dict { keys, values })
             }
             Value::Pickle(p) => Kind::Pickle(p),
+            Value::ByteArray(b) => Kind::Bytearray(b),
+            Value::DateTime(d) => Kind::Datetime(d),
+            Value::Date(d) => Kind::Date(d),
+            Value::Time(t) => Kind::Time(t),
+            Value::TimeDelta(t) => Kind::Timedelta(t),
+            Value::Decimal(d) => Kind::Decimal(d),
+            Value::Uuid(u) => Kind::Uuid(Bytes::copy_from_slice(&u)),
+            Value::Complex { re, im } => Kind::Complex(wire::Complex { real: re, imag: im }),
+            Value::Fraction(f) => Kind::Fraction(Box::new(kinds::fraction_to_wire(&f))),
+            Value::Record(r) => {
+                let (field_names, fields) =
+                    r.fields.into_iter().map(|(n, v)| (n, nested(v))).unzip();
+                Kind::Record(Box::new(wire::Record {
+                    type_name: r.type_name,
+                    kind: r.kind as i32,
+                    field_names,
+                    fields,
+                }))
+            }
         };
         wire::Value { kind: Some(kind) }
     }
-}
-
-// ===== From conversions =====
-
-macro_rules! from_small_int {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Value {
-            fn from(v: $t) -> Self {
-                Value::Int(i64::from(v))
-            }
-        }
-    )*};
-}
-from_small_int!(i8, i16, i32, i64, u8, u16, u32);
-
-macro_rules! from_big_int {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Value {
-            fn from(v: $t) -> Self {
-                match i64::try_from(v) {
-                    Ok(i) => Value::Int(i),
-                    Err(_) => Value::BigInt(BigInt::from(v)),
-                }
-            }
-        }
-    )*};
-}
-from_big_int!(u64, i128, u128, usize, isize);
-
-impl From<BigInt> for Value {
-    fn from(v: BigInt) -> Self {
-        match i64::try_from(&v) {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::BigInt(v),
-        }
-    }
-}
-
-impl From<bool> for Value {
-    fn from(v: bool) -> Self {
-        Value::Bool(v)
-    }
-}
-
-impl From<f64> for Value {
-    fn from(v: f64) -> Self {
-        Value::Float(v)
-    }
-}
-
-impl From<f32> for Value {
-    fn from(v: f32) -> Self {
-        Value::Float(f64::from(v))
-    }
-}
-
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Str(v.to_owned())
-    }
-}
-
-impl From<String> for Value {
-    fn from(v: String) -> Self {
-        Value::Str(v)
-    }
-}
-
-impl From<Bytes> for Value {
-    fn from(v: Bytes) -> Self {
-        Value::Bytes(v)
-    }
-}
-
-impl From<&[u8]> for Value {
-    fn from(v: &[u8]) -> Self {
-        Value::Bytes(Bytes::copy_from_slice(v))
-    }
-}
-
-impl From<()> for Value {
-    fn from(_: ()) -> Self {
-        Value::None
-    }
-}
-
-impl<T: Into<Value>> From<Option<T>> for Value {
-    fn from(v: Option<T>) -> Self {
-        v.map_or(Value::None, Into::into)
-    }
-}
-
-impl<T: Into<Value>> From<Vec<T>> for Value {
-    fn from(v: Vec<T>) -> Self {
-        Value::List(v.into_iter().map(Into::into).collect())
-    }
-}
-
-impl<K: Into<Value>, V: Into<Value>> From<BTreeMap<K, V>> for Value {
-    fn from(v: BTreeMap<K, V>) -> Self {
-        Value::Dict(v.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
-    }
-}
-
-impl<K: Into<Value>, V: Into<Value>, S> From<HashMap<K, V, S>> for Value {
-    fn from(v: HashMap<K, V, S>) -> Self {
-        Value::Dict(v.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
-    }
-}
-
-macro_rules! from_tuple {
-    ($($name:ident),+) => {
-        impl<$($name: Into<Value>),+> From<($($name,)+)> for Value {
-            #[allow(non_snake_case)]
-            fn from(($($name,)+): ($($name,)+)) -> Self {
-                Value::Tuple(vec![$($name.into()),+])
-            }
-        }
-    };
-}
-from_tuple!(A);
-from_tuple!(A, B);
-from_tuple!(A, B, C);
-from_tuple!(A, B, C, D);
-from_tuple!(A, B, C, D, E);
-from_tuple!(A, B, C, D, E, F);
-
-// ===== Display: Python's repr =====
-
-impl fmt::Display for Value {
-    /// Formats the value as Python's `repr()` would.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn seq(f: &mut fmt::Formatter<'_>, items: &[Value]) -> fmt::Result {
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{item}")?;
-            }
-            Ok(())
-        }
-        match self {
-            Value::None => f.write_str("None"),
-            Value::Bool(true) => f.write_str("True"),
-            Value::Bool(false) => f.write_str("False"),
-            Value::Int(i) => write!(f, "{i}"),
-            Value::BigInt(b) => write!(f, "{b}"),
-            Value::Float(x) => write_float(f, *x),
-            Value::Str(s) => write_str_repr(f, s),
-            Value::Bytes(b) => write_bytes_repr(f, b),
-            Value::List(v) => {
-                f.write_str("[")?;
-                seq(f, v)?;
-                f.write_str("]")
-            }
-            Value::Tuple(v) => {
-                f.write_str("(")?;
-                seq(f, v)?;
-                if v.len() == 1 {
-                    f.write_str(",")?;
-                }
-                f.write_str(")")
-            }
-            Value::Set(v) if v.is_empty() => f.write_str("set()"),
-            Value::Set(v) => {
-                f.write_str("{")?;
-                seq(f, v)?;
-                f.write_str("}")
-            }
-            Value::FrozenSet(v) if v.is_empty() => f.write_str("frozenset()"),
-            Value::FrozenSet(v) => {
-                f.write_str("frozenset({")?;
-                seq(f, v)?;
-                f.write_str("})")
-            }
-            Value::Dict(entries) => {
-                f.write_str("{")?;
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{k}: {v}")?;
-                }
-                f.write_str("}")
-            }
-            Value::Pickle(p) => write!(f, "<pickled object, {} bytes>", p.len()),
-        }
-    }
-}
-
-fn write_float(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
-    if x.is_nan() {
-        f.write_str("nan")
-    } else if x.is_infinite() {
-        f.write_str(if x > 0.0 { "inf" } else { "-inf" })
-    } else if x == x.trunc() && x.abs() < 1e16 {
-        write!(f, "{x:.1}")
-    } else {
-        write!(f, "{x}")
-    }
-}
-
-fn write_str_repr(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    write!(f, "{quote}")?;
-    for c in s.chars() {
-        match c {
-            '\\' => f.write_str("\\\\")?,
-            '\n' => f.write_str("\\n")?,
-            '\r' => f.write_str("\\r")?,
-            '\t' => f.write_str("\\t")?,
-            c if c == quote => write!(f, "\\{c}")?,
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => write!(f, "\\x{:02x}", c as u32)?,
-            c => write!(f, "{c}")?,
-        }
-    }
-    write!(f, "{quote}")
-}
-
-fn write_bytes_repr(f: &mut fmt::Formatter<'_>, b: &[u8]) -> fmt::Result {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
-    write!(f, "b{}", quote as char)?;
-    for &c in b {
-        match c {
-            b'\\' => f.write_str("\\\\")?,
-            b'\n' => f.write_str("\\n")?,
-            b'\r' => f.write_str("\\r")?,
-            b'\t' => f.write_str("\\t")?,
-            c if c == quote => write!(f, "\\{}", c as char)?,
-            0x20..=0x7e => write!(f, "{}", c as char)?,
-            c => write!(f, "\\x{c:02x}")?,
-        }
-    }
-    write!(f, "{}", quote as char)
 }
 
 #[cfg(test)]
@@ -607,6 +505,78 @@ mod tests {
         assert_eq!(Value::from(5u64), Value::Int(5));
         assert_eq!(Value::from(BigInt::from(-7)), Value::Int(-7));
         assert!(matches!(Value::from(u64::MAX), Value::BigInt(_)));
+    }
+
+    #[test]
+    fn new_kinds_round_trip() {
+        let dt = DateTime {
+            year: 2024,
+            month: 2,
+            day: 29,
+            hour: 23,
+            minute: 59,
+            second: 58,
+            microsecond: 123_456,
+            utc_offset_us: Some(-19_800_000_000),
+            fold: 1,
+        };
+        let record = Record::new("app:Point", RecordKind::Dataclass)
+            .field("x", 1)
+            .field("tags", Value::list([Value::from("a")]));
+        for v in [
+            Value::from(dt),
+            Value::from(Date {
+                year: 1,
+                month: 1,
+                day: 1,
+            }),
+            Value::from(Time {
+                hour: 1,
+                minute: 2,
+                second: 3,
+                microsecond: 4,
+                utc_offset_us: None,
+                fold: 0,
+            }),
+            Value::from(TimeDelta {
+                days: -1,
+                seconds: 86_399,
+                microseconds: 999_999,
+            }),
+            Value::Decimal("-0".into()),
+            Value::Decimal("1E+999999999999".into()),
+            Value::Uuid([7; 16]),
+            Value::Complex { re: 1.5, im: -0.0 },
+            Value::from(Fraction::new(BigInt::from(-2).pow(100), BigInt::from(3)).unwrap()),
+            Value::ByteArray(Bytes::from_static(b"ab")),
+            Value::from(record),
+        ] {
+            assert_eq!(roundtrip(v.clone()), v);
+        }
+    }
+
+    #[test]
+    fn malformed_new_kinds_are_errors() {
+        use wire::value::Kind;
+        let bad = [
+            Kind::Uuid(Bytes::from_static(&[1; 15])),
+            Kind::Decimal("1.2.3".into()),
+            Kind::Date(Date {
+                year: 2023,
+                month: 2,
+                day: 29,
+            }),
+            Kind::Record(Box::new(wire::Record {
+                type_name: "a:B".into(),
+                kind: 1,
+                field_names: vec!["x".into()],
+                fields: vec![],
+            })),
+        ];
+        for kind in bad {
+            let err = Value::try_from(wire::Value { kind: Some(kind) }).unwrap_err();
+            assert!(matches!(err, ValueError::Malformed { .. }), "{err}");
+        }
     }
 
     #[test]
@@ -702,6 +672,20 @@ mod tests {
             (Value::Set(vec![]), "set()"),
             (Value::FrozenSet(vec![Value::from(1)]), "frozenset({1})"),
             (Value::from((1, "x")), "(1, 'x')"),
+            (
+                Value::from(TimeDelta {
+                    days: -1,
+                    seconds: 86_399,
+                    microseconds: 0,
+                }),
+                "datetime.timedelta(days=-1, seconds=86399)",
+            ),
+            (
+                Value::Uuid([0x12; 16]),
+                "UUID('12121212-1212-1212-1212-121212121212')",
+            ),
+            (Value::Complex { re: 1.0, im: -2.5 }, "complex(1.0, -2.5)"),
+            (Value::Decimal("1.50".into()), "Decimal('1.50')"),
         ];
         for (v, repr) in cases {
             assert_eq!(v.to_string(), repr);

@@ -78,3 +78,87 @@ proptest! {
         let _ = wire::ServerFrame::decode(bytes);
     }
 }
+
+/// A flat node list of arbitrary headers and scalars, behind `opening`
+/// nested one-item lists.
+fn flat_nodes(opening: usize, ops: &[u8]) -> wire::Value {
+    use wire::value::Kind;
+    let node = |kind| wire::Value { kind: Some(kind) };
+    let mut nodes = vec![node(Kind::ListLen(1)); opening];
+    for &op in ops {
+        let n = u64::from(op >> 3);
+        nodes.push(node(match op & 7 {
+            0 => Kind::ListLen(n),
+            1 => Kind::TupleLen(n),
+            2 => Kind::DictLen(n),
+            3 => Kind::FrozensetLen(n),
+            4 => Kind::Int(i64::from(op)),
+            5 => Kind::Str("s".into()),
+            6 => Kind::RecordHeader(Box::new(wire::RecordHeader {
+                type_name: "m:T".into(),
+                kind: 1,
+                field_names: (0..n).map(|i| i.to_string()).collect(),
+            })),
+            _ => Kind::None(wire::NoneValue {}),
+        }));
+    }
+    node(Kind::Flat(wire::Flat { nodes }))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Arbitrary flat node lists, up to 100k levels deep, through bytes:
+    /// an error or a value that re-encodes to itself, never a panic or a
+    /// stack overflow.
+    #[test]
+    fn flat_lists_of_any_shape_and_depth_are_safe(
+        opening in prop_oneof![0usize..2000, 99_000usize..100_001],
+        ops in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let bytes = flat_nodes(opening, &ops).encode_to_vec();
+        let decoded = wire::Value::decode(Bytes::from(bytes)).expect("a flat value is 3 levels deep");
+        match Value::from_wire(decoded, MAX_VALUE_DEPTH) {
+            Ok(v) => {
+                prop_assert!(opening < MAX_VALUE_DEPTH);
+                let again = Value::from_wire(wire::Value::from(v.clone()), MAX_VALUE_DEPTH);
+                prop_assert_eq!(again, Ok(v));
+            }
+            Err(e) if opening >= MAX_VALUE_DEPTH => {
+                prop_assert!(matches!(e, pyrpc_proto::ValueError::TooDeep { .. }), "{}", e);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[test]
+fn a_call_100k_deep_is_refused_without_recursion() {
+    let call = wire::ClientFrame {
+        kind: Some(wire::client_frame::Kind::Request(wire::Request {
+            id: 1,
+            kind: Some(wire::request::Kind::Call(wire::Call {
+                method: "echo".into(),
+                args: vec![flat_nodes(100_000, &[4])],
+                ..Default::default()
+            })),
+        })),
+    };
+    let bytes = call.encode_to_vec();
+    let Some(wire::client_frame::Kind::Request(r)) = wire::ClientFrame::decode(bytes.as_slice())
+        .expect("decodes")
+        .kind
+    else {
+        panic!("not a request")
+    };
+    let Some(wire::request::Kind::Call(c)) = r.kind else {
+        panic!("not a call")
+    };
+    let arg = c.args.into_iter().next().expect("one arg");
+    assert_eq!(
+        Value::from_wire(arg, MAX_VALUE_DEPTH),
+        Err(pyrpc_proto::ValueError::TooDeep {
+            max: MAX_VALUE_DEPTH
+        })
+    );
+}

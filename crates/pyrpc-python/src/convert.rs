@@ -1,15 +1,21 @@
 //! Python objects to and from [`pyrpc_proto::Value`].
 //!
-//! Exact builtin types take a fast path; instances of subclasses (an `IntEnum`,
-//! a namedtuple, an `OrderedDict`) are sent as their builtin base shape, or
-//! pickled when pickling is allowed so that the class survives. `bool` is
+//! Exact builtin types take a fast path; then the standard types of
+//! [`crate::kinds`] (`datetime`, `Decimal`, `UUID`, ...), then typed records
+//! (registered types, dataclasses, NamedTuples, Enums: `pyrpc._types`); other
+//! instances of subclasses of the builtins (an `OrderedDict`) are sent as
+//! their builtin base shape, or pickled when pickling is allowed so that the
+//! class survives. `bool` is
 //! checked before `int` (it is a subclass of `int` in Python), so `True` stays
 //! `True`. Anything else is refused with a `TypeError` naming the type and where
 //! it sits in the call, e.g. `args[0]['x']`.
 //!
 //! Both directions recurse, bounded by the depth limit the peers agreed on
 //! ([`pyrpc_proto::MAX_VALUE_DEPTH`] by default), so a self-referencing list
-//! fails with a clear error instead of exhausting the stack.
+//! fails with a clear error. Each level runs under [`stacker::maybe_grow`],
+//! which moves the recursion to a fresh heap segment when the thread's stack
+//! runs low, so a value at the limit converts on any thread (a worker's 2 MiB
+//! stack, a debug build's large frames).
 
 use bytes::Bytes;
 use num_bigint::BigInt;
@@ -21,7 +27,9 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
     PyTuple,
 };
-use pyrpc_proto::Value;
+use pyrpc_proto::{Record, RecordKind, Value};
+
+use crate::kinds;
 
 /// How a conversion behaves.
 #[derive(Clone, Copy, Debug)]
@@ -72,8 +80,15 @@ impl ConvertError {
     /// the path: "cannot send object of type Foo at args[0]['x']: ...".
     pub(crate) fn message(&self, root: &str) -> String {
         let mut path = String::from(root);
-        for seg in self.path_rev.iter().rev() {
-            path.push_str(seg);
+        // A path through a deep value keeps its first and last steps.
+        let n = self.path_rev.len();
+        for (i, seg) in self.path_rev.iter().rev().enumerate() {
+            if n > 16 && i == 8 {
+                path.push_str(&format!("...({} levels)...", n - 16));
+            }
+            if n <= 16 || i < 8 || i >= n - 8 {
+                path.push_str(seg);
+            }
         }
         format!(
             "cannot send object of type {} at {}: {}",
@@ -88,7 +103,9 @@ impl ConvertError {
 }
 
 const UNSUPPORTED: &str = "pyrpc sends None, bool, int, float, str, bytes, bytearray, list, \
-     tuple, dict, set and frozenset (other objects only when both client and server set \
+     tuple, dict, set, frozenset, datetime, date, time, timedelta, Decimal, UUID, complex, \
+     Fraction, dataclasses, NamedTuples, Enums and types registered with \
+     pyrpc.register_type (other objects only when both client and server set \
      allow_pickle=True)";
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -124,7 +141,20 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>, opts: Options) -> Result<Value, C
     to_value_at(obj, opts, opts.max_depth)
 }
 
+/// Stack kept free before recursing one level deeper, and the size of a new
+/// segment when less is left.
+const RED_ZONE: usize = 128 * 1024;
+const NEW_SEGMENT: usize = 4 * 1024 * 1024;
+
 fn to_value_at(obj: &Bound<'_, PyAny>, opts: Options, left: usize) -> Result<Value, ConvertError> {
+    stacker::maybe_grow(RED_ZONE, NEW_SEGMENT, || to_value_level(obj, opts, left))
+}
+
+fn to_value_level(
+    obj: &Bound<'_, PyAny>,
+    opts: Options,
+    left: usize,
+) -> Result<Value, ConvertError> {
     if left == 0 {
         return Err(ConvertError::new(
             obj,
@@ -166,7 +196,13 @@ fn to_value_at(obj: &Bound<'_, PyAny>, opts: Options, left: usize) -> Result<Val
         return Ok(Value::FrozenSet(items(s.iter(), opts, left)?));
     }
     if let Ok(b) = obj.cast_exact::<PyByteArray>() {
-        return Ok(Value::Bytes(Bytes::from(b.to_vec())));
+        return Ok(Value::ByteArray(Bytes::from(b.to_vec())));
+    }
+    if let Some(v) = kinds::to_value(obj).map_err(|e| ConvertError::new(obj, e.to_string()))? {
+        return Ok(v);
+    }
+    if let Some(v) = record_value(obj, opts, left)? {
+        return Ok(v);
     }
     if opts.allow_pickle {
         return pickle(obj);
@@ -185,7 +221,7 @@ fn to_value_at(obj: &Bound<'_, PyAny>, opts: Options, left: usize) -> Result<Val
         return Ok(bytes_value(b));
     }
     if let Ok(b) = obj.cast::<PyByteArray>() {
-        return Ok(Value::Bytes(Bytes::from(b.to_vec())));
+        return Ok(Value::ByteArray(Bytes::from(b.to_vec())));
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
         return Ok(Value::Tuple(items(t.iter(), opts, left)?));
@@ -249,6 +285,40 @@ fn dict_value(d: &Bound<'_, PyDict>, opts: Options, left: usize) -> Result<Value
     Ok(Value::Dict(entries))
 }
 
+static RECORD_ENCODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static RECORD_DECODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A dataclass, NamedTuple, Enum member or registered type as a record, by
+/// `pyrpc._types._encode`; `None` for any other object.
+fn record_value(
+    obj: &Bound<'_, PyAny>,
+    opts: Options,
+    left: usize,
+) -> Result<Option<Value>, ConvertError> {
+    let py = obj.py();
+    let fail = |e: PyErr| ConvertError::new(obj, e.to_string());
+    // Without the Python half of the package (Rust unit tests embed a bare
+    // interpreter) there are no records.
+    let Ok(encode) = RECORD_ENCODE.import(py, "pyrpc._types", "_encode") else {
+        return Ok(None);
+    };
+    let encoded = encode.call1((obj,)).map_err(fail)?;
+    if encoded.is_none() {
+        return Ok(None);
+    }
+    let (type_name, kind, names, values): (String, i32, Vec<String>, Bound<'_, PyTuple>) =
+        encoded.extract().map_err(fail)?;
+    let mut record = Record::new(
+        type_name,
+        RecordKind::try_from(kind).unwrap_or(RecordKind::Unspecified),
+    );
+    for (name, v) in names.into_iter().zip(values.iter()) {
+        let value = to_value_at(&v, opts, left - 1).map_err(|e| e.at(format!(".{name}")))?;
+        record.fields.push((name, value));
+    }
+    Ok(Some(Value::from(record)))
+}
+
 static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -274,6 +344,10 @@ fn pickle(obj: &Bound<'_, PyAny>) -> Result<Value, ConvertError> {
 /// another language may send one), or for a pickle when pickling is not
 /// allowed; whatever `pickle.loads` raises otherwise.
 pub(crate) fn to_python(py: Python<'_>, value: Value, opts: Options) -> PyResult<Py<PyAny>> {
+    stacker::maybe_grow(RED_ZONE, NEW_SEGMENT, || to_python_level(py, value, opts))
+}
+
+fn to_python_level(py: Python<'_>, value: Value, opts: Options) -> PyResult<Py<PyAny>> {
     Ok(match value {
         Value::None => py.None(),
         Value::Bool(b) => PyBool::new(py, b).to_owned().into_any().unbind(),
@@ -317,6 +391,29 @@ pub(crate) fn to_python(py: Python<'_>, value: Value, opts: Options) -> PyResult
             }
             dict.into_any().unbind()
         }
+        Value::ByteArray(b) => PyByteArray::new(py, &b).into_any().unbind(),
+        Value::Record(r) => {
+            let Record {
+                type_name,
+                kind,
+                fields,
+            } = *r;
+            let mut names = Vec::with_capacity(fields.len());
+            let mut values = Vec::with_capacity(fields.len());
+            for (name, v) in fields {
+                names.push(name);
+                values.push(to_python(py, v, opts)?);
+            }
+            RECORD_DECODE
+                .import(py, "pyrpc._types", "_decode")?
+                .call1((
+                    type_name,
+                    kind as i32,
+                    PyTuple::new(py, names)?,
+                    PyTuple::new(py, values)?,
+                ))?
+                .unbind()
+        }
         Value::Pickle(p) => {
             if !opts.allow_pickle {
                 return Err(PyTypeError::new_err(
@@ -328,6 +425,15 @@ pub(crate) fn to_python(py: Python<'_>, value: Value, opts: Options) -> PyResult
                 .call1((PyBytes::new(py, &p),))?
                 .unbind()
         }
+        other => match kinds::to_python(py, &other)? {
+            Some(obj) => obj,
+            None => {
+                return Err(PyTypeError::new_err(format!(
+                    "cannot convert a {} value",
+                    other.type_name()
+                )))
+            }
+        },
     })
 }
 
@@ -432,7 +538,7 @@ mod tests {
             assert!(matches!(v(c_str!("2**63")), Value::BigInt(_)));
             assert_eq!(
                 v(c_str!("bytearray(b'ab')")),
-                Value::Bytes(Bytes::from_static(b"ab"))
+                Value::ByteArray(Bytes::from_static(b"ab"))
             );
         });
     }
@@ -465,7 +571,7 @@ mod tests {
     fn pickles_are_refused_unless_allowed() {
         Python::initialize();
         Python::attach(|py| {
-            let frac = eval(py, c_str!("__import__('fractions').Fraction(1, 3)"));
+            let frac = eval(py, c_str!("__import__('collections').deque([1, 3])"));
             assert!(to_value(&frac, Options::default()).is_err());
             let allow = Options {
                 allow_pickle: true,

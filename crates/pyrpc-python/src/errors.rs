@@ -30,6 +30,7 @@ static RPC_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static AUTH_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TLS_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static FORMAT_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static REMOTE_TRACEBACK: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Builds an instance of one of the `pyrpc._errors` classes.
 fn make<'py>(
@@ -112,7 +113,11 @@ fn kind_name(kind: ErrorKind) -> &'static str {
 ///   imported), the class is an `Exception` subclass and `cls(*args)` works.
 /// * Anything else is a `pyrpc.RemoteError` carrying what arrived.
 ///
-/// The remote traceback text is set as `exc.traceback` on all of them.
+/// The remote traceback text is set as `exc.traceback` on all of them, and
+/// chained as `exc.__cause__` (a `pyrpc._traceback.RemoteTraceback`) so that
+/// an uncaught one prints the server's traceback. The exception's instance
+/// attributes that travelled are set on a rebuilt exception, and collected in
+/// `exc.attributes` (a dict) on a `RemoteError`.
 pub(crate) fn remote_to_py(py: Python<'_>, remote: RemoteError, opts: Options) -> PyErr {
     let rebuilt = match remote.kind {
         ErrorKind::NoSuchMethod => Some(PyAttributeError::new_err(remote.message.clone())),
@@ -120,6 +125,7 @@ pub(crate) fn remote_to_py(py: Python<'_>, remote: RemoteError, opts: Options) -
         ErrorKind::Exception | ErrorKind::Unspecified => rebuild(py, &remote, opts),
         _ => None,
     };
+    let is_rebuilt = rebuilt.is_some();
     let err = rebuilt.unwrap_or_else(|| {
         let args = remote_args(py, &remote, opts);
         make(
@@ -136,11 +142,65 @@ pub(crate) fn remote_to_py(py: Python<'_>, remote: RemoteError, opts: Options) -
             ),
         )
     });
+    let exc = err.value(py);
     // Best effort: an exception type with __slots__ cannot take the attribute.
-    let _ = err
-        .value(py)
-        .setattr("traceback", remote.traceback.as_str());
+    set_attributes(py, exc, &remote, is_rebuilt, opts);
+    let _ = exc.setattr("traceback", remote.traceback.as_str());
+    if !remote.traceback.is_empty() {
+        if let Ok(cause) = REMOTE_TRACEBACK
+            .import(py, "pyrpc._traceback", "RemoteTraceback")
+            .and_then(|cls| cls.call1((remote.traceback.as_str(),)))
+        {
+            err.set_cause(py, Some(PyErr::from_value(cause)));
+        }
+    }
     err
+}
+
+/// Sets the remote instance attributes on a rebuilt exception, or collects
+/// them in `exc.attributes` on a `RemoteError`. Best effort: an attribute
+/// that cannot be converted or set is left out.
+fn set_attributes(
+    py: Python<'_>,
+    exc: &Bound<'_, pyo3::exceptions::PyBaseException>,
+    remote: &RemoteError,
+    rebuilt: bool,
+    opts: Options,
+) {
+    let attrs = PyDict::new(py);
+    for (name, v) in &remote.attributes {
+        let Ok(value) = convert::to_python(py, v.clone(), opts) else {
+            continue;
+        };
+        if rebuilt {
+            let _ = exc.setattr(name.as_str(), value);
+        } else {
+            let _ = attrs.set_item(name.as_str(), value);
+        }
+    }
+    if !rebuilt {
+        let _ = exc.setattr("attributes", attrs);
+    }
+}
+
+/// The instance attributes of `exc` (`vars(exc)`) that can be sent, dunder
+/// names left out.
+fn exception_attributes(exc: &Bound<'_, PyAny>, opts: Options) -> Vec<(String, Value)> {
+    let Ok(dict) = exc.getattr("__dict__") else {
+        return Vec::new();
+    };
+    let Ok(dict) = dict.cast_into::<PyDict>() else {
+        return Vec::new();
+    };
+    dict.iter()
+        .filter_map(|(k, v)| {
+            let name: String = k.extract().ok()?;
+            if name.starts_with("__") {
+                return None;
+            }
+            Some((name, convert::to_value(&v, opts).ok()?))
+        })
+        .collect()
 }
 
 /// The remote args as a Python tuple; an arg that cannot be converted here
@@ -240,6 +300,7 @@ pub(crate) fn remote_from_py(py: Python<'_>, err: &PyErr, opts: Options) -> Remo
         args,
         message,
         traceback,
+        attributes: exception_attributes(value.as_any(), opts),
     }
 }
 

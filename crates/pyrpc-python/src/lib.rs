@@ -31,6 +31,7 @@ mod client;
 mod convert;
 mod errors;
 mod exit;
+mod kinds;
 mod logbridge;
 mod pool;
 mod runtime;

@@ -17,6 +17,7 @@ from pyrpc import Server
 
 import server_only_errors
 import shared_errors
+import shared_types  # noqa: F401  (imported so that its records are rebuilt here)
 
 LOG = []
 
@@ -62,6 +63,12 @@ class TestServer(Server):
 
     def raise_server_only(self, *args):
         raise server_only_errors.ServerOnlyError(*args)
+
+    def raise_app_error(self, message, code):
+        raise shared_errors.AppError(message, code=code)
+
+    def raise_server_only_app_error(self, message, code):
+        raise server_only_errors.ServerOnlyAppError(message, code=code)
 
     def raise_unconvertible(self):
         raise ValueError(Unsendable(), "plain")
@@ -127,6 +134,11 @@ class PickleServer(TestServer):
         import fractions
 
         return fractions.Fraction(1, 3)
+
+    def make_deque(self):
+        import collections
+
+        return collections.deque([1, 3])
 
     def bomb(self, path):
         """A result that creates ``path`` when unpickled."""

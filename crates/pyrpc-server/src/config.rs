@@ -64,7 +64,7 @@ pub struct ServerConfig {
     /// results); deeper values are answered `UNSUPPORTED_VALUE`. Bounds the
     /// recursion of value conversion on hostile input.
     ///
-    /// The default value is [`pyrpc_proto::MAX_VALUE_DEPTH`] (32).
+    /// The default value is [`pyrpc_proto::MAX_VALUE_DEPTH`] (1024).
     pub max_value_depth: usize,
     /// The most connections served at once; one more is answered with a hello
     /// carrying an `OVERLOADED` error and closed, so a flood of connections
@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(c.result_keep, Duration::from_secs(600));
         assert_eq!(c.max_kept_results, 100_000);
         assert_eq!(c.max_frame_len, 640 * 1024 * 1024);
-        assert_eq!(c.max_value_depth, 32);
+        assert_eq!(c.max_value_depth, 1024);
         assert_eq!(c.max_connections, 10_000);
         assert_eq!(c.max_in_flight_per_connection, 256);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));

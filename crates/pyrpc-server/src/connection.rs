@@ -317,6 +317,17 @@ pub(crate) async fn serve<S>(
                     stop.cancel();
                     break;
                 }
+                Err(ReadError::Frame(FrameError::Refused(why))) => {
+                    let body = reader.codec.take_undecodable().unwrap_or_default();
+                    if dispatch::answer_refused(&conn, &body, &why).await {
+                        tracing::debug!(%peer, %why, "request refused before decoding");
+                        continue;
+                    }
+                    tracing::warn!(%peer, %why, "frame refused before decoding; closing");
+                    stop.cancel();
+                    kill.cancel();
+                    break;
+                }
                 Err(ReadError::Frame(FrameError::Decode(e))) => {
                     let body = reader.codec.take_undecodable().unwrap_or_default();
                     if dispatch::answer_undecodable(&conn, &body, &e.to_string()).await {
@@ -648,9 +659,11 @@ struct FrameReader<R> {
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     fn new(io: R, max_frame_len: usize, budget: Arc<ByteBudget>) -> Self {
+        let mut codec = ServerCodec::with_max_frame_len(max_frame_len);
+        codec.set_precheck(dispatch::decoded_size_check);
         FrameReader {
             io,
-            codec: ServerCodec::with_max_frame_len(max_frame_len),
+            codec,
             buf: BytesMut::new(),
             budget,
             charged: 0,

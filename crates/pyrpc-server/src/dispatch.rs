@@ -205,7 +205,7 @@ pub(crate) async fn answer_undecodable(conn: &ConnCtx, body: &[u8], why: &str) -
     };
     let e = RemoteError::new(
         ErrorKind::Protocol,
-        format!("request {id} could not be decoded ({why}); values may nest at most 32 levels"),
+        format!("request {id} could not be decoded ({why}); values deeper than 32 levels must use the flat encoding"),
     );
     reply(conn, error(id, e)).await;
     true
@@ -213,6 +213,44 @@ pub(crate) async fn answer_undecodable(conn: &ConnCtx, body: &[u8], why: &str) -
 
 /// The id of a request frame, read without decoding anything else: prost
 /// skips the other fields without recursing into them.
+/// The memory a request may take once decoded: 4 times its frame, and never
+/// less than this (so ordinary requests of small frames, a million ints in
+/// 5 MB, are never refused).
+pub(crate) const DECODED_FLOOR: u64 = 256 * 1024 * 1024;
+
+/// Refuses a request frame whose values would take more memory decoded than
+/// `max(4 x frame, DECODED_FLOOR)` (a 64 MB frame of empty values is 33M
+/// values, gigabytes decoded), before anything is decoded.
+pub(crate) fn decoded_size_check(body: &[u8]) -> Result<(), String> {
+    let values = pyrpc_proto::cost::client_frame_values(body);
+    let estimate = values.saturating_mul(pyrpc_proto::cost::DECODED_VALUE_BYTES);
+    let budget = (body.len() as u64).saturating_mul(4).max(DECODED_FLOOR);
+    if estimate > budget {
+        return Err(format!(
+            "its {values} values would take about {} MiB decoded, more than the \
+             server's budget of {} MiB for a {} MiB frame",
+            estimate >> 20,
+            budget >> 20,
+            body.len() >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// Answers a request refused before decoding (see [`decoded_size_check`])
+/// with `UNSUPPORTED_VALUE`, when its id can be read.
+pub(crate) async fn answer_refused(conn: &ConnCtx, body: &[u8], why: &str) -> bool {
+    let Some(id) = undecodable_request_id(body) else {
+        return false;
+    };
+    let e = RemoteError::new(
+        ErrorKind::UnsupportedValue,
+        format!("request {id} refused: {why}"),
+    );
+    reply(conn, error(id, e)).await;
+    true
+}
+
 fn undecodable_request_id(body: &[u8]) -> Option<u64> {
     /// `ClientFrame` with only its `request` field.
     #[derive(Clone, PartialEq, prost::Message)]
@@ -513,6 +551,7 @@ fn contains_pickle(v: &Value) -> bool {
         Value::Dict(entries) => entries
             .iter()
             .any(|(k, v)| contains_pickle(k) || contains_pickle(v)),
+        Value::Record(r) => r.fields.iter().any(|(_, v)| contains_pickle(v)),
         _ => false,
     }
 }
@@ -769,6 +808,9 @@ mod tests {
             Value::from("k"),
             Value::from("v")
         )])));
+        let record = pyrpc_proto::Record::new("m:T", pyrpc_proto::RecordKind::Dataclass)
+            .field("x", Value::Pickle(Bytes::new()));
+        assert!(contains_pickle(&Value::from(record)));
     }
 
     #[test]

@@ -404,12 +404,21 @@ pub struct RemoteError {
     /// The remote traceback as text, empty when there is none.
     #[prost(string, tag = "6")]
     pub traceback: ::prost::alloc::string::String,
+    /// The exception's instance attributes (Python's `vars(exc)`) whose names
+    /// are str and whose values can be sent, e.g. `code` of an exception raised
+    /// as `AppError("disk full", code=28)`; the receiver sets them on the
+    /// exception it rebuilds. Names are unique.
+    #[prost(message, repeated, tag = "7")]
+    pub attributes: ::prost::alloc::vec::Vec<Kwarg>,
 }
 /// One value, keeping Python's shapes. Exactly one kind is set; a Value with no
 /// kind set is read as None.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Value {
-    #[prost(oneof = "value::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
+    #[prost(
+        oneof = "value::Kind",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25, 26, 27, 28, 29, 30, 31"
+    )]
     pub kind: ::core::option::Option<value::Kind>,
 }
 /// Nested message and enum types in `Value`.
@@ -437,7 +446,7 @@ pub mod value {
         /// A str (UTF-8 text).
         #[prost(string, tag = "6")]
         Str(::prost::alloc::string::String),
-        /// A bytes (or bytearray) value.
+        /// A bytes value.
         #[prost(bytes, tag = "7")]
         Bytes(::prost::bytes::Bytes),
         /// A list.
@@ -459,7 +468,194 @@ pub mod value {
         /// (`Capabilities.pickle`); otherwise refused with UNSUPPORTED_VALUE.
         #[prost(bytes, tag = "13")]
         Pickle(::prost::bytes::Bytes),
+        /// A bytearray: bytes that stay mutable on the Python side. Receivers
+        /// without such a type read it as bytes.
+        #[prost(bytes, tag = "14")]
+        Bytearray(::prost::bytes::Bytes),
+        /// A point in time on the calendar (Python `datetime.datetime`), naive or
+        /// with its UTC offset.
+        #[prost(message, tag = "15")]
+        Datetime(::prost::alloc::boxed::Box<super::DateTime>),
+        /// A calendar date (Python `datetime.date`).
+        #[prost(message, tag = "16")]
+        Date(super::Date),
+        /// A time of day (Python `datetime.time`), naive or with its UTC offset.
+        #[prost(message, tag = "17")]
+        Time(::prost::alloc::boxed::Box<super::Time>),
+        /// A duration (Python `datetime.timedelta`).
+        #[prost(message, tag = "18")]
+        Timedelta(super::TimeDelta),
+        /// An exact decimal number (Python `decimal.Decimal`) as its text in the
+        /// General Decimal Arithmetic "to-scientific-string" form, which keeps the
+        /// sign, the digits and the exponent exactly: "1.50", "-0", "1E+999999",
+        /// "NaN", "-sNaN12", "Infinity", "-Infinity". Python's `str(d)` writes it
+        /// and `Decimal(text)` reads it.
+        #[prost(string, tag = "19")]
+        Decimal(::prost::alloc::string::String),
+        /// A UUID (Python `uuid.UUID`): its 16 bytes in RFC 9562 (big-endian)
+        /// order, Python's `u.bytes`. Any other length is malformed.
+        #[prost(bytes, tag = "20")]
+        Uuid(::prost::bytes::Bytes),
+        /// A complex number (Python `complex`).
+        #[prost(message, tag = "21")]
+        Complex(super::Complex),
+        /// An exact fraction (Python `fractions.Fraction`) in lowest terms.
+        #[prost(message, tag = "22")]
+        Fraction(::prost::alloc::boxed::Box<super::Fraction>),
+        /// A typed record: a dataclass, NamedTuple or Enum member, or a value of
+        /// a type the sender registered an encoder for.
+        ///
+        /// Reserved for n-dimensional arrays (dtype + shape + buffer): 24.
+        #[prost(message, tag = "23")]
+        Record(::prost::alloc::boxed::Box<super::Record>),
+        /// A value written as a flat list of nodes in pre-order, for values
+        /// nested deeper than protobuf decoders follow nested messages (they stop
+        /// at 100). Senders use it for values nested deeper than 32 levels and
+        /// nested messages otherwise; receivers accept both. See PROTOCOL.md §5.
+        #[prost(message, tag = "25")]
+        Flat(super::Flat),
+        /// Container headers, valid only as nodes of a `Flat`: a container of N
+        /// items whose items are the next N values of the flat list (each a node,
+        /// a header with its own items after it, or a nested-message value).
+        #[prost(uint64, tag = "26")]
+        ListLen(u64),
+        #[prost(uint64, tag = "27")]
+        TupleLen(u64),
+        #[prost(uint64, tag = "28")]
+        SetLen(u64),
+        #[prost(uint64, tag = "29")]
+        FrozensetLen(u64),
+        /// A dict of N entries: the next 2N values, key then value per entry.
+        #[prost(uint64, tag = "30")]
+        DictLen(u64),
+        /// A record whose fields (one per field name) are the next values.
+        #[prost(message, tag = "31")]
+        RecordHeader(::prost::alloc::boxed::Box<super::RecordHeader>),
     }
+}
+/// One value as a pre-order list of nodes: the first node is the value; a
+/// header node is followed by its items. Exactly one value, no trailing nodes.
+/// `\[list_len: 2, int: 1, list_len: 1, str: "a"\]` is `\[1, ["a"]\]`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Flat {
+    #[prost(message, repeated, tag = "1")]
+    pub nodes: ::prost::alloc::vec::Vec<Value>,
+}
+/// A `Record` without its field values, which follow it in a `Flat`.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RecordHeader {
+    #[prost(string, tag = "1")]
+    pub type_name: ::prost::alloc::string::String,
+    #[prost(enumeration = "RecordKind", tag = "2")]
+    pub kind: i32,
+    #[prost(string, repeated, tag = "3")]
+    pub field_names: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// A calendar date and wall-clock time, proleptic Gregorian calendar
+/// (Python `datetime.datetime`). Fields have Python's ranges: year 1-9999,
+/// month 1-12, day 1-31, hour 0-23, minute and second 0-59, microsecond
+/// 0-999999; a receiver refuses a value outside them as malformed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DateTime {
+    #[prost(sint32, tag = "1")]
+    pub year: i32,
+    #[prost(uint32, tag = "2")]
+    pub month: u32,
+    #[prost(uint32, tag = "3")]
+    pub day: u32,
+    #[prost(uint32, tag = "4")]
+    pub hour: u32,
+    #[prost(uint32, tag = "5")]
+    pub minute: u32,
+    #[prost(uint32, tag = "6")]
+    pub second: u32,
+    #[prost(uint32, tag = "7")]
+    pub microsecond: u32,
+    /// Absent for a naive datetime. For an aware one, its offset from UTC in
+    /// microseconds (local time = UTC + offset; +02:00 is 7200000000), strictly
+    /// between -24 h and +24 h. Time zone names are not carried: a receiver
+    /// rebuilds a fixed-offset zone.
+    #[prost(sint64, optional, tag = "8")]
+    pub utc_offset_us: ::core::option::Option<i64>,
+    /// Python's `fold` (0 or 1): which of two equal wall-clock times in a
+    /// repeated hour is meant. 0 almost always.
+    #[prost(uint32, tag = "9")]
+    pub fold: u32,
+}
+/// A calendar date, proleptic Gregorian (Python `datetime.date`); the same
+/// ranges as `DateTime`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Date {
+    #[prost(sint32, tag = "1")]
+    pub year: i32,
+    #[prost(uint32, tag = "2")]
+    pub month: u32,
+    #[prost(uint32, tag = "3")]
+    pub day: u32,
+}
+/// A time of day (Python `datetime.time`); the same ranges and offset rules as
+/// `DateTime`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Time {
+    #[prost(uint32, tag = "1")]
+    pub hour: u32,
+    #[prost(uint32, tag = "2")]
+    pub minute: u32,
+    #[prost(uint32, tag = "3")]
+    pub second: u32,
+    #[prost(uint32, tag = "4")]
+    pub microsecond: u32,
+    #[prost(sint64, optional, tag = "5")]
+    pub utc_offset_us: ::core::option::Option<i64>,
+    #[prost(uint32, tag = "6")]
+    pub fold: u32,
+}
+/// A signed duration, normalised as Python's `timedelta` is: days may be
+/// negative, 0 <= seconds < 86400, 0 <= microseconds < 1000000; the duration
+/// is days * 86400 s + seconds s + microseconds us. -1 us is
+/// {days: -1, seconds: 86399, microseconds: 999999}.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TimeDelta {
+    #[prost(sint64, tag = "1")]
+    pub days: i64,
+    #[prost(uint32, tag = "2")]
+    pub seconds: u32,
+    #[prost(uint32, tag = "3")]
+    pub microseconds: u32,
+}
+/// A complex number: two IEEE doubles.
+#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+pub struct Complex {
+    #[prost(double, tag = "1")]
+    pub real: f64,
+    #[prost(double, tag = "2")]
+    pub imag: f64,
+}
+/// numerator / denominator in lowest terms, the denominator positive. Both are
+/// integers written as `Value.big_int` is: two's complement, big-endian, fewest
+/// bytes (0 is one zero byte).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Fraction {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub numerator: ::prost::bytes::Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub denominator: ::prost::bytes::Bytes,
+}
+/// A value of a user type: the type's name, and its fields by name.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Record {
+    /// "module:qualname" of the sender's class (e.g. "shop.models:Order",
+    /// "app:Outer.Inner"), or the name given to `pyrpc.register_type`.
+    #[prost(string, tag = "1")]
+    pub type_name: ::prost::alloc::string::String,
+    #[prost(enumeration = "RecordKind", tag = "2")]
+    pub kind: i32,
+    /// The field names, unique; field_names\[i\] names fields\[i\].
+    #[prost(string, repeated, tag = "3")]
+    pub field_names: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The field values, in the same order.
+    #[prost(message, repeated, tag = "4")]
+    pub fields: ::prost::alloc::vec::Vec<Value>,
 }
 /// The unit value None.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -589,6 +785,53 @@ impl ErrorKind {
             "DEADLINE_EXCEEDED" => Some(Self::DeadlineExceeded),
             "UNAUTHENTICATED" => Some(Self::Unauthenticated),
             "CANCELLED" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+/// What kind of user type a `Record` holds; it tells the receiver how to
+/// rebuild it and what plain value to fall back to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum RecordKind {
+    /// Unknown (from a newer peer): read as a dict of the fields.
+    Unspecified = 0,
+    /// A dataclass: fields are its fields, by name, in definition order.
+    /// Fallback: a dict of the fields.
+    Dataclass = 1,
+    /// A NamedTuple (or collections.namedtuple): fields are its items, by
+    /// name, in order. Fallback: a tuple of the items.
+    NamedTuple = 2,
+    /// An Enum member: exactly one field, named after the member, holding the
+    /// member's value. Fallback: the value.
+    Enum = 3,
+    /// A type with an encoder registered by the sender
+    /// (`pyrpc.register_type`): exactly one field, "value", holding what the
+    /// encoder returned. Fallback: that value.
+    Registered = 4,
+}
+impl RecordKind {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "RECORD_KIND_UNSPECIFIED",
+            Self::Dataclass => "DATACLASS",
+            Self::NamedTuple => "NAMED_TUPLE",
+            Self::Enum => "ENUM",
+            Self::Registered => "REGISTERED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "RECORD_KIND_UNSPECIFIED" => Some(Self::Unspecified),
+            "DATACLASS" => Some(Self::Dataclass),
+            "NAMED_TUPLE" => Some(Self::NamedTuple),
+            "ENUM" => Some(Self::Enum),
+            "REGISTERED" => Some(Self::Registered),
             _ => None,
         }
     }

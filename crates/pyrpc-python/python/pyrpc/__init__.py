@@ -36,6 +36,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from . import _pyrpc
 from ._errors import AuthError, NoSocket, ProtocolError, RemoteError, RpcError, Timeout, TlsError
+from ._types import register_type, safe_repr as _safe_repr
 
 __all__ = [
     "Client",
@@ -50,6 +51,7 @@ __all__ = [
     "MethodInfo",
     "list_methods",
     "stats",
+    "register_type",
 ]
 
 __version__ = _pyrpc.__version__
@@ -241,7 +243,7 @@ class Client:
             return
         if method_name == "connected":
             return
-        log("    %s -> %s" % (method_name, repr(result)[:60]))
+        log("    %s -> %s" % (method_name, _safe_repr(result)[:60]))
 
     def log_exception(self, msg: str) -> None:
         """Pass an exception summary to the exception-logging function."""
@@ -322,8 +324,8 @@ class Client:
     def _failed(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], exc: BaseException) -> None:
         tb = getattr(exc, "traceback", "")
         if tb and method != "connected":
-            head = "{}: {}(args={!r}, kwargs={!r})".format(
-                type(self).__name__, method, args, kwargs
+            head = "{}: {}(args={}, kwargs={})".format(
+                type(self).__name__, method, _safe_repr(args), _safe_repr(kwargs)
             )[:60] + "\n"
             self.log_exception(head + tb)
 
@@ -628,10 +630,10 @@ class Server:
 
     @staticmethod
     def _summary(ret_or_exc: Any, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> str:
-        prefix = "{}(args={!r}, kwargs={!r})".format(method, args, kwargs)
+        prefix = "{}(args={}, kwargs={})".format(method, _safe_repr(args), _safe_repr(kwargs))
         if len(prefix) > 60:
             prefix = prefix[:60] + "...)"
-        suffix = " -> {!r}".format(ret_or_exc)[: 120 - len(prefix)]
+        suffix = " -> {}".format(_safe_repr(ret_or_exc))[: 120 - len(prefix)]
         return prefix + suffix
 
     def log_call(self, ret: Any, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:

@@ -1,0 +1,115 @@
+"""Value round trips through pyrpc vs pickle over a plain Unix socket (issue 10, item 6).
+
+Not yet a case of `cargo xtask bench`: run it by hand with the release build,
+``target/venv/bin/python bench/python/values_vs_pickle.py [repeats]``. Each case
+echoes one value (the server returns it) and prints the median round trip of
+pyrpc, of pickle (protocol 5, 4-byte length, ``loads``/``dumps`` on the other
+side, one persistent connection) and their ratio (goal: <= 0.8).
+"""
+
+import os
+import pickle
+import socket
+import statistics
+import struct
+import sys
+import tempfile
+import threading
+import time
+
+from pyrpc import Client, Server
+
+CASES = {
+    "1M ints": lambda: list(range(1_000_000)),
+    "100k str->float dict": lambda: {f"key{i}": i * 0.5 for i in range(100_000)},
+    "100k small records (4-key dicts)": lambda: [
+        {"id": i, "name": f"n{i}", "score": i * 1.5, "ok": True} for i in range(100_000)
+    ],
+}
+
+
+def recv_exactly(sock, n):
+    buf = bytearray(n)
+    view = memoryview(buf)
+    while n:
+        got = sock.recv_into(view, n)
+        if not got:
+            raise EOFError
+        view, n = view[got:], n - got
+    return buf
+
+
+def pickle_server(listener):
+    conn, _ = listener.accept()
+    while True:
+        try:
+            (n,) = struct.unpack(">I", recv_exactly(conn, 4))
+        except EOFError:
+            return
+        obj = pickle.loads(recv_exactly(conn, n))
+        body = pickle.dumps(obj, protocol=5)
+        conn.sendall(struct.pack(">I", len(body)) + body)
+
+
+def pickle_roundtrip(sock, obj):
+    body = pickle.dumps(obj, protocol=5)
+    sock.sendall(struct.pack(">I", len(body)) + body)
+    (n,) = struct.unpack(">I", recv_exactly(sock, 4))
+    return pickle.loads(recv_exactly(sock, n))
+
+
+class Echo(Server):
+    def echo(self, x):
+        return x
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    tmp = tempfile.mkdtemp()
+    # Both servers run in their own process, as in the issue's measurement.
+    pyrpc_addr = os.path.join(tmp, "pyrpc.sock")
+    pickle_addr = os.path.join(tmp, "pickle.sock")
+    pid = os.fork()
+    if pid == 0:
+        Echo(address=pyrpc_addr).start()
+        os._exit(0)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(pickle_addr)
+    listener.listen(1)
+    pid2 = os.fork()
+    if pid2 == 0:
+        pickle_server(listener)
+        os._exit(0)
+    listener.close()
+    client = Client(address=pyrpc_addr)
+    deadline = time.monotonic() + 20
+    while not client.connected(0.2):
+        assert time.monotonic() < deadline, "pyrpc server did not start"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(pickle_addr)
+    try:
+        for name, make in CASES.items():
+            value = make()
+            assert client.echo(value) == value and pickle_roundtrip(sock, value) == value
+            t_pyrpc = median_time(lambda: client.echo(value), repeats)
+            t_pickle = median_time(lambda: pickle_roundtrip(sock, value), repeats)
+            print(f"{name:36s} pyrpc {t_pyrpc * 1000:7.1f} ms  pickle {t_pickle * 1000:7.1f} ms  "
+                  f"ratio {t_pyrpc / t_pickle:4.2f}", flush=True)
+    finally:
+        sock.close()
+        client.shutdown()
+        os.waitpid(pid, 0)
+        os.waitpid(pid2, 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+//! How much memory a request frame takes once decoded, estimated from its
+//! bytes before anything is decoded (issue 10, item 7).
+//!
+//! An empty `Value` is two bytes on the wire but tens of bytes decoded (a
+//! prost `wire::Value`, then a [`crate::Value`], then a Python object), so a
+//! 64 MB frame of empty values would take gigabytes. [`client_frame_values`]
+//! counts the `Value` messages of a `ClientFrame` with a schema-aware scan of
+//! its protobuf bytes (an explicit stack, no recursion, nothing allocated per
+//! value), so a receiver can refuse such a frame before decoding it.
+
+/// Bytes one decoded value takes at most on the way to the callee: a
+/// `wire::Value` (48) and a [`crate::Value`] (40), both alive at once.
+pub const DECODED_VALUE_BYTES: u64 = 88;
+
+/// The messages whose fields the scan follows.
+#[derive(Clone, Copy, PartialEq)]
+enum Msg {
+    ClientFrame,
+    Request,
+    Submit,
+    Call,
+    Kwarg,
+    Value,
+    /// `Items`, `Flat` (field 1) and `Dict` (fields 1, 2): repeated values.
+    Values,
+    Record,
+}
+
+/// Which message field `field` of `msg` holds, if the scan follows it.
+fn child(msg: Msg, field: u64) -> Option<Msg> {
+    use Msg::*;
+    match (msg, field) {
+        (ClientFrame, 2) => Some(Request),
+        (Request, 2) | (Submit, 2) => Some(Call),
+        (Request, 3) => Some(Submit),
+        (Call, 2) | (Kwarg, 2) | (Values, 1 | 2) | (Record, 4) => Some(Value),
+        (Call, 3) => Some(Kwarg),
+        // list, tuple, set, frozenset, dict, flat
+        (Value, 8..=12 | 25) => Some(Values),
+        (Value, 23) => Some(Record),
+        _ => None,
+    }
+}
+
+/// Reads a varint at `*pos`; `None` at the end or on a malformed one.
+fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The number of `Value` messages in the body of a `ClientFrame` (values,
+/// and the nodes of flat values, at any depth). Malformed bytes end the count
+/// early: the decoder refuses them anyway.
+///
+/// # Examples
+///
+/// ```
+/// use prost::Message;
+/// use pyrpc_proto::{cost, wire, Value};
+///
+/// let call = wire::ClientFrame {
+///     kind: Some(wire::client_frame::Kind::Request(wire::Request {
+///         id: 1,
+///         kind: Some(wire::request::Kind::Call(wire::Call {
+///             method: "echo".into(),
+///             args: vec![Value::list([Value::from(1), Value::None]).into()],
+///             ..Default::default()
+///         })),
+///     })),
+/// };
+/// assert_eq!(cost::client_frame_values(&call.encode_to_vec()), 3);
+/// ```
+pub fn client_frame_values(body: &[u8]) -> u64 {
+    // Deeper nesting than this is refused by prost (100 messages) anyway.
+    const MAX_NESTING: usize = 128;
+    let mut count = 0u64;
+    // (message, end of its bytes); the scan position is shared.
+    let mut stack: Vec<(Msg, usize)> = vec![(Msg::ClientFrame, body.len())];
+    let mut pos = 0usize;
+    while let Some(&(msg, end)) = stack.last() {
+        if pos >= end {
+            stack.pop();
+            continue;
+        }
+        let Some(tag) = varint(body, &mut pos) else {
+            return count;
+        };
+        let skip = match tag & 7 {
+            0 => varint(body, &mut pos).map(|_| 0),
+            1 => Some(8),
+            5 => Some(4),
+            2 => varint(body, &mut pos),
+            _ => None,
+        };
+        let Some(skip) = skip.and_then(|s| usize::try_from(s).ok()) else {
+            return count;
+        };
+        let Some(field_end) = pos.checked_add(skip).filter(|&e| e <= end) else {
+            return count;
+        };
+        match child(msg, tag >> 3) {
+            Some(inner) if tag & 7 == 2 && stack.len() < MAX_NESTING => {
+                if inner == Msg::Value {
+                    count += 1;
+                }
+                stack.push((inner, field_end));
+            }
+            _ => pos = field_end,
+        }
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{wire, Value};
+    use prost::Message;
+
+    fn call(args: Vec<wire::Value>) -> Vec<u8> {
+        wire::ClientFrame {
+            kind: Some(wire::client_frame::Kind::Request(wire::Request {
+                id: 3,
+                kind: Some(wire::request::Kind::Call(wire::Call {
+                    method: "m".into(),
+                    args,
+                    kwargs: vec![wire::Kwarg {
+                        name: "k".into(),
+                        value: Some(Value::dict([(Value::from(1), Value::from(2))]).into()),
+                    }],
+                    timeout_ms: 5,
+                })),
+            })),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn counts_every_value_nested_or_flat() {
+        let mut deep = Value::from(1);
+        for _ in 0..40 {
+            deep = Value::list([deep]); // flat: 40 headers + 1 int
+        }
+        let args = vec![
+            wire::Value::default(),
+            Value::Bytes(bytes::Bytes::from(vec![0x12; 1000])).into(),
+            Value::tuple([Value::from("x"), Value::None]).into(),
+            deep.into(),
+        ];
+        // 1 + 1 + 3 + (1 flat + 41 nodes) + kwarg dict (1 + 2)
+        assert_eq!(client_frame_values(&call(args)), 50);
+    }
+
+    #[test]
+    fn malformed_bytes_end_the_count() {
+        let body = call(vec![Value::from(1).into(); 10]);
+        for cut in 0..body.len() {
+            assert!(client_frame_values(&body[..cut]) <= 10);
+        }
+        assert_eq!(client_frame_values(&[0xff; 20]), 0);
+    }
+}
