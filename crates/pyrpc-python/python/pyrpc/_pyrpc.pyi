@@ -2,16 +2,25 @@
 these classes are their halves in Rust and may change between versions."""
 
 import asyncio
+import os
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union, final
 
 from typing_extensions import TypeAlias
 
-__all__ = ["ClientCore", "ServerCore", "__version__"]
+__all__ = ["ClientCore", "ServerCore", "__version__", "parse_address"]
 
 __version__: str
 
 #: ``(host, port)`` for TCP, a ``str`` path for a Unix socket.
 _Address: TypeAlias = Union[Tuple[str, int], str]
+
+def parse_address(address: Union[_Address, "os.PathLike[str]"]) -> _Address:
+    """Check an address in any of Python's forms and return it in the
+    canonical one: ``(host, port)`` for TCP, the path for a Unix socket.
+    Strings use the syntax shared with the ``pyrpc`` command
+    (``tcp://host:port``, ``host:port``, ``unix:/path``, a path with a
+    ``/``). Raises ``ValueError`` (a port out of range, not an address) or
+    ``TypeError`` saying what is wrong."""
 
 @final
 class ClientCore:
@@ -20,7 +29,7 @@ class ClientCore:
 
     def __new__(
         cls,
-        address: _Address,
+        address: Union[_Address, "os.PathLike[str]"],
         *,
         allow_pickle: bool = False,
         name: Optional[str] = None,
