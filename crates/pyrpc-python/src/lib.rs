@@ -16,9 +16,12 @@
 //! * `client` — `ClientCore`, the Rust half of `pyrpc.Client`.
 //! * `server` — `ServerCore`, the Rust half of `pyrpc.Server`, and the
 //!   `Callee` that calls Python methods.
+//! * `cli` — `cli_main`, the `pyrpc` command of the `pyrpc-cli` crate, for
+//!   `python -m pyrpc` and the wheel's `pyrpc` script.
 
 use pyo3::prelude::*;
 
+mod cli;
 mod client;
 mod convert;
 mod errors;
@@ -31,5 +34,6 @@ fn _pyrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     client::register(m)?;
     server::register(m)?;
+    cli::register(m)?;
     Ok(())
 }

@@ -7,7 +7,7 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union, final
 
 from typing_extensions import TypeAlias
 
-__all__ = ["ClientCore", "ServerCore", "__version__", "parse_address"]
+__all__ = ["ClientCore", "ServerCore", "__version__", "parse_address", "cli_main"]
 
 __version__: str
 
@@ -21,6 +21,10 @@ def parse_address(address: Union[_Address, "os.PathLike[str]"]) -> _Address:
     (``tcp://host:port``, ``host:port``, ``unix:/path``, a path with a
     ``/``). Raises ``ValueError`` (a port out of range, not an address) or
     ``TypeError`` saying what is wrong."""
+
+def cli_main(argv: List[str]) -> int:
+    """Run the ``pyrpc`` command with ``argv`` (program name first), printing
+    to the process's stdout and stderr; return its exit code."""
 
 @final
 class ClientCore:
