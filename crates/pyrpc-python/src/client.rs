@@ -67,9 +67,8 @@ pub(crate) fn address(obj: &Bound<'_, PyAny>) -> PyResult<Address> {
                 port.repr().map(|r| r.to_string()).unwrap_or_default()
             ))
         })?;
-        let port = u16::try_from(port).map_err(|_| {
-            PyValueError::new_err(format!("port {port} is out of range (0-65535)"))
-        })?;
+        let port = u16::try_from(port)
+            .map_err(|_| PyValueError::new_err(format!("port {port} is out of range (0-65535)")))?;
         return Ok(Address::tcp(host, port));
     }
     if let Ok(path) = obj.extract::<std::path::PathBuf>() {
