@@ -82,9 +82,12 @@ class _Method:
 def _method(client: "Client", name: str) -> _Method:
     """The remote method ``name`` of ``client``, with its call mode taken
     from the prefix (``co_nb_``, ``co_``, ``nb_``)."""
-    for prefix, mode in (("co_nb_", "co_nb"), ("co_", "co"), ("nb_", "nb")):
-        if name.startswith(prefix):
-            return _Method(client, name[len(prefix) :], mode)
+    if name.startswith("co_"):
+        if name.startswith("co_nb_"):
+            return _Method(client, name[6:], "co_nb")
+        return _Method(client, name[3:], "co")
+    if name.startswith("nb_"):
+        return _Method(client, name[3:], "nb")
     return _Method(client, name, "call")
 
 
