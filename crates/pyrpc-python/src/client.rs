@@ -26,6 +26,7 @@ use pyrpc_transport::Address;
 
 use crate::convert::{self, Options};
 use crate::errors;
+use crate::exit_guard;
 use crate::runtime;
 
 /// Seconds (a Python float) as a [`Duration`].
@@ -412,6 +413,9 @@ impl ClientCore {
             };
             // The interpreter may be gone by now (exiting); then nobody waits.
             Python::try_attach(|py| {
+                let Some(_inside) = exit_guard::enter(py) else {
+                    return;
+                };
                 let outcome = match result {
                     Ok(value) => convert::to_python(py, value, recv),
                     Err(e) => Err(errors::call_error(py, e, recv)),

@@ -16,6 +16,8 @@
 //! * `client` — `ClientCore`, the Rust half of `pyrpc.Client`.
 //! * `server` — `ServerCore`, the Rust half of `pyrpc.Server`, and the
 //!   `Callee` that calls Python methods.
+//! * `exit_guard` — keeps runtime threads out of Python while the interpreter
+//!   exits (the `co_call` exit crash).
 //! * `cli` — `cli_main`, the `pyrpc` command of the `pyrpc-cli` crate, for
 //!   `python -m pyrpc` and the wheel's `pyrpc` script.
 
@@ -25,6 +27,7 @@ mod cli;
 mod client;
 mod convert;
 mod errors;
+mod exit_guard;
 mod runtime;
 mod server;
 
@@ -35,5 +38,6 @@ fn _pyrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     client::register(m)?;
     server::register(m)?;
     cli::register(m)?;
+    exit_guard::register(m)?;
     Ok(())
 }

@@ -22,6 +22,10 @@ def parse_address(address: Union[_Address, "os.PathLike[str]"]) -> _Address:
     ``/``). Raises ``ValueError`` (a port out of range, not an address) or
     ``TypeError`` saying what is wrong."""
 
+def _quiesce_at_exit() -> None:
+    """The ``atexit`` hook (registered on import): keeps the runtime's threads
+    out of Python from now on and waits for those inside to leave."""
+
 def cli_main(argv: List[str]) -> int:
     """Run the ``pyrpc`` command with ``argv`` (program name first), printing
     to the process's stdout and stderr; return its exit code."""
