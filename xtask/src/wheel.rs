@@ -60,13 +60,15 @@ pub(crate) fn build(root: &Path, venv: &Venv) -> Result<Built> {
         root.display(),
         gcc_s.display()
     );
+    // The wheel from the working tree, the sdist separately: `maturin build
+    // --sdist` builds the wheel from the unpacked sdist in a temporary
+    // directory, whose old file times make cargo reuse a stale build.
     run_logged(
         venv.command("maturin")
             .args([
                 "build",
                 "--release",
                 "--strip",
-                "--sdist",
                 "--zig",
                 "--compatibility",
                 "manylinux2014",
@@ -81,6 +83,15 @@ pub(crate) fn build(root: &Path, venv: &Venv) -> Result<Built> {
             .env("RUSTFLAGS", rustflags),
         root,
         &root.join("target/wheel-build.log"),
+    )?;
+    run_logged(
+        venv.command("maturin")
+            .args(["sdist", "--out"])
+            .arg(&out)
+            .arg("--manifest-path")
+            .arg(root.join("crates/pyrpc-python/Cargo.toml")),
+        root,
+        &root.join("target/sdist-build.log"),
     )?;
     let find = |suffix: &str| -> Result<PathBuf> {
         let mut found = Vec::new();
