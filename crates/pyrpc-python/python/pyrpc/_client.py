@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, NamedTuple, Optional, Tuple, Type, Union
 
 from . import _pyrpc
-from ._settings import CLIENT_SETTINGS, Address, AddressLike, apply, check_address, check_subclass
+from ._settings import CLIENT_SETTINGS, AddressLike, apply, check_address, check_subclass
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack

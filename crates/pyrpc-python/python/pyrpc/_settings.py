@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Any, Collection, Dict, FrozenSet, Mapping, Optional, Tuple, TypedDict, Union
+from typing import Any, Collection, FrozenSet, Mapping, Optional, Tuple, TypedDict, Union
 
 from . import _pyrpc
 
@@ -150,7 +150,3 @@ def check_address(owner: str, address: Optional[AddressLike]) -> Optional[Addres
         raise type(exc)("%s: bad address: %s" % (owner, exc)) from None
     return canonical
 
-
-def all_settings(obj: Any, valid: FrozenSet[str]) -> Dict[str, Any]:
-    """The value of every setting of ``obj`` (for repr and tests)."""
-    return {name: getattr(obj, name) for name in sorted(valid)}
