@@ -36,23 +36,44 @@ def test_the_tags_say_abi3_and_manylinux2014():
     assert 'consistent with the following platform tag: "manylinux_2_17_x86_64"' in text, text
 
 
-def elf_section_names(data):
-    """The section names of a 64-bit little-endian ELF file."""
+def elf_sections(data):
+    """``{name: (offset, size)}`` of the sections of a 64-bit little-endian
+    ELF file."""
     assert data[:6] == b"\x7fELF\x02\x01", "not a 64-bit little-endian ELF"
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
     def section(i):
         name, _type, _flags, _addr, offset, size = struct.unpack_from(
             "<IIQQQQ", data, shoff + i * shentsize
         )
         return name, offset, size
+
     _, str_off, str_size = section(shstrndx)
     strtab = data[str_off : str_off + str_size]
-    names = []
+    out = {}
     for i in range(shnum):
-        name = section(i)[0]
-        names.append(strtab[name : strtab.index(b"\0", name)].decode())
-    return names
+        name, offset, size = section(i)
+        out[strtab[name : strtab.index(b"\0", name)].decode()] = (offset, size)
+    return out
+
+
+def elf_section_names(data):
+    return list(elf_sections(data))
+
+
+def elf_needed(data):
+    """The shared libraries an ELF file needs (its DT_NEEDED entries)."""
+    sections = elf_sections(data)
+    dyn_off, dyn_size = sections[".dynamic"]
+    str_off, _ = sections[".dynstr"]
+    needed = []
+    for entry in range(dyn_off, dyn_off + dyn_size, 16):
+        tag, value = struct.unpack_from("<qQ", data, entry)
+        if tag == 1:  # DT_NEEDED
+            end = data.index(b"\0", str_off + value)
+            needed.append(data[str_off + value : end].decode())
+    return needed
 
 
 def test_the_extension_has_no_debug_info_and_no_build_paths():
@@ -65,6 +86,9 @@ def test_the_extension_has_no_debug_info_and_no_build_paths():
         assert ".text" in sections and ".eh_frame" in sections, sections
         assert not [s for s in sections if s.startswith((".debug", ".zdebug"))], sections
         assert ".symtab" not in sections, "not stripped"
+        # The system's unwinder, not a static copy of zig's: glibc's
+        # pthread_exit unwinds with libgcc_s (docs/decisions/0032).
+        assert "libgcc_s.so.1" in elf_needed(whl.read(so))
         for name in whl.namelist():
             data = whl.read(name)
             for needle in needles:
