@@ -66,7 +66,7 @@ fn check(line: &str) -> Result<(), String> {
             None => Err("cargo run without --example".into()),
         },
         ["pyrpc", sub, ..] => {
-            let cli = read("crates/pyrpc-cli/src/main.rs");
+            let cli = read("crates/pyrpc-cli/src/lib.rs");
             let mut variant = sub.to_string();
             variant[..1].make_ascii_uppercase();
             if cli.contains(&format!("    {variant} {{")) {
@@ -75,6 +75,8 @@ fn check(line: &str) -> Result<(), String> {
                 Err(format!("no `pyrpc {sub}` subcommand"))
             }
         }
+        // The Python package runs the same command.
+        ["python" | "python3", "-m", "pyrpc", sub, ..] => check(&format!("pyrpc {sub}")),
         ["python" | "python3", script, ..] if script.ends_with(".py") => {
             if exists(script) {
                 Ok(())

@@ -9,8 +9,12 @@
 //!   processes, plus the golden vectors checked by the Python protobuf runtime.
 //! * `bench [--quick] [--case a,b]` — issue 6's benchmark: pyrpc next to a raw ping-pong,
 //!   tonic and grpcio, in separate processes; writes `bench/RESULTS.md`.
-//! * `python-setup` — create `target/venv` with maturin and pytest, and build
-//!   the `pyrpc` Python package into it (release mode).
+//! * `python-setup` — create `target/venv` with maturin, pytest and mypy, and
+//!   install the `pyrpc` Python package into it from the release wheel.
+//! * `python-test` — the Python part of `test`: the wheel, the suite on it in
+//!   `target/venv`, then on every other CPython 3.9-3.13 found.
+//! * `wheel` — the release abi3 wheel (manylinux2014, stripped) and sdist of
+//!   the Python package, in `target/wheels`.
 //! * `fuzz [SECONDS]` — a bounded run of every cargo-fuzz target in `fuzz/`.
 //! * `codegen [--check]` — regenerate (or check) the prost code from `proto/`.
 //!
@@ -26,9 +30,11 @@ mod demo;
 mod fuzz;
 mod interop;
 mod python;
+mod pythons;
 mod standalone;
 mod test;
 mod util;
+mod wheel;
 
 const HELP: &str = "\
 cargo xtask <task>
@@ -40,7 +46,9 @@ cargo xtask <task>
       [--jobs N] [--client PEER] [--server PEER] [--transport tcp|unix]
   bench [--quick]     issue 6's benchmark: every case and its peers, table, bench/RESULTS.md, chart
       [--case ID,..]  only the cases whose id contains one of these (results to target/bench/)
-  python-setup        create target/venv (maturin, pytest) and build the pyrpc package into it
+  python-setup        create target/venv (maturin, pytest, mypy) and install the pyrpc wheel into it
+  python-test         the wheel, then the Python suite on it in target/venv and on each CPython 3.9-3.13
+  wheel               build the release wheel (abi3, manylinux2014, stripped) and sdist in target/wheels
   codegen [--check]   regenerate (or check) crates/pyrpc-proto/src/generated from proto/
   standalone          crates using pyrpc-client alone (no default features) or pyrpc-server
                       alone build, with #[service]; part of `test`
@@ -62,6 +70,13 @@ fn main() -> Result<()> {
         Some("interop-test") => interop::run(&root, &args[1..]),
         Some("python-setup") => python::setup(&root).map(|_| ()),
         Some("standalone") => standalone::run_checks(&root),
+        Some("python-test") => {
+            let cli = root.join("target/debug/pyrpc");
+            pythons::test(&root, cli.exists().then_some(cli.as_path())).map(|_| ())
+        }
+        Some("wheel") => python::venv(&root)
+            .and_then(|venv| wheel::build(&root, &venv))
+            .map(|_| ()),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())

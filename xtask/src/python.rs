@@ -1,12 +1,16 @@
-//! `cargo xtask python-setup`: a virtualenv under `target/venv` with maturin and
-//! pytest from PyPI, and the `pyrpc` package built into it by `maturin develop`.
+//! `cargo xtask python-setup`: a virtualenv under `target/venv` with maturin,
+//! pytest and mypy from PyPI, and the `pyrpc` package installed into it from
+//! the release wheel of `cargo xtask wheel` (built once, used by the tests,
+//! the interop matrix and the benchmark; `maturin develop` is the quicker
+//! loop while editing).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::util::{run, step};
+use crate::util::{run, run_logged, step};
+use crate::wheel;
 
 /// What the venv needs besides the package itself. Bumping this reinstalls.
 const TOOLS: &[&str] = &["maturin>=1.9,<2", "pip>=23"];
@@ -79,9 +83,9 @@ impl Venv {
     }
 }
 
-/// Creates (or reuses) `target/venv`, installs the tools and test requirements
-/// when they changed, and builds the package in release mode into it.
-pub(crate) fn setup(root: &Path) -> Result<Venv> {
+/// Creates (or reuses) `target/venv` and installs the tools and test
+/// requirements when they changed; the package itself is not installed.
+pub(crate) fn venv(root: &Path) -> Result<Venv> {
     let venv = Venv {
         dir: root.join("target").join("venv"),
     };
@@ -115,11 +119,51 @@ pub(crate) fn setup(root: &Path) -> Result<Venv> {
         run(&mut pip, root)?;
         std::fs::write(&marker, wanted)?;
     }
-    step("building the pyrpc Python package (maturin develop --release)");
-    run(
-        venv.command("maturin")
-            .args(["develop", "--release", "--quiet"]),
-        &root.join("crates/pyrpc-python"),
-    )?;
     Ok(venv)
+}
+
+/// [`venv`], then the release wheel (`cargo xtask wheel`) installed into it.
+pub(crate) fn setup(root: &Path) -> Result<Venv> {
+    Ok(setup_with_wheel(root)?.0)
+}
+
+/// [`setup`], also returning the wheel and sdist it built.
+pub(crate) fn setup_with_wheel(root: &Path) -> Result<(Venv, wheel::Built)> {
+    let venv = venv(root)?;
+    let built = wheel::build(root, &venv)?;
+    step("installing the wheel into target/venv");
+    venv.install_wheel(root, &built.wheel, &root.join("target/pip-venv.log"))?;
+    Ok((venv, built))
+}
+
+impl Venv {
+    /// Installs `wheel` (re-installing the package, not its dependencies).
+    pub(crate) fn install_wheel(&self, root: &Path, wheel: &Path, log: &Path) -> Result<()> {
+        run_logged(
+            self.command(self.python())
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--force-reinstall",
+                    "--no-deps",
+                ])
+                .arg(wheel),
+            root,
+            log,
+        )
+    }
+
+    /// Makes a virtualenv at `dir` with `python` unless one is there.
+    pub(crate) fn create(root: &Path, python: &Path, dir: PathBuf) -> Result<Venv> {
+        let venv = Venv { dir };
+        if !venv.python().exists() {
+            run(
+                Command::new(python).args(["-m", "venv"]).arg(&venv.dir),
+                root,
+            )?;
+        }
+        Ok(venv)
+    }
 }

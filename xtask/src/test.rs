@@ -6,10 +6,10 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::util::{cargo, run as sh, step};
-use crate::{bench, codegen, fuzz, interop, python, standalone};
+use crate::{bench, codegen, fuzz, interop, pythons, standalone};
 
-/// Runs formatting, codegen, clippy, the Rust tests, the Python suite and the
-/// interop matrix.
+/// Runs formatting, codegen, clippy, the Rust tests, the Python suite (on the
+/// release wheel, on every CPython 3.9-3.13 found) and the interop matrix.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let start = Instant::now();
     step("cargo fmt --check");
@@ -63,13 +63,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     step("fuzzing (every cargo-fuzz target, 10 s each)");
     fuzz::run_targets(root, 10)?;
 
-    let venv = python::setup(root)?;
-    step("Python tests (pytest)");
-    sh(
-        venv.command(venv.python())
-            .args(["-m", "pytest", "-q", "crates/pyrpc-python/tests"]),
-        root,
-    )?;
+    // The package is built once, as the release wheel users get, and that
+    // wheel is what every Python run tests.
+    let cli = install_root.join("bin/pyrpc");
+    let venv = pythons::test(root, Some(&cli))?;
 
     step("interop test (cargo xtask interop-test)");
     interop::run_with(root, venv, &[])?;

@@ -98,3 +98,33 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Runs `cmd` in `dir` with its stdout and stderr going to `log` (tools'
+/// chatter stays out of the CI output); on failure, shows the log's last
+/// lines.
+pub(crate) fn run_logged(cmd: &mut Command, dir: &Path, log: &Path) -> Result<()> {
+    println!("$ {}  (output: {})", describe(cmd), log.display());
+    if let Some(parent) = log.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let status = cmd
+        .current_dir(dir)
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()
+        .with_context(|| format!("cannot start {}", describe(cmd)))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        for line in tail.iter().rev() {
+            eprintln!("    {line}");
+        }
+        bail!(
+            "`{}` failed with {status} (log: {})",
+            describe(cmd),
+            log.display()
+        );
+    }
+    Ok(())
+}

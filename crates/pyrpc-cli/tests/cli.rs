@@ -245,6 +245,21 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn what_is_not_an_address_is_refused_with_the_reason() {
+    // `http://h:1` contains a `/` but is no Unix socket path (issue #17).
+    for (addr, reason) in [
+        ("http://127.0.0.1:1", "unknown scheme"),
+        ("127.0.0.1:99999", "out of range (0-65535)"),
+        ("tcp://127.0.0.1:port", "not a number"),
+        ("sock", "./name"),
+    ] {
+        let o = pyrpc(&["ping", addr]);
+        assert_exit(&o, 2);
+        assert!(stderr(&o).contains(reason), "{addr}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn methods_lists_signatures_and_docs() {
     let s = TestServer::start(true);
     let o = pyrpc(&["methods", &s.addr()]);

@@ -37,19 +37,56 @@ pub(crate) fn seconds(name: &str, secs: f64) -> PyResult<Duration> {
     })
 }
 
-/// Python's address forms as an [`Address`]: a `(host, port)` tuple is TCP,
-/// a `str` (or path-like) is a Unix socket path.
+/// Python's address forms as an [`Address`]: a `(host, port)` tuple is TCP;
+/// a `str` is parsed in the syntax the `pyrpc` command and the Rust crates
+/// share (`tcp://host:port`, `host:port`, `unix:/path`, a path with a `/`);
+/// any other path-like (`pathlib.Path`) is a Unix socket path.
+///
+/// Errors say what is wrong: `ValueError` for a port out of range or a
+/// string that is not an address, `TypeError` for other types.
 pub(crate) fn address(obj: &Bound<'_, PyAny>) -> PyResult<Address> {
-    if let Ok((host, port)) = obj.extract::<(String, u16)>() {
+    if let Ok(s) = obj.cast::<PyString>() {
+        let text = s.to_cow()?;
+        return text
+            .parse::<Address>()
+            .map_err(|e| PyValueError::new_err(e.to_string()));
+    }
+    if let Ok((host, port)) = obj.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
+        let host: String = host.extract().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "the host of a (host, port) address is a str, not {}",
+                host.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        let port: i128 = port.extract().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "the port of a (host, port) address is an int, not {}",
+                port.repr().map(|r| r.to_string()).unwrap_or_default()
+            ))
+        })?;
+        let port = u16::try_from(port)
+            .map_err(|_| PyValueError::new_err(format!("port {port} is out of range (0-65535)")))?;
         return Ok(Address::tcp(host, port));
     }
     if let Ok(path) = obj.extract::<std::path::PathBuf>() {
         return Ok(Address::unix(path));
     }
     Err(pyo3::exceptions::PyTypeError::new_err(format!(
-        "an address is a (host, port) tuple for TCP or a str path for a Unix socket, not {}",
+        "an address is a (host, port) tuple, a str ('tcp://host:port', 'unix:/path', \
+         '/path') or a path, not {}",
         obj.repr().map(|r| r.to_string()).unwrap_or_default()
     )))
+}
+
+/// Checks an address in any of Python's forms and returns it in the
+/// canonical one: `(host, port)` for TCP, the path as a `str` for a Unix
+/// socket. Raises `ValueError` or `TypeError` saying what is wrong.
+#[pyfunction]
+fn parse_address(py: Python<'_>, address: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    address_to_py(py, &self::address(address)?)
 }
 
 /// A shared secret given as `bytes` or `str` (UTF-8), or `None`. An empty
@@ -539,5 +576,6 @@ impl CancelOnDone {
 /// Registers the client classes in the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ClientCore>()?;
+    m.add_function(wrap_pyfunction!(parse_address, m)?)?;
     Ok(())
 }

@@ -80,10 +80,13 @@ pub(crate) fn call_error(py: Python<'_>, err: CallError, opts: Options) -> PyErr
         CallError::Protocol(_) | CallError::Value(_) => {
             make(py, &PROTOCOL_ERROR, "ProtocolError", (err.to_string(),))
         }
+        // The connection dropped (the server died, reset it, or closed it
+        // mid-call): the same class as a server that cannot be reached, so
+        // one `except ConnectionError` sees the first failure and the next.
         CallError::Closed => make(
             py,
-            &PROTOCOL_ERROR,
-            "ProtocolError",
+            &NO_SOCKET,
+            "NoSocket",
             ("connection closed before the reply arrived",),
         ),
         // Refused in the hello (either side): no call ran.

@@ -23,6 +23,8 @@
 //! * `tls` — the TLS and remote-shutdown settings, Python to Rust.
 //! * `server` — `ServerCore`, the Rust half of `pyrpc.Server`, and the
 //!   `Callee` that calls Python methods.
+//! * `cli` — `cli_main`, the `pyrpc` command of the `pyrpc-cli` crate, for
+//!   `python -m pyrpc` and the wheel's `pyrpc` script.
 
 use pyo3::prelude::*;
 
@@ -34,6 +36,7 @@ mod exit;
 mod kinds;
 mod logbridge;
 mod pool;
+mod cli;
 mod runtime;
 mod server;
 mod tls;
@@ -46,5 +49,6 @@ fn _pyrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     server::register(m)?;
     exit::register(m)?;
     logbridge::install(m)?;
+    cli::register(m)?;
     Ok(())
 }

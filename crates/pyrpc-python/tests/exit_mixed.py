@@ -47,6 +47,7 @@ async def main():
     assert got == list(range(50))
     got = await asyncio.gather(*(near.co_adouble(i) for i in range(20)))
     assert got == [2 * i for i in range(20)]
+    assert await near.co_nb_echo(7) == 7
     got = await asyncio.gather(*(far.co_add(i, 1) for i in range(50)))
     assert got == [i + 1 for i in range(50)]
     # co_ calls still in flight when the loop ends (asyncio.run cancels them)

@@ -21,6 +21,11 @@ use crate::error::TransportError;
 /// An empty host means all interfaces (`0.0.0.0`) for a listener and the local
 /// host (`127.0.0.1`) for a connector, like the original pyrpc's `('', port)`.
 ///
+/// Anything else is refused with the reason: another scheme (`http://h:1` is
+/// not a Unix socket path even though it contains a `/`), a port outside
+/// 0-65535 or not a number, a bare word without a port. The same syntax is
+/// used by the `pyrpc` command and by the Python package for `str` addresses.
+///
 /// # Examples
 ///
 /// ```
@@ -110,28 +115,49 @@ impl FromStr for Address {
             return Ok(Address::Unix(PathBuf::from(path)));
         }
         if let Some(rest) = text.strip_prefix("tcp://") {
-            return parse_tcp(rest).ok_or_else(|| invalid("expected tcp://host:port"));
+            return parse_tcp(rest).map_err(invalid);
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            if !scheme.is_empty() && !scheme.contains('/') {
+                return Err(invalid(
+                    "unknown scheme: the schemes are tcp://host:port and unix:/path",
+                ));
+            }
         }
         if text.contains('/') {
             return Ok(Address::Unix(PathBuf::from(text)));
         }
-        parse_tcp(text).ok_or_else(|| {
-            invalid("expected host:port, tcp://host:port, unix:/path or a path containing '/'")
-        })
+        if !text.contains(':') {
+            return Err(invalid(
+                "neither host:port nor a path: write tcp://host:port for TCP, \
+                 unix:name or ./name for a Unix socket in the current directory",
+            ));
+        }
+        parse_tcp(text).map_err(invalid)
     }
 }
 
-fn parse_tcp(text: &str) -> Option<Address> {
-    let (host, port) = text.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
+/// `host:port`, `[v6]:port` or `:port`, or why not.
+fn parse_tcp(text: &str) -> Result<Address, &'static str> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or("expected host:port (tcp://host:port)")?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the port is not a number (expected host:port)");
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| "the port is out of range (0-65535)")?;
     let host = if let Some(inner) = host.strip_prefix('[') {
-        inner.strip_suffix(']')?
+        inner
+            .strip_suffix(']')
+            .ok_or("an IPv6 host needs closing brackets: [::1]:port")?
     } else if host.contains(':') {
-        return None;
+        return Err("an IPv6 host needs brackets: [::1]:port");
     } else {
         host
     };
-    Some(Address::tcp(host, port))
+    Ok(Address::tcp(host, port))
 }
 
 #[cfg(test)]
@@ -185,6 +211,9 @@ mod tests {
             "::1:80",
             "unix:",
             "tcp://x",
+            "http://h:1",
+            "https://example.com:443/x",
+            "tcp://h:-1",
         ] {
             let err = text.parse::<Address>().unwrap_err();
             assert!(
@@ -192,6 +221,20 @@ mod tests {
                 "{text}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let reason = |text: &str| match text.parse::<Address>() {
+            Err(TransportError::InvalidAddress { reason, .. }) => reason,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert!(reason("h:99999").contains("out of range (0-65535)"));
+        assert!(reason("tcp://h:70000").contains("out of range"));
+        assert!(reason("http://h:1").contains("unknown scheme"));
+        assert!(reason("h:x").contains("not a number"));
+        assert!(reason("sock").contains("./name"));
+        assert!(reason("::1:80").contains("brackets"));
     }
 
     #[test]

@@ -50,8 +50,14 @@ class Timeout(RpcError, TimeoutError):
 
 
 class NoSocket(RpcError, ConnectionError):
-    """The server cannot be reached: nothing listens at the address, the
-    socket file does not exist, the host is unreachable."""
+    """The server cannot be reached or the connection to it was lost:
+    nothing listens at the address, the socket file does not exist, the host
+    is unreachable, the connection was reset or closed before the reply
+    arrived (the server died or shut down mid-call).
+
+    The one class for every such failure, the first after the server died as
+    well as the later ones, so ``except ConnectionError`` (or ``except
+    NoSocket``) catches them all. The next call connects again."""
 
     def __init__(self, message: str = "cannot connect") -> None:
         super().__init__(message)
@@ -91,8 +97,9 @@ class TlsError(RpcError, ConnectionError):
 
 
 class ProtocolError(RpcError):
-    """The peer broke the protocol, or the connection closed before the
-    reply arrived."""
+    """The peer broke the protocol (a frame that does not decode, an
+    unexpected message), or a request is larger than the server accepts. A
+    lost connection is :class:`NoSocket`, not this."""
 
 
 class RemoteError(RpcError):

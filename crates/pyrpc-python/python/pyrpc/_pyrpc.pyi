@@ -7,12 +7,28 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union, final
 
 from typing_extensions import TypeAlias
 
-__all__ = ["ClientCore", "ServerCore", "__version__"]
+__all__ = ["ClientCore", "ServerCore", "__version__", "parse_address", "cli_main"]
 
 __version__: str
 
 #: ``(host, port)`` for TCP, a ``str`` path for a Unix socket.
 _Address: TypeAlias = Union[Tuple[str, int], str]
+
+def parse_address(address: Union[_Address, "os.PathLike[str]"]) -> _Address:
+    """Check an address in any of Python's forms and return it in the
+    canonical one: ``(host, port)`` for TCP, the path for a Unix socket.
+    Strings use the syntax shared with the ``pyrpc`` command
+    (``tcp://host:port``, ``host:port``, ``unix:/path``, a path with a
+    ``/``). Raises ``ValueError`` (a port out of range, not an address) or
+    ``TypeError`` saying what is wrong."""
+
+def _quiesce_at_exit() -> None:
+    """The ``atexit`` hook (registered on import): keeps the runtime's threads
+    out of Python from now on and waits for those inside to leave."""
+
+def cli_main(argv: List[str]) -> int:
+    """Run the ``pyrpc`` command with ``argv`` (program name first), printing
+    to the process's stdout and stderr; return its exit code."""
 
 @final
 class ClientCore:
@@ -21,7 +37,7 @@ class ClientCore:
 
     def __new__(
         cls,
-        address: _Address,
+        address: Union[_Address, "os.PathLike[str]"],
         *,
         allow_pickle: bool = False,
         name: Optional[str] = None,

@@ -1,0 +1,443 @@
+"""The client half of pyrpc: :class:`Client`, the remote methods it hands
+out, closing, and the introspection functions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, NamedTuple, Optional, Tuple, Type, Union
+
+from . import _pyrpc
+from ._types import safe_repr as _safe_repr
+from ._settings import CLIENT_SETTINGS, AddressLike, apply, check_address, check_subclass
+
+if TYPE_CHECKING:
+    from typing_extensions import Self, Unpack
+
+    from ._settings import ClientSettings
+
+logger = logging.getLogger("pyrpc")
+
+#: A per-call ``call_timeout`` meaning "no limit for this call", even on a
+#: client that has one: ``client.slow(call_timeout=pyrpc.NO_TIMEOUT)``.
+NO_TIMEOUT: float = math.inf
+
+#: Keyword arguments a call consumes itself; they never reach the server.
+CALL_OPTIONS = (
+    "call_timeout",
+    "socket_connect_timeout",
+    "socket_send_timeout",
+    "socket_recv_timeout",
+    "nb_fetch_tick",
+    "nb_fetch_timeout",
+    "nolog",
+)
+_CALL_OPTION_NAMES = frozenset(CALL_OPTIONS)
+#: The options that are also Client settings (all but ``nolog``).
+_SETTINGS = CALL_OPTIONS[:-1]
+
+# Guards the lazy creation of a client's core. Re-made in a forked child, in
+# case another thread of the parent held it at the moment of the fork.
+_core_lock = threading.Lock()
+
+
+def _reset_lock_after_fork() -> None:
+    global _core_lock
+    _core_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+
+# ===== Client =====
+
+
+class _Method:
+    """A remote method of a :class:`Client`: calling it calls the server."""
+
+    __slots__ = ("_client", "_name", "_mode")
+
+    def __init__(self, client: "Client", name: str, mode: str) -> None:
+        self._client = client
+        self._name = name
+        self._mode = mode
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._mode == "co":
+            return self._client._co_call(self._name, args, kwargs, False)
+        if self._mode == "co_nb":
+            return self._client._co_call(self._name, args, kwargs, True)
+        return self._client._call(self._name, args, kwargs, self._mode == "nb")
+
+    def __repr__(self) -> str:
+        prefix = "" if self._mode == "call" else self._mode + "_"
+        return "<remote method %s%s of %r>" % (prefix, self._name, self._client)
+
+
+def _method(client: "Client", name: str) -> _Method:
+    """The remote method ``name`` of ``client``, with its call mode taken
+    from the prefix (``co_nb_``, ``co_``, ``nb_``)."""
+    if name.startswith("co_"):
+        if name.startswith("co_nb_"):
+            return _Method(client, name[6:], "co_nb")
+        return _Method(client, name[3:], "co")
+    if name.startswith("nb_"):
+        return _Method(client, name[3:], "nb")
+    return _Method(client, name, "call")
+
+
+class Client:
+    """Calls the methods of a :class:`Server` by name.
+
+    ``client.method(*args, **kwargs)`` calls ``method`` on the server and
+    returns its result or raises its exception; ``client.nb_method(...)`` makes
+    the call non-blocking (submitted, then polled for, surviving dropped
+    connections; the server needs ``nonblocking = True``);
+    ``await client.co_method(...)`` makes it from asyncio without blocking the
+    event loop, and ``await client.co_nb_method(...)`` a non-blocking call
+    from asyncio.
+
+    ``with Client(...) as client:`` closes the connection at the end of the
+    block; :func:`pyrpc.close` does the same anywhere (a function, so it
+    cannot collide with a remote method named ``close``). A client dropped
+    without closing closes its connection at once (nothing refers back to
+    it). A call after closing connects again.
+
+    Settings are class attributes, overridable by subclassing, by keyword
+    arguments to the constructor, or per call (the per-call keywords are
+    stripped and never reach the server)::
+
+        client = Client(address=('', 50300), call_timeout=5)
+        client.slow(call_timeout=60)
+        client.slower(call_timeout=pyrpc.NO_TIMEOUT)   # no limit for this call
+
+    An unknown keyword (``call_timout=5``) raises ``TypeError`` naming the
+    closest setting, as does a subclass attribute that looks like a misspelt
+    setting. The address is checked when the client is made.
+
+    One client may be shared by threads (their calls run concurrently over one
+    connection) and survives ``os.fork()``: the child makes its own connection.
+
+    Attributes:
+        address: ``(host, port)`` for TCP (host ``''``: this machine), a
+            string ``'tcp://host:port'`` (or ``'host:port'``) for TCP or
+            ``'unix:/path'`` (or any path containing ``/``) for a Unix
+            socket, or a path-like object. Kept in canonical form:
+            ``(host, port)`` or the socket path.
+        call_timeout: seconds a whole call may take, ``None`` for no limit;
+            then :class:`Timeout` is raised. Per call,
+            ``call_timeout=pyrpc.NO_TIMEOUT`` lifts the limit.
+        socket_connect_timeout: seconds connecting (and the hello) may take.
+        socket_send_timeout: seconds writing a request may take.
+        socket_recv_timeout: accepted for compatibility; replies are read as
+            they arrive and only ``call_timeout`` bounds the wait.
+        nb_fetch_tick: seconds between polls of a non-blocking call (the
+            server holds each poll up to this long, answering as soon as the
+            call finishes).
+        nb_fetch_timeout: seconds past ``nb_fetch_tick`` a poll may wait for
+            its answer before the connection is deemed dead and made again.
+        nolog_methods: names of methods whose calls the call-logging hook
+            does not see.
+        allow_pickle: send other objects pickled, and unpickle pickled
+            results (only if the server allows pickles too). Unpickling runs
+            arbitrary code: allow it only between trusted peers.
+        max_frame_len: the longest reply accepted, in bytes (default 640
+            MiB). The server is told in the hello and answers a longer result
+            with an error (:class:`RemoteError`, kind ``'FRAME_TOO_LARGE'``)
+            instead of sending it. Arguments are bounded by the server's own
+            ``max_frame_len``: longer ones raise :class:`ProtocolError`
+            before anything is sent.
+        secret: the shared secret (``bytes``, or ``str`` taken as UTF-8) of
+            a server that requires one; None (the default) for none. A wrong
+            or missing secret, or a server that cannot prove it holds the
+            same one, raises :class:`AuthError` before any call runs.
+        tls_ca: TLS for a TCP address: the CA bundle (PEM file path) the
+            server's certificate must be signed by, or True for the system's
+            root certificates. TLS is on when any ``tls_*`` setting is given;
+            a failed handshake raises :class:`TlsError` saying why.
+        tls_cert, tls_key: a client certificate chain and its key (PEM file
+            paths), for servers that require one (mutual TLS).
+        tls_server_name: the name the server's certificate is checked
+            against, instead of the address's host.
+    """
+
+    address: Optional[AddressLike] = None
+    call_timeout: Optional[float] = None
+    socket_connect_timeout: float = 10
+    socket_send_timeout: float = 10
+    socket_recv_timeout: float = 0.1
+    nb_fetch_timeout: float = 5
+    nb_fetch_tick: float = 1
+    nolog_methods: Optional[Collection[str]] = None
+    allow_pickle: bool = False
+    max_frame_len: int = 640 * 1024 * 1024
+    secret: Optional[Union[bytes, str]] = None
+    tls_ca: Optional[Union[str, bool]] = None
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    tls_server_name: Optional[str] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_subclass(cls, CLIENT_SETTINGS, _CLIENT_MACHINERY)
+        if "address" in vars(cls):
+            check_address(cls.__name__, cls.address)
+
+    def __init__(self, address: Optional[AddressLike] = None, **settings: Unpack[ClientSettings]) -> None:
+        apply(self, CLIENT_SETTINGS, settings)
+        self.address = check_address(type(self).__name__, address or self.address)
+
+    def __getattr__(self, name: str) -> Any:
+        # Private and special names are never remote methods: the server
+        # refuses them, and probes such as copy's __deepcopy__ must not
+        # become network calls. Nothing is cached on the instance: a method
+        # kept there would refer back to the client (a reference cycle that
+        # keeps a dropped client's connection open until the cycle
+        # collector runs).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _method(self, name)
+
+    def __repr__(self) -> str:
+        return "<%s address=%r>" % (type(self).__name__, self.address)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        close(self)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # The connection stays behind: a client sent to another process
+        # (multiprocessing with spawn or forkserver) connects anew there.
+        state = dict(self.__dict__)
+        state.pop("_pyrpc_core", None)
+        state.pop("_pyrpc_core_key", None)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    # ----- hooks (override in subclasses) -----
+
+    def get_call_logging_func(self) -> Optional[Callable[[str], Any]]:
+        """Return a function to call with a one-line summary after each
+        successful call (``'    method -> repr(result)[:60]'``), or None."""
+        return None
+
+    def get_exception_logging_func(self) -> Optional[Callable[[str], Any]]:
+        """Return a function to call with a summary and the remote traceback
+        when a call raises a remote exception, or None."""
+        return None
+
+    def log_call(self, callmsg: Tuple[str, Tuple[Any, ...], Dict[str, Any]], result: Any) -> None:
+        """Pass a successful call to the call-logging function, as the
+        original pyrpc did (skipping ``nolog_methods`` and ``connected``)."""
+        log = self.get_call_logging_func()
+        if not log:
+            return
+        method_name = callmsg[0]
+        if self.nolog_methods and method_name in self.nolog_methods:
+            return
+        if method_name == "connected":
+            return
+        log("    %s -> %s" % (method_name, _safe_repr(result)[:60]))
+
+    def log_exception(self, msg: str) -> None:
+        """Pass an exception summary to the exception-logging function."""
+        log = self.get_exception_logging_func()
+        if not log:
+            return
+        log(msg)
+
+    # ----- built-in calls -----
+
+    def connected(self, timeout: float = 0.1) -> bool:
+        """True when the server answers within ``timeout`` seconds; False
+        (quickly, when nothing listens) otherwise. Never raises."""
+        try:
+            return self._core().connected(timeout)
+        except Exception:
+            return False
+
+    def shutdown(self, **kwargs: Any) -> None:
+        """Ask the server to shut down. Returns once the server acknowledged
+        and stopped answering (or after about a second)."""
+        self._options(kwargs)
+        core = self._core()
+        core.shutdown()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and core.connected(0.05):
+            time.sleep(0.02)
+
+    def server_info(self) -> Optional[Dict[str, Any]]:
+        """What the server announced when this client last connected
+        (``nonblocking``, ``pickle``, ``max_frame_len``, ...), or None before
+        the first call."""
+        return self._core().server_info()
+
+    # ----- machinery -----
+
+    def _core(self) -> "_pyrpc.ClientCore":
+        d = self.__dict__
+        core: Optional[_pyrpc.ClientCore] = d.get("_pyrpc_core")
+        key = (
+            self.address,
+            bool(self.allow_pickle),
+            int(self.max_frame_len),
+            self.secret,
+            tuple(_tls_settings(self).values()),
+        )
+        if core is not None and d.get("_pyrpc_core_key") == key:
+            return core
+        with _core_lock:
+            core = d.get("_pyrpc_core")
+            if core is None or d.get("_pyrpc_core_key") != key:
+                address = check_address(type(self).__name__, self.address)
+                if address is None:
+                    raise ValueError("%s has no address" % type(self).__name__)
+                core = _pyrpc.ClientCore(
+                    address,
+                    allow_pickle=bool(self.allow_pickle),
+                    max_frame_len=int(self.max_frame_len),
+                    secret=self.secret,
+                    **_tls_settings(self),
+                )
+                d["_pyrpc_core"] = core
+                d["_pyrpc_core_key"] = key
+            return core
+
+    def _options(self, kwargs: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
+        """Strip the per-call options from ``kwargs``; resolve them against
+        this client's settings as the original did (a falsy value keeps the
+        client's)."""
+        if not kwargs or _CALL_OPTION_NAMES.isdisjoint(kwargs):
+            # The common case: nothing to strip.
+            return {name: getattr(self, name) for name in _SETTINGS}, False
+        opts = {}
+        for name in _SETTINGS:
+            opts[name] = kwargs.pop(name, None) or getattr(self, name)
+        if opts["call_timeout"] == NO_TIMEOUT:
+            opts["call_timeout"] = 0  # the core's "no limit"
+        nolog = bool(kwargs.pop("nolog", None))
+        return opts, nolog
+
+    def _failed(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], exc: BaseException) -> None:
+        tb = getattr(exc, "traceback", "")
+        if tb and method != "connected":
+            head = "{}: {}(args={}, kwargs={})".format(
+                type(self).__name__, method, _safe_repr(args), _safe_repr(kwargs)
+            )[:60] + "\n"
+            self.log_exception(head + tb)
+
+    def _call(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], nonblocking: bool) -> Any:
+        opts, nolog = self._options(kwargs)
+        try:
+            ret = self._core().call(method, args, kwargs, nonblocking=nonblocking, **opts)
+        except Exception as exc:
+            self._failed(method, args, kwargs, exc)
+            raise
+        if not nolog:
+            self.log_call((method, args, kwargs), ret)
+        return ret
+
+    async def _co_call(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], nonblocking: bool) -> Any:
+        opts, nolog = self._options(kwargs)
+        loop = asyncio.get_running_loop()
+        try:
+            ret = await self._core().co_call(loop, method, args, kwargs, nonblocking=nonblocking, **opts)
+        except Exception as exc:
+            self._failed(method, args, kwargs, exc)
+            raise
+        if not nolog:
+            self.log_call((method, args, kwargs), ret)
+        return ret
+
+
+# The Client class's own public names (connected, shutdown, log_call, ...):
+# a subclass attribute with one of these names is not a misspelt setting.
+_CLIENT_MACHINERY = frozenset(name for name in vars(Client) if not name.startswith("_"))
+
+
+def close(client: Client) -> None:
+    """Close ``client``'s connection now (``with Client(...)`` does it at
+    the end of the block). Calls running on it in other threads finish
+    first: they hold the connection until they return. A later call on
+    ``client`` connects again.
+
+    A function rather than a method, so it never hides a remote method named
+    ``close``: ``client.close()`` calls the server.
+    """
+    d = client.__dict__
+    with _core_lock:
+        d.pop("_pyrpc_core_key", None)
+        core = d.pop("_pyrpc_core", None)
+    del core  # the last reference: its Drop closes the connection
+
+
+# ===== Introspection =====
+#
+# Functions, not Client methods: every attribute of a Client is a remote
+# method, and a server may well have its own `stats` or `list_methods`
+# (docs/decisions/0003-python-introspection.md).
+
+
+class MethodInfo(NamedTuple):
+    """A method a server serves, as :func:`list_methods` reports it."""
+
+    #: The name to call it by.
+    name: str
+    #: Its parameters as ``inspect.signature`` writes them, e.g.
+    #: ``'(a, b=1, *args)'`` (without ``self``), or None when unknown.
+    signature: Optional[str]
+    #: Its docstring (``inspect.getdoc``), or None.
+    doc: Optional[str]
+
+
+def list_methods(client: Client) -> List[MethodInfo]:
+    """The methods the server of ``client`` serves, sorted by name, then the
+    built-ins ``connected`` and ``shutdown``.
+
+    A Python server lists the public callable attributes of its callee (what
+    a client may call), with signatures and docstrings; the ``Server``
+    machinery (``start``, ``log_call``, ...) is never listed. Raises as a call
+    would (:class:`NoSocket`, :class:`Timeout`, ...).
+    """
+    return [MethodInfo(*m) for m in client._core().list_methods()]
+
+
+def stats(client: Client) -> Dict[str, Any]:
+    """The statistics of the server of ``client``, as a dict:
+
+    ``calls`` (calls with an outcome, refused ones included, except
+    ``connected``/``shutdown``), ``errors`` (of those, the failed ones),
+    ``in_flight`` (running now), ``kept_results`` (non-blocking results kept),
+    ``connections`` (open now, this one included), ``uptime`` (seconds), and
+    ``latency_p50``, ``latency_p90``, ``latency_p99``, ``latency_max``
+    (seconds; percentiles exact to within 12.5%, 0 before the first call).
+    Raises as a call would.
+    """
+    return client._core().stats()
+
+
+
+
+def _tls_settings(client: "Client") -> Dict[str, Any]:
+    """A client's TLS settings, as ``ClientCore`` takes them."""
+    return {
+        "tls_ca": client.tls_ca,
+        "tls_cert": client.tls_cert,
+        "tls_key": client.tls_key,
+        "tls_server_name": client.tls_server_name,
+    }

@@ -1,0 +1,169 @@
+//! The Python suite on every CPython from 3.9 to 3.13 on this machine, each
+//! in its own virtualenv (`target/pyvenvs/3.X`) with the release wheel
+//! installed, so the one abi3 wheel is proven on each version it claims.
+//!
+//! The interpreters are pyenv's (`$PYENV_ROOT/versions/3.X.Y`, or
+//! `~/.pyenv`; the newest patch release of each minor version), else
+//! `python3.X` on `PATH`. pip's and pytest's output go to
+//! `target/pyvenvs/*.log`; one line per version is printed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use crate::python::{self, Venv};
+use crate::util::{run, run_logged, step};
+
+/// `cargo xtask python-test`: builds the wheel, installs it into
+/// `target/venv` and runs the Python suite there with every check (mypy
+/// cases, stubtest, the wheel's tag and contents, the CLI against the Rust
+/// binary `cli`), then on every other CPython 3.9-3.13 found. Returns the
+/// main venv.
+pub(crate) fn test(root: &Path, cli: Option<&Path>) -> Result<Venv> {
+    let (venv, built) = python::setup_with_wheel(root)?;
+    let mut envs = Vec::new();
+    if let Some(cli) = cli {
+        envs.push(("PYRPC_CLI_BIN", cli.display().to_string()));
+    }
+    step(
+        "Python tests (pytest on the installed wheel; mypy --strict cases, stubtest, wheel checks)",
+    );
+    run(
+        venv.command(venv.python())
+            .args(["-m", "pytest", "-q", "crates/pyrpc-python/tests"])
+            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .env("PYRPC_REQUIRE_MYPY", "1")
+            .env("PYRPC_MYPY_CACHE", root.join("target/mypy-cache"))
+            .env("PYRPC_WHEEL", &built.wheel)
+            .env("PYRPC_SDIST", &built.sdist),
+        root,
+    )?;
+    let main_version = version_of(&venv.python());
+    run_suite_each(root, &built.wheel, main_version.as_deref(), &envs)?;
+    Ok(venv)
+}
+
+/// The minor versions the package supports (`requires-python = ">=3.9"`).
+const MINORS: &[u32] = &[9, 10, 11, 12, 13];
+
+/// `(version, interpreter)` for each supported minor version found.
+pub(crate) fn find() -> Vec<(String, PathBuf)> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let pyenv = std::env::var("PYENV_ROOT").unwrap_or_else(|_| format!("{home}/.pyenv"));
+    let versions: Vec<String> = std::fs::read_dir(Path::new(&pyenv).join("versions"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    for minor in MINORS {
+        let prefix = format!("3.{minor}.");
+        let best = versions
+            .iter()
+            .filter_map(|v| {
+                let patch: u32 = v.strip_prefix(&prefix)?.parse().ok()?;
+                Some((patch, v))
+            })
+            .max();
+        let python = match best {
+            Some((_, v)) => Some(
+                Path::new(&pyenv)
+                    .join("versions")
+                    .join(v)
+                    .join("bin/python3"),
+            ),
+            None => which(&format!("python3.{minor}")),
+        };
+        if let Some(python) = python.filter(|p| p.exists()) {
+            found.push((format!("3.{minor}"), python));
+        }
+    }
+    found
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The `3.X` version of `python`.
+pub(crate) fn version_of(python: &Path) -> Option<String> {
+    let out = Command::new(python)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Installs `wheel` into a venv per found version (but `skip`, the version
+/// the main suite ran on) and runs the Python suite there with `envs`.
+pub(crate) fn run_suite_each(
+    root: &Path,
+    wheel: &Path,
+    skip: Option<&str>,
+    envs: &[(&'static str, String)],
+) -> Result<()> {
+    let found = find();
+    let names: Vec<&str> = found.iter().map(|(v, _)| v.as_str()).collect();
+    step(&format!(
+        "the Python suite on each CPython found ({}; {} ran above)",
+        names.join(", "),
+        skip.unwrap_or("none")
+    ));
+    let logs = root.join("target/pyvenvs");
+    let mut failed = Vec::new();
+    for (version, python) in &found {
+        if Some(version.as_str()) == skip {
+            continue;
+        }
+        let start = Instant::now();
+        let venv = Venv::create(root, python, logs.join(version))?;
+        venv.install_requirements(
+            root,
+            "crates/pyrpc-python/requirements-test-each.txt",
+            ".pyrpc-test-reqs",
+            &format!("installing the test requirements for {version}"),
+        )?;
+        venv.install_wheel(root, wheel, &logs.join(format!("pip-{version}.log")))?;
+        let log = logs.join(format!("pytest-{version}.log"));
+        let mut cmd = venv.command(venv.python());
+        cmd.args([
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "crates/pyrpc-python/tests",
+        ]);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let outcome = run_logged(&mut cmd, root, &log);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let summary = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        println!(
+            "CPython {version}: {} ({:.0?}, log {})",
+            summary.trim_matches(|c| c == '=' || c == ' '),
+            start.elapsed(),
+            log.display()
+        );
+        if outcome.is_err() {
+            failed.push(version.clone());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("the Python suite failed on CPython {}", failed.join(", "));
+    }
+    Ok(())
+}
