@@ -29,6 +29,7 @@
 use pyo3::prelude::*;
 
 mod aio;
+mod cli;
 mod client;
 mod convert;
 mod errors;
@@ -36,7 +37,6 @@ mod exit;
 mod kinds;
 mod logbridge;
 mod pool;
-mod cli;
 mod runtime;
 mod server;
 mod tls;
