@@ -113,13 +113,15 @@ def _decode(type_name: str, kind: int, names: Tuple[str, ...], values: Tuple[Any
         fallback = values[0] if values else None
         cls = _find_class(type_name)
         if cls is not None and issubclass(cls, enum.Enum) and names:
-            return _try(lambda: cls[names[0]], fallback)
+            members: Any = cls  # narrowed here, not inside the lambda
+            return _try(lambda: members[names[0]], fallback)
         return fallback
     if kind == _NAMED_TUPLE:
         fallback = tuple(values)
         cls = _find_class(type_name)
         if cls is not None and issubclass(cls, tuple) and tuple(getattr(cls, "_fields", ())) == names:
-            return _try(lambda: cls(*values), fallback)
+            named: Any = cls  # narrowed here, not inside the lambda
+            return _try(lambda: named(*values), fallback)
         return fallback
     fields = dict(zip(names, values))
     cls = _find_class(type_name)
