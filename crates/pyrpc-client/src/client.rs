@@ -173,7 +173,19 @@ impl Client {
             }
             other => other?,
         };
-        self.value_of(outcome, "call")
+        match self.value_of(outcome, "call") {
+            // The server stopped the call at the deadline we sent it, which
+            // can reach us just as our own timer fires: one timeout, whoever
+            // noticed first.
+            Err(CallError::Remote(e))
+                if deadline.is_some() && e.kind == pyrpc_proto::ErrorKind::DeadlineExceeded =>
+            {
+                Err(CallError::Timeout {
+                    stage: TimeoutStage::Reply,
+                })
+            }
+            other => other,
+        }
     }
 
     /// Calls `method` as a non-blocking call: the server runs it and keeps
