@@ -1042,6 +1042,9 @@ class Raw:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(10)
         self.sock.connect(address)
+        tls = tls_context(server_side=False)
+        if tls is not None and family == socket.AF_INET:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=address[0])
         if hello:
             self.send(pb.ClientFrame(hello=pb.ClientHello(protocol_version=PROTOCOL_VERSION, peer_name=PEER_NAME)))
             frame = self.recv()
@@ -1219,6 +1222,8 @@ def run_checks(address_text):
         # echo returns ((args), kwargs): two levels over its argument; the
         # server's configured max depth applies to the result as a whole.
         limit = client.server_hello.capabilities.max_value_depth
+        # Values this deep recurse in Python's own comparison and repr.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * limit))
         got = client.call("echo", nested_empty(limit - 2))
         assert got == ((nested_empty(limit - 2),), {}), "echo at the limit changed the value"
         try:
