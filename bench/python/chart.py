@@ -28,7 +28,7 @@ def main():
 
     height = max(7, 0.2 * len(goals) + 1.5)
     fig, axes = plt.subplots(1, 3, figsize=(18, height), gridspec_kw={"width_ratios": [3, 2, 3]})
-    colors = {"tcp": "#4C72B0", "unix": "#DD8452"}
+    colors = {"tcp": "#4C72B0", "unix": "#DD8452", "tls": "#55A868"}
 
     ax = axes[0]
     names = sorted({c["name"] for c in rate_cases}, key=lambda n: [c["name"] for c in rate_cases].index(n))
@@ -48,7 +48,7 @@ def main():
     ax = axes[1]
     labels = ["%s %s" % (c["name"], c["transport"]) for c in big_cases]
     ax.barh(range(len(big_cases)), [c["mbps"] for c in big_cases],
-            color=[colors[c["transport"]] for c in big_cases])
+            color=[colors.get(c["transport"], "#8172B2") for c in big_cases])
     ax.set_yticks(range(len(big_cases)))
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
