@@ -12,6 +12,8 @@
 //! connection), [`CancelOnDrop`] cancels the future, so the coroutine gets
 //! `CancelledError` at its current `await` and its `finally` blocks run.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
@@ -96,8 +98,48 @@ impl LoopSlot {
 pub(crate) type Complete =
     Box<dyn FnOnce(Python<'_>, PyResult<Bound<'_, PyAny>>) -> Result<Value, RemoteError> + Send>;
 
-/// A call's coroutine running on the loop: the future to cancel.
-pub(crate) type Running = Arc<Mutex<Option<Py<PyAny>>>>;
+/// What a call's cancellation reaches: an `async def` method's future on the
+/// loop, and a flag that a plain method reads with `pyrpc.cancelled()`.
+pub(crate) type Running = Arc<CallState>;
+
+/// See [`Running`].
+#[derive(Default)]
+pub(crate) struct CallState {
+    /// The coroutine's `concurrent.futures.Future`, once scheduled.
+    future: Mutex<Option<Py<PyAny>>>,
+    /// Set when the call was dropped unfinished (cancelled by its caller,
+    /// stopped at its deadline, its connection closed).
+    cancelled: AtomicBool,
+}
+
+impl CallState {
+    /// True once the call was dropped unfinished.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+thread_local! {
+    /// The state of the plain method this thread is running, for
+    /// [`call_cancelled`].
+    static CURRENT: RefCell<Option<Running>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a plain method's call) with `state` as this thread's current call.
+pub(crate) fn with_current<R>(state: &Running, f: impl FnOnce() -> R) -> R {
+    let previous = CURRENT.with(|c| c.replace(Some(Arc::clone(state))));
+    let out = f();
+    CURRENT.with(|c| *c.borrow_mut() = previous);
+    out
+}
+
+/// `pyrpc.cancelled()`: True when the call the current thread is running
+/// (a plain method of a server) was cancelled by its caller, passed its
+/// deadline, or lost its client; False otherwise (and outside a call).
+#[pyfunction]
+pub(crate) fn call_cancelled() -> bool {
+    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|s| s.is_cancelled()))
+}
 
 /// Schedules `coro` on the server's loop; `complete` turns its outcome into
 /// the reply sent on `tx`. The `concurrent.futures.Future` is stored in
@@ -125,7 +167,7 @@ pub(crate) fn schedule(
             return;
         }
     };
-    *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(future.clone().unbind());
+    *running.future.lock().unwrap_or_else(|e| e.into_inner()) = Some(future.clone().unbind());
     let done = Done {
         reply: Mutex::new(Some((complete, tx))),
     };
@@ -183,8 +225,10 @@ impl Drop for CancelOnDrop {
         if !self.armed {
             return;
         }
+        self.running.cancelled.store(true, Ordering::SeqCst);
         let future = self
             .running
+            .future
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();

@@ -362,7 +362,15 @@ impl Callee for PyCallee {
                 )));
                 return;
             }
-            match target.run(py, &method, args) {
+            // Cancelled while it waited for a worker: never started.
+            if running.is_cancelled() {
+                let _ = tx.send(Err(RemoteError::new(
+                    ErrorKind::Cancelled,
+                    format!("{method}() did not run: it was cancelled before it could start"),
+                )));
+                return;
+            }
+            match aio::with_current(&running, || target.run(py, &method, args)) {
                 Ran::Done(outcome) => {
                     let _ = tx.send(outcome);
                 }
@@ -683,5 +691,6 @@ impl ServerCore {
 /// Registers the server classes in the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ServerCore>()?;
+    m.add_function(wrap_pyfunction!(aio::call_cancelled, m)?)?;
     Ok(())
 }

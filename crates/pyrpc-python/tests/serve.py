@@ -229,6 +229,22 @@ class AsyncServer(Server):
             with open(path, "w") as f:
                 f.write(outcome)
 
+    def spin_until_cancelled(self, path):
+        """A plain method that works until ``pyrpc.cancelled()`` says to stop
+        (at most 30 s); writes what ended it to ``path``."""
+        import pyrpc
+
+        deadline = time.monotonic() + 30
+        outcome = "finished"
+        while time.monotonic() < deadline:
+            if pyrpc.cancelled():
+                outcome = "cancelled"
+                break
+            time.sleep(0.01)
+        with open(path, "w") as f:
+            f.write(outcome)
+        return outcome
+
     async def where(self):
         import threading
 

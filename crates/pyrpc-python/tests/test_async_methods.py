@@ -224,3 +224,15 @@ def test_ctrl_c_in_a_blocking_call_cancels_it_on_the_server(async_server, tmp_pa
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_plain_method_sees_its_call_cancelled(async_server, tmp_path):
+    import pyrpc
+    from pyrpc import Timeout
+
+    assert pyrpc.cancelled() is False  # outside a call
+    marker = str(tmp_path / "outcome")
+    c = client_for(async_server)
+    with pytest.raises(Timeout):
+        c.spin_until_cancelled(marker, call_timeout=0.3)
+    assert wait_for_file(marker) == "cancelled"

@@ -34,7 +34,7 @@ and the server set ``allow_pickle = True``.
 from . import _pyrpc
 from ._client import NO_TIMEOUT, Client, MethodInfo, close, list_methods, stats
 from ._errors import AuthError, NoSocket, ProtocolError, RemoteError, RpcError, Timeout, TlsError
-from ._server import Server
+from ._server import Server, cancelled
 from ._settings import Address, AddressLike, ClientSettings, ServerSettings
 from ._typed import typed
 from ._types import register_type
@@ -50,6 +50,7 @@ __all__ = [
     "AuthError",
     "TlsError",
     "register_type",
+    "cancelled",
     "MethodInfo",
     "list_methods",
     "stats",

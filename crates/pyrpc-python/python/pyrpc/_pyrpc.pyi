@@ -7,7 +7,7 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union, final
 
 from typing_extensions import TypeAlias
 
-__all__ = ["ClientCore", "ServerCore", "__version__", "parse_address", "cli_main"]
+__all__ = ["ClientCore", "ServerCore", "__version__", "parse_address", "cli_main", "call_cancelled"]
 
 __version__: str
 
@@ -180,3 +180,7 @@ class ServerCore:
         """True while the server runs in this process."""
     def local_address(self) -> Optional[_Address]:
         """The address listened on (the real port for port 0), or None."""
+
+def call_cancelled() -> bool:
+    """True when the plain method this thread runs for a server was cancelled
+    (caller gave up, deadline passed, client gone); see ``pyrpc.cancelled``."""

@@ -309,3 +309,13 @@ class Server:
 _SERVER_MACHINERY = frozenset(
     name for name in vars(Server) if not name.startswith("_")
 )
+
+
+def cancelled() -> bool:
+    """True when the call that the current thread is running (a plain method
+    of a :class:`Server`) was cancelled: its caller gave up (timed out, was
+    interrupted, cancelled its asyncio task), its deadline passed, or its
+    client went away. A long method can check it and stop early; its result
+    is not sent anyway. False outside a call. (``async def`` methods get
+    ``CancelledError`` at their ``await`` instead.)"""
+    return _pyrpc.call_cancelled()
