@@ -15,10 +15,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use prost::Message;
 use pyrpc_framing::{Codec, FrameChunks, FrameError};
+use pyrpc_proto::handshake::{ClientHandshake, ClientHandshakeError, ClientSettings, ClientStep};
 use pyrpc_proto::wire::{
     self, client_frame, request, response, server_frame, ClientFrame, ServerFrame,
 };
-use pyrpc_proto::PROTOCOL_VERSION;
 use pyrpc_transport::{Address, TransportError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, Notify};
@@ -322,93 +322,31 @@ impl Connection {
             FramedRead::new(read, ClientCodec::with_max_frame_len(config.max_frame_len));
         let mut writer = FrameWriter::new(Box::pin(write), config.max_frame_len);
 
-        let client_nonce = match &config.secret {
-            Some(_) => pyrpc_proto::auth::nonce()
-                .map_err(|e| unauthenticated(format!("no random nonce: {e}")))?
-                .to_vec(),
-            None => Vec::new(),
+        let nonce = match &config.secret {
+            Some(_) => Some(
+                pyrpc_proto::auth::nonce()
+                    .map_err(|e| unauthenticated(format!("no random nonce: {e}")))?,
+            ),
+            None => None,
         };
-        let hello = ClientFrame {
-            kind: Some(client_frame::Kind::Hello(wire::ClientHello {
-                protocol_version: PROTOCOL_VERSION,
-                peer_name: config.name.clone(),
-                max_frame_len: config.max_frame_len as u64,
-                auth_nonce: client_nonce.clone().into(),
-            })),
+        let settings = ClientSettings::new(config.name.clone(), config.max_frame_len)
+            .with_secret(config.secret.clone());
+        let (mut machine, hello) = ClientHandshake::new(settings, nonce);
+        let mut outgoing = hello;
+        let done = loop {
+            writer
+                .send(&outgoing)
+                .await
+                .map_err(|e| CallError::from(Broken::from_frame(e)))?;
+            let frame = read_hello(&mut reader).await?;
+            match machine.on_frame(frame).map_err(handshake_error)? {
+                ClientStep::Send(answer) => outgoing = answer,
+                ClientStep::Ready(done) => break done,
+            }
         };
-        writer
-            .send(&hello)
-            .await
-            .map_err(|e| CallError::from(Broken::from_frame(e)))?;
-        trace!("hello sent");
-
-        let hello = read_hello(&mut reader).await?;
-        trace!(server = %hello.peer_name, "hello received");
-        if let Some(e) = hello.error {
-            let e: pyrpc_proto::RemoteError = e.into();
-            // A TLS server answers a plain client this way (docs/PROTOCOL.md, 1.).
-            if e.kind == pyrpc_proto::ErrorKind::Protocol && e.message.contains("requires TLS") {
-                return Err(CallError::Tls {
-                    addr: String::new(),
-                    reason: e.message,
-                });
-            }
-            // The server refused us (version, overload) and closes now.
-            return Err(CallError::Remote(e));
-        }
-        match (&config.secret, hello.auth_challenge.is_empty()) {
-            (None, true) => {}
-            (None, false) => {
-                return Err(unauthenticated(
-                    "the server requires authentication: give the client its shared secret \
-                     (ClientConfig::secret)"
-                        .into(),
-                ))
-            }
-            (Some(_), true) => {
-                return Err(unauthenticated(
-                    "the server does not authenticate (it has no shared secret) but this \
-                     client holds one: refusing to talk to a server that cannot prove it \
-                     knows the secret"
-                        .into(),
-                ))
-            }
-            (Some(secret), false) => {
-                let challenge = &hello.auth_challenge;
-                let answer = ClientFrame {
-                    kind: Some(client_frame::Kind::Auth(wire::AuthResponse {
-                        mac: secret.client_mac(challenge, &client_nonce).into(),
-                    })),
-                };
-                writer
-                    .send(&answer)
-                    .await
-                    .map_err(|e| CallError::from(Broken::from_frame(e)))?;
-                let outcome = read_hello(&mut reader).await?;
-                if let Some(e) = outcome.error {
-                    return Err(CallError::Remote(e.into()));
-                }
-                if !secret.verify_server(challenge, &client_nonce, &outcome.auth_proof) {
-                    return Err(unauthenticated(
-                        "the server's authentication proof is wrong: it does not hold the \
-                         shared secret"
-                            .into(),
-                    ));
-                }
-                trace!("authenticated both ways");
-            }
-        }
-        if hello.protocol_version != PROTOCOL_VERSION {
-            return Err(CallError::Protocol(format!(
-                "the server speaks protocol version {}, this client speaks {PROTOCOL_VERSION}",
-                hello.protocol_version
-            )));
-        }
-        let info = ServerInfo::from_hello(&hello);
-        let max_send_len = match info.max_frame_len {
-            0 => config.max_frame_len,
-            n => usize::try_from(n).unwrap_or(usize::MAX),
-        };
+        trace!(server = %done.server.peer_name, authenticated = done.authenticated, "hello received");
+        let info = ServerInfo::from_hello(&done.server);
+        let max_send_len = done.max_send_len;
         let mut codec = ClientCodec::with_max_frame_len(config.max_frame_len);
         codec.set_max_encode_len(max_send_len);
 
@@ -645,17 +583,12 @@ impl FrameWriter {
     }
 }
 
-/// Reads one server hello.
+/// Reads the server's next frame during the handshake.
 async fn read_hello<R: AsyncRead + Unpin>(
     reader: &mut FramedRead<R, ClientCodec>,
-) -> Result<wire::ServerHello, CallError> {
+) -> Result<ServerFrame, CallError> {
     match reader.next().await {
-        Some(Ok(ServerFrame {
-            kind: Some(server_frame::Kind::Hello(h)),
-        })) => Ok(h),
-        Some(Ok(_)) => Err(CallError::Protocol(
-            "the server sent something other than a hello during the handshake".into(),
-        )),
+        Some(Ok(frame)) => Ok(frame),
         // With mutual TLS 1.3, a server that refuses our certificate (or
         // its absence) says so after the handshake, in an alert read here.
         Some(Err(FrameError::Io(e))) => {
@@ -669,6 +602,20 @@ async fn read_hello<R: AsyncRead + Unpin>(
         }
         Some(Err(e)) => Err(Broken::from_frame(e).into()),
         None => Err(CallError::Closed),
+    }
+}
+
+/// The caller's error for a failed handshake.
+fn handshake_error(e: ClientHandshakeError) -> CallError {
+    match e {
+        ClientHandshakeError::TlsRequired(reason) => CallError::Tls {
+            addr: String::new(),
+            reason,
+        },
+        // The server refused us (version, overload, authentication) and closes now.
+        ClientHandshakeError::Refused(e) => CallError::Remote(e),
+        e if e.is_authentication() => unauthenticated(e.to_string()),
+        e => CallError::Protocol(e.to_string()),
     }
 }
 
@@ -793,6 +740,7 @@ impl Drop for PendingReply {
 mod tests {
     use super::*;
     use futures::SinkExt;
+    use pyrpc_proto::PROTOCOL_VERSION;
 
     #[test]
     fn fail_all_wakes_every_waiter_and_refuses_new_ones() {

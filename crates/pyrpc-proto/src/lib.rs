@@ -21,6 +21,8 @@
 //! * [`MethodInfo`], [`ServerStats`] — what a server says about itself when
 //!   asked (`ListMethods`, `Stats`).
 //! * [`auth`] — the shared-secret HMAC challenge-response of the hello.
+//! * [`handshake`] — the hello exchange and authentication as sans-I/O state
+//!   machines, one per side.
 //!
 //! This crate does no I/O.
 //!
@@ -50,6 +52,7 @@ pub mod cost;
 mod error;
 mod exception;
 mod flat;
+pub mod handshake;
 mod introspect;
 mod kinds;
 mod serde_value;

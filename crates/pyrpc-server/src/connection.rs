@@ -34,22 +34,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Buf;
 use prost::Message;
 use pyrpc_framing::{Codec, FrameChunks, FrameError};
 use pyrpc_proto::wire::{self, client_frame, server_frame};
-use pyrpc_proto::{ErrorKind, RemoteError, PROTOCOL_VERSION};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use pyrpc_proto::{ErrorKind, RemoteError};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::ByteBudget;
 use crate::dispatch::{self, ConnCtx};
+use crate::hello;
+use crate::reader::{FrameReader, ReadError};
 use crate::server::Shared;
 use crate::warnlimit::limited_warn;
 
-/// How much the read buffer grows when it is full and no frame is pending.
+/// The write buffer's starting capacity.
 const READ_CHUNK: usize = 8 * 1024;
 /// Replies are gathered into one write up to about this many bytes.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -58,11 +58,8 @@ const WRITE_BUF_KEEP: usize = 1024 * 1024;
 /// The bytes of a partial frame a connection holds without charging the
 /// server-wide budget: requests this small never touch the shared counter.
 pub(crate) const UNCHARGED: usize = 64 * 1024;
-/// The most bytes read from a socket at once, so a charge to the budget is
-/// never much more than what arrives.
-const MAX_READ: usize = 64 * 1024;
 
-type ServerCodec = Codec<wire::ClientFrame, wire::ServerFrame>;
+pub(crate) type ServerCodec = Codec<wire::ClientFrame, wire::ServerFrame>;
 
 /// What was learnt about a connection before its hello.
 #[derive(Debug, Default)]
@@ -80,7 +77,7 @@ pub(crate) async fn serve<S>(
     io: S,
     peer: String,
     slot: Slot,
-    mut admission: Admission,
+    admission: Admission,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -95,155 +92,15 @@ pub(crate) async fn serve<S>(
     );
 
     // ----- hello (and authentication) -----
-    let handshake_deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
-    let hello = tokio::select! {
-        r = tokio::time::timeout_at(handshake_deadline, reader.next(None, &|| false)) => r,
-        _ = shared.close.cancelled() => return,
-    };
-    let hello = match hello {
-        Err(_) => {
-            limited_warn!(shared.warn_limit, target: "pyrpc.server",
-                %peer, "no hello within the handshake timeout; closing");
-            return;
-        }
-        Ok(Ok(Some(frame))) => frame,
-        Ok(Ok(None)) => {
-            tracing::debug!(%peer, "connection closed before the hello");
-            return;
-        }
-        Ok(Err(e)) => {
-            e.log(&shared, &peer);
-            return;
-        }
-    };
-    tracing::trace!(%peer, "hello received");
-    let admission_refused = admission.refusal.is_some();
-    let mut codec = ServerCodec::with_max_frame_len(shared.config.max_frame_len);
-    let mut client_nonce = Bytes::new();
-    let mut refusal = match hello.kind {
-        Some(client_frame::Kind::Hello(h)) => {
-            if h.max_frame_len > 0 {
-                let theirs = usize::try_from(h.max_frame_len).unwrap_or(usize::MAX);
-                codec.set_max_encode_len(theirs.min(shared.config.max_frame_len));
-            }
-            client_nonce = h.auth_nonce;
-            if h.protocol_version != PROTOCOL_VERSION {
-                Some(RemoteError::new(
-                    ErrorKind::Protocol,
-                    format!(
-                        "unsupported protocol version {}; this server speaks {PROTOCOL_VERSION}",
-                        h.protocol_version
-                    ),
-                ))
-            } else if let Some(refusal) = admission.refusal.take() {
-                limited_warn!(shared.warn_limit, target: "pyrpc.auth",
-                    %peer, "refusing a client: {}", refusal.message);
-                Some(refusal)
-            } else if overloaded {
-                Some(RemoteError::new(
-                    ErrorKind::Overloaded,
-                    format!(
-                        "the server already serves {} connections",
-                        shared.config.max_connections
-                    ),
-                ))
-            } else if shared.shutdown.is_cancelled() {
-                Some(RemoteError::new(
-                    ErrorKind::ShuttingDown,
-                    "the server is shutting down",
-                ))
-            } else {
-                tracing::debug!(%peer, client = %h.peer_name, "hello");
-                None
-            }
-        }
-        _ => Some(RemoteError::new(
-            ErrorKind::Protocol,
-            "the first frame of a connection must be a hello",
-        )),
-    };
-    // A server with a secret challenges every client it does not refuse.
-    let mut challenge = None;
-    if refusal.is_none() && shared.config.secret.is_some() {
-        match pyrpc_proto::auth::nonce() {
-            Ok(n) => challenge = Some(Bytes::copy_from_slice(&n)),
-            Err(e) => {
-                tracing::error!(%peer, error = %e, "no random nonce for the challenge");
-                refusal = Some(RemoteError::new(
-                    ErrorKind::Overloaded,
-                    "the server cannot make an authentication challenge",
-                ));
-            }
-        }
-    }
-    let refused = refusal.is_some();
-    if let Some(e) = &refusal {
-        if e.kind == ErrorKind::Protocol && !admission_refused {
-            limited_warn!(shared.warn_limit, target: "pyrpc.server",
-                %peer, error = %e, "refusing connection");
-        } else {
-            tracing::debug!(%peer, error = %e, "refusing connection");
-        }
-    }
-    let mut authenticated = admission.client_cert;
-    let mut hello = server_hello(&shared, refusal);
-    hello.auth_challenge = challenge.clone().unwrap_or_default();
-    if !send_hello(&mut wr, &mut codec, hello, &peer).await || refused {
-        let _ = wr.shutdown().await;
+    let greeted =
+        hello::exchange(&shared, &mut reader, &mut wr, &peer, overloaded, admission).await;
+    let Some(hello::Greeted {
+        codec,
+        authenticated,
+    }) = greeted
+    else {
         return;
-    }
-    if let (Some(challenge), Some(secret)) = (challenge, &shared.config.secret) {
-        let answer = tokio::select! {
-            r = tokio::time::timeout_at(handshake_deadline, reader.next(None, &|| false)) => r,
-            _ = shared.close.cancelled() => return,
-        };
-        let outcome = match answer {
-            Err(_) => Err("no answer to the authentication challenge within the handshake timeout"),
-            Ok(Ok(Some(wire::ClientFrame {
-                kind: Some(client_frame::Kind::Auth(a)),
-            }))) => {
-                if secret.verify_client(&challenge, &client_nonce, &a.mac) {
-                    Ok(())
-                } else {
-                    Err("authentication failed: the client does not hold the server's secret")
-                }
-            }
-            Ok(Ok(Some(_))) => Err(
-                "authentication required: this server holds a shared secret; \
-                 answer its challenge (ClientFrame.auth) before anything else",
-            ),
-            Ok(Ok(None)) => {
-                tracing::debug!(%peer, "connection closed before authenticating");
-                return;
-            }
-            Ok(Err(e)) => {
-                e.log(&shared, &peer);
-                return;
-            }
-        };
-        let mut second = wire::ServerHello {
-            protocol_version: PROTOCOL_VERSION,
-            peer_name: shared.config.name.clone(),
-            ..Default::default()
-        };
-        match outcome {
-            Ok(()) => {
-                tracing::debug!(target: "pyrpc.auth", %peer, "client authenticated");
-                second.auth_proof = secret.server_proof(&challenge, &client_nonce).into();
-                authenticated = true;
-            }
-            Err(why) => {
-                limited_warn!(shared.warn_limit, target: "pyrpc.auth",
-                    %peer, "refusing connection: {why}");
-                second.error = Some(RemoteError::new(ErrorKind::Unauthenticated, why).into());
-            }
-        }
-        let ok = second.error.is_none();
-        if !send_hello(&mut wr, &mut codec, second, &peer).await || !ok {
-            let _ = wr.shutdown().await;
-            return;
-        }
-    }
+    };
 
     // ----- requests -----
     let stop = shared.close.child_token();
@@ -362,52 +219,6 @@ pub(crate) async fn serve<S>(
     reading.await;
     let _ = writer.await;
     tracing::debug!(%peer, "connection closed");
-}
-
-/// Encodes and sends a hello; false (logged) when that failed.
-async fn send_hello<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    codec: &mut ServerCodec,
-    hello: wire::ServerHello,
-    peer: &str,
-) -> bool {
-    let frame = wire::ServerFrame {
-        kind: Some(server_frame::Kind::Hello(hello)),
-    };
-    let mut buf = BytesMut::new();
-    if let Err(e) = codec.encode(frame, &mut buf) {
-        tracing::warn!(%peer, error = %e, "cannot encode the hello");
-        return false;
-    }
-    if let Err(e) = write_now(wr, &buf).await {
-        tracing::debug!(%peer, error = %e, "cannot send the hello");
-        return false;
-    }
-    true
-}
-
-/// The server's hello, with `error` set when the connection is refused.
-fn server_hello(shared: &Shared, error: Option<RemoteError>) -> wire::ServerHello {
-    let c = &shared.config;
-    wire::ServerHello {
-        protocol_version: PROTOCOL_VERSION,
-        peer_name: c.name.clone(),
-        capabilities: Some(wire::Capabilities {
-            nonblocking: c.nonblocking,
-            max_frame_len: c.max_frame_len as u64,
-            max_value_depth: u32::try_from(c.max_value_depth).unwrap_or(u32::MAX),
-            pickle: c.allow_pickle,
-            max_in_flight_per_connection: u32::try_from(c.max_in_flight_per_connection.max(1))
-                .unwrap_or(u32::MAX),
-        }),
-        error: error.map(Into::into),
-        ..Default::default()
-    }
-}
-
-async fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8]) -> std::io::Result<()> {
-    wr.write_all(buf).await?;
-    wr.flush().await
 }
 
 /// Writes all of `buf` (with vectored writes: a large payload is its own
@@ -592,147 +403,6 @@ impl ReplyQueue {
     async fn wait_for_room(&self) {
         // Fair: this waits behind replies already waiting for room.
         drop(self.room.acquire().await);
-    }
-}
-
-// ===== FrameReader =====
-
-/// Why no frame could be read.
-#[derive(Debug)]
-enum ReadError {
-    /// A bad frame, or the socket failed.
-    Frame(FrameError),
-    /// Nothing arrived for the idle timeout while nothing ran.
-    Idle,
-    /// The partial frame would take the server over `max_buffered_bytes`.
-    Budget { buffered: usize },
-}
-
-impl From<FrameError> for ReadError {
-    fn from(e: FrameError) -> Self {
-        ReadError::Frame(e)
-    }
-}
-
-impl From<std::io::Error> for ReadError {
-    fn from(e: std::io::Error) -> Self {
-        ReadError::Frame(FrameError::Io(e))
-    }
-}
-
-impl ReadError {
-    /// Logs why the connection ends: I/O failures at DEBUG, protocol
-    /// errors and limits at WARNING (rate-limited).
-    fn log(&self, shared: &Shared, peer: &str) {
-        match self {
-            ReadError::Frame(e) if e.is_io() => {
-                tracing::debug!(%peer, error = %e, "connection failed");
-            }
-            ReadError::Frame(e) => {
-                limited_warn!(shared.warn_limit, target: "pyrpc.server",
-                    %peer, error = %e, "bad frame from peer; closing its connection");
-            }
-            ReadError::Idle => tracing::debug!(%peer, "connection idle for too long; closing"),
-            ReadError::Budget { buffered } => {
-                limited_warn!(shared.warn_limit, target: "pyrpc.server",
-                    %peer,
-                    buffered,
-                    "partial frames of all connections at max_buffered_bytes; closing this one"
-                );
-            }
-        }
-    }
-}
-
-/// Reads frames off a byte stream with the codec. The codec refuses
-/// oversize and empty frames from the header alone and grows the buffer only
-/// as bytes arrive; the reader charges a partial frame beyond [`UNCHARGED`]
-/// bytes to the server-wide budget before reading more of it.
-struct FrameReader<R> {
-    io: R,
-    codec: ServerCodec,
-    buf: BytesMut,
-    budget: Arc<ByteBudget>,
-    /// What this reader has taken from `budget`.
-    charged: usize,
-}
-
-impl<R: AsyncRead + Unpin> FrameReader<R> {
-    fn new(io: R, max_frame_len: usize, budget: Arc<ByteBudget>) -> Self {
-        let mut codec = ServerCodec::with_max_frame_len(max_frame_len);
-        codec.set_precheck(dispatch::decoded_size_check);
-        FrameReader {
-            io,
-            codec,
-            buf: BytesMut::new(),
-            budget,
-            charged: 0,
-        }
-    }
-
-    /// The next frame; `None` when the peer closed the stream.
-    ///
-    /// With `idle` set, fails with [`ReadError::Idle`] when no byte arrives
-    /// for that long and `busy()` (some call of the connection runs) is
-    /// false; while `busy()` is true, it keeps waiting.
-    async fn next(
-        &mut self,
-        idle: Option<Duration>,
-        busy: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Option<wire::ClientFrame>, ReadError> {
-        loop {
-            let decoded = self.codec.decode(&mut self.buf);
-            if !matches!(decoded, Ok(None)) {
-                self.settle();
-                return Ok(decoded?);
-            }
-            if self.buf.capacity() == self.buf.len() {
-                self.buf.reserve(READ_CHUNK);
-            }
-            let spare = (self.buf.capacity() - self.buf.len()).min(MAX_READ);
-            // Charge what the buffer may hold after this read, before reading.
-            let want = (self.buf.len() + spare).saturating_sub(UNCHARGED);
-            if want > self.charged {
-                if !self.budget.try_charge(want - self.charged) {
-                    return Err(ReadError::Budget {
-                        buffered: self.budget.used(),
-                    });
-                }
-                self.charged = want;
-            }
-            let n = loop {
-                let mut limited = (&mut self.buf).limit(spare);
-                let read = self.io.read_buf(&mut limited);
-                match idle {
-                    None => break read.await?,
-                    // `read_buf` is cancel safe: a timed-out read lost nothing.
-                    Some(idle) => match tokio::time::timeout(idle, read).await {
-                        Ok(n) => break n?,
-                        Err(_) if busy() => continue,
-                        Err(_) => return Err(ReadError::Idle),
-                    },
-                }
-            };
-            self.settle();
-            if n == 0 {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Gives back what the buffer no longer holds.
-    fn settle(&mut self) {
-        let need = self.buf.len().saturating_sub(UNCHARGED);
-        if need < self.charged {
-            self.budget.release(self.charged - need);
-            self.charged = need;
-        }
-    }
-}
-
-impl<R> Drop for FrameReader<R> {
-    fn drop(&mut self) {
-        self.budget.release(self.charged);
     }
 }
 

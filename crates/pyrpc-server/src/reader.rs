@@ -1,0 +1,162 @@
+//! [`FrameReader`]: reads a connection's frames, charging large partial
+//! frames to the server-wide byte budget, and [`ReadError`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use pyrpc_framing::FrameError;
+use pyrpc_proto::wire;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::codec::Decoder;
+
+use crate::budget::ByteBudget;
+use crate::connection::{ServerCodec, UNCHARGED};
+use crate::dispatch;
+use crate::server::Shared;
+use crate::warnlimit::limited_warn;
+
+/// How much the read buffer grows when it is full and no frame is pending.
+const READ_CHUNK: usize = 8 * 1024;
+/// The most bytes read from a socket at once, so a charge to the budget is
+/// never much more than what arrives.
+const MAX_READ: usize = 64 * 1024;
+
+/// Why no frame could be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// A bad frame, or the socket failed.
+    Frame(FrameError),
+    /// Nothing arrived for the idle timeout while nothing ran.
+    Idle,
+    /// The partial frame would take the server over `max_buffered_bytes`.
+    Budget { buffered: usize },
+}
+
+impl From<FrameError> for ReadError {
+    fn from(e: FrameError) -> Self {
+        ReadError::Frame(e)
+    }
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Frame(FrameError::Io(e))
+    }
+}
+
+impl ReadError {
+    /// Logs why the connection ends: I/O failures at DEBUG, protocol
+    /// errors and limits at WARNING (rate-limited).
+    pub(crate) fn log(&self, shared: &Shared, peer: &str) {
+        match self {
+            ReadError::Frame(e) if e.is_io() => {
+                tracing::debug!(%peer, error = %e, "connection failed");
+            }
+            ReadError::Frame(e) => {
+                limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                    %peer, error = %e, "bad frame from peer; closing its connection");
+            }
+            ReadError::Idle => tracing::debug!(%peer, "connection idle for too long; closing"),
+            ReadError::Budget { buffered } => {
+                limited_warn!(shared.warn_limit, target: "pyrpc.server",
+                    %peer,
+                    buffered,
+                    "partial frames of all connections at max_buffered_bytes; closing this one"
+                );
+            }
+        }
+    }
+}
+
+/// Reads frames off a byte stream with the codec. The codec refuses
+/// oversize and empty frames from the header alone and grows the buffer only
+/// as bytes arrive; the reader charges a partial frame beyond [`UNCHARGED`]
+/// bytes to the server-wide budget before reading more of it.
+pub(crate) struct FrameReader<R> {
+    io: R,
+    pub(crate) codec: ServerCodec,
+    buf: BytesMut,
+    budget: Arc<ByteBudget>,
+    /// What this reader has taken from `budget`.
+    charged: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub(crate) fn new(io: R, max_frame_len: usize, budget: Arc<ByteBudget>) -> Self {
+        let mut codec = ServerCodec::with_max_frame_len(max_frame_len);
+        codec.set_precheck(dispatch::decoded_size_check);
+        FrameReader {
+            io,
+            codec,
+            buf: BytesMut::new(),
+            budget,
+            charged: 0,
+        }
+    }
+
+    /// The next frame; `None` when the peer closed the stream.
+    ///
+    /// With `idle` set, fails with [`ReadError::Idle`] when no byte arrives
+    /// for that long and `busy()` (some call of the connection runs) is
+    /// false; while `busy()` is true, it keeps waiting.
+    pub(crate) async fn next(
+        &mut self,
+        idle: Option<Duration>,
+        busy: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Option<wire::ClientFrame>, ReadError> {
+        loop {
+            let decoded = self.codec.decode(&mut self.buf);
+            if !matches!(decoded, Ok(None)) {
+                self.settle();
+                return Ok(decoded?);
+            }
+            if self.buf.capacity() == self.buf.len() {
+                self.buf.reserve(READ_CHUNK);
+            }
+            let spare = (self.buf.capacity() - self.buf.len()).min(MAX_READ);
+            // Charge what the buffer may hold after this read, before reading.
+            let want = (self.buf.len() + spare).saturating_sub(UNCHARGED);
+            if want > self.charged {
+                if !self.budget.try_charge(want - self.charged) {
+                    return Err(ReadError::Budget {
+                        buffered: self.budget.used(),
+                    });
+                }
+                self.charged = want;
+            }
+            let n = loop {
+                let mut limited = (&mut self.buf).limit(spare);
+                let read = self.io.read_buf(&mut limited);
+                match idle {
+                    None => break read.await?,
+                    // `read_buf` is cancel safe: a timed-out read lost nothing.
+                    Some(idle) => match tokio::time::timeout(idle, read).await {
+                        Ok(n) => break n?,
+                        Err(_) if busy() => continue,
+                        Err(_) => return Err(ReadError::Idle),
+                    },
+                }
+            };
+            self.settle();
+            if n == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Gives back what the buffer no longer holds.
+    fn settle(&mut self) {
+        let need = self.buf.len().saturating_sub(UNCHARGED);
+        if need < self.charged {
+            self.budget.release(self.charged - need);
+            self.charged = need;
+        }
+    }
+}
+
+impl<R> Drop for FrameReader<R> {
+    fn drop(&mut self) {
+        self.budget.release(self.charged);
+    }
+}
