@@ -13,6 +13,7 @@ use tracing::debug;
 use crate::builder::ClientBuilder;
 use crate::config::{CallOptions, ClientConfig, Timeouts};
 use crate::connection::{Connection, ServerInfo};
+use crate::connector::Connector;
 use crate::error::{CallError, TimeoutStage};
 use crate::nonblocking::NbCall;
 
@@ -47,6 +48,8 @@ pub struct Client {
 
 struct Inner {
     addr: Address,
+    /// Opens the streams, when the client does not dial `addr` itself.
+    connector: Option<Arc<dyn Connector>>,
     config: ClientConfig,
     /// The connection calls use, if one was made. A `std` mutex: it is held
     /// only to clone or swap the `Arc`, never across an `.await`.
@@ -100,9 +103,28 @@ impl Client {
     ///
     /// Nothing is connected until the first call.
     pub fn with_config(addr: Address, config: ClientConfig) -> Client {
+        Client::build(addr, None, config)
+    }
+
+    /// A client that gets each connection's byte stream from `connector`
+    /// instead of dialing `addr` itself (`addr` then only names the server
+    /// in logs and errors, and `config.tls` is not used: the connector
+    /// makes the stream it wants). See [`Connector`] for an example.
+    ///
+    /// Nothing is connected until the first call.
+    pub fn with_connector(
+        addr: Address,
+        config: ClientConfig,
+        connector: impl Connector,
+    ) -> Client {
+        Client::build(addr, Some(Arc::new(connector)), config)
+    }
+
+    fn build(addr: Address, connector: Option<Arc<dyn Connector>>, config: ClientConfig) -> Client {
         Client {
             inner: Arc::new(Inner {
                 addr,
+                connector,
                 config,
                 current: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
@@ -413,7 +435,14 @@ impl Client {
         } else {
             debug!(target: "pyrpc.client", addr = %inner.addr, "connecting");
         }
-        let conn = match Connection::open(&inner.addr, &inner.config, deadline).await {
+        let conn = match Connection::open(
+            &inner.addr,
+            inner.connector.as_deref(),
+            &inner.config,
+            deadline,
+        )
+        .await
+        {
             Ok(c) => {
                 let c = Arc::new(c);
                 c.start_canceller();

@@ -28,6 +28,7 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, trace};
 
 use crate::config::ClientConfig;
+use crate::connector::Connector;
 use crate::error::{CallError, TimeoutStage};
 
 /// The client side of the codec: reads `ServerFrame`s, writes `ClientFrame`s.
@@ -256,49 +257,36 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` and exchanges hellos, all before `deadline`.
+    /// Connects to `addr` (through `connector`, if given) and exchanges
+    /// hellos, all before `deadline`.
     pub(crate) async fn open(
         addr: &Address,
+        connector: Option<&dyn Connector>,
         config: &ClientConfig,
         deadline: Instant,
     ) -> Result<Connection, CallError> {
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let stream = pyrpc_transport::connect(addr, timeout)
-            .await
-            .map_err(|e| match e {
-                TransportError::ConnectTimeout { .. } => CallError::Timeout {
-                    stage: TimeoutStage::Connect,
-                },
-                TransportError::Connect { addr, source } => CallError::NoSocket { addr, source },
-                other => CallError::NoSocket {
-                    addr: addr.to_string(),
-                    source: std::io::Error::other(other.to_string()),
-                },
-            })?;
-        let stream = match &config.tls {
-            Some(tls) if !addr.is_unix() => {
-                match tokio::time::timeout_at(deadline, tls.connect(addr, stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        let reason = match e {
-                            pyrpc_transport::TlsError::Handshake { reason, .. } => reason,
-                            other => other.to_string(),
-                        };
-                        return Err(CallError::Tls {
-                            addr: addr.to_string(),
-                            reason,
-                        });
-                    }
-                    Err(_) => {
-                        return Err(CallError::Timeout {
-                            stage: TimeoutStage::Connect,
-                        })
-                    }
+        // The dialed stream is not boxed: the common path stays static.
+        let greeted = match connector {
+            Some(c) => match tokio::time::timeout_at(deadline, c.connect()).await {
+                Ok(Ok(s)) => tokio::time::timeout_at(deadline, Self::handshake(s, config)).await,
+                Ok(Err(source)) => {
+                    return Err(CallError::NoSocket {
+                        addr: addr.to_string(),
+                        source,
+                    })
                 }
+                Err(_) => {
+                    return Err(CallError::Timeout {
+                        stage: TimeoutStage::Connect,
+                    })
+                }
+            },
+            None => {
+                let s = dial(addr, config, deadline).await?;
+                tokio::time::timeout_at(deadline, Self::handshake(s, config)).await
             }
-            _ => stream,
         };
-        match tokio::time::timeout_at(deadline, Self::handshake(stream, config)).await {
+        match greeted {
             // `read_hello` does not know the address.
             Ok(Err(CallError::Tls { reason, .. })) => Err(CallError::Tls {
                 addr: addr.to_string(),
@@ -522,6 +510,48 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // Callers still waiting hold only `Shared`: tell them, then stop reading.
         self.close();
+    }
+}
+
+/// Connects to `addr` over TCP or a Unix socket, with TLS if configured.
+async fn dial(
+    addr: &Address,
+    config: &ClientConfig,
+    deadline: Instant,
+) -> Result<pyrpc_transport::Stream, CallError> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let stream = pyrpc_transport::connect(addr, timeout)
+        .await
+        .map_err(|e| match e {
+            TransportError::ConnectTimeout { .. } => CallError::Timeout {
+                stage: TimeoutStage::Connect,
+            },
+            TransportError::Connect { addr, source } => CallError::NoSocket { addr, source },
+            other => CallError::NoSocket {
+                addr: addr.to_string(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
+    match &config.tls {
+        Some(tls) if !addr.is_unix() => {
+            match tokio::time::timeout_at(deadline, tls.connect(addr, stream)).await {
+                Ok(Ok(s)) => Ok(s),
+                Ok(Err(e)) => {
+                    let reason = match e {
+                        pyrpc_transport::TlsError::Handshake { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    Err(CallError::Tls {
+                        addr: addr.to_string(),
+                        reason,
+                    })
+                }
+                Err(_) => Err(CallError::Timeout {
+                    stage: TimeoutStage::Connect,
+                }),
+            }
+        }
+        _ => Ok(stream),
     }
 }
 

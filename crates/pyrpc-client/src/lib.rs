@@ -20,6 +20,8 @@
 //!   names and defaults, and their per-call overrides (`config.rs`).
 //! * [`CallError`], [`TimeoutStage`] — why a call failed (`error.rs`).
 //! * [`ServerInfo`] — the capabilities the server announced.
+//! * [`Connector`] — the transport seam: a client over any byte stream
+//!   ([`Client::with_connector`]), e.g. an in-memory pipe in tests.
 //! * `connection.rs` — one connection: hello, the reader task routing
 //!   responses by id, and the pending map.
 //! * `nonblocking.rs` — submit, fetch and release for non-blocking calls.
@@ -68,6 +70,7 @@ mod builder;
 mod client;
 mod config;
 mod connection;
+mod connector;
 mod error;
 mod nonblocking;
 mod service;
@@ -84,6 +87,7 @@ pub use builder::ClientBuilder;
 pub use client::Client;
 pub use config::{CallOptions, ClientConfig};
 pub use connection::ServerInfo;
+pub use connector::{BoxStream, ByteStream, Connector};
 pub use error::{CallError, TimeoutStage};
 pub use pyrpc_macros::{service, Exception};
 pub use service::ServiceError;

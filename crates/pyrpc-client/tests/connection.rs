@@ -9,7 +9,7 @@ use pyrpc_client::{CallError, Client, ClientConfig, TimeoutStage};
 use pyrpc_proto::wire::request;
 use pyrpc_proto::{Args, Value};
 use pyrpc_transport::Address;
-use support::{ack, echo_script, next, report, FakeServer, Net, Peer};
+use support::{ack, echo_script, next, report, FakeServer, Net, Peer, PIPE};
 
 /// A TCP address nobody listens on: a port that was just free.
 fn closed_port() -> Address {
@@ -44,47 +44,61 @@ async fn missing_unix_socket_is_no_socket() {
     );
 }
 
-#[tokio::test]
+/// A peer that reads the hello and never answers it.
+async fn silent(mut peer: Peer) {
+    peer.read_hello().await;
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn unanswered_hello_is_a_connect_timeout() {
-    // The kernel completes the TCP handshake; nobody ever answers the hello.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let server = FakeServer::start(PIPE, silent).await;
     let config = ClientConfig {
         socket_connect_timeout: Duration::from_millis(150),
         ..ClientConfig::default()
     };
-    let client = Client::with_config(Address::tcp("127.0.0.1", port), config);
-    let started = Instant::now();
+    let client = server.client(config);
+    let started = tokio::time::Instant::now();
     let err = client
         .call("echo", Args::new())
         .await
         .expect_err("times out");
-    let took = started.elapsed();
     assert_eq!(err.timeout_stage(), Some(TimeoutStage::Connect), "{err}");
-    assert!(took >= Duration::from_millis(150), "{took:?}");
-    assert!(took < Duration::from_secs(3), "{took:?}");
-    drop(listener);
+    // On the paused clock: exactly the connect timeout, no more, no less.
+    assert_eq!(started.elapsed(), Duration::from_millis(150));
+    assert_eq!(server.accepted(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn connect_timeout_is_capped_by_the_call_timeout() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let server = FakeServer::start(PIPE, silent).await;
     let config = ClientConfig {
         call_timeout: Some(Duration::from_millis(100)),
         // Left at 10 s: the call timeout must cap it.
         ..ClientConfig::default()
     };
-    let client = Client::with_config(Address::tcp("127.0.0.1", port), config);
-    let started = Instant::now();
+    let client = server.client(config);
+    let started = tokio::time::Instant::now();
     let err = client.ping().await.expect_err("times out");
     assert_eq!(err.timeout_stage(), Some(TimeoutStage::Connect), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3));
-    drop(listener);
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connector_that_fails_is_no_socket_naming_the_address() {
+    let refuse = || async {
+        Err::<tokio::io::DuplexStream, _>(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        ))
+    };
+    let client = Client::with_connector(Address::unix("memory"), ClientConfig::default(), refuse);
+    match client.ping().await {
+        Err(CallError::NoSocket { addr, source }) => {
+            assert_eq!(addr, "unix:memory");
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+        other => panic!("expected NoSocket, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -3,13 +3,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use pyrpc_client::{CallOptions, Client, ClientConfig, TimeoutStage};
 use pyrpc_proto::wire::{self, request};
 use pyrpc_proto::{Args, ErrorKind, RemoteError, Value};
-use support::{ack, error, next, pending, report, value, FakeServer, Net, Peer};
+use support::{ack, error, next, pending, report, value, FakeServer, Net, Peer, PIPE};
 
 /// What a script saw: the connection index and the request kind.
 type Seen = (usize, request::Kind);
@@ -117,9 +117,9 @@ async fn nb_call_survives_a_dropped_connection_and_releases_the_result() {
     assert_eq!(server.accepted(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unanswered_fetch_drops_the_connection_and_polls_on_a_new_one() {
-    let server = FakeServer::start(Net::Unix, |mut peer: Peer| async move {
+    let server = FakeServer::start(PIPE, |mut peer: Peer| async move {
         peer.hello().await;
         while let Some(req) = peer.recv().await {
             match req.kind {
@@ -132,8 +132,8 @@ async fn unanswered_fetch_drops_the_connection_and_polls_on_a_new_one() {
         }
     })
     .await;
-    let client = Client::with_config(server.addr.clone(), fast_polling());
-    let started = Instant::now();
+    let client = server.client(fast_polling());
+    let started = tokio::time::Instant::now();
     let ret = client.nb_call("long", Args::new()).await.expect("nb call");
     assert_eq!(ret, Value::from("done"));
     // One fetch waited tick + nb_fetch_timeout before the reconnection.
@@ -228,9 +228,9 @@ async fn not_nonblocking_server_refuses_the_submit() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nb_call_timeout_bounds_the_whole_call() {
-    let server = FakeServer::start(Net::Tcp, |mut peer: Peer| async move {
+    let server = FakeServer::start(PIPE, |mut peer: Peer| async move {
         peer.hello().await;
         while let Some(req) = peer.recv().await {
             match req.kind {
@@ -244,38 +244,51 @@ async fn nb_call_timeout_bounds_the_whole_call() {
         }
     })
     .await;
-    let client = Client::with_config(server.addr.clone(), fast_polling());
+    let client = server.client(fast_polling());
     let opts = CallOptions {
         call_timeout: Some(Some(Duration::from_millis(250))),
         ..CallOptions::default()
     };
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let err = client
         .nb_call_with("forever", Args::new(), &opts)
         .await
         .expect_err("times out");
     let took = started.elapsed();
     assert_eq!(err.timeout_stage(), Some(TimeoutStage::Nb), "{err}");
-    assert!(took >= Duration::from_millis(250), "{took:?}");
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    // On the paused clock: exactly the call timeout.
+    assert_eq!(took, Duration::from_millis(250));
     assert_eq!(client.in_flight(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nb_call_keeps_trying_to_connect_until_its_timeout() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    drop(l);
+    let tries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&tries);
+    let refuse = move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async {
+            Err::<tokio::io::DuplexStream, _>(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            ))
+        }
+    };
     let config = ClientConfig {
         call_timeout: Some(Duration::from_millis(150)),
         ..fast_polling()
     };
-    let client = Client::with_config(pyrpc_transport::Address::tcp("127.0.0.1", port), config);
+    let client = Client::with_connector(pyrpc_transport::Address::unix("nobody"), config, refuse);
+    let started = tokio::time::Instant::now();
     let err = client
         .nb_call("f", Args::new())
         .await
         .expect_err("nobody there");
     assert_eq!(err.timeout_stage(), Some(TimeoutStage::Nb), "{err}");
+    assert_eq!(started.elapsed(), Duration::from_millis(150));
+    assert!(
+        tries.load(std::sync::atomic::Ordering::SeqCst) > 1,
+        "it tried again"
+    );
 }
 
 /// The first `Fetch` follows its `Submit` at once, before the submit's ack:

@@ -13,10 +13,11 @@
 //! * [`Stream`] — one stream type for both kinds, `AsyncRead + AsyncWrite`.
 //! * [`ServerTls`], [`ClientTls`] — TLS over TCP (rustls with `ring`): the
 //!   [`Stream::Tls`] variant comes out of their handshakes.
-//! * [`Connection`] — a [`Stream`] framed with [`pyrpc_framing::Codec`].
 //!
 //! The server and client crates accept any `AsyncRead + AsyncWrite` stream, so
-//! `tokio::io::duplex` serves as an in-memory transport in tests.
+//! `tokio::io::duplex` serves as an in-memory transport in tests (the client
+//! through `Client::with_connector`). Framing is `pyrpc-framing`'s job: this
+//! crate moves bytes.
 //!
 //! # Examples
 //!
@@ -47,6 +48,3 @@ pub use error::{TlsError, TransportError};
 pub use listener::{Listener, ListenerOptions};
 pub use stream::{PeerInfo, Stream};
 pub use tls::{describe_handshake_error, tls_failure, ClientTls, ServerTls, Side, ALPN};
-
-/// A [`Stream`] framed as pyrpc messages: `In` is read, `Out` is written.
-pub type Connection<In, Out> = tokio_util::codec::Framed<Stream, pyrpc_framing::Codec<In, Out>>;

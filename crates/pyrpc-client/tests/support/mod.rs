@@ -1,6 +1,8 @@
 //! A scripted fake pyrpc server for the client's tests: real sockets (TCP on
-//! 127.0.0.1:0 or a Unix socket in a temporary directory), frames decoded with
-//! the real codec, and a per-connection script written by each test.
+//! 127.0.0.1:0 or a Unix socket in a temporary directory) or in-memory pipes
+//! (`tokio::io::duplex`, through the client's `Connector` seam, so that a
+//! test can run on a paused clock), frames decoded with the real codec, and a
+//! per-connection script written by each test.
 
 #![allow(dead_code)]
 
@@ -10,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use pyrpc_client::{Client, ClientConfig};
 use pyrpc_framing::Codec;
 use pyrpc_proto::wire::{
     self, client_frame, request, response, server_frame, ClientFrame, ServerFrame,
 };
 use pyrpc_proto::{RemoteError, Value};
-use pyrpc_transport::{Address, Listener, Stream};
+use pyrpc_transport::{Address, Listener};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
@@ -28,13 +32,27 @@ pub(crate) const SOON: Duration = Duration::from_secs(5);
 pub(crate) enum Net {
     Tcp,
     Unix,
+    /// In-memory pipes of this many bytes each way; the client must be
+    /// made with [`FakeServer::client`].
+    Memory(usize),
 }
+
+/// The in-memory pipe size for tests that do not care.
+pub(crate) const PIPE: Net = Net::Memory(64 * 1024);
+
+/// Any stream a script's peer talks over.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Io for S {}
 
 /// A running fake server; stops when dropped.
 pub(crate) struct FakeServer {
     pub(crate) addr: Address,
     /// How many connections were accepted so far.
     pub(crate) accepted: Arc<AtomicUsize>,
+    /// For [`Net::Memory`]: hands the server's end of each new pipe to the
+    /// accept loop.
+    pipes: Option<(usize, mpsc::UnboundedSender<tokio::io::DuplexStream>)>,
     task: JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -53,32 +71,69 @@ impl FakeServer {
         F: Fn(Peer) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        let script = Arc::new(script);
+        let run = move |io: Box<dyn Io>| {
+            let conn = counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(script(Peer::new(conn, io)));
+        };
+        if let Net::Memory(size) = net {
+            let (tx, mut rx) = mpsc::unbounded_channel::<tokio::io::DuplexStream>();
+            let task = tokio::spawn(async move {
+                while let Some(io) = rx.recv().await {
+                    run(Box::new(io));
+                }
+            });
+            return FakeServer {
+                addr: Address::unix("memory"),
+                accepted,
+                pipes: Some((size, tx)),
+                task,
+                _dir: None,
+            };
+        }
         let (bind, dir) = match net {
             Net::Tcp => (Address::tcp("127.0.0.1", 0), None),
-            Net::Unix => {
+            Net::Unix | Net::Memory(_) => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 (Address::unix(dir.path().join("fake.sock")), Some(dir))
             }
         };
         let listener = Listener::bind(&bind).await.expect("bind");
         let addr = listener.local_address().expect("local address");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let conn = counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(script(Peer::new(conn, stream)));
+                run(Box::new(stream));
             }
         });
         FakeServer {
             addr,
             accepted,
+            pipes: None,
             task,
             _dir: dir,
         }
+    }
+
+    /// A client of this server: over a socket, or over in-memory pipes for
+    /// [`Net::Memory`].
+    pub(crate) fn client(&self, config: ClientConfig) -> Client {
+        let Some((size, tx)) = self.pipes.clone() else {
+            return Client::with_config(self.addr.clone(), config);
+        };
+        let connector = move || {
+            let (ours, theirs) = tokio::io::duplex(size);
+            let sent = tx.send(theirs);
+            async move {
+                sent.map_err(|_| std::io::Error::from(std::io::ErrorKind::ConnectionRefused))?;
+                Ok(ours)
+            }
+        };
+        Client::with_connector(self.addr.clone(), config, connector)
     }
 
     pub(crate) fn accepted(&self) -> usize {
@@ -90,11 +145,11 @@ impl FakeServer {
 pub(crate) struct Peer {
     /// The connection's index, in accept order.
     pub(crate) conn: usize,
-    framed: Framed<Stream, Codec<ClientFrame, ServerFrame>>,
+    framed: Framed<Box<dyn Io>, Codec<ClientFrame, ServerFrame>>,
 }
 
 impl Peer {
-    fn new(conn: usize, stream: Stream) -> Peer {
+    fn new(conn: usize, stream: Box<dyn Io>) -> Peer {
         Peer {
             conn,
             framed: Framed::new(stream, Codec::new()),
