@@ -243,7 +243,11 @@ async fn a_python_shaped_caller_uses_keywords_and_sees_exceptions() {
         .call("deposit", Args::new().arg("bob").arg(1))
         .await
         .unwrap_err();
-    assert_eq!(e.to_string(), "remote error: KeyError: 'bob'");
+    assert_eq!(e.to_string(), "remote error");
+    assert_eq!(
+        pyrpc_client::Report(&e).to_string(),
+        "remote error: KeyError: 'bob'"
+    );
 
     // A name the trait lacks; the listing has the trait's methods and docs.
     let e = raw.call("rob", Args::new()).await.unwrap_err();

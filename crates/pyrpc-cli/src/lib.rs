@@ -212,7 +212,7 @@ impl From<CallError> for Failure {
                 }
             }
             CallError::Remote(r) => r.to_string(),
-            other => format!("error: {other}"),
+            other => format!("error: {}", pyrpc_proto::Report(other)),
         };
         Failure { code, message }
     }
@@ -421,6 +421,9 @@ mod tests {
             3
         );
         assert_eq!(code(CallError::Closed), 4);
-        assert_eq!(code(CallError::Protocol("x".into())), 5);
+        assert_eq!(
+            code(CallError::Protocol(pyrpc_client::ProtocolError::NoOutcome)),
+            5
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::builder::ClientBuilder;
 use crate::config::{CallOptions, ClientConfig, Timeouts};
 use crate::connection::{Connection, ServerInfo};
 use crate::connector::Connector;
-use crate::error::{CallError, TimeoutStage};
+use crate::error::{CallError, ProtocolError, TimeoutStage};
 use crate::nonblocking::NbCall;
 
 /// A pyrpc client: calls methods of the server at one address.
@@ -275,7 +275,7 @@ impl Client {
         match tokio::time::timeout(timeout, ping).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                debug!(error = %e, "not connected");
+                debug!(error = %pyrpc_proto::Report(&e), "not connected");
                 false
             }
             Err(_) => false,
@@ -453,10 +453,10 @@ impl Client {
                 // a warning; a server that is not (yet) there is not.
                 match &e {
                     CallError::Tls { .. } | CallError::Protocol(_) | CallError::Remote(_) => {
-                        tracing::warn!(target: "pyrpc.client", "connecting to {} failed: {e}", inner.addr);
+                        tracing::warn!(target: "pyrpc.client", "connecting to {} failed: {}", inner.addr, pyrpc_proto::Report(&e));
                     }
                     _ => {
-                        tracing::info!(target: "pyrpc.client", "connecting to {} failed: {e}", inner.addr);
+                        tracing::info!(target: "pyrpc.client", "connecting to {} failed: {}", inner.addr, pyrpc_proto::Report(&e));
                     }
                 }
                 return Err(e);
@@ -537,7 +537,11 @@ pub(crate) fn unexpected(outcome: &response::Kind, what: &str) -> CallError {
         response::Kind::Methods(_) => "a method list",
         response::Kind::Stats(_) => "stats",
     };
-    CallError::Protocol(format!("the server answered a {what} with {kind}"))
+    ProtocolError::UnexpectedAnswer {
+        request: what.to_owned(),
+        answer: kind,
+    }
+    .into()
 }
 
 #[cfg(test)]
@@ -570,7 +574,7 @@ mod tests {
     fn unexpected_kinds_are_protocol_errors() {
         let e = expect_ack(response::Kind::Pending(wire::Pending {}), "ping");
         assert!(
-            matches!(&e, Err(CallError::Protocol(m)) if m == "the server answered a ping with pending"),
+            matches!(&e, Err(CallError::Protocol(p)) if p.to_string() == "the server answered a ping with pending"),
             "{e:?}"
         );
     }

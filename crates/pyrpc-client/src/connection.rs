@@ -29,7 +29,7 @@ use tracing::{debug, trace};
 
 use crate::config::ClientConfig;
 use crate::connector::Connector;
-use crate::error::{CallError, TimeoutStage};
+use crate::error::{CallError, ProtocolError, TimeoutStage};
 
 /// The client side of the codec: reads `ServerFrame`s, writes `ClientFrame`s.
 type ClientCodec = Codec<ServerFrame, ClientFrame>;
@@ -85,7 +85,7 @@ pub(crate) enum Broken {
     /// The server closed it, or the socket failed.
     Closed,
     /// The server sent something that breaks the protocol.
-    Protocol(String),
+    Protocol(ProtocolError),
 }
 
 impl From<Broken> for CallError {
@@ -102,10 +102,10 @@ impl Broken {
     /// anything else is the server's fault.
     fn from_frame(e: FrameError) -> Self {
         if e.is_io() {
-            debug!(error = %e, "connection failed");
+            debug!(error = %pyrpc_proto::Report(&e), "connection failed");
             Broken::Closed
         } else {
-            Broken::Protocol(format!("bad frame from the server: {e}"))
+            Broken::Protocol(ProtocolError::BadFrame(Arc::new(e)))
         }
     }
 }
@@ -384,7 +384,7 @@ impl Connection {
         let kind = request::Kind::Cancel(wire::Cancel { id });
         match self.send(kind, CANCEL_SEND_TIMEOUT).await {
             Ok(_ack) => trace!(id, "cancel sent"),
-            Err(e) => debug!(id, error = %e, "cancel not sent"),
+            Err(e) => debug!(id, error = %pyrpc_proto::Report(&e), "cancel not sent"),
         }
     }
 
@@ -445,10 +445,11 @@ impl Connection {
         };
         let len = frame.encoded_len();
         if len > self.max_send_len {
-            return Err(CallError::Protocol(format!(
-                "request of {len} bytes is larger than the server's limit of {} bytes",
-                self.max_send_len
-            )));
+            return Err(ProtocolError::RequestTooLarge {
+                len,
+                max: self.max_send_len,
+            }
+            .into());
         }
         let rx = self.shared.register(id)?;
         // From here on, dropping `reply` (on any error, a timeout, or the
@@ -462,7 +463,7 @@ impl Connection {
         let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
         let out = &mut *out;
         if let Err(e) = out.codec.encode_chunks(&frame, &mut out.frames) {
-            return Err(CallError::Protocol(format!("cannot send the request: {e}")));
+            return Err(ProtocolError::Encode(Arc::new(e)).into());
         }
         out.queued += 1;
         Ok((reply, out.queued))
@@ -494,11 +495,11 @@ impl Connection {
         match tokio::time::timeout(send_timeout, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if e.is_io() => {
-                debug!(error = %e, "writing to the server failed");
+                debug!(error = %pyrpc_proto::Report(&e), "writing to the server failed");
                 self.close();
                 Err(CallError::Closed)
             }
-            Ok(Err(e)) => Err(CallError::Protocol(format!("cannot send the request: {e}"))),
+            Ok(Err(e)) => Err(ProtocolError::Encode(Arc::new(e)).into()),
             Err(_) => Err(CallError::Timeout {
                 stage: TimeoutStage::Send,
             }),
@@ -529,7 +530,7 @@ async fn dial(
             TransportError::Connect { addr, source } => CallError::NoSocket { addr, source },
             other => CallError::NoSocket {
                 addr: addr.to_string(),
-                source: std::io::Error::other(other.to_string()),
+                source: std::io::Error::other(pyrpc_proto::Report(&other).to_string()),
             },
         })?;
     match &config.tls {
@@ -645,7 +646,7 @@ fn handshake_error(e: ClientHandshakeError) -> CallError {
         // The server refused us (version, overload, authentication) and closes now.
         ClientHandshakeError::Refused(e) => CallError::Remote(e),
         e if e.is_authentication() => unauthenticated(e.to_string()),
-        e => CallError::Protocol(e.to_string()),
+        e => ProtocolError::Handshake(e).into(),
     }
 }
 
@@ -673,9 +674,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
             Some(Ok(ServerFrame {
                 kind: Some(server_frame::Kind::Hello(_)),
-            })) => break Broken::Protocol("the server sent a second hello".into()),
+            })) => break Broken::Protocol(ProtocolError::SecondHello),
             Some(Ok(ServerFrame { kind: None })) => {
-                break Broken::Protocol("the server sent a frame of no known kind".into())
+                break Broken::Protocol(ProtocolError::UnknownFrame)
             }
             Some(Err(e)) => break Broken::from_frame(e),
             None => break Broken::Closed,
@@ -748,9 +749,7 @@ impl PendingReply {
         };
         match got {
             Ok(Ok(Some(kind))) => Ok(kind),
-            Ok(Ok(None)) => Err(CallError::Protocol(
-                "the server sent a response with no outcome".into(),
-            )),
+            Ok(Ok(None)) => Err(ProtocolError::NoOutcome.into()),
             Ok(Err(why)) => Err(why.into()),
             // The connection went away without a word for us.
             Err(_) => Err(CallError::Closed),
@@ -777,11 +776,11 @@ mod tests {
         let shared = Shared::new();
         let mut a = shared.register(1).expect("open");
         let mut b = shared.register(2).expect("open");
-        shared.fail_all(Broken::Protocol("boom".into()));
+        shared.fail_all(Broken::Protocol(ProtocolError::NoOutcome));
         shared.fail_all(Broken::Closed);
         for rx in [&mut a, &mut b] {
             match rx.try_recv() {
-                Ok(Err(Broken::Protocol(m))) => assert_eq!(m, "boom"),
+                Ok(Err(Broken::Protocol(ProtocolError::NoOutcome))) => {}
                 other => panic!("unexpected {other:?}"),
             }
         }

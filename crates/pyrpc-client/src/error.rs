@@ -1,7 +1,15 @@
-//! [`CallError`]: why a call did not return a value, and [`TimeoutStage`].
+//! [`CallError`]: why a call did not return a value, [`ProtocolError`] and
+//! [`TimeoutStage`].
+//!
+//! `Display` says what failed and leaves the cause to `source()`, so that a
+//! chain never says a thing twice; [`Report`](pyrpc_proto::Report) prints
+//! the whole chain.
 
 use std::fmt;
+use std::sync::Arc;
 
+use pyrpc_framing::FrameError;
+use pyrpc_proto::handshake::ClientHandshakeError;
 use pyrpc_proto::{RemoteError, SerdeError, ValueError};
 
 /// Why a call did not return a value.
@@ -20,7 +28,7 @@ pub enum CallError {
     },
     /// The server could not be reached: the connection was refused, the
     /// socket file does not exist, the host is unreachable.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     NoSocket {
         /// The address tried.
         addr: String,
@@ -41,15 +49,15 @@ pub enum CallError {
     },
     /// The server broke the protocol (a frame that does not decode, an
     /// unexpected message), or a request could not be framed (larger than
-    /// the server accepts).
-    #[error("protocol error: {0}")]
-    Protocol(String),
+    /// the server accepts): [`ProtocolError`] says which.
+    #[error("protocol error")]
+    Protocol(#[from] ProtocolError),
     /// The remote method raised, or the server refused the request (no such
     /// method, overloaded, unknown non-blocking call, ...).
-    #[error("remote error: {0}")]
+    #[error("remote error")]
     Remote(#[source] RemoteError),
     /// A value could not be sent or accepted (nested too deep, malformed).
-    #[error("invalid value: {0}")]
+    #[error("invalid value")]
     Value(#[from] ValueError),
     /// The connection closed before the reply arrived. The next call
     /// connects again.
@@ -59,8 +67,49 @@ pub enum CallError {
     /// the arguments could not be converted to values, or the reply did not
     /// fit the expected type; the message names the path of the part that
     /// did not fit.
-    #[error("typed call: {0}")]
+    #[error("typed call")]
     Typed(#[from] SerdeError),
+}
+
+/// How the protocol was broken, or why a request could not be framed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A frame from the server that does not decode (or is too large).
+    #[error("bad frame from the server")]
+    BadFrame(#[source] Arc<FrameError>),
+    /// The hello exchange failed on this side's checks (the server's own
+    /// refusals are [`CallError::Remote`]).
+    #[error("the handshake failed")]
+    Handshake(#[source] ClientHandshakeError),
+    /// The server sent a second hello after the handshake.
+    #[error("the server sent a second hello")]
+    SecondHello,
+    /// The server sent a frame of no known kind.
+    #[error("the server sent a frame of no known kind")]
+    UnknownFrame,
+    /// A response carried no outcome.
+    #[error("the server sent a response with no outcome")]
+    NoOutcome,
+    /// A response of the wrong kind for its request.
+    #[error("the server answered a {request} with {answer}")]
+    UnexpectedAnswer {
+        /// The request, e.g. `"ping"`.
+        request: String,
+        /// What came back, e.g. `"a value"`.
+        answer: &'static str,
+    },
+    /// The request is larger than the server accepts; nothing was sent.
+    #[error("request of {len} bytes is larger than the server's limit of {max} bytes")]
+    RequestTooLarge {
+        /// The encoded request's length.
+        len: usize,
+        /// The server's limit.
+        max: usize,
+    },
+    /// The request could not be framed (nothing was sent).
+    #[error("cannot send the request")]
+    Encode(#[source] Arc<FrameError>),
 }
 
 impl CallError {
@@ -172,7 +221,7 @@ mod tests {
     #[test]
     fn connection_errors_are_told_apart() {
         assert!(CallError::Closed.is_connection_error());
-        assert!(!CallError::Protocol("x".into()).is_connection_error());
+        assert!(!CallError::Protocol(ProtocolError::NoOutcome).is_connection_error());
         assert!(!CallError::Timeout {
             stage: TimeoutStage::Nb
         }
@@ -188,6 +237,30 @@ mod tests {
             stage: TimeoutStage::Connect
         }
         .is_connection_error());
+    }
+
+    #[test]
+    fn display_leaves_the_cause_to_source_and_report_shows_the_chain() {
+        use pyrpc_proto::Report;
+        use std::error::Error as _;
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = CallError::NoSocket {
+            addr: "unix:/x".into(),
+            source: io,
+        };
+        assert_eq!(e.to_string(), "cannot connect to unix:/x");
+        assert_eq!(
+            Report(&e).to_string(),
+            "cannot connect to unix:/x: connection refused"
+        );
+        let e = CallError::from(ProtocolError::BadFrame(Arc::new(FrameError::Empty)));
+        assert_eq!(e.to_string(), "protocol error");
+        let bad = e.source().expect("the protocol error");
+        assert!(bad.downcast_ref::<ProtocolError>().is_some());
+        assert_eq!(
+            Report(&e).to_string(),
+            "protocol error: bad frame from the server: frame with zero length"
+        );
     }
 
     #[test]

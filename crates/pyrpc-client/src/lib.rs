@@ -88,12 +88,13 @@ pub use client::Client;
 pub use config::{CallOptions, ClientConfig};
 pub use connection::ServerInfo;
 pub use connector::{BoxStream, ByteStream, Connector};
-pub use error::{CallError, TimeoutStage};
+pub use error::{CallError, ProtocolError, TimeoutStage};
 pub use pyrpc_macros::{service, Exception};
 pub use service::ServiceError;
 // What a client needs, so that `pyrpc-client` is its only pyrpc dependency.
+pub use pyrpc_proto::handshake::ClientHandshakeError;
 pub use pyrpc_proto::{
-    from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, SerdeError,
+    from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, Report, SerdeError,
     ServerStats, Value,
 };
 pub use pyrpc_transport::Address;

@@ -187,7 +187,7 @@ impl<'a> NbCall<'a> {
 
     async fn pause_before_retry(&mut self, e: &CallError) {
         self.failures += 1;
-        debug!(call_id = %self.id_text(), error = %e, failures = self.failures,
+        debug!(call_id = %self.id_text(), error = %pyrpc_proto::Report(&e), failures = self.failures,
             "non-blocking call: connection failed; reconnecting");
         if self.failures > 1 {
             tokio::time::sleep(self.t.nb_tick.max(MIN_RETRY_PAUSE)).await;
@@ -205,7 +205,7 @@ impl<'a> NbCall<'a> {
             call_id: self.call_id.clone(),
         });
         if let Err(e) = conn.send(release, self.t.send).await {
-            debug!(call_id = %self.id_text(), error = %e, "release not sent");
+            debug!(call_id = %self.id_text(), error = %pyrpc_proto::Report(&e), "release not sent");
         }
     }
 

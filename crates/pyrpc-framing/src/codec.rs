@@ -193,10 +193,8 @@ impl<In, Out: prost::Message> Encoder<Out> for Codec<In, Out> {
         let len = self.check_encode_len(&item)?;
         dst.reserve(HEADER_LEN + len);
         dst.put_u32(len as u32);
-        item.encode(dst).map_err(|e| {
-            // Cannot happen: the buffer was reserved to fit.
-            std::io::Error::other(e.to_string())
-        })?;
+        // Cannot fail: the buffer was reserved to fit.
+        item.encode(dst)?;
         Ok(())
     }
 }
@@ -218,8 +216,7 @@ impl<In, Out: prost::Message> Codec<In, Out> {
         w.put_u32(len as u32);
         // Cannot fail: the writer has no limit (`remaining_mut` is about
         // `usize::MAX`), and the length was checked above.
-        item.encode(&mut w)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        item.encode(&mut w)?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@
 //!   tuple of arguments from a single argument.
 //! * [`MethodInfo`], [`ServerStats`] — what a server says about itself when
 //!   asked (`ListMethods`, `Stats`).
+//! * [`Report`] — an error with its chain of causes, for messages to people.
 //! * [`auth`] — the shared-secret HMAC challenge-response of the hello.
 //! * [`handshake`] — the hello exchange and authentication as sans-I/O state
 //!   machines, one per side.
@@ -55,6 +56,7 @@ mod flat;
 pub mod handshake;
 mod introspect;
 mod kinds;
+mod report;
 mod serde_value;
 mod shape;
 mod value;
@@ -74,6 +76,7 @@ pub mod __private {
 pub use flat::NESTED_MAX_DEPTH;
 pub use introspect::{Latency, MethodInfo, ServerStats};
 pub use kinds::{Date, DateTime, Fraction, Record, RecordKind, Time, TimeDelta};
+pub use report::Report;
 pub use serde_value::{from_value, to_value, SerdeError};
 pub use shape::Shape;
 pub use value::{Value, MAX_VALUE_DEPTH};

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 use pyrpc_client::{CallError, TimeoutStage};
-use pyrpc_proto::{ErrorKind, RemoteError, Value};
+use pyrpc_proto::{ErrorKind, RemoteError, Report, Value};
 
 use crate::convert::{self, Options};
 
@@ -73,12 +73,15 @@ pub(crate) fn rpc_error(py: Python<'_>, message: String) -> PyErr {
 /// `opts` converts the args of a remote exception (pickles are accepted only
 /// when the client allows them).
 pub(crate) fn call_error(py: Python<'_>, err: CallError, opts: Options) -> PyErr {
+    // The message with its causes: each error's own text leaves them out.
+    let message = Report(&err).to_string();
+    let message = || message.clone();
     match err {
-        CallError::Timeout { stage } => timeout(py, stage, err.to_string()),
-        CallError::NoSocket { .. } => make(py, &NO_SOCKET, "NoSocket", (err.to_string(),)),
-        CallError::Tls { .. } => make(py, &TLS_ERROR, "TlsError", (err.to_string(),)),
+        CallError::Timeout { stage } => timeout(py, stage, message()),
+        CallError::NoSocket { .. } => make(py, &NO_SOCKET, "NoSocket", (message(),)),
+        CallError::Tls { .. } => make(py, &TLS_ERROR, "TlsError", (message(),)),
         CallError::Protocol(_) | CallError::Value(_) => {
-            make(py, &PROTOCOL_ERROR, "ProtocolError", (err.to_string(),))
+            make(py, &PROTOCOL_ERROR, "ProtocolError", (message(),))
         }
         // The connection dropped (the server died, reset it, or closed it
         // mid-call): the same class as a server that cannot be reached, so
@@ -98,7 +101,7 @@ pub(crate) fn call_error(py: Python<'_>, err: CallError, opts: Options) -> PyErr
             make(py, &AUTH_ERROR, "AuthError", (message,))
         }
         CallError::Remote(remote) => remote_to_py(py, remote, opts),
-        other => rpc_error(py, other.to_string()),
+        other => rpc_error(py, Report(&other).to_string()),
     }
 }
 
@@ -328,5 +331,5 @@ pub(crate) fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
 /// Why a server could not start: an `OSError` (address in use, permission
 /// denied, not a socket), as Python's own servers raise.
 pub(crate) fn server_error(err: pyrpc_server::ServerError) -> PyErr {
-    pyo3::exceptions::PyOSError::new_err(err.to_string())
+    pyo3::exceptions::PyOSError::new_err(Report(&err).to_string())
 }

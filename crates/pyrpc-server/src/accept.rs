@@ -35,7 +35,7 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
     let tls_first = match first {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "connection failed before its first byte");
+            tracing::debug!(%peer, error = %pyrpc_proto::Report(&e), "connection failed before its first byte");
             return;
         }
         Err(_) => {
@@ -85,7 +85,7 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
                 }
                 Ok(Err(e)) => {
                     limited_warn!(shared.warn_limit, target: "pyrpc.auth",
-                        %peer, error = %e, "TLS handshake failed"
+                        %peer, error = %pyrpc_proto::Report(&e), "TLS handshake failed"
                     );
                 }
                 Err(_) => {

@@ -188,7 +188,7 @@ pub(crate) async fn serve<S>(
                 Err(ReadError::Frame(FrameError::Decode(e))) => {
                     let body = reader.codec.take_undecodable().unwrap_or_default();
                     if dispatch::answer_undecodable(&conn, &body, &e.to_string()).await {
-                        tracing::debug!(%peer, error = %e, "undecodable request answered with an error");
+                        tracing::debug!(%peer, error = %pyrpc_proto::Report(&e), "undecodable request answered with an error");
                         continue;
                     }
                     ReadError::Frame(FrameError::Decode(e)).log(&shared, &peer);
@@ -299,7 +299,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             _ = kill.cancelled() => return,
         };
         if let Err(e) = written {
-            tracing::debug!(%peer, error = %e, "write failed; closing the connection");
+            tracing::debug!(%peer, error = %pyrpc_proto::Report(&e), "write failed; closing the connection");
             stop.cancel();
             return;
         }
@@ -336,10 +336,12 @@ fn encode_response(
                 format!("the reply of {len} bytes is larger than the limit of {max} bytes"),
             );
             if let Err(e) = codec.encode_chunks(&frame(dispatch::error(id, e)), buf) {
-                tracing::warn!(%peer, id, error = %e, "cannot encode a reply");
+                tracing::warn!(%peer, id, error = %pyrpc_proto::Report(&e), "cannot encode a reply");
             }
         }
-        Err(e) => tracing::warn!(%peer, id, error = %e, "cannot encode a reply"),
+        Err(e) => {
+            tracing::warn!(%peer, id, error = %pyrpc_proto::Report(&e), "cannot encode a reply")
+        }
     }
 }
 

@@ -506,7 +506,7 @@ async fn run_prepared(
     drop(_turn);
     match &result {
         Ok(_) => tracing::debug!(?elapsed, "call returned"),
-        Err(e) => tracing::debug!(?elapsed, error = %e, "call failed"),
+        Err(e) => tracing::debug!(?elapsed, error = %pyrpc_proto::Report(&e), "call failed"),
     }
     if let Some(args) = record_args {
         let record = CallRecord::new(p.method, args, result, elapsed);

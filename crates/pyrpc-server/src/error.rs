@@ -11,9 +11,9 @@ pub enum ServerError {
     #[error(transparent)]
     Transport(#[from] pyrpc_transport::TransportError),
     /// [`Server::start`](crate::Server::start) could not build its tokio runtime.
-    #[error("cannot start the tokio runtime: {0}")]
+    #[error("cannot start the tokio runtime")]
     Runtime(#[source] std::io::Error),
     /// [`Server::start`](crate::Server::start) could not listen for SIGTERM.
-    #[error("cannot install the signal handler: {0}")]
+    #[error("cannot install the signal handler")]
     Signal(#[source] std::io::Error),
 }

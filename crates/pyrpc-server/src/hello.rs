@@ -59,7 +59,7 @@ where
         Some(_) => match pyrpc_proto::auth::nonce() {
             Ok(n) => Some(n),
             Err(e) => {
-                tracing::error!(%peer, error = %e, "no random nonce for the challenge");
+                tracing::error!(%peer, error = %pyrpc_proto::Report(&e), "no random nonce for the challenge");
                 None
             }
         },
@@ -183,7 +183,7 @@ async fn send_hello<W: AsyncWrite + Unpin>(
 ) -> bool {
     let mut buf = BytesMut::new();
     if let Err(e) = codec.encode(frame, &mut buf) {
-        tracing::warn!(%peer, error = %e, "cannot encode the hello");
+        tracing::warn!(%peer, error = %pyrpc_proto::Report(&e), "cannot encode the hello");
         return false;
     }
     let sent = async {
@@ -191,7 +191,7 @@ async fn send_hello<W: AsyncWrite + Unpin>(
         wr.flush().await
     };
     if let Err(e) = sent.await {
-        tracing::debug!(%peer, error = %e, "cannot send the hello");
+        tracing::debug!(%peer, error = %pyrpc_proto::Report(&e), "cannot send the hello");
         return false;
     }
     true

@@ -51,11 +51,11 @@ impl ReadError {
     pub(crate) fn log(&self, shared: &Shared, peer: &str) {
         match self {
             ReadError::Frame(e) if e.is_io() => {
-                tracing::debug!(%peer, error = %e, "connection failed");
+                tracing::debug!(%peer, error = %pyrpc_proto::Report(&e), "connection failed");
             }
             ReadError::Frame(e) => {
                 limited_warn!(shared.warn_limit, target: "pyrpc.server",
-                    %peer, error = %e, "bad frame from peer; closing its connection");
+                    %peer, error = %pyrpc_proto::Report(&e), "bad frame from peer; closing its connection");
             }
             ReadError::Idle => tracing::debug!(%peer, "connection idle for too long; closing"),
             ReadError::Budget { buffered } => {

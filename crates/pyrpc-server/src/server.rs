@@ -533,7 +533,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
                         .spawn(accept::serve_accepted(Arc::clone(&shared), stream, peer.to_string()));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(error = %pyrpc_proto::Report(&e), "accept failed");
                     tokio::select! {
                         _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                         _ = shared.shutdown.cancelled() => break,

@@ -15,7 +15,7 @@ pub enum TransportError {
         reason: &'static str,
     },
     /// Connecting failed (refused, no such socket file, unreachable).
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// The address.
         addr: String,
@@ -30,7 +30,7 @@ pub enum TransportError {
         addr: String,
     },
     /// Binding failed.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: String,
@@ -52,7 +52,7 @@ pub enum TransportError {
         path: PathBuf,
     },
     /// Accepting a connection failed.
-    #[error("accept failed: {0}")]
+    #[error("accept failed")]
     Accept(#[source] std::io::Error),
 }
 
@@ -61,7 +61,7 @@ pub enum TransportError {
 #[non_exhaustive]
 pub enum TlsError {
     /// A PEM file could not be read.
-    #[error("cannot read the {what} {path:?}: {source}")]
+    #[error("cannot read the {what} {path:?}")]
     Read {
         /// What the file should hold.
         what: &'static str,
@@ -84,7 +84,7 @@ pub enum TlsError {
     Incomplete,
     /// rustls refused the configuration (e.g. a key that does not match the
     /// certificate).
-    #[error("TLS configuration refused: {0}")]
+    #[error("TLS configuration refused")]
     Config(#[source] rustls::Error),
     /// No CA bundle was given and the system has no root certificates.
     #[error("no CA bundle given and no system root certificates found ({errors:?})")]
