@@ -19,12 +19,11 @@
 
 use std::any::Any;
 use std::collections::HashSet;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
+
+use futures::FutureExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pyrpc_proto::wire::{self, request, response};
@@ -496,7 +495,8 @@ async fn run_prepared(
     let args = p.args;
     let result = match std::panic::catch_unwind(AssertUnwindSafe(|| callee.call(ctx, method, args)))
     {
-        Ok(fut) => CatchUnwind(fut)
+        Ok(fut) => AssertUnwindSafe(fut)
+            .catch_unwind()
             .await
             .unwrap_or_else(|p| Err(panicked(method, panic_message(p)))),
         Err(p) => Err(panicked(method, panic_message(p))),
@@ -581,23 +581,6 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
         s.clone()
     } else {
         "(no message)".to_owned()
-    }
-}
-
-/// A future that turns a panic while polling into an `Err` with its payload,
-/// so a panicking method is answered instead of leaving its caller waiting.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
     }
 }
 
@@ -819,7 +802,8 @@ mod tests {
             .build()
             .expect("runtime");
         let fut: crate::CallFuture = Box::pin(async { panic!("boom") });
-        let out = rt.block_on(CatchUnwind(fut));
+        // As `run_call` does: a panic while polling is an `Err` with its payload.
+        let out = rt.block_on(AssertUnwindSafe(fut).catch_unwind());
         let msg = panic_message(out.expect_err("panicked"));
         assert_eq!(msg, "boom");
     }
