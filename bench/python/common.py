@@ -7,6 +7,7 @@ clients: ``ok``, ``calls``, ``secs``, ``rate``, ``p50_us``, ``p99_us``,
 
 import argparse
 import json
+import math
 import time
 
 
@@ -85,4 +86,9 @@ class Report(dict):
         self.update(
             rss_peak_kb=proc_status_kb("VmHWM"), rss_now_kb=proc_status_kb("VmRSS")
         )
-        print(json.dumps(self), flush=True)
+        # Strict JSON (xtask reads it with serde_json): no NaN or Infinity.
+        finite = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in self.items()
+        }
+        print(json.dumps(finite, allow_nan=False), flush=True)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::python::{self, Venv};
-use crate::util::{cargo, free_port, run as sh, step, wait_until, KillOnDrop, TempDir};
+use crate::util::{cargo, free_port, run as sh, step, temp_dir, wait_until, KillOnDrop};
 
 /// Builds the examples and the Python package, then runs three pairings.
 pub(crate) fn run(root: &Path) -> Result<()> {
@@ -19,7 +19,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     )?;
     let venv = python::setup(root)?;
     let bin = |name: &str| root.join("target/debug/examples").join(name);
-    let tmp = TempDir::new("pyrpc-demo")?;
+    let tmp = temp_dir("pyrpc-demo")?;
     pairings(root, &venv, &bin, tmp.path())?;
     println!("\ndemo finished: every client got its answer");
     Ok(())

@@ -33,7 +33,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::certs;
 use crate::python::{self, Venv};
-use crate::util::{cargo, free_port, run as sh, step, KillOnDrop, TempDir};
+use crate::util::{cargo, free_port, run as sh, step, temp_dir, KillOnDrop};
 
 /// How long a server may take to accept connections.
 const READY_LIMIT: Duration = Duration::from_secs(20);
@@ -130,35 +130,30 @@ impl Env {
     }
 }
 
-/// Removes the run's temporary directory however the run ends.
-/// The value of `--name VALUE` in `args`, if given.
-fn option<'a>(args: &'a [String], name: &str) -> Result<Option<&'a str>> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(None),
-        Some(i) => match args.get(i + 1) {
-            Some(v) => Ok(Some(v)),
-            None => bail!("{name} takes a value"),
-        },
-    }
-}
-
-/// Parses `--jobs N` (cells run at once; default 2).
-fn jobs(args: &[String]) -> Result<usize> {
-    match option(args, "--jobs")? {
-        None => Ok(2),
-        Some(n) => n
-            .parse()
-            .ok()
-            .filter(|&n: &usize| n > 0)
-            .context("--jobs takes a positive number"),
-    }
+/// `cargo xtask interop-test`'s options.
+#[derive(clap::Args, Debug, Default)]
+pub(crate) struct Options {
+    /// How many cells run at once.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) jobs: u16,
+    /// Only cells with this client peer (rust, python, independent).
+    #[arg(long)]
+    pub(crate) client: Option<String>,
+    /// Only cells with this server peer (rust, python, independent).
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// Only cells over this transport (tcp, unix, tls).
+    #[arg(long)]
+    pub(crate) transport: Option<String>,
 }
 
 /// The cells selected by `--client`, `--server` and `--transport` (all by default).
-fn select_cells(args: &[String]) -> Result<Vec<(Peer, Peer, Transport)>> {
-    let client = option(args, "--client")?;
-    let server = option(args, "--server")?;
-    let transport = option(args, "--transport")?;
+fn select_cells(opts: &Options) -> Result<Vec<(Peer, Peer, Transport)>> {
+    let (client, server, transport) = (
+        opts.client.as_deref(),
+        opts.server.as_deref(),
+        opts.transport.as_deref(),
+    );
     let keep = |wanted: Option<&str>, name: String| !matches!(wanted, Some(w) if w != name);
     let mut cells = Vec::new();
     for c in PEERS {
@@ -180,18 +175,18 @@ fn select_cells(args: &[String]) -> Result<Vec<(Peer, Peer, Transport)>> {
 }
 
 /// Sets up `target/venv` and the `pyrpc` package, then runs [`run_with`].
-pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
+pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
     let venv = python::setup(root)?;
-    run_with(root, venv, args)
+    run_with(root, venv, opts)
 }
 
 /// Builds the Rust peer, generates the independent peer's messages, checks
 /// the golden vectors and runs the matrix, with `venv` already set up by
 /// [`python::setup`].
-pub(crate) fn run_with(root: &Path, venv: Venv, args: &[String]) -> Result<()> {
+pub(crate) fn run_with(root: &Path, venv: Venv, opts: &Options) -> Result<()> {
     let start = Instant::now();
-    let jobs = jobs(args)?;
-    let cells = select_cells(args)?;
+    let jobs = usize::from(opts.jobs.max(1));
+    let cells = select_cells(opts)?;
     step("building the Rust interop peer (examples/interop_peer.rs)");
     sh(
         cargo().args([
@@ -216,7 +211,7 @@ pub(crate) fn run_with(root: &Path, venv: Venv, args: &[String]) -> Result<()> {
         root,
     )?;
 
-    let _cleanup = TempDir::new("pyrpc-interop")?;
+    let _cleanup = temp_dir("pyrpc-interop")?;
     let tmp = _cleanup.path().to_path_buf();
     let tls = certs::write(&tmp.join("tls"))?;
     let env = Env {

@@ -18,10 +18,12 @@
 //! * `fuzz [SECONDS]` — a bounded run of every cargo-fuzz target in `fuzz/`.
 //! * `codegen [--check]` — regenerate (or check) the prost code from `proto/`.
 //!
-//! xtask has no async runtime and few dependencies; it shells out to `cargo`,
+//! xtask has no async runtime and few dependencies (clap for its command
+//! line, serde_json for the bench's JSON); it shells out to `cargo`,
 //! `python3`, `pip` and `maturin` and says what it runs.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 
 mod bench;
 mod certs;
@@ -36,51 +38,113 @@ mod test;
 mod util;
 mod wheel;
 
-const HELP: &str = "\
-cargo xtask <task>
+/// pyrpc's project tasks.
+#[derive(Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
 
-  demo                a Rust and a Python server, each called by a client in another process
-  test                every check: fmt, codegen, clippy, Rust tests, Python tests, examples
-  fuzz [SECONDS]      run every fuzz target for SECONDS (default 20; installs cargo-fuzz)
-  interop-test        every client x server (rust, python, independent) x (tcp, unix), in processes
-      [--jobs N] [--client PEER] [--server PEER] [--transport tcp|unix]
-  bench [--quick]     issue 6's benchmark: every case and its peers, table, bench/RESULTS.md, chart
-      [--case ID,..]  only the cases whose id contains one of these (results to target/bench/)
-  python-setup        create target/venv (maturin, pytest, mypy) and install the pyrpc wheel into it
-  python-test         the wheel, then the Python suite on it in target/venv and on each CPython 3.9-3.13
-  wheel               build the release wheel (abi3, manylinux2014, stripped) and sdist in target/wheels
-  codegen [--check]   regenerate (or check) crates/pyrpc-proto/src/generated from proto/
-  standalone          crates using pyrpc-client alone (no default features) or pyrpc-server
-                      alone build, with #[service]; part of `test`
-";
+#[derive(Subcommand)]
+enum Task {
+    /// A Rust and a Python server, each called by a client in another process.
+    Demo,
+    /// Every check: fmt, codegen, clippy, Rust tests, Python tests, examples.
+    Test,
+    /// Run every fuzz target for SECONDS (installs cargo-fuzz).
+    Fuzz {
+        /// How long each target runs.
+        #[arg(default_value_t = 20)]
+        seconds: u64,
+    },
+    /// Every client x server (rust, python, independent) x (tcp, unix, tls), in processes.
+    InteropTest(interop::Options),
+    /// Issue 6's benchmark: every case and its peers, table, bench/RESULTS.md, chart.
+    Bench(bench::Options),
+    /// Create target/venv (maturin, pytest, mypy) and install the pyrpc wheel into it.
+    PythonSetup,
+    /// The wheel, then the Python suite on it in target/venv and on each CPython 3.9-3.13.
+    PythonTest,
+    /// Build the release wheel (abi3, manylinux2014, stripped) and sdist in target/wheels.
+    Wheel,
+    /// Regenerate (or check) crates/pyrpc-proto/src/generated from proto/.
+    Codegen {
+        /// Only check that the committed code is up to date.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Crates using pyrpc-client alone (no default features) or pyrpc-server alone build.
+    Standalone,
+}
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::parse();
     let root = util::project_root();
-    let flag = |name: &str| args.iter().any(|a| a == name);
-    match args.first().map(String::as_str) {
-        Some("codegen") => codegen::run(&root, flag("--check")),
-        Some("demo") => demo::run(&root),
-        Some("test") => test::run(&root),
-        Some("fuzz") => {
-            let secs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
-            fuzz::run_targets(&root, secs)
-        }
-        Some("bench") => bench::run(&root, &args[1..]),
-        Some("interop-test") => interop::run(&root, &args[1..]),
-        Some("python-setup") => python::setup(&root).map(|_| ()),
-        Some("standalone") => standalone::run_checks(&root),
-        Some("python-test") => {
+    match cli.task {
+        Task::Codegen { check } => codegen::run(&root, check),
+        Task::Demo => demo::run(&root),
+        Task::Test => test::run(&root),
+        Task::Fuzz { seconds } => fuzz::run_targets(&root, seconds),
+        Task::Bench(opts) => bench::run(&root, &opts),
+        Task::InteropTest(opts) => interop::run(&root, &opts),
+        Task::PythonSetup => python::setup(&root).map(|_| ()),
+        Task::Standalone => standalone::run_checks(&root),
+        Task::PythonTest => {
             let cli = root.join("target/debug/pyrpc");
             pythons::test(&root, cli.exists().then_some(cli.as_path())).map(|_| ())
         }
-        Some("wheel") => python::venv(&root)
+        Task::Wheel => python::venv(&root)
             .and_then(|venv| wheel::build(&root, &venv))
             .map(|_| ()),
-        Some("help") | Some("--help") | Some("-h") | None => {
-            print!("{HELP}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown task `{other}`\n\n{HELP}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent_and_parses_the_readme_forms() {
+        Cli::command().debug_assert();
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+        };
+        let Ok(Cli {
+            task: Task::Bench(b),
+        }) = parse(&["bench", "--quick", "--case", "raw,rust-seq"])
+        else {
+            panic!("bench parses")
+        };
+        assert!(b.quick);
+        assert_eq!(b.case, Some(vec!["raw".to_owned(), "rust-seq".to_owned()]));
+        assert!(matches!(
+            parse(&["bench", "--only", "py"]),
+            Ok(Cli {
+                task: Task::Bench(_)
+            })
+        ));
+        let Ok(Cli {
+            task: Task::InteropTest(i),
+        }) = parse(&["interop-test", "--jobs", "3", "--transport", "unix"])
+        else {
+            panic!("interop-test parses")
+        };
+        assert_eq!((i.jobs, i.transport.as_deref()), (3, Some("unix")));
+        assert!(parse(&["interop-test", "--jobs", "0"]).is_err(), "jobs > 0");
+        assert!(matches!(
+            parse(&["fuzz"]),
+            Ok(Cli {
+                task: Task::Fuzz { seconds: 20 }
+            })
+        ));
+        assert!(matches!(
+            parse(&["codegen", "--check"]),
+            Ok(Cli {
+                task: Task::Codegen { check: true }
+            })
+        ));
+        assert!(parse(&["nonsense"]).is_err());
     }
 }

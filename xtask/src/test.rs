@@ -69,10 +69,23 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let venv = pythons::test(root, Some(&cli))?;
 
     step("interop test (cargo xtask interop-test)");
-    interop::run_with(root, venv, &[])?;
+    interop::run_with(
+        root,
+        venv,
+        &interop::Options {
+            jobs: 2,
+            ..Default::default()
+        },
+    )?;
 
     step("benchmark smoke run (cargo xtask bench --quick: every case runs, numbers not judged)");
-    bench::run(root, &["--quick".to_owned()])?;
+    bench::run(
+        root,
+        &bench::Options {
+            quick: true,
+            ..Default::default()
+        },
+    )?;
 
     println!("\nall checks passed in {:.0?}", start.elapsed());
     Ok(())

@@ -74,29 +74,14 @@ pub(crate) fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// A directory under the system temp dir, `<prefix>-<pid>`, removed with
+/// A fresh directory under the system temp dir (short paths: a Unix
+/// socket's must fit in 108 bytes), `<prefix>-XXXXXX`, removed with
 /// everything in it when dropped (also when a task fails half-way).
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Creates the directory.
-    pub(crate) fn new(prefix: &str) -> Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(TempDir(path))
-    }
-
-    /// Its path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir()
+        .with_context(|| format!("cannot create a temporary directory {prefix}-*"))
 }
 
 /// Runs `cmd` in `dir` with its stdout and stderr going to `log` (tools'
