@@ -502,6 +502,8 @@ async fn a_client_pipelining_calls_without_reading_is_held_back() {
 async fn abandoned_large_replies_are_freed() {
     let mut p = ServerProcess::tcp(EXE, OPTIONS);
     let addr = p.addr.clone();
+    still_serving(&mut p, "before").await;
+    let idle_kib = p.rss_kib();
     for _ in 0..10 {
         let mut s = open(&addr, true).await;
         // A 12 MiB reply that nobody reads.
@@ -514,15 +516,23 @@ async fn abandoned_large_replies_are_freed() {
         .unwrap();
         drop(s);
     }
-    // Give the server a moment to notice the closed connections, polling.
+    // 120 MiB of replies were asked for; once the server notices the closed
+    // connections, what it holds must fall back to well under half of that
+    // above idle. Polled, failing after `T`.
+    let bound = idle_kib + 48 * 1024;
     let deadline = Instant::now() + T;
-    loop {
+    let rss = loop {
         let rss = p.rss_kib();
-        if rss < 100 * 1024 || Instant::now() > deadline {
-            eprintln!("RSS after 10 abandoned 12 MiB replies: {rss} KiB");
-            break;
+        if rss < bound || Instant::now() > deadline {
+            break rss;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    eprintln!("RSS idle {idle_kib} KiB, after 10 abandoned 12 MiB replies {rss} KiB");
+    assert!(
+        rss < bound,
+        "the server still holds {} KiB above idle after {T:?}",
+        rss - idle_kib
+    );
     still_serving(&mut p, "ten abandoned 12 MiB replies").await;
 }
