@@ -17,11 +17,32 @@ pub struct ServerProcess {
     pub dir: Option<tempfile::TempDir>,
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks it; it may be taken again
-/// before the server binds it, which the caller notices as a failed start).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// The TCP port process `pid` listens on, read from its own sockets: the
+/// inodes of its file descriptors (`/proc/PID/fd`) looked up among the
+/// listening sockets of `/proc/net/tcp{,6}`. `None` until it listens.
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_str()?;
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                // sl local_address rem_address st ... inode (field 9); 0A = LISTEN.
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                    u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()
+                } else {
+                    None
+                }
+            })
+        })
 }
 
 impl ServerProcess {
@@ -33,13 +54,15 @@ impl ServerProcess {
         Self::at(exe, addr, Some(dir), options)
     }
 
-    /// Starts `exe serve` on 127.0.0.1 (a free port) with `options`.
+    /// Starts `exe serve` on 127.0.0.1, port 0 (the OS picks a free one as
+    /// the server binds; [`ServerProcess::addr`] is then the real port).
     pub fn tcp(exe: &str, options: &[&str]) -> Self {
-        Self::at(exe, Address::tcp("127.0.0.1", free_port()), None, options)
+        Self::at(exe, Address::tcp("127.0.0.1", 0), None, options)
     }
 
     /// Starts `exe serve ADDR options` and waits (at most 10 s) until it
-    /// answers a ping.
+    /// accepts connections. With TCP port 0, the port it bound is found in
+    /// its sockets.
     pub fn at(exe: &str, addr: Address, dir: Option<tempfile::TempDir>, options: &[&str]) -> Self {
         let child = Command::new(exe)
             .arg("serve")
@@ -53,7 +76,12 @@ impl ServerProcess {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             assert!(p.alive(), "the server process exited while starting");
-            if p.accepts() {
+            if let Address::Tcp { host, port: 0 } = &p.addr {
+                if let Some(port) = listening_port(p.pid()) {
+                    p.addr = Address::tcp(host.clone(), port);
+                }
+            }
+            if !matches!(p.addr, Address::Tcp { port: 0, .. }) && p.accepts() {
                 return p;
             }
             assert!(Instant::now() < deadline, "the server never listened");
