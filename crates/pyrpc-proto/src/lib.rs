@@ -52,6 +52,7 @@ mod exception;
 mod flat;
 mod introspect;
 mod kinds;
+pub mod raw;
 mod serde_value;
 mod shape;
 mod value;
