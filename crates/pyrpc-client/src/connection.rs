@@ -15,9 +15,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use prost::Message;
 use pyrpc_framing::{Codec, FrameChunks, FrameError};
-use pyrpc_proto::wire::{
-    self, client_frame, request, response, server_frame, ClientFrame, ServerFrame,
+// Values travel as their encoded bytes (see `pyrpc_proto::raw`): the
+// Python binding converts them itself, Rust callers decode them.
+use pyrpc_proto::raw::{
+    client_frame, request, response, server_frame, ClientFrame, Request, ServerFrame,
 };
+use pyrpc_proto::wire;
 use pyrpc_proto::PROTOCOL_VERSION;
 use pyrpc_transport::{Address, TransportError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -512,7 +515,7 @@ impl Connection {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancellable = matches!(kind, request::Kind::Call(_));
         let frame = ClientFrame {
-            kind: Some(client_frame::Kind::Request(wire::Request {
+            kind: Some(client_frame::Kind::Request(Request {
                 id,
                 kind: Some(kind),
             })),
@@ -890,7 +893,7 @@ mod tests {
             while let Some(Ok(f)) = framed.next().await {
                 if let Some(client_frame::Kind::Request(r)) = f.kind {
                     let ack = ServerFrame {
-                        kind: Some(server_frame::Kind::Response(wire::Response {
+                        kind: Some(server_frame::Kind::Response(pyrpc_proto::raw::Response {
                             id: r.id,
                             kind: Some(response::Kind::Ack(wire::Ack {})),
                         })),

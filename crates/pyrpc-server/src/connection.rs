@@ -37,7 +37,10 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 use pyrpc_framing::{Codec, FrameChunks, FrameError};
-use pyrpc_proto::wire::{self, client_frame, server_frame};
+// Values travel as their encoded bytes (see `pyrpc_proto::raw`): decoded by
+// the dispatcher for Rust callees, by the callee itself for the Python one.
+use pyrpc_proto::raw::{client_frame, server_frame};
+use pyrpc_proto::{raw, wire};
 use pyrpc_proto::{ErrorKind, RemoteError, PROTOCOL_VERSION};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -62,7 +65,7 @@ pub(crate) const UNCHARGED: usize = 64 * 1024;
 /// never much more than what arrives.
 const MAX_READ: usize = 64 * 1024;
 
-type ServerCodec = Codec<wire::ClientFrame, wire::ServerFrame>;
+type ServerCodec = Codec<raw::ClientFrame, raw::ServerFrame>;
 
 /// What was learnt about a connection before its hello.
 #[derive(Debug, Default)]
@@ -199,7 +202,7 @@ pub(crate) async fn serve<S>(
         };
         let outcome = match answer {
             Err(_) => Err("no answer to the authentication challenge within the handshake timeout"),
-            Ok(Ok(Some(wire::ClientFrame {
+            Ok(Ok(Some(raw::ClientFrame {
                 kind: Some(client_frame::Kind::Auth(a)),
             }))) => {
                 if secret.verify_client(&challenge, &client_nonce, &a.mac) {
@@ -295,7 +298,7 @@ pub(crate) async fn serve<S>(
                 f = reader.next(shared.config.idle_timeout, &busy) => f,
             };
             match frame {
-                Ok(Some(wire::ClientFrame {
+                Ok(Some(raw::ClientFrame {
                     kind: Some(client_frame::Kind::Request(req)),
                 })) => {
                     tracing::trace!(%peer, id = req.id, "request");
@@ -371,7 +374,7 @@ async fn send_hello<W: AsyncWrite + Unpin>(
     hello: wire::ServerHello,
     peer: &str,
 ) -> bool {
-    let frame = wire::ServerFrame {
+    let frame = raw::ServerFrame {
         kind: Some(server_frame::Kind::Hello(hello)),
     };
     let mut buf = BytesMut::new();
@@ -508,13 +511,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 /// `FRAME_TOO_LARGE` error for the same request.
 fn encode_response(
     codec: &mut ServerCodec,
-    resp: wire::Response,
+    resp: raw::Response,
     buf: &mut FrameChunks,
     peer: &str,
 ) {
     let id = resp.id;
     tracing::trace!(%peer, id, "response");
-    let frame = |resp| wire::ServerFrame {
+    let frame = |resp| raw::ServerFrame {
         kind: Some(server_frame::Kind::Response(resp)),
     };
     match codec.encode_chunks(&frame(resp), buf) {
@@ -547,7 +550,7 @@ pub(crate) struct ReplyQueue {
 
 /// A reply and the room it takes in the queue until written.
 struct Queued {
-    resp: wire::Response,
+    resp: raw::Response,
     room: OwnedSemaphorePermit,
 }
 
@@ -576,7 +579,7 @@ impl ReplyQueue {
     /// # Errors
     ///
     /// [`QueueClosed`] when the connection is gone.
-    pub(crate) async fn send(&self, resp: wire::Response) -> Result<(), QueueClosed> {
+    pub(crate) async fn send(&self, resp: raw::Response) -> Result<(), QueueClosed> {
         let len = u32::try_from(resp.encoded_len()).unwrap_or(u32::MAX);
         let room = Arc::clone(&self.room)
             .acquire_many_owned(len.clamp(1, self.max))
@@ -679,7 +682,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         &mut self,
         idle: Option<Duration>,
         busy: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Option<wire::ClientFrame>, ReadError> {
+    ) -> Result<Option<raw::ClientFrame>, ReadError> {
         loop {
             let decoded = self.codec.decode(&mut self.buf);
             if !matches!(decoded, Ok(None)) {
