@@ -1435,6 +1435,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         }
     }
 
+    // Issue 10's value round trips against pickle (xtask/src/bench_values.rs).
+    let values_md = crate::bench_values::run(root, quick, only.as_deref())?;
+
     let summaries: Vec<Summary> = cases
         .into_iter()
         .zip(&samples)
@@ -1485,6 +1488,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         goals.len()
     );
     let _ = writeln!(md, "## Cases\n\n{cases_md}");
+    md.push_str(&values_md);
     if !failed.is_empty() {
         md.push_str("## Failed runs\n\n");
         for f in &failed {

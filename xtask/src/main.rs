@@ -24,6 +24,7 @@
 use anyhow::{bail, Result};
 
 mod bench;
+mod bench_values;
 mod certs;
 mod codegen;
 mod demo;
