@@ -1,12 +1,14 @@
 """Value round trips through pyrpc vs pickle over a plain Unix socket (issue 10, item 6).
 
-Not yet a case of `cargo xtask bench`: run it by hand with the release build,
-``target/venv/bin/python bench/python/values_vs_pickle.py [repeats]``. Each case
-echoes one value (the server returns it) and prints the median round trip of
-pyrpc, of pickle (protocol 5, 4-byte length, ``loads``/``dumps`` on the other
-side, one persistent connection) and their ratio (goal: <= 0.8).
+Run by `cargo xtask bench` (xtask/src/bench_values.rs), or by hand with the
+release build: ``target/venv/bin/python bench/python/values_vs_pickle.py
+[repeats] [--json]``. Each case echoes one value (the server returns it) and
+prints the median round trip of pyrpc, of pickle (protocol 5, 4-byte length,
+``loads``/``dumps`` on the other side, one persistent connection) and their
+ratio (goal: <= 0.8); with ``--json``, one JSON object per case instead.
 """
 
+import json
 import os
 import pickle
 import socket
@@ -73,7 +75,9 @@ def median_time(fn, repeats):
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    as_json = "--json" in sys.argv
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    repeats = int(numbers[0]) if numbers else 5
     tmp = tempfile.mkdtemp()
     # Both servers run in their own process, as in the issue's measurement.
     pyrpc_addr = os.path.join(tmp, "pyrpc.sock")
@@ -102,6 +106,10 @@ def main():
             assert client.echo(value) == value and pickle_roundtrip(sock, value) == value
             t_pyrpc = median_time(lambda: client.echo(value), repeats)
             t_pickle = median_time(lambda: pickle_roundtrip(sock, value), repeats)
+            if as_json:
+                print(json.dumps({"case": name, "pyrpc_s": t_pyrpc, "pickle_s": t_pickle,
+                                  "repeats": repeats}), flush=True)
+                continue
             print(f"{name:36s} pyrpc {t_pyrpc * 1000:7.1f} ms  pickle {t_pickle * 1000:7.1f} ms  "
                   f"ratio {t_pyrpc / t_pickle:4.2f}", flush=True)
     finally:

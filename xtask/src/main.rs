@@ -26,6 +26,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_values;
 mod certs;
 mod codegen;
 mod demo;

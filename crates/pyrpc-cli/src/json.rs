@@ -247,6 +247,12 @@ pub(crate) fn to_json(v: &Value) -> Json {
         | Value::TimeDelta(_)
         | Value::Fraction(_)
         | Value::Record(_) => one("$repr", Json::String(v.to_string())),
+        Value::Encoded(b) => {
+            match pyrpc_proto::raw::decode_value(b.clone(), pyrpc_proto::MAX_VALUE_DEPTH) {
+                Ok(v) => to_json(&v),
+                Err(e) => one("$repr", Json::String(format!("<{e}>"))),
+            }
+        }
         Value::List(v) => items(v),
         Value::Tuple(v) => one("$tuple", items(v)),
         Value::Set(v) => one("$set", items(v)),

@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use pyrpc_proto::wire::{self, request, response};
+use bytes::Bytes;
+use pyrpc_proto::raw::{self, request, response, RawArgs};
+use pyrpc_proto::wire;
 use pyrpc_proto::{Args, MethodInfo, ServerStats, Value};
 use pyrpc_transport::Address;
 use tokio::time::Instant;
@@ -182,9 +184,40 @@ impl Client {
         opts: &CallOptions,
     ) -> Result<Value, CallError> {
         let t = Timeouts::new(&self.inner.config, opts);
-        let deadline = t.call.and_then(deadline_after);
         let conn = self.prepare(&args, t.connect).await?;
         let call = wire_call(method, args, t.call_timeout_ms());
+        let value = self.call_on(&conn, call, &t).await?;
+        self.decode(value)
+    }
+
+    /// [`Client::call_with`] with the arguments and the result as encoded
+    /// `pyrpc.v1.Value` messages ([`pyrpc_proto::raw`]): for a caller that
+    /// converts values itself (the Python binding). The arguments are not
+    /// checked against the depth limit here: the encoder must.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::call`].
+    pub async fn call_raw_with(
+        &self,
+        method: &str,
+        args: RawArgs,
+        opts: &CallOptions,
+    ) -> Result<Bytes, CallError> {
+        let t = Timeouts::new(&self.inner.config, opts);
+        let conn = self.connection(t.connect).await?;
+        let call = args.into_call(method, t.call_timeout_ms());
+        self.call_on(&conn, call, &t).await
+    }
+
+    /// Sends `call` on `conn` and waits for its encoded result.
+    async fn call_on(
+        &self,
+        conn: &Arc<Connection>,
+        call: raw::Call,
+        t: &Timeouts,
+    ) -> Result<Bytes, CallError> {
+        let deadline = t.call.and_then(deadline_after);
         let reply = conn.send(request::Kind::Call(call), t.send).await?;
         let id = reply.id;
         let outcome = match reply.wait(deadline).await {
@@ -195,7 +228,7 @@ impl Client {
             }
             other => other?,
         };
-        match self.value_of(outcome, "call") {
+        match raw_value_of(outcome, "call") {
             // The server stopped the call at the deadline we sent it, which
             // can reach us just as our own timer fires: one timeout, whoever
             // noticed first.
@@ -246,10 +279,31 @@ impl Client {
         args: Args,
         opts: &CallOptions,
     ) -> Result<Value, CallError> {
-        let t = Timeouts::new(&self.inner.config, opts);
-        let deadline = t.call.and_then(deadline_after);
         check_depth(&args, self.inner.config.max_value_depth)?;
+        let t = Timeouts::new(&self.inner.config, opts);
         let call = wire_call(method, args, t.call_timeout_ms());
+        let value = self.nb_call_on(call, t).await?;
+        self.decode(value)
+    }
+
+    /// [`Client::nb_call_with`] with raw values, as [`Client::call_raw_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::nb_call`].
+    pub async fn nb_call_raw_with(
+        &self,
+        method: &str,
+        args: RawArgs,
+        opts: &CallOptions,
+    ) -> Result<Bytes, CallError> {
+        let t = Timeouts::new(&self.inner.config, opts);
+        let call = args.into_call(method, t.call_timeout_ms());
+        self.nb_call_on(call, t).await
+    }
+
+    async fn nb_call_on(&self, call: raw::Call, t: Timeouts) -> Result<Bytes, CallError> {
+        let deadline = t.call.and_then(deadline_after);
         let nb = NbCall::new(self, call, t);
         match deadline {
             Some(d) => {
@@ -387,13 +441,9 @@ impl Client {
         expect_ack(outcome, what)
     }
 
-    /// A reply's value, converted with the client's depth limit.
-    pub(crate) fn value_of(&self, outcome: response::Kind, what: &str) -> Result<Value, CallError> {
-        match outcome {
-            response::Kind::Value(v) => Ok(Value::from_wire(v, self.inner.config.max_value_depth)?),
-            response::Kind::Error(e) => Err(CallError::Remote(e.into())),
-            other => Err(unexpected(&other, what)),
-        }
+    /// A reply's encoded value, decoded with the client's depth limit.
+    fn decode(&self, value: Bytes) -> Result<Value, CallError> {
+        Ok(raw::decode_value(value, self.inner.config.max_value_depth)?)
     }
 
     /// The open connection, if there is one; never connects.
@@ -502,19 +552,16 @@ fn check_depth(args: &Args, max: usize) -> Result<(), CallError> {
 }
 
 /// The wire form of a call.
-pub(crate) fn wire_call(method: &str, args: Args, timeout_ms: u64) -> wire::Call {
-    wire::Call {
-        method: method.to_owned(),
-        args: args.args.into_iter().map(wire::Value::from).collect(),
-        kwargs: args
-            .kwargs
-            .into_iter()
-            .map(|(name, v)| wire::Kwarg {
-                name,
-                value: Some(v.into()),
-            })
-            .collect(),
-        timeout_ms,
+pub(crate) fn wire_call(method: &str, args: Args, timeout_ms: u64) -> raw::Call {
+    RawArgs::from(args).into_call(method, timeout_ms)
+}
+
+/// A reply's encoded value; the remote error, or a protocol error, otherwise.
+pub(crate) fn raw_value_of(outcome: response::Kind, what: &str) -> Result<Bytes, CallError> {
+    match outcome {
+        response::Kind::Value(v) => Ok(v),
+        response::Kind::Error(e) => Err(CallError::Remote(e.into())),
+        other => Err(unexpected(&other, what)),
     }
 }
 
@@ -565,7 +612,10 @@ mod tests {
         let call = wire_call("echo", Args::new().arg(1).arg("a").kwarg("k", 2.5), 40);
         assert_eq!(call.method, "echo");
         assert_eq!(call.args.len(), 2);
-        assert_eq!(Value::try_from(call.args[1].clone()), Ok(Value::from("a")));
+        assert_eq!(
+            raw::decode_value(call.args[1].clone(), 4),
+            Ok(Value::from("a"))
+        );
         assert_eq!(call.kwargs[0].name, "k");
         assert_eq!(call.timeout_ms, 40);
     }

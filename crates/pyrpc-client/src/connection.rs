@@ -16,9 +16,12 @@ use futures::StreamExt;
 use prost::Message;
 use pyrpc_framing::{Codec, FrameChunks, FrameError};
 use pyrpc_proto::handshake::{ClientHandshake, ClientHandshakeError, ClientSettings, ClientStep};
-use pyrpc_proto::wire::{
-    self, client_frame, request, response, server_frame, ClientFrame, ServerFrame,
+// Values travel as their encoded bytes (see `pyrpc_proto::raw`): the
+// Python binding converts them itself, Rust callers decode them.
+use pyrpc_proto::raw::{
+    self, client_frame, request, response, server_frame, ClientFrame, Request, ServerFrame,
 };
+use pyrpc_proto::wire;
 use pyrpc_transport::{Address, TransportError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, Notify};
@@ -323,10 +326,13 @@ impl Connection {
         let mut outgoing = hello;
         let done = loop {
             writer
-                .send(&outgoing)
+                .send(&handshake_frame(outgoing))
                 .await
                 .map_err(|e| CallError::from(Broken::from_frame(e)))?;
             let frame = read_hello(&mut reader).await?;
+            // The rules read generated frames; a frame whose values do not
+            // decode is as much "not a hello" as an empty one.
+            let frame: wire::ServerFrame = raw::transcode(&frame).unwrap_or_default();
             match machine.on_frame(frame).map_err(handshake_error)? {
                 ClientStep::Send(answer) => outgoing = answer,
                 ClientStep::Ready(done) => break done,
@@ -438,7 +444,7 @@ impl Connection {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancellable = matches!(kind, request::Kind::Call(_));
         let frame = ClientFrame {
-            kind: Some(client_frame::Kind::Request(wire::Request {
+            kind: Some(client_frame::Kind::Request(Request {
                 id,
                 kind: Some(kind),
             })),
@@ -611,6 +617,18 @@ impl FrameWriter {
             self.pending = FrameChunks::new();
         }
         Ok(())
+    }
+}
+
+/// A frame of the handshake (a hello or an answer to the challenge, all
+/// that [`ClientHandshake`] sends) as the frame type the codec writes.
+fn handshake_frame(frame: wire::ClientFrame) -> ClientFrame {
+    ClientFrame {
+        kind: match frame.kind {
+            Some(wire::client_frame::Kind::Hello(h)) => Some(client_frame::Kind::Hello(h)),
+            Some(wire::client_frame::Kind::Auth(a)) => Some(client_frame::Kind::Auth(a)),
+            Some(wire::client_frame::Kind::Request(_)) | None => None,
+        },
     }
 }
 
@@ -867,7 +885,7 @@ mod tests {
             while let Some(Ok(f)) = framed.next().await {
                 if let Some(client_frame::Kind::Request(r)) = f.kind {
                     let ack = ServerFrame {
-                        kind: Some(server_frame::Kind::Response(wire::Response {
+                        kind: Some(server_frame::Kind::Response(pyrpc_proto::raw::Response {
                             id: r.id,
                             kind: Some(response::Kind::Ack(wire::Ack {})),
                         })),

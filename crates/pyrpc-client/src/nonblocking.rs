@@ -20,7 +20,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use pyrpc_proto::wire::{self, request, response};
+use pyrpc_proto::raw::{self, request, response};
+use pyrpc_proto::wire;
 use pyrpc_proto::{ErrorKind, RemoteError, Value};
 use tracing::debug;
 
@@ -37,7 +38,7 @@ pub(crate) struct NbCall<'a> {
     client: &'a Client,
     /// 16 random bytes naming the call on the server, across connections.
     call_id: Bytes,
-    call: wire::Call,
+    call: raw::Call,
     t: Timeouts,
     /// Connection failures in a row; the first retry is immediate, later ones
     /// wait a tick.
@@ -45,7 +46,7 @@ pub(crate) struct NbCall<'a> {
 }
 
 impl<'a> NbCall<'a> {
-    pub(crate) fn new(client: &'a Client, call: wire::Call, t: Timeouts) -> Self {
+    pub(crate) fn new(client: &'a Client, call: raw::Call, t: Timeouts) -> Self {
         NbCall {
             client,
             call_id: Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes()),
@@ -57,7 +58,7 @@ impl<'a> NbCall<'a> {
 
     /// Submits, polls and releases; unbounded (the caller applies the call
     /// timeout).
-    pub(crate) async fn run(mut self) -> Result<Value, CallError> {
+    pub(crate) async fn run(mut self) -> Result<Bytes, CallError> {
         'submit: loop {
             let mut fetched = match self.submit_and_fetch().await {
                 Ok(fetched) => fetched,
@@ -77,7 +78,7 @@ impl<'a> NbCall<'a> {
                     }
                     Ok(response::Kind::Value(v)) => {
                         self.release().await;
-                        return self.client.value_of(response::Kind::Value(v), "fetch");
+                        return Ok(v);
                     }
                     Ok(response::Kind::Error(e)) => {
                         let e = RemoteError::from(e);
@@ -118,7 +119,7 @@ impl<'a> NbCall<'a> {
     ///
     /// The submit's failure (a refusal, a broken connection, a timeout).
     async fn submit_and_fetch(&self) -> Result<Result<response::Kind, CallError>, CallError> {
-        let submit = request::Kind::Submit(wire::Submit {
+        let submit = request::Kind::Submit(raw::Submit {
             call_id: self.call_id.clone(),
             call: Some(self.call.clone()),
             keep_ms: duration_ms_ceil(self.t.nb_keep()),

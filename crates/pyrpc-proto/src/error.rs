@@ -39,6 +39,10 @@ pub enum ValueError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Bytes that are not a protobuf `Value` message (a raw value, see
+    /// [`crate::raw`]).
+    #[error("undecodable value: {0}")]
+    Undecodable(String),
 }
 
 /// A failure that travels as data: an exception raised by the remote method, or

@@ -56,6 +56,7 @@ mod flat;
 pub mod handshake;
 mod introspect;
 mod kinds;
+pub mod raw;
 mod report;
 mod serde_value;
 mod shape;

@@ -892,6 +892,9 @@ impl<'de> de::Deserializer<'de> for Value {
                 None,
                 visitor,
             ),
+            Value::Encoded(b) => crate::raw::decode_value(b, crate::MAX_VALUE_DEPTH)
+                .map_err(|e| SerdeError::new(e.to_string()))?
+                .deserialize_any(visitor),
             // A record reads as the dict of its fields, so a Rust struct can
             // receive a dataclass or NamedTuple.
             Value::Record(r) => visit_dict(

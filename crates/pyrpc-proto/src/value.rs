@@ -94,6 +94,14 @@ pub enum Value {
     Fraction(Box<Fraction>),
     /// A dataclass, NamedTuple, Enum member or registered type.
     Record(Box<Record>),
+    /// A value still in its encoded form: the bytes of a `pyrpc.v1.Value`
+    /// message. A callee that converts values itself (the Python binding,
+    /// see [`crate::raw`]) receives its arguments and returns its result
+    /// this way, so the server never builds a tree for them; anything that
+    /// needs the value's shape calls [`Value::decoded`] first. Encoding it
+    /// writes the bytes as they are; its depth counts as 1 (the encoder
+    /// that made it checked the real depth).
+    Encoded(Bytes),
 }
 
 // ===== impl Value =====
@@ -139,6 +147,29 @@ impl Value {
             Value::Complex { .. } => "complex",
             Value::Fraction(_) => "Fraction",
             Value::Record(_) => "record",
+            Value::Encoded(_) => "encoded",
+        }
+    }
+
+    /// The value with an [`Value::Encoded`] form decoded (refusing values
+    /// nested deeper than `max_depth`); any other value as it is.
+    ///
+    /// # Errors
+    ///
+    /// A [`ValueError`] when the bytes are not a valid value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyrpc_proto::{raw, Value};
+    ///
+    /// let encoded = Value::Encoded(raw::encode_value(Value::from(5)));
+    /// assert_eq!(encoded.decoded(10).unwrap(), Value::from(5));
+    /// ```
+    pub fn decoded(self, max_depth: usize) -> Result<Value, ValueError> {
+        match self {
+            Value::Encoded(b) => crate::raw::decode_value(b, max_depth),
+            other => Ok(other),
         }
     }
 
@@ -394,12 +425,22 @@ impl From<Value> for wire::Value {
     /// Nested messages for a value up to [`crate::NESTED_MAX_DEPTH`] levels
     /// deep, the flat encoding (`Value.flat`) for a deeper one.
     fn from(value: Value) -> Self {
+        if let Value::Encoded(b) = value {
+            return encoded_to_wire(b);
+        }
         if crate::flat::deeper_than(&value, crate::NESTED_MAX_DEPTH) {
             crate::flat::encode(value)
         } else {
             nested(value)
         }
     }
+}
+
+/// The wire form of [`Value::Encoded`] bytes; bytes that are not a value
+/// (never made by pyrpc's encoders) read as `None`.
+pub(crate) fn encoded_to_wire(b: Bytes) -> wire::Value {
+    use prost::Message;
+    wire::Value::decode(b).unwrap_or_default()
 }
 
 /// The nested-message form of a value (recursive: only for shallow values).
@@ -453,6 +494,7 @@ fn nested(value: Value) -> wire::Value {
                     fields,
                 }))
             }
+            Value::Encoded(b) => return encoded_to_wire(b),
         };
         wire::Value { kind: Some(kind) }
     }

@@ -81,6 +81,12 @@ impl fmt::Display for Value {
                 f.write_str(")")
             }
             Value::Fraction(fr) => write!(f, "Fraction({}, {})", fr.numerator, fr.denominator),
+            Value::Encoded(b) => {
+                match crate::raw::decode_value(b.clone(), crate::MAX_VALUE_DEPTH) {
+                    Ok(v) => write!(f, "{v}"),
+                    Err(e) => write!(f, "<{e}>"),
+                }
+            }
             Value::Record(r) => {
                 write!(f, "{}(", r.type_name)?;
                 for (i, (name, v)) in r.fields.iter().enumerate() {

@@ -24,7 +24,8 @@ use pyrpc_client::{CallOptions, ClientConfig};
 use pyrpc_proto::auth::Secret;
 use pyrpc_transport::Address;
 
-use crate::convert::{self, Options};
+use crate::convert::Options;
+use crate::direct;
 use crate::errors;
 use crate::runtime;
 
@@ -187,11 +188,21 @@ impl ClientCore {
 
     /// Conversion options for this call's arguments: pickles only when this
     /// client allows them and the server did not say it refuses them.
+    /// How arguments are converted: pickles only when both sides allow
+    /// them, nested no deeper than this client and the server (when known)
+    /// accept.
     fn send_options(&self, client: &pyrpc_client::Client) -> Options {
-        let server_refuses = client.server_info().is_some_and(|info| !info.pickle);
+        let info = client.server_info();
+        let server_refuses = info.as_ref().is_some_and(|info| !info.pickle);
+        let mut max_depth = client.config().max_value_depth;
+        if let Some(theirs) = info.map(|i| i.max_value_depth as usize) {
+            if theirs != 0 {
+                max_depth = max_depth.min(theirs);
+            }
+        }
         Options {
             allow_pickle: self.allow_pickle && !server_refuses,
-            ..Options::default()
+            max_depth,
         }
     }
 
@@ -199,6 +210,15 @@ impl ClientCore {
         Options {
             allow_pickle: self.allow_pickle,
             ..Options::default()
+        }
+    }
+
+    /// How a call's result is converted: nested no deeper than this client
+    /// accepts.
+    fn result_options(&self, client: &pyrpc_client::Client) -> Options {
+        Options {
+            max_depth: client.config().max_value_depth,
+            ..self.recv_options()
         }
     }
 }
@@ -357,17 +377,18 @@ impl ClientCore {
         }
         .resolve()?;
         let client = self.client()?;
-        let call_args = convert::to_args(args, kwargs, self.send_options(&client))?;
+        let call_args = direct::encode_args(args, kwargs, self.send_options(&client))?;
         let result = runtime::block_on_local(py, async {
             if nonblocking {
-                client.nb_call_with(method, call_args, &opts).await
+                client.nb_call_raw_with(method, call_args, &opts).await
             } else {
-                client.call_with(method, call_args, &opts).await
+                client.call_raw_with(method, call_args, &opts).await
             }
         })?;
+        let recv = self.result_options(&client);
         match result {
-            Ok(value) => convert::to_python(py, value, self.recv_options()),
-            Err(e) => Err(errors::call_error(py, e, self.recv_options())),
+            Ok(value) => decoded(py, &value, recv),
+            Err(e) => Err(errors::call_error(py, e, recv)),
         }
     }
 
@@ -403,24 +424,24 @@ impl ClientCore {
         }
         .resolve()?;
         let client = self.async_client()?;
-        let call_args = convert::to_args(args, kwargs, self.send_options(&client))?;
+        let call_args = direct::encode_args(args, kwargs, self.send_options(&client))?;
         let future = event_loop.call_method0("create_future")?;
         let rt = runtime::get()?;
-        let recv = self.recv_options();
+        let recv = self.result_options(&client);
         let method = method.to_owned();
         let loop_ref = event_loop.clone().unbind();
         let future_ref = future.clone().unbind();
         let task = rt.spawn(async move {
             let result = if nonblocking {
-                client.nb_call_with(&method, call_args, &opts).await
+                client.nb_call_raw_with(&method, call_args, &opts).await
             } else {
-                client.call_with(&method, call_args, &opts).await
+                client.call_raw_with(&method, call_args, &opts).await
             };
             // The interpreter may be exiting or gone by now; then nobody waits
             // (and this thread must not take the GIL: see `exit`).
             crate::exit::attach(|py| {
                 let outcome = match result {
-                    Ok(value) => convert::to_python(py, value, recv),
+                    Ok(value) => decoded(py, &value, recv),
                     Err(e) => Err(errors::call_error(py, e, recv)),
                 };
                 let (exc, value) = match outcome {
@@ -578,4 +599,15 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ClientCore>()?;
     m.add_function(wrap_pyfunction!(parse_address, m)?)?;
     Ok(())
+}
+
+/// A call's encoded result as a Python object; a malformed or too deep
+/// value is the `ProtocolError` it was before values were decoded here.
+fn decoded(py: Python<'_>, value: &bytes::Bytes, opts: Options) -> PyResult<Py<PyAny>> {
+    direct::decode(py, value, opts).map_err(|e| match e {
+        direct::DecodeError::Py(e) => e,
+        direct::DecodeError::Value(e) => {
+            errors::call_error(py, pyrpc_client::CallError::Value(e), opts)
+        }
+    })
 }

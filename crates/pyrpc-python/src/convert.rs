@@ -63,7 +63,7 @@ pub(crate) struct ConvertError {
 }
 
 impl ConvertError {
-    fn new(obj: &Bound<'_, PyAny>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(obj: &Bound<'_, PyAny>, reason: impl Into<String>) -> Self {
         ConvertError {
             type_name: type_name(obj),
             path_rev: Vec::new(),
@@ -71,8 +71,17 @@ impl ConvertError {
         }
     }
 
-    fn at(mut self, segment: String) -> Self {
+    pub(crate) fn at(mut self, segment: String) -> Self {
         self.path_rev.push(segment);
+        self
+    }
+
+    /// The error, with a depth limit it reports (a sub-value converted with
+    /// the levels left) replaced by the whole value's limit.
+    pub(crate) fn with_limit(mut self, max: usize) -> Self {
+        if self.reason.starts_with("value nested deeper than ") {
+            self.reason = format!("value nested deeper than {max} levels");
+        }
         self
     }
 
@@ -115,7 +124,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
-fn key_segment(key: &Bound<'_, PyAny>) -> String {
+pub(crate) fn key_segment(key: &Bound<'_, PyAny>) -> String {
     let repr = key
         .repr()
         .map(|r| r.to_string())
@@ -392,6 +401,13 @@ fn to_python_level(py: Python<'_>, value: Value, opts: Options) -> PyResult<Py<P
             dict.into_any().unbind()
         }
         Value::ByteArray(b) => PyByteArray::new(py, &b).into_any().unbind(),
+        Value::Encoded(b) => match crate::direct::decode(py, &b, opts) {
+            Ok(obj) => obj,
+            Err(crate::direct::DecodeError::Py(e)) => return Err(e),
+            Err(crate::direct::DecodeError::Value(e)) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(e.to_string()))
+            }
+        },
         Value::Record(r) => {
             let Record {
                 type_name,
@@ -435,38 +451,6 @@ fn to_python_level(py: Python<'_>, value: Value, opts: Options) -> PyResult<Py<P
             }
         },
     })
-}
-
-/// Converts positional arguments (a tuple) and keyword arguments (a dict with
-/// str keys) to [`pyrpc_proto::Args`].
-///
-/// # Errors
-///
-/// A `TypeError` naming the unsendable object's type and place.
-pub(crate) fn to_args(
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-    opts: Options,
-) -> PyResult<pyrpc_proto::Args> {
-    let mut out = pyrpc_proto::Args {
-        args: Vec::with_capacity(args.len()),
-        kwargs: Vec::new(),
-    };
-    for (i, a) in args.iter().enumerate() {
-        let v = to_value(&a, opts).map_err(|e| e.at(format!("[{i}]")).into_pyerr("args"))?;
-        out.args.push(v);
-    }
-    if let Some(kwargs) = kwargs {
-        out.kwargs.reserve(kwargs.len());
-        for (k, v) in kwargs.iter() {
-            let name: String = k
-                .extract()
-                .map_err(|_| PyTypeError::new_err("keyword argument names must be str"))?;
-            let v = to_value(&v, opts).map_err(|e| e.at(key_segment(&k)).into_pyerr("kwargs"))?;
-            out.kwargs.push((name, v));
-        }
-    }
-    Ok(out)
 }
 
 /// Converts [`pyrpc_proto::Args`] to a Python `(tuple, dict)`.

@@ -10,6 +10,8 @@
 //!
 //! * `aio` — `async def` methods: their coroutines run on an asyncio loop.
 //! * `convert` — Python objects to and from `pyrpc_proto::Value`.
+//! * `direct` — Python objects straight to and from encoded values (the
+//!   call path), falling back on `convert` for the rarer kinds.
 //! * `errors` — every mapping between Rust errors, remote errors and Python
 //!   exceptions.
 //! * `exit` — the exit gate: no thread of ours takes the GIL while the
@@ -32,6 +34,7 @@ mod aio;
 mod cli;
 mod client;
 mod convert;
+mod direct;
 mod errors;
 mod exit;
 mod kinds;
@@ -50,5 +53,7 @@ fn _pyrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     exit::register(m)?;
     logbridge::install(m)?;
     cli::register(m)?;
+    m.add_function(wrap_pyfunction!(direct::_dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(direct::_loads, m)?)?;
     Ok(())
 }

@@ -94,10 +94,11 @@ impl Finish {
         let (pargs, pkwargs) = (self.args.bind(py), self.kwargs.bind(py));
         let method = self.method.as_str();
         match outcome {
-            Ok(ret) => match convert::to_value(&ret, self.opts) {
+            // Written straight into its encoded form, sent as it is.
+            Ok(ret) => match crate::direct::encode(&ret, self.opts) {
                 Ok(v) => {
                     log(server, "log_call", &ret, method, pargs, pkwargs);
-                    Ok(v)
+                    Ok(Value::Encoded(v))
                 }
                 Err(e) => {
                     // Logged as the TypeError it is here; answered as the
@@ -342,6 +343,12 @@ fn finalizing() -> RemoteError {
 }
 
 impl Callee for PyCallee {
+    /// Arguments and results are converted straight between Python objects
+    /// and their encoded bytes (`crate::direct`).
+    fn takes_encoded(&self) -> bool {
+        true
+    }
+
     fn call(&self, ctx: CallContext, method: &str, args: Args) -> CallFuture {
         let target = Arc::clone(&self.target);
         let method = method.to_owned();
@@ -532,7 +539,7 @@ impl ServerCore {
                 reserved: reserved.unwrap_or_default(),
                 opts: Options {
                     allow_pickle,
-                    ..Options::default()
+                    max_depth: config.max_value_depth,
                 },
                 event_loop: LoopSlot::default(),
             }),

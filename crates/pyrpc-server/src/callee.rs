@@ -49,6 +49,17 @@ pub trait Callee: Send + Sync + 'static {
         let _ = method;
         false
     }
+
+    /// True when the callee converts values itself: its arguments then
+    /// arrive as [`Value::Encoded`] (the bytes of each `pyrpc.v1.Value`,
+    /// unchecked: the callee must refuse malformed, too deep or pickled
+    /// values as the server would), and it may return a [`Value::Encoded`]
+    /// result, sent as it is. The Python binding does, so that its values
+    /// never become a [`Value`] tree. The default is false: the server
+    /// decodes and checks every argument.
+    fn takes_encoded(&self) -> bool {
+        false
+    }
 }
 
 impl<T: Callee + ?Sized> Callee for Arc<T> {
@@ -62,6 +73,10 @@ impl<T: Callee + ?Sized> Callee for Arc<T> {
 
     fn runs_inline(&self, method: &str) -> bool {
         (**self).runs_inline(method)
+    }
+
+    fn takes_encoded(&self) -> bool {
+        (**self).takes_encoded()
     }
 }
 

@@ -37,7 +37,9 @@ use std::time::Duration;
 use bytes::Buf;
 use prost::Message;
 use pyrpc_framing::{Codec, FrameChunks, FrameError};
-use pyrpc_proto::wire::{self, client_frame, server_frame};
+// Values travel as their encoded bytes (see `pyrpc_proto::raw`): decoded by
+// the dispatcher for Rust callees, by the callee itself for the Python one.
+use pyrpc_proto::raw::{self, client_frame, server_frame};
 use pyrpc_proto::{ErrorKind, RemoteError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -59,7 +61,7 @@ const WRITE_BUF_KEEP: usize = 1024 * 1024;
 /// server-wide budget: requests this small never touch the shared counter.
 pub(crate) const UNCHARGED: usize = 64 * 1024;
 
-pub(crate) type ServerCodec = Codec<wire::ClientFrame, wire::ServerFrame>;
+pub(crate) type ServerCodec = Codec<raw::ClientFrame, raw::ServerFrame>;
 
 /// What was learnt about a connection before its hello.
 #[derive(Debug, Default)]
@@ -152,7 +154,7 @@ pub(crate) async fn serve<S>(
                 f = reader.next(shared.config.idle_timeout, &busy) => f,
             };
             match frame {
-                Ok(Some(wire::ClientFrame {
+                Ok(Some(raw::ClientFrame {
                     kind: Some(client_frame::Kind::Request(req)),
                 })) => {
                     tracing::trace!(%peer, id = req.id, "request");
@@ -319,13 +321,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 /// `FRAME_TOO_LARGE` error for the same request.
 fn encode_response(
     codec: &mut ServerCodec,
-    resp: wire::Response,
+    resp: raw::Response,
     buf: &mut FrameChunks,
     peer: &str,
 ) {
     let id = resp.id;
     tracing::trace!(%peer, id, "response");
-    let frame = |resp| wire::ServerFrame {
+    let frame = |resp| raw::ServerFrame {
         kind: Some(server_frame::Kind::Response(resp)),
     };
     match codec.encode_chunks(&frame(resp), buf) {
@@ -360,7 +362,7 @@ pub(crate) struct ReplyQueue {
 
 /// A reply and the room it takes in the queue until written.
 struct Queued {
-    resp: wire::Response,
+    resp: raw::Response,
     room: OwnedSemaphorePermit,
 }
 
@@ -389,7 +391,7 @@ impl ReplyQueue {
     /// # Errors
     ///
     /// [`QueueClosed`] when the connection is gone.
-    pub(crate) async fn send(&self, resp: wire::Response) -> Result<(), QueueClosed> {
+    pub(crate) async fn send(&self, resp: raw::Response) -> Result<(), QueueClosed> {
         let len = u32::try_from(resp.encoded_len()).unwrap_or(u32::MAX);
         let room = Arc::clone(&self.room)
             .acquire_many_owned(len.clamp(1, self.max))

@@ -26,7 +26,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyrpc_proto::wire::{self, request, response};
+use pyrpc_proto::raw::{self, request, response};
+use pyrpc_proto::wire;
 use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -88,7 +89,7 @@ fn shutdown_refusal(shared: &Shared, conn: &ConnCtx) -> Option<RemoteError> {
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
-    req: wire::Request,
+    req: raw::Request,
     permit: OwnedSemaphorePermit,
 ) {
     // A call's deadline and its latency both start here, when the request
@@ -270,7 +271,7 @@ fn undecodable_request_id(body: &[u8]) -> Option<u64> {
 }
 
 /// Queues a response; a closed queue means the connection is gone.
-async fn reply(conn: &ConnCtx, resp: wire::Response) {
+async fn reply(conn: &ConnCtx, resp: raw::Response) {
     let _ = conn.tx.send(resp).await;
 }
 
@@ -296,7 +297,7 @@ fn spawn_call(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
     id: u64,
-    call: wire::Call,
+    call: raw::Call,
     received: Instant,
     permit: OwnedSemaphorePermit,
 ) {
@@ -346,9 +347,9 @@ async fn call_response(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
     id: u64,
-    call: wire::Call,
+    call: raw::Call,
     received: Instant,
-) -> wire::Response {
+) -> raw::Response {
     let span = tracing::info_span!("rpc", id, method = %call.method);
     async move {
         let method = call.method.clone();
@@ -396,14 +397,19 @@ fn is_builtin(method: &str) -> bool {
 }
 
 /// Checks the method name and converts the arguments.
-fn prepare(shared: &Shared, call: wire::Call, received: Instant) -> Result<Prepared, RemoteError> {
+fn prepare(shared: &Shared, call: raw::Call, received: Instant) -> Result<Prepared, RemoteError> {
     let method = call.method;
     if method.starts_with('_') {
         return Err(RemoteError::no_such_method(&method));
     }
     let max_depth = shared.config.max_value_depth;
-    let convert = |v: wire::Value, what: &dyn Fn() -> String| -> Result<Value, RemoteError> {
-        let v = Value::from_wire(v, max_depth).map_err(|e| {
+    // A callee that converts values itself gets them as they came.
+    let encoded = shared.callee.takes_encoded();
+    let convert = |v: bytes::Bytes, what: &dyn Fn() -> String| -> Result<Value, RemoteError> {
+        if encoded {
+            return Ok(Value::Encoded(v));
+        }
+        let v = raw::decode_value(v, max_depth).map_err(|e| {
             RemoteError::new(
                 ErrorKind::UnsupportedValue,
                 format!("{} of {method}(): {e}", what()),
@@ -428,9 +434,7 @@ fn prepare(shared: &Shared, call: wire::Call, received: Instant) -> Result<Prepa
                 kw.name
             )));
         }
-        let v = convert(kw.value.unwrap_or_default(), &|| {
-            format!("keyword argument '{}'", kw.name)
-        })?;
+        let v = convert(kw.value, &|| format!("keyword argument '{}'", kw.name))?;
         args.kwargs.push((kw.name, v));
     }
     let deadline = deadline_of(received, call.timeout_ms);
@@ -651,7 +655,7 @@ async fn submit(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
     id: u64,
-    s: wire::Submit,
+    s: raw::Submit,
     received: Instant,
 ) -> Result<(), RemoteError> {
     let call_id = nb_call_id(shared, &s.call_id)?;
@@ -734,7 +738,7 @@ async fn wait_for_result(shared: &Shared, call_id: CallId, wait: Duration) -> Lo
     }
 }
 
-fn fetched(id: u64, lookup: Lookup) -> wire::Response {
+fn fetched(id: u64, lookup: Lookup) -> raw::Response {
     match lookup {
         Lookup::Done(Ok(v)) => value(id, v),
         Lookup::Done(Err(e)) => error(id, e),
@@ -751,23 +755,23 @@ fn fetched(id: u64, lookup: Lookup) -> wire::Response {
 
 // ===== responses =====
 
-fn response(id: u64, kind: response::Kind) -> wire::Response {
-    wire::Response {
+fn response(id: u64, kind: response::Kind) -> raw::Response {
+    raw::Response {
         id,
         kind: Some(kind),
     }
 }
 
-fn ack(id: u64) -> wire::Response {
+fn ack(id: u64) -> raw::Response {
     response(id, response::Kind::Ack(wire::Ack {}))
 }
 
-fn value(id: u64, v: Value) -> wire::Response {
-    response(id, response::Kind::Value(v.into()))
+fn value(id: u64, v: Value) -> raw::Response {
+    response(id, response::Kind::Value(raw::encode_value(v)))
 }
 
 /// An error response.
-pub(crate) fn error(id: u64, e: RemoteError) -> wire::Response {
+pub(crate) fn error(id: u64, e: RemoteError) -> raw::Response {
     response(id, response::Kind::Error(e.into()))
 }
 

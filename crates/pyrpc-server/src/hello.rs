@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use pyrpc_proto::handshake::{
     Admission as Verdict, RefusalCause, ServerHandshake, ServerSettings, ServerStep,
 };
-use pyrpc_proto::wire;
+use pyrpc_proto::{raw, wire};
 use pyrpc_proto::{ErrorKind, RemoteError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::Encoder;
@@ -100,6 +100,9 @@ where
                 } else {
                     Verdict::Admit
                 };
+                // The rules read generated frames; a request whose values
+                // do not decode is as much "not a hello" as any request.
+                let frame: wire::ClientFrame = raw::transcode(&frame).unwrap_or_default();
                 machine.on_frame(frame, verdict)
             }
             Ok(Ok(None)) => {
@@ -112,7 +115,9 @@ where
                 return None;
             }
         };
-        let frame = step.frame();
+        let frame = raw::ServerFrame {
+            kind: Some(raw::server_frame::Kind::Hello(step.hello().clone())),
+        };
         match step {
             ServerStep::Send(_) => {
                 if !send_hello(wr, &mut codec, frame, peer).await {
@@ -178,7 +183,7 @@ fn log_refusal(
 async fn send_hello<W: AsyncWrite + Unpin>(
     wr: &mut W,
     codec: &mut ServerCodec,
-    frame: wire::ServerFrame,
+    frame: raw::ServerFrame,
     peer: &str,
 ) -> bool {
     let mut buf = BytesMut::new();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use pyrpc_framing::FrameError;
-use pyrpc_proto::wire;
+use pyrpc_proto::raw;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::codec::Decoder;
 
@@ -104,7 +104,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         &mut self,
         idle: Option<Duration>,
         busy: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Option<wire::ClientFrame>, ReadError> {
+    ) -> Result<Option<raw::ClientFrame>, ReadError> {
         loop {
             let decoded = self.codec.decode(&mut self.buf);
             if !matches!(decoded, Ok(None)) {

@@ -179,6 +179,9 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
         }
     }
 
+    // Issue 10's value round trips against pickle (xtask/src/bench_values.rs).
+    let values_md = crate::bench_values::run(root, quick, only.as_deref())?;
+
     let summaries: Vec<Summary> = cases
         .into_iter()
         .zip(&samples)
@@ -229,6 +232,7 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
         goals.len()
     );
     let _ = writeln!(md, "## Cases\n\n{cases_md}");
+    md.push_str(&values_md);
     if !failed.is_empty() {
         md.push_str("## Failed runs\n\n");
         for f in &failed {

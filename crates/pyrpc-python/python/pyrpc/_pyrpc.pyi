@@ -7,7 +7,16 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union, final
 
 from typing_extensions import TypeAlias
 
-__all__ = ["ClientCore", "ServerCore", "__version__", "parse_address", "cli_main", "call_cancelled"]
+__all__ = [
+    "ClientCore",
+    "ServerCore",
+    "__version__",
+    "parse_address",
+    "cli_main",
+    "call_cancelled",
+    "_dumps",
+    "_loads",
+]
 
 __version__: str
 
@@ -25,6 +34,14 @@ def parse_address(address: Union[_Address, "os.PathLike[str]"]) -> _Address:
 def _quiesce_at_exit() -> None:
     """The ``atexit`` hook (registered on import): keeps the runtime's threads
     out of Python from now on and waits for those inside to leave."""
+
+def _dumps(obj: Any) -> bytes:
+    """The bytes of ``obj`` as a ``pyrpc.v1.Value`` message, as a call sends
+    it (for tests and benchmarks; pickles are refused)."""
+
+def _loads(data: bytes) -> Any:
+    """The object the bytes of a ``pyrpc.v1.Value`` message decode to, as a
+    call's result does (for tests and benchmarks)."""
 
 def cli_main(argv: List[str]) -> int:
     """Run the ``pyrpc`` command with ``argv`` (program name first), printing

@@ -1,0 +1,88 @@
+"""Values convert straight to and from their wire bytes (issue 10, point 6):
+the bytes are a valid ``pyrpc.v1.Value``, every shape comes back as itself,
+and what is malformed is refused clearly. The calls over real sockets are in
+test_values.py, test_depth.py and the rest; these look at the conversion."""
+
+import datetime
+import decimal
+import uuid
+
+import pytest
+
+from pyrpc import _pyrpc
+
+SHAPES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63 - 1,
+    -(2**63),
+    2**63,
+    -(2**200),
+    1.5,
+    float("inf"),
+    "",
+    "é\u20ac\U0001f600",
+    b"",
+    b"\x00\xff",
+    bytearray(b"ab"),
+    [],
+    (),
+    {},
+    set(),
+    frozenset(),
+    [1, "a", (2, [3, {"k": None}])],
+    {1: "a", "b": 2.5, (1, 2): frozenset({3}), None: [b"x"]},
+    {"nested": {"deeper": {"deepest": [1, 2, 3]}}},
+    list(range(300)),  # a container longer than 127 bytes: a two-byte length
+    [datetime.datetime(2024, 1, 2, 3, 4, 5, 6), decimal.Decimal("-0"), uuid.UUID(int=7), 1 + 2j],
+]
+
+
+@pytest.mark.parametrize("value", SHAPES, ids=lambda v: type(v).__name__)
+def test_every_shape_comes_back_as_itself(value):
+    back = _pyrpc._loads(_pyrpc._dumps(value))
+    assert back == value
+    assert type(back) is type(value)
+
+
+def test_records_share_their_key_objects():
+    records = [{"id": i, "name": f"n{i}"} for i in range(1000)]
+    back = _pyrpc._loads(_pyrpc._dumps(records))
+    assert back == records
+    assert len({id(k) for d in back for k in d}) == 2
+
+
+def test_deep_values_use_the_flat_encoding_and_come_back():
+    v = 1
+    for _ in range(500):
+        v = [v]
+    data = _pyrpc._dumps(v)
+    # The flat encoding: Value field 25 (key 0xca 0x01).
+    assert data[:2] == b"\xca\x01"
+    back = _pyrpc._loads(data)
+    for _ in range(500):
+        assert type(back) is list and len(back) == 1
+        back = back[0]
+    assert back == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x32\x05ab",  # a str longer than the message
+        b"\x32\x02\xff\xfe",  # a str that is not UTF-8
+        b"\x18",  # an int without its varint
+        b"\x62\x02\x0a\x00",  # a dict with a key and no value
+    ],
+)
+def test_malformed_bytes_are_a_clear_error(data):
+    with pytest.raises(ValueError):
+        _pyrpc._loads(data)
+
+
+def test_unsendable_objects_name_their_place():
+    with pytest.raises(TypeError, match=r"type object at value\[1\]\['x'\]"):
+        _pyrpc._dumps([1, {"x": object()}])
