@@ -95,6 +95,7 @@ mod results;
 mod running;
 mod server;
 mod stats;
+mod store;
 mod typed;
 
 #[doc(hidden)]
