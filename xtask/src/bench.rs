@@ -1435,6 +1435,16 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         }
     }
 
+    // Issue 15: processes=1 vs 2 (its own script and output; bench_scale.rs).
+    if only
+        .as_ref()
+        .is_none_or(|o| o.iter().any(|c| c.contains("scale")))
+    {
+        if let Err(e) = crate::bench_scale::run_case(root, &env.venv, quick, &out_dir) {
+            println!("  scaling case FAILED: {e:#}");
+        }
+    }
+
     let summaries: Vec<Summary> = cases
         .into_iter()
         .zip(&samples)

@@ -24,6 +24,7 @@
 use anyhow::{bail, Result};
 
 mod bench;
+mod bench_scale;
 mod certs;
 mod codegen;
 mod demo;
@@ -31,6 +32,7 @@ mod fuzz;
 mod interop;
 mod python;
 mod pythons;
+mod redis;
 mod standalone;
 mod test;
 mod util;

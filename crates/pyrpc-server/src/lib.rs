@@ -116,5 +116,5 @@ pub use hooks::CallRecord;
 pub use pyrpc_proto::{
     from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, SerdeError, Value,
 };
-pub use pyrpc_transport::Address;
+pub use pyrpc_transport::{Address, Listener};
 pub use server::{Server, ServerBuilder, ServerHandle};

@@ -147,6 +147,23 @@ impl Server {
             options = options.unix_mode(mode);
         }
         let listener = Listener::bind_with(addr, &options).await?;
+        self.bind_listener(listener)
+    }
+
+    /// Serves a listener bound elsewhere (e.g. one socket shared by worker
+    /// processes, taken over with
+    /// [`Listener::from_std_tcp`](pyrpc_transport::Listener::from_std_tcp)),
+    /// returning at once with a handle. Must be called inside a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Transport`] when the listener's address cannot be
+    /// read; [`ServerError::ResultStore`] as for [`Server::bind`].
+    pub fn bind_listener(self, listener: Listener) -> Result<ServerHandle, ServerError> {
+        if let Some(e) = &self.shared.store_error {
+            return Err(ServerError::ResultStore(e.clone()));
+        }
         let address = listener.local_address()?;
         let config = &self.shared.config;
         let tls = match &config.tls {
@@ -173,7 +190,7 @@ impl Server {
             .tls
             .as_ref()
             .is_some_and(|t| t.requires_client_cert());
-        if binds_all_interfaces(addr) && config.secret.is_none() && !client_certs {
+        if binds_all_interfaces(&address) && config.secret.is_none() && !client_certs {
             tracing::warn!(
                 %address,
                 "this server listens on all network interfaces without a shared secret: \
