@@ -122,3 +122,34 @@ fn which(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Starts and stops a real redis-server when one is installed (this test
+    /// never installs one: `cargo xtask test` does, before the suites).
+    #[test]
+    fn starts_answers_and_stops() {
+        if which("redis-server").is_none() {
+            eprintln!("no redis-server installed; cargo xtask test installs it");
+            return;
+        }
+        let redis = TestRedis::start().unwrap();
+        let port: u16 = redis
+            .url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches("/0")
+            .parse()
+            .unwrap();
+        assert!(ping(port));
+        assert_eq!(
+            std::env::var("PYRPC_TEST_REDIS_URL").ok().as_deref(),
+            Some(redis.url.as_str())
+        );
+        drop(redis);
+        assert!(!ping(port), "redis-server still answers after the drop");
+    }
+}
