@@ -26,6 +26,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_scale;
 mod bench_values;
 mod certs;
 mod codegen;
@@ -34,6 +35,7 @@ mod fuzz;
 mod interop;
 mod python;
 mod pythons;
+mod redis;
 mod standalone;
 mod test;
 mod util;

@@ -23,6 +23,11 @@ use crate::util::{run, run_logged, step};
 /// main venv.
 pub(crate) fn test(root: &Path, cli: Option<&Path>) -> Result<Venv> {
     let (venv, built) = python::setup_with_wheel(root)?;
+    // `cargo xtask test` started one already; `python-test` alone starts its own.
+    let _redis = match std::env::var_os("PYRPC_TEST_REDIS_URL") {
+        Some(_) => None,
+        None => Some(crate::redis::TestRedis::start()?),
+    };
     let mut envs = Vec::new();
     if let Some(cli) = cli {
         envs.push(("PYRPC_CLI_BIN", cli.display().to_string()));

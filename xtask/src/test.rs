@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::util::{cargo, run as sh, step};
-use crate::{bench, codegen, fuzz, interop, pythons, standalone};
+use crate::{bench, codegen, fuzz, interop, pythons, redis, standalone};
 
 /// Runs formatting, codegen, clippy, the Rust tests, the Python suite (on the
 /// release wheel, on every CPython 3.9-3.13 found) and the interop matrix.
@@ -31,8 +31,28 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         root,
     )?;
 
+    // A real Redis for the shared result store's tests, Rust and Python
+    // (stopped when this function returns).
+    let _redis = redis::TestRedis::start()?;
+
     step("Rust tests (unit, integration, doc tests)");
     sh(cargo().args(["test", "--quiet"]), root)?;
+
+    step("pyrpc-server's Redis result store against a real redis-server");
+    sh(
+        cargo().args([
+            "test",
+            "--quiet",
+            "-p",
+            "pyrpc-server",
+            "--features",
+            "redis",
+            "--test",
+            "integration",
+            "redis_store",
+        ]),
+        root,
+    )?;
 
     standalone::run_checks(root)?;
 

@@ -472,7 +472,8 @@ impl ServerCore {
         max_frame_len = None, max_connections = None, max_in_flight_per_connection = None,
         max_kept_results = None, idle_timeout = None, shutdown_grace = None,
         handshake_timeout = None, secret = None, workers = 16, tls_cert = None, tls_key = None,
-        tls_client_ca = None, allow_remote_shutdown = None))]
+        tls_client_ca = None, allow_remote_shutdown = None, result_store = None,
+        result_lease = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         server: Py<PyAny>,
@@ -497,6 +498,8 @@ impl ServerCore {
         tls_key: Option<std::path::PathBuf>,
         tls_client_ca: Option<std::path::PathBuf>,
         allow_remote_shutdown: Option<bool>,
+        result_store: Option<String>,
+        result_lease: Option<f64>,
     ) -> PyResult<Self> {
         let d = ServerConfig::default();
         let secs = |name, v: Option<f64>, default| v.map_or(Ok(default), |s| seconds(name, s));
@@ -530,6 +533,8 @@ impl ServerCore {
             secret: parse_secret(secret)?,
             tls: crate::tls::server_tls(tls_cert, tls_key, tls_client_ca)?,
             remote_shutdown: crate::tls::remote_shutdown(allow_remote_shutdown),
+            result_store,
+            result_lease: secs("result_lease", result_lease, d.result_lease)?,
             name: format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION")),
             ..d
         };
@@ -553,8 +558,18 @@ impl ServerCore {
     /// Binds the address and starts serving in the background; returns once
     /// the socket listens. `async def` methods run on `event_loop` when
     /// given (`await Server.serve()`), else on a loop the server starts.
-    #[pyo3(signature = (event_loop = None))]
-    fn bind(&self, py: Python<'_>, event_loop: Option<Py<PyAny>>) -> PyResult<()> {
+    ///
+    /// With `listener_on_stdin`, the server does not bind: it serves the
+    /// listening socket found on file descriptor 0 (put there by
+    /// `pyrpc._processes` in a worker process; taking it from stdin is how
+    /// Rust takes a descriptor over without `unsafe`).
+    #[pyo3(signature = (event_loop = None, listener_on_stdin = false))]
+    fn bind(
+        &self,
+        py: Python<'_>,
+        event_loop: Option<Py<PyAny>>,
+        listener_on_stdin: bool,
+    ) -> PyResult<()> {
         if self.handle().is_some_and(|h| !h.is_finished()) {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
                 "the server is already running",
@@ -571,8 +586,20 @@ impl ServerCore {
         .config(self.config.clone())
         .build();
         let addr = &self.address;
-        let handle = runtime::block_on(py, async move { server.bind(addr).await })?
-            .map_err(errors::server_error)?;
+        let handle = if listener_on_stdin {
+            let inherited = inherited_listener(addr)?;
+            runtime::block_on(py, async move {
+                let listener = match inherited {
+                    Inherited::Tcp(l) => pyrpc_server::Listener::from_std_tcp(l),
+                    Inherited::Unix(l) => pyrpc_server::Listener::from_std_unix(l),
+                }
+                .map_err(pyrpc_server::ServerError::from)?;
+                server.bind_listener(listener)
+            })?
+        } else {
+            runtime::block_on(py, async move { server.bind(addr).await })?
+        }
+        .map_err(errors::server_error)?;
         // However the server stops (a client's `shutdown`, `shutdown()`,
         // Ctrl-C), let go of the Python objects once it has.
         let target = Arc::clone(&self.target);
@@ -700,4 +727,24 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ServerCore>()?;
     m.add_function(wrap_pyfunction!(aio::call_cancelled, m)?)?;
     Ok(())
+}
+
+/// A listening socket taken from file descriptor 0.
+enum Inherited {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// Duplicates file descriptor 0 (a listening socket a parent process put
+/// there) as a listener of `addr`'s kind.
+fn inherited_listener(addr: &Address) -> PyResult<Inherited> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("no listener on stdin: {e}")))?;
+    Ok(match addr {
+        Address::Tcp { .. } => Inherited::Tcp(std::net::TcpListener::from(fd)),
+        Address::Unix(_) => Inherited::Unix(std::os::unix::net::UnixListener::from(fd)),
+    })
 }

@@ -52,6 +52,24 @@ pub struct ServerConfig {
     ///
     /// The default value is 100 000.
     pub max_kept_results: usize,
+    /// Where non-blocking results live: `None` (or `"memory"`) keeps them in
+    /// this process; `"redis://host:port/db"` keeps them in Redis (cargo
+    /// feature `redis`), shared by every server using the same database:
+    /// `Submit` is then idempotent across all of them and any of them
+    /// answers `Fetch` and `Release`. With Redis, `max_kept_results` bounds
+    /// the calls this server runs, keep-times are Redis expiries, and an
+    /// unreachable Redis fails non-blocking requests with `STORE_UNAVAILABLE`
+    /// (blocking calls are not affected).
+    ///
+    /// The default value is `None`.
+    pub result_store: Option<String>,
+    /// With a shared result store: how long a running non-blocking call's
+    /// lease lasts. The running server renews it every third of this; a call
+    /// whose lease ran out (its server died) is answered `CALL_LOST`.
+    /// Shorter notices a dead server sooner; longer tolerates longer stalls.
+    ///
+    /// The default value is 10 seconds.
+    pub result_lease: Duration,
     /// The longest frame accepted from a client, in bytes; a longer one closes
     /// the connection (seen from the frame header, before anything is
     /// allocated). Announced in the hello. Frames sent are capped by this and
@@ -197,6 +215,8 @@ impl Default for ServerConfig {
             request_clean_interval: Duration::from_secs(60),
             result_keep: Duration::from_secs(600),
             max_kept_results: 100_000,
+            result_store: None,
+            result_lease: Duration::from_secs(10),
             max_frame_len: pyrpc_framing::DEFAULT_MAX_FRAME_LEN,
             max_value_depth: pyrpc_proto::MAX_VALUE_DEPTH,
             max_connections: 10_000,

@@ -40,6 +40,7 @@ use crate::hooks::CallRecord;
 use crate::results::{CallId, Lookup, Submitted};
 use crate::running::RunningCalls;
 use crate::server::Shared;
+use crate::store::{self, StoreError};
 
 /// The longest a `Fetch` may be held, whatever its `wait_ms` says.
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(24 * 3600);
@@ -147,7 +148,7 @@ pub(crate) async fn handle(
         request::Kind::Fetch(f) => match nb_call_id(shared, &f.call_id) {
             Err(e) => reply(conn, error(id, e)).await,
             Ok(call_id) if f.wait_ms == 0 => {
-                let lookup = shared.store().get(&call_id);
+                let lookup = shared.store().get(call_id).await;
                 reply(conn, fetched(id, lookup)).await;
             }
             Ok(call_id) => {
@@ -181,10 +182,10 @@ pub(crate) async fn handle(
         }
         request::Kind::Release(r) => {
             let resp = match nb_call_id(shared, &r.call_id) {
-                Ok(call_id) => {
-                    shared.store().release(&call_id);
-                    ack(id)
-                }
+                Ok(call_id) => match shared.store().release(call_id).await {
+                    Ok(_) => ack(id),
+                    Err(e) => error(id, e.to_remote()),
+                },
                 Err(e) => error(id, e),
             };
             reply(conn, resp).await;
@@ -670,9 +671,13 @@ async fn submit(
         0 => shared.config.result_keep,
         ms => Duration::from_millis(ms),
     };
-    match shared.store().submit(call_id, keep) {
-        Submitted::Known => return Ok(()),
-        Submitted::Full => {
+    match shared.store().submit(call_id, keep).await {
+        Err(e) => {
+            count(shared, &method, received, true);
+            return Err(e.to_remote());
+        }
+        Ok(Submitted::Known) => return Ok(()),
+        Ok(Submitted::Full) => {
             return Err(RemoteError::new(
                 ErrorKind::Overloaded,
                 format!(
@@ -681,18 +686,17 @@ async fn submit(
                 ),
             ))
         }
-        Submitted::New => {}
+        Ok(Submitted::New) => {}
     }
     let span = tracing::info_span!("rpc", id, method = %prepared.method, nonblocking = true);
     if runs_inline(shared, &prepared.method) {
         let (method, received) = (prepared.method.clone(), prepared.received);
-        let result = run_prepared(shared, &conn.peer, prepared, true)
+        let work = run_prepared(shared, &conn.peer, prepared, true);
+        let result = store::run_holding_lease(shared.store(), call_id, work)
             .instrument(span)
             .await;
         count(shared, &method, received, result.is_err());
-        if shared.store().complete(call_id, result, Instant::now()) {
-            shared.store_changed.notify_waiters();
-        }
+        store_result(shared, call_id, result).await;
         return Ok(());
     }
     let shared2 = Arc::clone(shared);
@@ -702,23 +706,38 @@ async fn submit(
         async move {
             let shared = shared2;
             let (method, received) = (prepared.method.clone(), prepared.received);
+            let work = run_prepared(&shared, &peer, prepared, true);
             let result = tokio::select! {
-                r = run_prepared(&shared, &peer, prepared, true) => r,
+                r = store::run_holding_lease(shared.store(), call_id, work) => r,
                 _ = shared.close.cancelled() => return,
             };
             count(&shared, &method, received, result.is_err());
-            if shared.store().complete(call_id, result, Instant::now()) {
-                shared.store_changed.notify_waiters();
-            }
+            store_result(&shared, call_id, result).await;
         }
         .instrument(span),
     );
     Ok(())
 }
 
+/// Stores the outcome of a non-blocking call this server ran and wakes the
+/// fetches waiting for it. A store that fails loses the result: the call's
+/// lease runs out and fetches are answered `CALL_LOST`.
+async fn store_result(shared: &Shared, call_id: CallId, result: Result<Value, RemoteError>) {
+    match shared.store().complete(call_id, result).await {
+        Ok(true) => shared.store_changed.notify_waiters(),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "cannot store a non-blocking result; it is lost"),
+    }
+}
+
 /// The state of `call_id`, waiting up to `wait` for a running call to finish
-/// (or until the server shuts down).
-async fn wait_for_result(shared: &Shared, call_id: CallId, wait: Duration) -> Lookup {
+/// (or until the server shuts down). A shared store is read again every
+/// `poll_interval`, since another server may finish the call.
+async fn wait_for_result(
+    shared: &Shared,
+    call_id: CallId,
+    wait: Duration,
+) -> Result<Lookup, StoreError> {
     let deadline = Instant::now() + wait;
     loop {
         // Register for the wake-up before looking, so a completion between
@@ -726,20 +745,36 @@ async fn wait_for_result(shared: &Shared, call_id: CallId, wait: Duration) -> Lo
         let notified = shared.store_changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match shared.store().get(&call_id) {
+        match shared.store().get(call_id).await? {
             Lookup::Pending if Instant::now() < deadline && !shared.shutdown.is_cancelled() => {}
-            other => return other,
+            other => return Ok(other),
         }
+        let next = match shared.store().poll_interval() {
+            Some(every) => deadline.min(Instant::now() + every),
+            None => deadline,
+        };
         tokio::select! {
             _ = notified => {}
-            _ = tokio::time::sleep_until(deadline) => {}
+            _ = tokio::time::sleep_until(next) => {}
             _ = shared.shutdown.cancelled() => {}
         }
     }
 }
 
-fn fetched(id: u64, lookup: Lookup) -> raw::Response {
+fn fetched(id: u64, lookup: Result<Lookup, StoreError>) -> raw::Response {
+    let lookup = match lookup {
+        Ok(lookup) => lookup,
+        Err(e) => return error(id, e.to_remote()),
+    };
     match lookup {
+        Lookup::Lost => error(
+            id,
+            RemoteError::new(
+                ErrorKind::CallLost,
+                "the call was lost: the server running it stopped renewing its lease \
+                 (it died or lost the result store); it may have run partly and will not run again",
+            ),
+        ),
         Lookup::Done(Ok(v)) => value(id, v),
         Lookup::Done(Err(e)) => error(id, e),
         Lookup::Pending => response(id, response::Kind::Pending(wire::Pending {})),

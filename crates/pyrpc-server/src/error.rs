@@ -16,4 +16,8 @@ pub enum ServerError {
     /// [`Server::start`](crate::Server::start) could not listen for SIGTERM.
     #[error("cannot install the signal handler")]
     Signal(#[source] std::io::Error),
+    /// [`ServerConfig::result_store`](crate::ServerConfig::result_store)
+    /// names a store this build cannot use.
+    #[error("cannot use the result store: {0}")]
+    ResultStore(String),
 }

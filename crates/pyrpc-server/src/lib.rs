@@ -97,6 +97,7 @@ mod results;
 mod running;
 mod server;
 mod stats;
+mod store;
 mod typed;
 
 #[doc(hidden)]
@@ -117,5 +118,5 @@ pub use hooks::CallRecord;
 pub use pyrpc_proto::{
     from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, SerdeError, Value,
 };
-pub use pyrpc_transport::Address;
+pub use pyrpc_transport::{Address, Listener};
 pub use server::{Server, ServerBuilder, ServerHandle};

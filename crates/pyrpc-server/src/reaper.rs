@@ -23,10 +23,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = ticks.tick() => {}
             _ = shared.close.cancelled() => break,
         }
-        let (reaped, kept) = {
-            let mut store = shared.store();
-            (store.purge_expired(Instant::now()), store.len())
-        };
+        let store = shared.store();
+        let (reaped, kept) = (store.purge_expired(Instant::now()), store.len());
         if reaped > 0 {
             tracing::debug!(reaped, kept, "reaped expired non-blocking results");
         }

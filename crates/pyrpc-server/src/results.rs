@@ -1,5 +1,5 @@
-//! [`ResultStore`]: the results of non-blocking calls, kept until released or
-//! past their keep-time.
+//! [`ResultTable`]: the in-memory results of non-blocking calls, kept until
+//! released or past their keep-time (the core of `store::memory`).
 //!
 //! The store is synchronous and never reads the clock: every method that needs
 //! the time takes `now` as an argument, so it is tested on a virtual clock with
@@ -39,6 +39,10 @@ pub(crate) enum Lookup {
     Done(Result<Value, RemoteError>),
     /// Never submitted, released, or reaped.
     Unknown,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    /// Submitted, but the server running it stopped renewing its lease (it
+    /// died): it will never finish. Only a shared store reports this.
+    Lost,
 }
 
 #[derive(Debug)]
@@ -54,15 +58,15 @@ enum Entry {
 
 /// The results of non-blocking calls, keyed by call id.
 #[derive(Debug)]
-pub(crate) struct ResultStore {
+pub(crate) struct ResultTable {
     entries: HashMap<CallId, Entry>,
     max_entries: usize,
 }
 
-impl ResultStore {
+impl ResultTable {
     /// An empty store holding at most `max_entries` calls, running or done.
     pub(crate) fn new(max_entries: usize) -> Self {
-        ResultStore {
+        ResultTable {
             entries: HashMap::new(),
             max_entries,
         }
@@ -151,7 +155,7 @@ mod tests {
 
     #[test]
     fn submit_is_idempotent() {
-        let mut s = ResultStore::new(10);
+        let mut s = ResultTable::new(10);
         assert_eq!(s.submit(id(1), KEEP), Submitted::New);
         assert_eq!(s.submit(id(1), KEEP), Submitted::Known);
         assert_eq!(s.len(), 1);
@@ -162,7 +166,7 @@ mod tests {
 
     #[test]
     fn full_store_refuses_new_ids_but_not_known_ones() {
-        let mut s = ResultStore::new(2);
+        let mut s = ResultTable::new(2);
         assert_eq!(s.submit(id(1), KEEP), Submitted::New);
         assert_eq!(s.submit(id(2), KEEP), Submitted::New);
         assert_eq!(s.submit(id(3), KEEP), Submitted::Full);
@@ -174,7 +178,7 @@ mod tests {
     #[test]
     fn lifecycle_pending_done_released() {
         let now = Instant::now();
-        let mut s = ResultStore::new(10);
+        let mut s = ResultTable::new(10);
         assert_eq!(s.get(&id(1)), Lookup::Unknown);
         s.submit(id(1), KEEP);
         assert_eq!(s.get(&id(1)), Lookup::Pending);
@@ -189,7 +193,7 @@ mod tests {
 
     #[test]
     fn errors_are_kept_like_values() {
-        let mut s = ResultStore::new(10);
+        let mut s = ResultTable::new(10);
         s.submit(id(1), KEEP);
         let e = RemoteError::exception("KeyError", "builtins", vec![Value::from("k")]);
         s.complete(id(1), Err(e.clone()), Instant::now());
@@ -198,7 +202,7 @@ mod tests {
 
     #[test]
     fn result_of_a_released_running_call_is_dropped() {
-        let mut s = ResultStore::new(10);
+        let mut s = ResultTable::new(10);
         s.submit(id(1), KEEP);
         assert!(s.release(&id(1)));
         assert!(!s.complete(id(1), Ok(Value::None), Instant::now()));
@@ -209,7 +213,7 @@ mod tests {
     #[test]
     fn complete_twice_keeps_the_first_result() {
         let now = Instant::now();
-        let mut s = ResultStore::new(10);
+        let mut s = ResultTable::new(10);
         s.submit(id(1), KEEP);
         assert!(s.complete(id(1), Ok(Value::from(1)), now));
         assert!(!s.complete(id(1), Ok(Value::from(2)), now));
@@ -219,7 +223,7 @@ mod tests {
     #[test]
     fn purge_removes_only_finished_entries_past_keep_time() {
         let t0 = Instant::now();
-        let mut s = ResultStore::new(10);
+        let mut s = ResultTable::new(10);
         s.submit(id(1), Duration::from_secs(5)); // finishes at t0, kept until t0+5
         s.submit(id(2), Duration::from_secs(20)); // finishes at t0, kept until t0+20
         s.submit(id(3), Duration::from_secs(1)); // keeps running
@@ -241,7 +245,7 @@ mod tests {
     #[test]
     fn huge_keep_time_is_capped() {
         let t0 = Instant::now();
-        let mut s = ResultStore::new(10);
+        let mut s = ResultTable::new(10);
         s.submit(id(1), Duration::from_millis(u64::MAX));
         s.complete(id(1), Ok(Value::None), t0);
         assert_eq!(s.purge_expired(t0 + MAX_KEEP), 0);
@@ -251,7 +255,7 @@ mod tests {
     #[test]
     fn keep_time_counts_from_the_finish_not_the_submit() {
         let t0 = Instant::now();
-        let mut s = ResultStore::new(10);
+        let mut s = ResultTable::new(10);
         s.submit(id(1), Duration::from_secs(5));
         // ran for 100 s, finished at t0+100
         s.complete(id(1), Ok(Value::None), t0 + Duration::from_secs(100));

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyrpc_proto::RemoteError;
@@ -22,8 +22,8 @@ use crate::connection;
 use crate::error::ServerError;
 use crate::hooks::{CallRecord, Hooks};
 use crate::reaper;
-use crate::results::ResultStore;
 use crate::stats::Stats;
+use crate::store::ResultStore;
 
 /// How long the accept loop pauses after the OS refused a connection (e.g.
 /// out of file descriptors), so it does not spin.
@@ -61,9 +61,11 @@ pub(crate) struct Shared {
     pub(crate) callee: Arc<dyn Callee>,
     pub(crate) config: ServerConfig,
     pub(crate) hooks: Hooks,
-    /// The non-blocking results. A std mutex, not tokio's: it is held for a
-    /// few map operations and never across an `.await`.
-    store: Mutex<ResultStore>,
+    /// The non-blocking results: in memory, or shared (`store.rs`).
+    store: Box<dyn ResultStore>,
+    /// Why `config.result_store` could not be opened; `bind` refuses to
+    /// serve then.
+    store_error: Option<String>,
     /// Woken whenever a non-blocking call finishes, for fetches that wait.
     pub(crate) store_changed: Notify,
     /// One permit: held for a whole call when `synchronous` is on.
@@ -133,13 +135,35 @@ impl Server {
     /// # Errors
     ///
     /// [`ServerError::Transport`] when the address cannot be bound (in use,
-    /// not a socket file, permission denied).
+    /// not a socket file, permission denied); [`ServerError::ResultStore`]
+    /// when [`ServerConfig::result_store`] names a store this build cannot
+    /// use.
     pub async fn bind(self, addr: &Address) -> Result<ServerHandle, ServerError> {
+        if let Some(e) = &self.shared.store_error {
+            return Err(ServerError::ResultStore(e.clone()));
+        }
         let mut options = ListenerOptions::default();
         if let Some(mode) = self.shared.config.unix_mode {
             options = options.unix_mode(mode);
         }
         let listener = Listener::bind_with(addr, &options).await?;
+        self.bind_listener(listener)
+    }
+
+    /// Serves a listener bound elsewhere (e.g. one socket shared by worker
+    /// processes, taken over with
+    /// [`Listener::from_std_tcp`](pyrpc_transport::Listener::from_std_tcp)),
+    /// returning at once with a handle. Must be called inside a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Transport`] when the listener's address cannot be
+    /// read; [`ServerError::ResultStore`] as for [`Server::bind`].
+    pub fn bind_listener(self, listener: Listener) -> Result<ServerHandle, ServerError> {
+        if let Some(e) = &self.shared.store_error {
+            return Err(ServerError::ResultStore(e.clone()));
+        }
         let address = listener.local_address()?;
         let config = &self.shared.config;
         let tls = match &config.tls {
@@ -166,7 +190,7 @@ impl Server {
             .tls
             .as_ref()
             .is_some_and(|t| t.requires_client_cert());
-        if binds_all_interfaces(addr) && config.secret.is_none() && !client_certs {
+        if binds_all_interfaces(&address) && config.secret.is_none() && !client_certs {
             tracing::warn!(
                 %address,
                 "this server listens on all network interfaces without a shared secret: \
@@ -283,6 +307,26 @@ impl ServerBuilder {
         self
     }
 
+    /// Keeps non-blocking results in a shared store, e.g.
+    /// `"redis://127.0.0.1:6379/0"` (cargo feature `redis`); sets
+    /// [`ServerConfig::result_store`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyrpc_server::{Methods, Server};
+    ///
+    /// let server = Server::builder(Methods::new())
+    ///     .nonblocking(true)
+    ///     .result_store("redis://127.0.0.1:6379/0")
+    ///     .build();
+    /// assert!(server.config().result_store.is_some());
+    /// ```
+    pub fn result_store(mut self, url: impl Into<String>) -> Self {
+        self.config.result_store = Some(url.into());
+        self
+    }
+
     /// Sets [`ServerConfig::synchronous`].
     pub fn synchronous(mut self, on: bool) -> Self {
         self.config.synchronous = on;
@@ -349,9 +393,15 @@ impl ServerBuilder {
     /// The server.
     pub fn build(self) -> Server {
         let (finished, _) = watch::channel(false);
+        let (store, store_error): (Box<dyn ResultStore>, _) = match crate::store::open(&self.config)
+        {
+            Ok(store) => (store, None),
+            Err(e) => (Box::new(crate::store::BrokenStore(e.clone())), Some(e)),
+        };
         Server {
             shared: Arc::new(Shared {
-                store: Mutex::new(ResultStore::new(self.config.max_kept_results)),
+                store,
+                store_error,
                 buffered: Arc::new(ByteBudget::new(self.config.max_buffered_bytes)),
                 callee: self.callee,
                 config: self.config,
@@ -427,10 +477,9 @@ impl fmt::Debug for ServerHandle {
 // ===== impl Shared =====
 
 impl Shared {
-    /// The result store, locked. A poisoned lock is taken over: the store's
-    /// methods leave it consistent even if a caller panicked.
-    pub(crate) fn store(&self) -> MutexGuard<'_, ResultStore> {
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    /// The result store.
+    pub(crate) fn store(&self) -> &dyn ResultStore {
+        &*self.store
     }
 
     /// The server's statistics now.

@@ -46,8 +46,9 @@ enum Inner {
         path: PathBuf,
         /// (device, inode) of the socket file we created: on drop we remove
         /// the file at `path` only if it is still ours, never a socket another
-        /// server has put there since.
-        id: (u64, u64),
+        /// server has put there since. `None` for a listener taken over
+        /// from elsewhere ([`Listener::from_std_unix`]): the file is not ours.
+        id: Option<(u64, u64)>,
     },
 }
 
@@ -96,12 +97,64 @@ impl Listener {
                 Inner::Unix {
                     listener,
                     path: path.clone(),
-                    id: (meta.dev(), meta.ino()),
+                    id: Some((meta.dev(), meta.ino())),
                 }
             }
         };
         tracing::debug!(%addr, "listening");
         Ok(Listener { inner })
+    }
+
+    /// Takes over a listening TCP socket made elsewhere (e.g. inherited from
+    /// a parent process that shares it among worker processes). Must be
+    /// called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Bind`] when the socket cannot be registered with
+    /// the runtime.
+    pub fn from_std_tcp(listener: std::net::TcpListener) -> Result<Listener, TransportError> {
+        let err = |source| TransportError::Bind {
+            addr: "inherited tcp listener".into(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(err)?;
+        let l = TcpListener::from_std(listener).map_err(err)?;
+        Ok(Listener {
+            inner: Inner::Tcp(l),
+        })
+    }
+
+    /// Takes over a listening Unix socket made elsewhere. Its socket file
+    /// belongs to whoever bound it: it is not removed when this listener is
+    /// dropped. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Bind`] when the socket has no path or cannot be
+    /// registered with the runtime.
+    pub fn from_std_unix(
+        listener: std::os::unix::net::UnixListener,
+    ) -> Result<Listener, TransportError> {
+        let err = |source| TransportError::Bind {
+            addr: "inherited unix listener".into(),
+            source,
+        };
+        let path = listener
+            .local_addr()
+            .map_err(err)?
+            .as_pathname()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| err(std::io::Error::other("an unnamed unix socket")))?;
+        listener.set_nonblocking(true).map_err(err)?;
+        let listener = UnixListener::from_std(listener).map_err(err)?;
+        Ok(Listener {
+            inner: Inner::Unix {
+                listener,
+                path,
+                id: None,
+            },
+        })
     }
 
     /// Waits for the next connection.
@@ -144,7 +197,10 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Inner::Unix { path, id, .. } = &self.inner {
+        if let Inner::Unix {
+            path, id: Some(id), ..
+        } = &self.inner
+        {
             let ours = std::fs::symlink_metadata(path)
                 .map(|m| m.file_type().is_socket() && (m.dev(), m.ino()) == *id)
                 .unwrap_or(false);

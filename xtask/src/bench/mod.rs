@@ -179,6 +179,16 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
         }
     }
 
+    // Issue 15: processes=1 vs 2 (its own script and output; bench_scale.rs).
+    if only
+        .as_ref()
+        .is_none_or(|o| o.iter().any(|c| c.contains("scale")))
+    {
+        if let Err(e) = crate::bench_scale::run_case(root, &env.venv, quick, &out_dir) {
+            println!("  scaling case FAILED: {e:#}");
+        }
+    }
+
     // Issue 10's value round trips against pickle (xtask/src/bench_values.rs).
     let values_md = crate::bench_values::run(root, quick, only.as_deref())?;
 

@@ -744,6 +744,13 @@ pub enum ErrorKind {
     /// The call was stopped because its caller cancelled it (`Cancel`); it may
     /// have run partly. (type_name "CancelledError")
     Cancelled = 13,
+    /// A non-blocking call whose server stopped renewing its lease while it ran
+    /// (the server died or lost its result store): it will never finish. It may
+    /// have run partly; it never runs again under the same call id.
+    CallLost = 14,
+    /// The server's shared result store (e.g. Redis) cannot be reached:
+    /// Submit/Fetch/Release fail; blocking calls are not affected.
+    StoreUnavailable = 15,
 }
 impl ErrorKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -766,6 +773,8 @@ impl ErrorKind {
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Cancelled => "CANCELLED",
+            Self::CallLost => "CALL_LOST",
+            Self::StoreUnavailable => "STORE_UNAVAILABLE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -785,6 +794,8 @@ impl ErrorKind {
             "DEADLINE_EXCEEDED" => Some(Self::DeadlineExceeded),
             "UNAUTHENTICATED" => Some(Self::Unauthenticated),
             "CANCELLED" => Some(Self::Cancelled),
+            "CALL_LOST" => Some(Self::CallLost),
+            "STORE_UNAVAILABLE" => Some(Self::StoreUnavailable),
             _ => None,
         }
     }

@@ -163,6 +163,8 @@ class ServerCore:
         tls_key: Optional[Union[str, "os.PathLike[str]"]] = None,
         tls_client_ca: Optional[Union[str, "os.PathLike[str]"]] = None,
         allow_remote_shutdown: Optional[bool] = None,
+        result_store: Optional[str] = None,
+        result_lease: Optional[float] = None,
     ) -> "ServerCore":
         """Prepare a server. ``server`` receives ``log_call(ret, method, args,
         kwargs)`` and ``log_exception(exc, method, args, kwargs)`` after each
@@ -173,13 +175,18 @@ class ServerCore:
         Counts and sizes must be at least 1 (``ValueError``). With
         ``secret`` (bytes, or str as UTF-8; not empty) clients must prove
         they hold it. ``workers`` Python threads that keep their thread
-        state run calls (0: every call on a thread attached for it only)."""
+        state run calls (0: every call on a thread attached for it only).
+        ``result_store`` (e.g. ``"redis://127.0.0.1:6379/0"``) keeps
+        non-blocking results in a shared store, with leases of
+        ``result_lease`` seconds."""
     def limits(self) -> Dict[str, Any]:
         """The limits in force: ``max_frame_len``, ``max_connections``,
         ``max_in_flight_per_connection``, ``max_kept_results`` (ints),
         ``idle_timeout`` (seconds or None), ``shutdown_grace``,
         ``handshake_timeout``, ``request_clean_interval`` (seconds)."""
-    def bind(self, event_loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+    def bind(
+        self, event_loop: Optional[asyncio.AbstractEventLoop] = None, listener_on_stdin: bool = False
+    ) -> None:
         """Bind the address and serve in the background; return once the
         socket listens. Raises ``OSError`` if the address cannot be bound.
         ``async def`` methods run on ``event_loop`` when given, else on an

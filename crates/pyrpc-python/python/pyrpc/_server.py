@@ -7,7 +7,7 @@ import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, Union
 
-from . import _pyrpc
+from . import _processes, _pyrpc
 from ._types import safe_repr as _safe_repr
 from ._settings import SERVER_SETTINGS, Address, AddressLike, apply, check_address, check_subclass
 
@@ -105,6 +105,29 @@ class Server:
             that connection until a call finishes.
         max_kept_results: non-blocking results kept at once, running or not
             yet fetched (default 100 000); more are answered ``'OVERLOADED'``.
+            With a shared ``result_store``: the calls this server runs at once.
+        result_store: where non-blocking results live: None (the default)
+            keeps them in this process; ``"redis://host:port/db"`` keeps them
+            in Redis, shared by every server using it: a call id submitted to
+            several of them runs once, any of them answers the fetch, and a
+            call whose server died is reported lost (``RuntimeError``, kind
+            ``'CALL_LOST'``). Redis unreachable: ``nb_`` calls fail
+            (``'STORE_UNAVAILABLE'``), blocking calls work. See
+            docs/guide-scaling.md.
+        processes: worker processes serving the address (default 1: this
+            process). With N > 1, ``start()`` binds the socket (TCP or Unix)
+            and starts N fresh interpreters (``multiprocessing`` spawn; the
+            server object must be picklable and its class importable, so
+            guard a script's start with ``if __name__ == "__main__":``) that
+            share it, each with its own GIL, so CPU-bound methods use N
+            cores. A worker that crashes is replaced; ``shutdown()``, a
+            client's ``shutdown()``, SIGTERM and Ctrl-C stop them all
+            gracefully. Only ``start()`` serves several processes. With
+            ``nonblocking=True`` it needs a shared ``result_store`` (else
+            ``ValueError``): a fetch may reach another worker.
+        result_lease: with a shared ``result_store``, seconds a running
+            ``nb_`` call's lease lasts (default 10; renewed every third of
+            it): how soon a dead server's calls are reported lost.
         idle_timeout: seconds a connection may stay silent before it is
             closed (default 300); None or 0 for never. Clients reconnect by
             themselves.
@@ -128,6 +151,9 @@ class Server:
     max_connections: int = 10_000
     max_in_flight_per_connection: int = 256
     max_kept_results: int = 100_000
+    result_store: Optional[str] = None
+    result_lease: float = 10
+    processes: int = 1
     idle_timeout: Optional[float] = 300
     shutdown_grace: float = 10
     handshake_timeout: float = 10
@@ -155,7 +181,7 @@ class Server:
 
     # ----- running -----
 
-    def _bind(self, event_loop: Any = None) -> "_pyrpc.ServerCore":
+    def _bind(self, event_loop: Any = None, listener_on_stdin: bool = False) -> "_pyrpc.ServerCore":
         if self._pyrpc_core is not None and self._pyrpc_core.running():
             raise RuntimeError("%s is already running" % type(self).__name__)
         address = check_address(type(self).__name__, self.address)
@@ -175,6 +201,8 @@ class Server:
             max_connections=int(self.max_connections),
             max_in_flight_per_connection=int(self.max_in_flight_per_connection),
             max_kept_results=int(self.max_kept_results),
+            result_store=self.result_store,
+            result_lease=float(self.result_lease),
             idle_timeout=float(self.idle_timeout or 0),
             shutdown_grace=float(self.shutdown_grace),
             handshake_timeout=float(self.handshake_timeout),
@@ -185,7 +213,7 @@ class Server:
             tls_client_ca=self.tls_client_ca,
             allow_remote_shutdown=self.allow_remote_shutdown,
         )
-        core.bind(event_loop)
+        core.bind(event_loop, listener_on_stdin=listener_on_stdin)
         self._pyrpc_core = core
         # A server on all interfaces without a secret or client certificates
         # warns through the Rust core's log (the ``pyrpc.server`` logger).
@@ -198,7 +226,13 @@ class Server:
         calls get their grace period, the Unix socket file is removed) and then
         propagates. Returns normally after :meth:`shutdown` or a client's
         ``shutdown()``.
+
+        With ``processes=N`` (N > 1), serves from N worker processes (see
+        the ``processes`` setting); SIGTERM then stops them all gracefully too.
         """
+        if _processes.check(self) > 1:
+            _processes.serve(self)
+            return
         self._bind().wait()
 
     async def serve(self) -> None:
@@ -228,6 +262,7 @@ class Server:
     def shutdown(self, delay: float = 0.1) -> None:
         """Ask the server to stop and return at once (the original waited
         ``delay`` seconds in a thread before stopping; accepted, ignored)."""
+        _processes.stop(self)
         core = self._pyrpc_core
         if core is not None:
             core.shutdown()

@@ -70,6 +70,10 @@ class ServerSettings(TypedDict, total=False):
     max_connections: int
     max_in_flight_per_connection: int
     max_kept_results: int
+    # Shared non-blocking results (issue #15).
+    result_store: Optional[str]
+    result_lease: float
+    processes: int
     idle_timeout: Optional[float]
     shutdown_grace: float
     handshake_timeout: float

@@ -10,6 +10,8 @@ mod handshake;
 mod hooks;
 mod limits;
 mod nonblocking;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod robustness;
 mod shutdown;
 mod stats;

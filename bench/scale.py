@@ -1,0 +1,146 @@
+"""Issue 15's scaling benchmark: a CPU-bound pure-Python method (about 1 ms)
+called from 8 client threads, served by ``Server(processes=1)`` and
+``Server(processes=2)``. Run by ``cargo xtask bench`` (xtask/src/bench_scale.rs):
+
+    python bench/scale.py --secs 5 --out target/bench/scale.json
+
+``python bench/scale.py serve ADDRESS_JSON N`` is the server side.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from pyrpc import Client, Server
+
+#: Loop length of ``spin`` taking about 1 ms; calibrated at start.
+SPIN_N = 20_000
+
+
+class SpinServer(Server):
+    def spin(self, n):
+        total = 0
+        for i in range(n):
+            total += i * i
+        return total
+
+
+def spin_local(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def calibrate():
+    """The loop length that takes about 1 ms in this interpreter."""
+    n = 20_000
+    for _ in range(3):
+        # The fastest of several runs: other load only ever slows a run down.
+        took = min(_timed(n) for _ in range(7))
+        n = max(1000, int(n * 0.001 / max(took, 1e-6)))
+    return n
+
+
+def _timed(n):
+    t = time.perf_counter()
+    spin_local(n)
+    return time.perf_counter() - t
+
+
+def serve(address, processes):
+    server = SpinServer(address=tuple(address), processes=processes, shutdown_grace=2)
+    try:
+        server.start()
+    except KeyboardInterrupt:
+        pass
+
+
+def measure(processes, secs, threads, n):
+    port = _free_port()
+    address = ("127.0.0.1", port)
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "serve", json.dumps(list(address)), str(processes)]
+    )
+    try:
+        probe = Client(address=address)
+        deadline = time.monotonic() + 30
+        while not probe.connected(0.2):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the server did not come up")
+            time.sleep(0.05)
+        # Warm up every worker (fresh connections land on any of them).
+        for _ in range(20):
+            with Client(address=address) as c:
+                c.spin(n)
+        counts = [0] * threads
+        stop = time.monotonic() + secs
+
+        def run(k):
+            with Client(address=address) as c:
+                while time.monotonic() < stop:
+                    c.spin(n)
+                    counts[k] += 1
+
+        ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+        start = time.monotonic()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        took = time.monotonic() - start
+        return sum(counts) / took
+    finally:
+        with Client(address=address) as c:
+            try:
+                c.shutdown()
+            except Exception:
+                pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        serve(json.loads(sys.argv[2]), int(sys.argv[3]))
+        return
+    p = argparse.ArgumentParser()
+    p.add_argument("--secs", type=float, default=5)
+    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--out")
+    args = p.parse_args()
+    n = calibrate()
+    one = measure(1, args.secs, args.threads, n)
+    two = measure(2, args.secs, args.threads, n)
+    result = {
+        "spin_n": n,
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
+        "processes_1_calls_per_s": round(one, 1),
+        "processes_2_calls_per_s": round(two, 1),
+        "ratio": round(two / one, 2) if one else None,
+        "goal": 1.7,
+    }
+    print(json.dumps(result))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""``Server(processes=N)``: N worker processes serving one listening socket.
+
+The parent binds the socket (TCP or Unix) and starts N workers with
+``multiprocessing``'s *spawn* method: each is a fresh interpreter (no
+``fork()`` of a process that runs a tokio runtime and threads; see
+docs/decisions/0081-server-processes.md), receives the server object
+(pickled) and the listening socket, and serves it with its own runtime and
+GIL. The kernel spreads incoming connections over the workers' ``accept``.
+
+The parent supervises: a worker that dies with an error (a crash, a kill) is
+replaced; a worker that stops cleanly (a client's ``shutdown()``) stops them
+all; ``server.shutdown()``, SIGTERM and Ctrl-C send SIGTERM to every worker,
+each shuts down gracefully (``shutdown_grace``), and the parent removes the
+Unix socket file.
+"""
+
+import errno
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import stat
+import threading
+import time
+from typing import Any, Dict, Optional
+
+logger = logging.getLogger("pyrpc")
+
+#: A worker that died sooner than this after its start is replaced only after
+#: this long (so a worker that crashes at once does not spin).
+RESTART_BACKOFF = 1.0
+
+
+def check(server: Any) -> int:
+    """The number of processes asked for, refused when it cannot work."""
+    n = int(server.processes)
+    if n < 1:
+        raise ValueError("processes must be at least 1, got %d" % n)
+    if n > 1 and server.nonblocking and not server.result_store:
+        raise ValueError(
+            "processes=%d with nonblocking=True needs a shared result_store "
+            "(e.g. result_store='redis://127.0.0.1:6379/0'): a non-blocking call's "
+            "fetch may reach another worker process, which would not know it" % n
+        )
+    return n
+
+
+def bind_socket(address: Any, unix_mode: Optional[int]) -> socket.socket:
+    """A listening socket at ``address``."""
+    if isinstance(address, tuple):
+        host, port = address
+        if host in ("", None):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            target: Any = ("0.0.0.0", port)
+        else:
+            family, kind, proto, _, target = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    else:
+        _clear_stale_socket(address)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        target = address
+    try:
+        sock.bind(target)
+        if unix_mode is not None and not isinstance(address, tuple):
+            os.chmod(address, unix_mode)
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _clear_stale_socket(path: str) -> None:
+    """Removes a socket file nobody listens on; refuses any other file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(errno.EEXIST, "%s exists and is not a socket" % path)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, "a server already listens on %s" % path)
+
+
+#: The supervisors running, by ``id()`` of their server (not an attribute of
+#: the server: the server is pickled into each worker).
+_RUNNING: Dict[int, "Supervisor"] = {}
+
+
+def serve(server: Any) -> None:
+    """Runs ``server`` in ``server.processes`` workers until stopped."""
+    supervisor = Supervisor(server, check(server))
+    _RUNNING[id(server)] = supervisor
+    try:
+        supervisor.run()
+    finally:
+        _RUNNING.pop(id(server), None)
+
+
+def stop(server: Any) -> None:
+    """Stops the workers of ``server``, if it runs several."""
+    supervisor = _RUNNING.get(id(server))
+    if supervisor is not None:
+        supervisor.stop()
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def worker_main(server: Any, sock: socket.socket) -> None:
+    """A worker: serves the inherited socket until stopped. SIGTERM and
+    SIGINT shut it down gracefully."""
+    signal.signal(signal.SIGTERM, _terminate)
+    # The Rust core takes the listener from file descriptor 0 (see
+    # ServerCore.bind); stdin is put back right after.
+    saved = os.dup(0)
+    try:
+        os.dup2(sock.fileno(), 0)
+        core = server._bind(listener_on_stdin=True)
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        sock.close()
+    # A worker outlives no supervisor (killed with SIGKILL, say): it shuts
+    # down when its parent is gone.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+
+        def orphaned() -> None:
+            multiprocessing.connection.wait([parent.sentinel])
+            core.shutdown()
+
+        threading.Thread(target=orphaned, name="pyrpc-parent-watch", daemon=True).start()
+    try:
+        core.wait()
+    except KeyboardInterrupt:
+        pass
+
+
+class Supervisor:
+    """Starts, watches and stops the workers of one server."""
+
+    def __init__(self, server: Any, n: int) -> None:
+        self.server = server
+        self.n = n
+        self.stopping = threading.Event()
+        self.pids: Dict[int, int] = {}
+
+    def stop(self) -> None:
+        """Asks the supervisor to stop every worker (from any thread)."""
+        self.stopping.set()
+
+    def run(self) -> None:
+        server = self.server
+        ctx = multiprocessing.get_context("spawn")
+        sock = bind_socket(server.address, server.unix_mode)
+        workers: Dict[int, Any] = {}
+        started: Dict[int, float] = {}
+        old_handler = None
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            old_handler = signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        interrupted = False
+        try:
+            for i in range(self.n):
+                workers[i] = self._spawn(ctx, sock, i)
+                started[i] = time.monotonic()
+            logger.info("pyrpc server at %r: %d worker processes", server.address, self.n)
+            while not self.stopping.is_set():
+                sentinels = [p.sentinel for p in workers.values()]
+                multiprocessing.connection.wait(sentinels, timeout=0.1)
+                for i, p in list(workers.items()):
+                    if p.exitcode is None:
+                        continue
+                    if p.exitcode == 0:
+                        # A clean stop (a client's shutdown()): stop them all.
+                        self.stop()
+                        break
+                    logger.warning(
+                        "pyrpc worker %d (pid %s) exited with %s; starting a new one",
+                        i, p.pid, p.exitcode,
+                    )
+                    wait = started[i] + RESTART_BACKOFF - time.monotonic()
+                    if wait > 0 and self.stopping.wait(wait):
+                        break
+                    workers[i] = self._spawn(ctx, sock, i)
+                    started[i] = time.monotonic()
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            self._stop_all(workers)
+            sock.close()
+            if not isinstance(server.address, tuple):
+                try:
+                    os.unlink(server.address)
+                except OSError:
+                    pass
+            if in_main:
+                signal.signal(signal.SIGTERM, old_handler)
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def _spawn(self, ctx: Any, sock: socket.socket, i: int) -> Any:
+        p = ctx.Process(
+            target=worker_main, args=(self.server, sock), name="pyrpc-worker-%d" % i, daemon=False
+        )
+        p.start()
+        self.pids[i] = p.pid
+        return p
+
+    def _stop_all(self, workers: Dict[int, Any]) -> None:
+        for p in workers.values():
+            if p.exitcode is None:
+                try:
+                    os.kill(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + float(self.server.shutdown_grace) + 5
+        for p in workers.values():
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.exitcode is None:
+                logger.warning("pyrpc worker pid %s did not stop in time; killing it", p.pid)
+                p.kill()
+                p.join()
