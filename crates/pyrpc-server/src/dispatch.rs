@@ -410,11 +410,21 @@ fn prepare(shared: &Shared, call: raw::Call, received: Instant) -> Result<Prepar
         if encoded {
             return Ok(Value::Encoded(v));
         }
-        let v = raw::decode_value(v, max_depth).map_err(|e| {
-            RemoteError::new(
+        let v = raw::decode_value(v, max_depth).map_err(|e| match e {
+            // Bytes that are not a value (values arrive undecoded, see
+            // `pyrpc_proto::raw`): the request could not be decoded.
+            pyrpc_proto::ValueError::Undecodable(why) => RemoteError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "the {} of {method}() could not be decoded ({why}); values deeper \
+                     than 32 levels must use the flat encoding",
+                    what()
+                ),
+            ),
+            e => RemoteError::new(
                 ErrorKind::UnsupportedValue,
                 format!("{} of {method}(): {e}", what()),
-            )
+            ),
         })?;
         if !shared.config.allow_pickle && contains_pickle(&v) {
             return Err(pickle_refused(&format!("{} of {method}()", what())));
