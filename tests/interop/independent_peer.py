@@ -1130,6 +1130,14 @@ def run_checks(address_text):
             elapsed = time.monotonic() - start
             assert elapsed < 1.5, f"timed out only after {elapsed:.2f} s"
             return f"timed out after {elapsed:.2f} s"
+        except RemoteException as e:
+            # The server enforces the deadline the call carries (PROTOCOL.md,
+            # "Deadlines"): its DEADLINE_EXCEEDED can win the race against
+            # our own timer. Either is a timeout; anything else is not.
+            elapsed = time.monotonic() - start
+            assert e.remote.kind == pb.DEADLINE_EXCEEDED, f"sleep(2) with a 0.2 s timeout raised {e}"
+            assert elapsed < 1.5, f"the server stopped the call only after {elapsed:.2f} s"
+            return f"the server stopped it at its deadline after {elapsed:.2f} s"
         raise AssertionError(f"sleep(2) with a 0.2 s timeout returned {value!r}")
 
     def echo():
