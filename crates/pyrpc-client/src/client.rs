@@ -340,7 +340,11 @@ impl Client {
 
     /// Checks `args` against the value depth limits and returns the
     /// connection to send them on.
-    async fn prepare(&self, args: &Args, connect: Duration) -> Result<Arc<Connection>, CallError> {
+    pub(crate) async fn prepare(
+        &self,
+        args: &Args,
+        connect: Duration,
+    ) -> Result<Arc<Connection>, CallError> {
         let ours = self.inner.config.max_value_depth;
         // Refuse before touching the network.
         check_depth(args, ours)?;
@@ -486,6 +490,7 @@ pub(crate) fn wire_call(method: &str, args: Args, timeout_ms: u64) -> wire::Call
             })
             .collect(),
         timeout_ms,
+        stream_window: 0,
     }
 }
 
@@ -507,6 +512,7 @@ pub(crate) fn unexpected(outcome: &response::Kind, what: &str) -> CallError {
         response::Kind::Pending(_) => "pending",
         response::Kind::Methods(_) => "a method list",
         response::Kind::Stats(_) => "stats",
+        response::Kind::StreamEnd(_) => "the end of a stream",
     };
     CallError::Protocol(format!("the server answered a {what} with {kind}"))
 }

@@ -21,7 +21,7 @@ use pyrpc_proto::wire::{
 use pyrpc_proto::PROTOCOL_VERSION;
 use pyrpc_transport::{Address, TransportError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -126,7 +126,12 @@ struct Shared {
     /// [`PendingReply`] was dropped), for the [`cancel_loop`] to cancel.
     /// Bounded by [`MAX_QUEUED_CANCELS`]: past it, a call is left to finish.
     cancels: Mutex<Vec<u64>>,
-    /// Wakes the [`cancel_loop`]: cancels queued, or the connection broke.
+    /// `Credit`s for streamed replies, (request id, items), for the
+    /// [`cancel_loop`] to send. One entry per stream at most: a new grant
+    /// for the same id adds to it.
+    credits: Mutex<Vec<(u64, u32)>>,
+    /// Wakes the [`cancel_loop`]: cancels or credits queued, or the
+    /// connection broke.
     cancel_wake: Notify,
 }
 
@@ -139,6 +144,10 @@ const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Default)]
 struct Pending {
     waiters: HashMap<u64, oneshot::Sender<Reply>>,
+    /// The item channels of calls that take a streamed reply, by request id.
+    /// Unbounded, but the server sends no more items than the client
+    /// granted (`Call.stream_window` and its `Credit`s).
+    items: HashMap<u64, mpsc::UnboundedSender<wire::Value>>,
     /// Set when the connection broke; no new waiter is accepted after that.
     broken: Option<Broken>,
 }
@@ -149,6 +158,7 @@ impl Shared {
             pending: Mutex::new(Pending::default()),
             open: AtomicBool::new(true),
             cancels: Mutex::new(Vec::new()),
+            credits: Mutex::new(Vec::new()),
             cancel_wake: Notify::new(),
         }
     }
@@ -169,10 +179,62 @@ impl Shared {
         Ok(rx)
     }
 
+    /// Adds a waiter for `id` that also takes streamed items, unless the
+    /// connection is broken.
+    fn register_stream(
+        &self,
+        id: u64,
+    ) -> Result<
+        (
+            oneshot::Receiver<Reply>,
+            mpsc::UnboundedReceiver<wire::Value>,
+        ),
+        Broken,
+    > {
+        let mut pending = self.lock();
+        if let Some(why) = &pending.broken {
+            return Err(why.clone());
+        }
+        let (tx, rx) = oneshot::channel();
+        pending.waiters.insert(id, tx);
+        let (itx, irx) = mpsc::unbounded_channel();
+        pending.items.insert(id, itx);
+        Ok((rx, irx))
+    }
+
+    /// Hands a stream item to the call waiting for it; an item nobody
+    /// waits for is dropped.
+    fn item(&self, item: wire::StreamItem) {
+        let pending = self.lock();
+        match pending.items.get(&item.id) {
+            Some(tx) => drop(tx.send(item.value.unwrap_or_default())),
+            None => trace!(id = item.id, "stream item nobody waits for; ignored"),
+        }
+    }
+
+    /// Queues a `Credit` of `items` for the stream of request `id`.
+    pub(crate) fn queue_credit(&self, id: u64, items: u32) {
+        if !self.open.load(Ordering::Acquire) {
+            return;
+        }
+        let mut credits = self.credits.lock().unwrap_or_else(PoisonError::into_inner);
+        match credits.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, n)) => *n = n.saturating_add(items),
+            None => credits.push((id, items)),
+        }
+        drop(credits);
+        self.cancel_wake.notify_one();
+    }
+
     /// Hands a response to its waiter; a response nobody waits for (its
     /// caller timed out or went away) is dropped.
     fn complete(&self, id: u64, outcome: Option<response::Kind>) {
-        let waiter = self.lock().waiters.remove(&id);
+        let waiter = {
+            let mut pending = self.lock();
+            // The response ends the stream: items came before it.
+            pending.items.remove(&id);
+            pending.waiters.remove(&id)
+        };
         match waiter {
             // The caller may have given up just now; that is fine.
             Some(tx) => drop(tx.send(Ok(outcome))),
@@ -183,7 +245,9 @@ impl Shared {
     /// Forgets the waiter of `id`; true if it was still waiting (no reply
     /// had come).
     fn remove(&self, id: u64) -> bool {
-        self.lock().waiters.remove(&id).is_some()
+        let mut pending = self.lock();
+        pending.items.remove(&id);
+        pending.waiters.remove(&id).is_some()
     }
 
     /// Queues a `Cancel` of request `id` for the [`cancel_loop`].
@@ -210,6 +274,7 @@ impl Shared {
         let waiters = {
             let mut pending = self.lock();
             let why = pending.broken.get_or_insert(why).clone();
+            pending.items.clear();
             std::mem::take(&mut pending.waiters)
                 .into_values()
                 .map(move |tx| (tx, why.clone()))
@@ -462,6 +527,51 @@ impl Connection {
         }
     }
 
+    /// Grants the streamed reply of request `id` room for `items` more
+    /// items. Best effort, as [`Connection::cancel`].
+    pub(crate) async fn credit(&self, id: u64, items: u32) {
+        let frame = ClientFrame {
+            kind: Some(client_frame::Kind::Credit(wire::Credit { id, items })),
+        };
+        let ticket = {
+            let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+            let out = &mut *out;
+            if let Err(e) = out.codec.encode_chunks(&frame, &mut out.frames) {
+                debug!(id, error = %e, "credit not encoded");
+                return;
+            }
+            out.queued += 1;
+            out.queued
+        };
+        match self.write_through(ticket, CANCEL_SEND_TIMEOUT).await {
+            Ok(()) => trace!(id, items, "credit sent"),
+            Err(e) => debug!(id, error = %e, "credit not sent"),
+        }
+    }
+
+    /// The shared state, for a [`crate::stream::ReplyStream`].
+    pub(crate) fn shared_handle(&self) -> SharedHandle {
+        SharedHandle(Arc::clone(&self.shared))
+    }
+
+    /// Sends a `Call` that takes a streamed reply (its `stream_window` set),
+    /// as [`Connection::send`]; also returns the channel its items arrive
+    /// on.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send`].
+    pub(crate) async fn send_streaming(
+        &self,
+        call: wire::Call,
+        send_timeout: Duration,
+    ) -> Result<(PendingReply, mpsc::UnboundedReceiver<wire::Value>), CallError> {
+        let (reply, ticket, items) = self.enqueue_with(request::Kind::Call(call), true)?;
+        self.write_through(ticket, send_timeout).await?;
+        trace!(id = reply.id, "streaming request sent");
+        Ok((reply, items.expect("registered with items")))
+    }
+
     /// Breaks the connection: every waiting caller gets [`CallError::Closed`].
     pub(crate) fn close(&self) {
         self.shared.fail_all(Broken::Closed);
@@ -509,6 +619,25 @@ impl Connection {
     /// Registers a request's waiter and encodes the request into the
     /// outbox; returns the waiter and the request's ticket.
     fn enqueue(&self, kind: request::Kind) -> Result<(PendingReply, u64), CallError> {
+        let (reply, ticket, _) = self.enqueue_with(kind, false)?;
+        Ok((reply, ticket))
+    }
+
+    /// [`Connection::enqueue`], registering an item channel too when
+    /// `streaming`.
+    #[allow(clippy::type_complexity)]
+    fn enqueue_with(
+        &self,
+        kind: request::Kind,
+        streaming: bool,
+    ) -> Result<
+        (
+            PendingReply,
+            u64,
+            Option<mpsc::UnboundedReceiver<wire::Value>>,
+        ),
+        CallError,
+    > {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancellable = matches!(kind, request::Kind::Call(_));
         let frame = ClientFrame {
@@ -524,7 +653,12 @@ impl Connection {
                 self.max_send_len
             )));
         }
-        let rx = self.shared.register(id)?;
+        let (rx, items) = if streaming {
+            let (rx, items) = self.shared.register_stream(id)?;
+            (rx, Some(items))
+        } else {
+            (self.shared.register(id)?, None)
+        };
         // From here on, dropping `reply` (on any error, a timeout, or the
         // caller going away) removes the pending entry.
         let reply = PendingReply {
@@ -539,7 +673,7 @@ impl Connection {
             return Err(CallError::Protocol(format!("cannot send the request: {e}")));
         }
         out.queued += 1;
-        Ok((reply, out.queued))
+        Ok((reply, out.queued, items))
     }
 
     /// Waits until the request with `ticket` is written (by this caller,
@@ -695,6 +829,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 shared.complete(r.id, r.kind);
             }
             Some(Ok(ServerFrame {
+                kind: Some(server_frame::Kind::Item(item)),
+            })) => shared.item(item),
+            Some(Ok(ServerFrame {
                 kind: Some(server_frame::Kind::Hello(_)),
             })) => break Broken::Protocol("the server sent a second hello".into()),
             Some(Ok(ServerFrame { kind: None })) => {
@@ -722,10 +859,36 @@ async fn cancel_loop(shared: Arc<Shared>, conn: Weak<Connection>) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
+        let credits = std::mem::take(
+            &mut *shared
+                .credits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         let Some(conn) = conn.upgrade() else { return };
         for id in ids {
             conn.cancel(id).await;
         }
+        for (id, items) in credits {
+            conn.credit(id, items).await;
+        }
+    }
+}
+
+/// The connection's shared state, as a streamed reply holds it: enough to
+/// queue its `Credit`s and `Cancel`, without keeping the connection open.
+#[derive(Clone)]
+pub(crate) struct SharedHandle(Arc<Shared>);
+
+impl SharedHandle {
+    /// Queues a `Credit` (see [`Shared::queue_credit`]).
+    pub(crate) fn queue_credit(&self, id: u64, items: u32) {
+        self.0.queue_credit(id, items);
+    }
+
+    /// Queues a `Cancel` of request `id`.
+    pub(crate) fn queue_cancel(&self, id: u64) {
+        self.0.queue_cancel(id);
     }
 }
 

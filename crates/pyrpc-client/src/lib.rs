@@ -71,6 +71,7 @@ mod connection;
 mod error;
 mod nonblocking;
 mod service;
+mod stream;
 mod typed;
 
 #[doc(hidden)]
@@ -87,6 +88,7 @@ pub use connection::ServerInfo;
 pub use error::{CallError, TimeoutStage};
 pub use pyrpc_macros::{service, Exception};
 pub use service::ServiceError;
+pub use stream::{Reply, ReplyStream, STREAM_WINDOW};
 // What a client needs, so that `pyrpc-client` is its only pyrpc dependency.
 pub use pyrpc_proto::{
     from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, SerdeError,

@@ -95,6 +95,7 @@ mod results;
 mod running;
 mod server;
 mod stats;
+mod stream;
 mod typed;
 
 #[doc(hidden)]
@@ -107,6 +108,7 @@ mod service;
 pub use callee::{CallContext, CallFuture, Callee};
 pub use methods::Methods;
 pub use pyrpc_macros::{service, Exception};
+pub use stream::ValueStream;
 // What a server needs, so that `pyrpc-server` is its only pyrpc dependency.
 pub use config::{RemoteShutdown, ServerConfig};
 mod warnlimit;
