@@ -27,6 +27,8 @@ use pyrpc_transport::Address;
 use crate::convert::{self, Options};
 use crate::errors;
 use crate::runtime;
+use crate::stream::{AsyncStreamIter, StreamIter};
+use pyrpc_client::Reply;
 
 /// Seconds (a Python float) as a [`Duration`].
 pub(crate) fn seconds(name: &str, secs: f64) -> PyResult<Duration> {
@@ -360,14 +362,19 @@ impl ClientCore {
         let call_args = convert::to_args(args, kwargs, self.send_options(&client))?;
         let result = runtime::block_on_local(py, async {
             if nonblocking {
-                client.nb_call_with(method, call_args, &opts).await
+                client
+                    .nb_call_with(method, call_args, &opts)
+                    .await
+                    .map(Reply::Value)
             } else {
-                client.call_with(method, call_args, &opts).await
+                client.call_streaming_with(method, call_args, &opts).await
             }
         })?;
+        let recv = self.recv_options();
         match result {
-            Ok(value) => convert::to_python(py, value, self.recv_options()),
-            Err(e) => Err(errors::call_error(py, e, self.recv_options())),
+            Ok(Reply::Value(value)) => convert::to_python(py, value, recv),
+            Ok(Reply::Stream(s)) => Ok(Py::new(py, StreamIter::new(*s, recv))?.into_any()),
+            Err(e) => Err(errors::call_error(py, e, recv)),
         }
     }
 
@@ -412,15 +419,22 @@ impl ClientCore {
         let future_ref = future.clone().unbind();
         let task = rt.spawn(async move {
             let result = if nonblocking {
-                client.nb_call_with(&method, call_args, &opts).await
+                client
+                    .nb_call_with(&method, call_args, &opts)
+                    .await
+                    .map(Reply::Value)
             } else {
-                client.call_with(&method, call_args, &opts).await
+                client.call_streaming_with(&method, call_args, &opts).await
             };
             // The interpreter may be exiting or gone by now; then nobody waits
             // (and this thread must not take the GIL: see `exit`).
             crate::exit::attach(|py| {
                 let outcome = match result {
-                    Ok(value) => convert::to_python(py, value, recv),
+                    Ok(Reply::Value(value)) => convert::to_python(py, value, recv),
+                    // The Python side tells the two apart (`_stream.CoCall`).
+                    Ok(Reply::Stream(s)) => {
+                        Py::new(py, AsyncStreamIter::new(*s, recv)).map(Py::into_any)
+                    }
                     Err(e) => Err(errors::call_error(py, e, recv)),
                 };
                 let (exc, value) = match outcome {

@@ -176,13 +176,15 @@ impl CallContext {
     ///
     /// `UNSUPPORTED_VALUE` when the call cannot stream: a non-blocking
     /// (`Submit`) call, or a client that does not take streamed replies.
+    /// Its message reads after the method's name: "streams its reply, but
+    /// ...".
     pub fn reply_stream(&self, stream: ValueStream) -> Result<(), RemoteError> {
         match &self.stream {
             Some(slot) => {
                 slot.put(stream);
                 Ok(())
             }
-            None => Err(crate::stream::cannot_stream("the method", self.nonblocking)),
+            None => Err(crate::stream::cannot_stream(self.nonblocking)),
         }
     }
 

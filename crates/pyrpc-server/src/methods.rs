@@ -146,16 +146,19 @@ impl Methods {
         F: Fn(Args) -> S + Send + Sync + 'static,
         S: futures::Stream<Item = Result<Value, RemoteError>> + Send + 'static,
     {
+        let name: String = name.into();
+        let method = name.clone();
         let f: AsyncFn = Arc::new(move |_: &[String], args| {
             let stream: crate::ValueStream = Box::pin(f(args));
             // Called inside the call's context (see `Callee::call` below).
             let offered = match CallContext::current() {
                 Some(ctx) => ctx.reply_stream(stream),
-                None => Err(crate::stream::cannot_stream("the method", false)),
-            };
+                None => Err(crate::stream::cannot_stream(false)),
+            }
+            .map_err(|e| RemoteError::new(e.kind, format!("{method}() {}", e.message)));
             Box::pin(async move { offered.map(|()| Value::None) }) as CallFuture
         });
-        self.handlers.insert(name.into(), Handler::Async(f));
+        self.handlers.insert(name, Handler::Async(f));
         self
     }
 

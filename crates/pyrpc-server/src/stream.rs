@@ -56,8 +56,10 @@ impl StreamSlot {
 }
 
 /// The error for a stream offered on a call that cannot stream: a
-/// non-blocking call, or a client that did not offer a stream window.
-pub(crate) fn cannot_stream(method: &str, nonblocking: bool) -> RemoteError {
+/// non-blocking call, or a client that did not offer a stream window. The
+/// message reads after the method's name ("count() streams its reply, but
+/// ...").
+pub(crate) fn cannot_stream(nonblocking: bool) -> RemoteError {
     let why = if nonblocking {
         "non-blocking (nb_) calls cannot stream; call it without nb_"
     } else {
@@ -65,7 +67,7 @@ pub(crate) fn cannot_stream(method: &str, nonblocking: bool) -> RemoteError {
     };
     RemoteError::new(
         ErrorKind::UnsupportedValue,
-        format!("{method}() streams its reply, but {why}"),
+        format!("streams its reply, but {why}"),
     )
 }
 
