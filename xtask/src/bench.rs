@@ -1323,6 +1323,9 @@ fn kept_analysis(path: &Path) -> String {
 
 /// `cargo xtask bench [--quick]`.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
+    if crate::bench_stream::wanted(args) {
+        return crate::bench_stream::run(root);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     // `--case a,b` (or `--only a,b`): run only the cases whose id contains
     // one of the comma-separated strings; the results then go to

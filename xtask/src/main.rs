@@ -24,6 +24,7 @@
 use anyhow::{bail, Result};
 
 mod bench;
+mod bench_stream;
 mod certs;
 mod codegen;
 mod demo;
