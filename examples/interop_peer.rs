@@ -25,6 +25,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use futures::StreamExt;
 use pyrpc_client::{CallError, CallOptions, Client, ClientConfig};
 use pyrpc_proto::{Args, ErrorKind, RemoteError, Value};
 use pyrpc_server::{Methods, Server};
@@ -108,6 +109,10 @@ fn service() -> Methods {
                 "builtins",
                 args.collect(),
             ))
+        })
+        .add_stream("count", |args: Args| {
+            let n = args.args.first().and_then(Value::as_i64).unwrap_or(0);
+            futures::stream::iter(0..n).map(|i| Ok(Value::from(i)))
         })
         .add("big", |args: Args| {
             args.expect_exactly("big", 1)?;
@@ -337,6 +342,31 @@ async fn check(addr: Address) -> bool {
             "returned after {elapsed:?}, before the call could end"
         );
         Ok(format!("returned after {elapsed:.2?}"))
+    });
+    run!("stream", async {
+        let items: Vec<Value> = client
+            .call_streaming("count", Args::new().arg(300))
+            .await?
+            .into_stream()
+            .map(|item| item.map_err(anyhow::Error::from))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        ensure!(
+            items == (0..300).map(Value::from).collect::<Vec<_>>(),
+            "count(300) streamed {} items, not 0..299",
+            items.len()
+        );
+        // Leaving early (dropping the stream) cancels it on the server.
+        let mut endless = client
+            .call_streaming("count", Args::new().arg(1_000_000_000))
+            .await?
+            .into_stream();
+        ensure!(endless.next().await.transpose()? == Some(Value::from(0)));
+        drop(endless);
+        ensure!(client.connected(Duration::from_secs(5)).await);
+        Ok("300 items, one stream left early".to_owned())
     });
     run!("shutdown", async {
         client.shutdown().await?;

@@ -24,7 +24,8 @@ the address's host.
 
 The test service: ``echo(*args, **kwargs) -> (args, kwargs)``, ``sleep(seconds)
 -> seconds``, ``raise_(type_name, *args)`` raises that builtin exception,
-``big(n) -> b'1' * n``; non-blocking calls are enabled.
+``big(n) -> b'1' * n``, ``count(n)`` streams the items ``0 .. n-1`` (a streamed
+reply, PROTOCOL.md "Streamed replies"); non-blocking calls are enabled.
 
 Besides the checks every interop client runs, ``check`` holds the server to the
 rules of docs/PROTOCOL.md a client can observe (section 8 lists them), on raw
@@ -523,6 +524,35 @@ class TestService:
         return b"1" * n
 
 
+class StreamState:
+    """The credit and cancellation of one streamed reply (a `count` call)."""
+
+    def __init__(self, window):
+        self.cond = threading.Condition()
+        self.credit = window
+        self.cancelled = False
+
+    def grant(self, items):
+        with self.cond:
+            self.credit += items
+            self.cond.notify_all()
+
+    def cancel(self):
+        with self.cond:
+            self.cancelled = True
+            self.cond.notify_all()
+
+    def take(self):
+        """Waits for one unit of credit; False when the call was cancelled."""
+        with self.cond:
+            while self.credit <= 0 and not self.cancelled:
+                self.cond.wait()
+            if self.cancelled:
+                return False
+            self.credit -= 1
+            return True
+
+
 class NbResult:
     """A submitted call: done once the call finished; kept until released or reaped."""
 
@@ -643,6 +673,8 @@ class IndependentServer:
             with write_lock:
                 send_frame(conn, pb.ServerFrame(response=response))
 
+        streams = {}  # request id -> StreamState, for Credit and Cancel
+
         try:
             first = recv_frame(conn, pb.ClientFrame)  # undecodable: closed without a word
             hello = pb.ServerHello(protocol_version=PROTOCOL_VERSION, peer_name=PEER_NAME)
@@ -681,8 +713,32 @@ class IndependentServer:
                         return
                     answer(request_id, error=error(pb.PROTOCOL, "RuntimeError", "undecodable request"))
                     continue
+                if frame.WhichOneof("kind") == "credit":
+                    state = streams.get(frame.credit.id)
+                    if state is not None:  # one naming no running stream is ignored
+                        state.grant(frame.credit.items)
+                    continue
                 if frame.WhichOneof("kind") != "request":
                     return  # a second hello, an auth frame, no known kind: close
+                request = frame.request
+                if request.WhichOneof("kind") == "cancel":
+                    state = streams.get(request.cancel.id)
+                    if state is not None:
+                        state.cancel()
+                    answer(request.id, ack=pb.Ack())
+                    continue
+                if (
+                    request.WhichOneof("kind") == "call"
+                    and request.call.method == "count"
+                    and not self.stopping.is_set()
+                ):
+                    state = streams[request.id] = StreamState(request.call.stream_window)
+                    threading.Thread(
+                        target=self.stream_count,
+                        args=(conn, write_lock, request, state, streams, answer),
+                        daemon=True,
+                    ).start()
+                    continue
                 # Every request runs on its own thread: answers go out by id, in
                 # whatever order the requests finish. Except Submit, handled here
                 # before the next frame is read (PROTOCOL.md's ordering guarantee:
@@ -701,6 +757,32 @@ class IndependentServer:
             with self.conns_lock:
                 self.conns.discard(conn)
             conn.close()
+
+    def stream_count(self, conn, write_lock, request, state, streams, answer):
+        """`count(n)`: the items 0 .. n-1 as StreamItems, each after one unit of
+        the client's credit, then `stream_end`; `CANCELLED` if the client sent
+        Cancel. A client that takes no streams (`stream_window` 0) is refused."""
+        try:
+            if request.call.stream_window == 0:
+                answer(request.id, error=error(
+                    pb.UNSUPPORTED_VALUE, "RuntimeError",
+                    "count() streams its reply, but the client does not take streams"))
+                return
+            n = from_value(request.call.args[0]) if request.call.args else 0
+            for i in range(n):
+                if not state.take():
+                    answer(request.id, error=error(
+                        pb.CANCELLED, "CancelledError", "the call was cancelled by its caller",
+                        module="asyncio"))
+                    return
+                item = pb.StreamItem(id=request.id, value=to_value(i))
+                with write_lock:
+                    send_frame(conn, pb.ServerFrame(item=item))
+            answer(request.id, stream_end=pb.StreamEnd(items=n))
+        except OSError:
+            pass  # the client went away
+        finally:
+            streams.pop(request.id, None)
 
     def run_request(self, request, received, answer):
         try:
@@ -962,6 +1044,60 @@ class IndependentClient:
         finally:
             self.request(timeout=10, release=pb.Release(call_id=call_id))
 
+    def stream(self, method, *args, window=8, cancel_after=None):
+        """A streaming call: returns (items, final response kind, most items
+        ever outstanding). Grants `window` more credit each time `window` items
+        were taken; after `cancel_after` items, sends Cancel and reads on until
+        the call's response (items already on the wire are counted, not kept)."""
+        if self.sock is None:
+            self.connect()
+        call = self.make_call(method, args, {})
+        call.stream_window = window
+        request_id = self.next_id
+        cancel_id = request_id + 1
+        self.next_id += 2
+        self.sock.settimeout(20)
+        send_frame(self.sock, pb.ClientFrame(request=pb.Request(id=request_id, call=call)))
+        items, granted, taken_since, outstanding_max = [], window, 0, 0
+        cancelled = acked = False
+        final = None
+        try:
+            while final is None or (cancelled and not acked):
+                frame = recv_frame(self.sock, pb.ServerFrame)
+                kind = frame.WhichOneof("kind")
+                if kind == "item":
+                    assert frame.item.id == request_id, f"an item for request {frame.item.id}"
+                    assert final is None, "an item after the call's response"
+                    outstanding_max = max(outstanding_max, len(items) + 1 - (granted - window))
+                    assert len(items) < granted, f"item {len(items) + 1} beyond the {granted} granted"
+                    items.append(from_value(frame.item.value))
+                    if cancelled:
+                        continue
+                    if cancel_after is not None and len(items) >= cancel_after:
+                        send_frame(self.sock, pb.ClientFrame(
+                            request=pb.Request(id=cancel_id, cancel=pb.Cancel(id=request_id))))
+                        cancelled = True
+                        continue
+                    taken_since += 1
+                    if taken_since == window:
+                        send_frame(self.sock, pb.ClientFrame(credit=pb.Credit(id=request_id, items=window)))
+                        granted += window
+                        taken_since = 0
+                elif kind == "response":
+                    if frame.response.id == cancel_id:
+                        assert frame.response.WhichOneof("kind") == "ack", "Cancel not acked"
+                        acked = True
+                    elif frame.response.id == request_id:
+                        final = frame.response
+                    else:
+                        self.early[frame.response.id] = frame.response
+                else:
+                    raise ConnectionClosed(f"unexpected frame {kind}")
+        except BaseException:
+            self.close()
+            raise
+        return items, final, outstanding_max
+
     def ping(self, timeout):
         try:
             return self.request(timeout=timeout, ping=pb.Ping()).WhichOneof("kind") == "ack"
@@ -1191,6 +1327,31 @@ def run_checks(address_text):
         assert pending >= 2, f"only {pending} pending answers: the call did not span several polls"
         return f"{pending} polls answered pending"
 
+    def stream():
+        items, final, _ = client.stream("count", 300, window=8)
+        assert items == list(range(300)), f"items {items[:5]}... ({len(items)})"
+        kind = final.WhichOneof("kind")
+        assert kind == "stream_end" and final.stream_end.items == 300, f"ended with {final}"
+        items, final, _ = client.stream("count", 0, window=8)
+        assert items == [] and final.WhichOneof("kind") == "stream_end", f"{items} {final}"
+        # Without a window the client takes no streams: refused, nothing sent.
+        try:
+            client.call("count", 3)
+        except RemoteException as exc:
+            assert pb.ErrorKind.Name(exc.remote.kind) == "UNSUPPORTED_VALUE", exc.remote
+        else:
+            raise AssertionError("count() without a stream window returned a value")
+        return "300 items in windows of 8, an empty stream, a refusal"
+
+    def stream_cancel():
+        items, final, _ = client.stream("count", 10**9, window=4, cancel_after=2)
+        kind = final.WhichOneof("kind")
+        assert kind == "error", f"a cancelled stream ended with {kind}"
+        assert pb.ErrorKind.Name(final.error.kind) == "CANCELLED", final.error
+        assert items == list(range(len(items))) and len(items) <= 4, items
+        assert client.call("echo", 1) == ((1,), {}), "the connection serves on"
+        return f"cancelled after {len(items)} items"
+
     def shutdown():
         client.shutdown()
         deadline = time.monotonic() + 10
@@ -1372,6 +1533,8 @@ def run_checks(address_text):
     check("stats", stats)
     check("big", big_bytes)
     check("nb", nb_call)
+    check("stream", stream)
+    check("stream-cancel", stream_cancel)
     check("shutdown", shutdown)
     client.close()
     return all(results)

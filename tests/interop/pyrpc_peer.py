@@ -66,6 +66,10 @@ class InteropServer(Server):
     def big(self, n):
         return b"1" * n
 
+    def count(self, n):
+        """Streams the items 0 .. n-1."""
+        yield from range(n)
+
 
 # The same nested value as the other peers' echo check.
 NESTED_ARGS = (
@@ -170,6 +174,15 @@ def run_checks(address):
         assert elapsed >= 0.6, f"returned after {elapsed:.2f} s, before the call could end"
         return f"returned after {elapsed:.2f} s"
 
+    def stream():
+        assert list(client.count(300)) == list(range(300)), "count(300) did not stream 0..299"
+        assert list(client.count(0)) == [], "count(0) is not an empty stream"
+        for item in client.count(10**9):  # leaving early cancels it on the server
+            if item == 2:
+                break
+        assert client.echo(1) == ((1,), {}), "the client serves on after leaving a stream"
+        return "300 items, an empty stream, one left early"
+
     def shutdown():
         client.shutdown()
         deadline = time.monotonic() + 10
@@ -184,6 +197,7 @@ def run_checks(address):
     check("exception", remote_exception)
     check("big", big_bytes)
     check("nb", nb_call)
+    check("stream", stream)
     check("shutdown", shutdown)
     return all(results)
 

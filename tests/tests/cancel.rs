@@ -184,6 +184,7 @@ async fn a_call_running_at_its_deadline_is_stopped_and_answered_deadline_exceede
         let call = wire::Call {
             method: "wait".into(),
             timeout_ms: 200,
+            stream_window: 0,
             ..Default::default()
         };
         match peer.request(wire::request::Kind::Call(call)).await {

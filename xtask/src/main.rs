@@ -27,6 +27,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_scale;
+mod bench_stream;
 mod bench_values;
 mod certs;
 mod codegen;

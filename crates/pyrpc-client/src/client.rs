@@ -416,7 +416,11 @@ impl Client {
 
     /// Checks `args` against the value depth limits and returns the
     /// connection to send them on.
-    async fn prepare(&self, args: &Args, connect: Duration) -> Result<Arc<Connection>, CallError> {
+    pub(crate) async fn prepare(
+        &self,
+        args: &Args,
+        connect: Duration,
+    ) -> Result<Arc<Connection>, CallError> {
         let ours = self.inner.config.max_value_depth;
         // Refuse before touching the network.
         check_depth(args, ours)?;
@@ -583,6 +587,7 @@ pub(crate) fn unexpected(outcome: &response::Kind, what: &str) -> CallError {
         response::Kind::Pending(_) => "pending",
         response::Kind::Methods(_) => "a method list",
         response::Kind::Stats(_) => "stats",
+        response::Kind::StreamEnd(_) => "the end of a stream",
     };
     ProtocolError::UnexpectedAnswer {
         request: what.to_owned(),

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use prost::Message;
 use pyrpc_framing::{Codec, FrameChunks, FrameError};
@@ -24,7 +25,7 @@ use pyrpc_proto::raw::{
 use pyrpc_proto::wire;
 use pyrpc_transport::{Address, TransportError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -130,7 +131,12 @@ struct Shared {
     /// [`PendingReply`] was dropped), for the [`cancel_loop`] to cancel.
     /// Bounded by [`MAX_QUEUED_CANCELS`]: past it, a call is left to finish.
     cancels: Mutex<Vec<u64>>,
-    /// Wakes the [`cancel_loop`]: cancels queued, or the connection broke.
+    /// `Credit`s for streamed replies, (request id, items), for the
+    /// [`cancel_loop`] to send. One entry per stream at most: a new grant
+    /// for the same id adds to it.
+    credits: Mutex<Vec<(u64, u32)>>,
+    /// Wakes the [`cancel_loop`]: cancels or credits queued, or the
+    /// connection broke.
     cancel_wake: Notify,
 }
 
@@ -143,6 +149,10 @@ const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Default)]
 struct Pending {
     waiters: HashMap<u64, oneshot::Sender<Reply>>,
+    /// The item channels of calls that take a streamed reply, by request id.
+    /// Unbounded, but the server sends no more items than the client
+    /// granted (`Call.stream_window` and its `Credit`s).
+    items: HashMap<u64, mpsc::UnboundedSender<Bytes>>,
     /// Set when the connection broke; no new waiter is accepted after that.
     broken: Option<Broken>,
 }
@@ -153,6 +163,7 @@ impl Shared {
             pending: Mutex::new(Pending::default()),
             open: AtomicBool::new(true),
             cancels: Mutex::new(Vec::new()),
+            credits: Mutex::new(Vec::new()),
             cancel_wake: Notify::new(),
         }
     }
@@ -173,10 +184,56 @@ impl Shared {
         Ok(rx)
     }
 
+    /// Adds a waiter for `id` that also takes streamed items, unless the
+    /// connection is broken.
+    fn register_stream(
+        &self,
+        id: u64,
+    ) -> Result<(oneshot::Receiver<Reply>, mpsc::UnboundedReceiver<Bytes>), Broken> {
+        let mut pending = self.lock();
+        if let Some(why) = &pending.broken {
+            return Err(why.clone());
+        }
+        let (tx, rx) = oneshot::channel();
+        pending.waiters.insert(id, tx);
+        let (itx, irx) = mpsc::unbounded_channel();
+        pending.items.insert(id, itx);
+        Ok((rx, irx))
+    }
+
+    /// Hands a stream item to the call waiting for it; an item nobody
+    /// waits for is dropped.
+    fn item(&self, item: raw::StreamItem) {
+        let pending = self.lock();
+        match pending.items.get(&item.id) {
+            Some(tx) => drop(tx.send(item.value)),
+            None => trace!(id = item.id, "stream item nobody waits for; ignored"),
+        }
+    }
+
+    /// Queues a `Credit` of `items` for the stream of request `id`.
+    pub(crate) fn queue_credit(&self, id: u64, items: u32) {
+        if !self.open.load(Ordering::Acquire) {
+            return;
+        }
+        let mut credits = self.credits.lock().unwrap_or_else(PoisonError::into_inner);
+        match credits.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, n)) => *n = n.saturating_add(items),
+            None => credits.push((id, items)),
+        }
+        drop(credits);
+        self.cancel_wake.notify_one();
+    }
+
     /// Hands a response to its waiter; a response nobody waits for (its
     /// caller timed out or went away) is dropped.
     fn complete(&self, id: u64, outcome: Option<response::Kind>) {
-        let waiter = self.lock().waiters.remove(&id);
+        let waiter = {
+            let mut pending = self.lock();
+            // The response ends the stream: items came before it.
+            pending.items.remove(&id);
+            pending.waiters.remove(&id)
+        };
         match waiter {
             // The caller may have given up just now; that is fine.
             Some(tx) => drop(tx.send(Ok(outcome))),
@@ -187,7 +244,9 @@ impl Shared {
     /// Forgets the waiter of `id`; true if it was still waiting (no reply
     /// had come).
     fn remove(&self, id: u64) -> bool {
-        self.lock().waiters.remove(&id).is_some()
+        let mut pending = self.lock();
+        pending.items.remove(&id);
+        pending.waiters.remove(&id).is_some()
     }
 
     /// Queues a `Cancel` of request `id` for the [`cancel_loop`].
@@ -214,6 +273,7 @@ impl Shared {
         let waiters = {
             let mut pending = self.lock();
             let why = pending.broken.get_or_insert(why).clone();
+            pending.items.clear();
             std::mem::take(&mut pending.waiters)
                 .into_values()
                 .map(move |tx| (tx, why.clone()))
@@ -394,6 +454,51 @@ impl Connection {
         }
     }
 
+    /// Grants the streamed reply of request `id` room for `items` more
+    /// items. Best effort, as [`Connection::cancel`].
+    pub(crate) async fn credit(&self, id: u64, items: u32) {
+        let frame = ClientFrame {
+            kind: Some(client_frame::Kind::Credit(wire::Credit { id, items })),
+        };
+        let ticket = {
+            let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+            let out = &mut *out;
+            if let Err(e) = out.codec.encode_chunks(&frame, &mut out.frames) {
+                debug!(id, error = %e, "credit not encoded");
+                return;
+            }
+            out.queued += 1;
+            out.queued
+        };
+        match self.write_through(ticket, CANCEL_SEND_TIMEOUT).await {
+            Ok(()) => trace!(id, items, "credit sent"),
+            Err(e) => debug!(id, error = %e, "credit not sent"),
+        }
+    }
+
+    /// The shared state, for a [`crate::stream::ReplyStream`].
+    pub(crate) fn shared_handle(&self) -> SharedHandle {
+        SharedHandle(Arc::clone(&self.shared))
+    }
+
+    /// Sends a `Call` that takes a streamed reply (its `stream_window` set),
+    /// as [`Connection::send`]; also returns the channel its items arrive
+    /// on.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::send`].
+    pub(crate) async fn send_streaming(
+        &self,
+        call: raw::Call,
+        send_timeout: Duration,
+    ) -> Result<(PendingReply, mpsc::UnboundedReceiver<Bytes>), CallError> {
+        let (reply, ticket, items) = self.enqueue_with(request::Kind::Call(call), true)?;
+        self.write_through(ticket, send_timeout).await?;
+        trace!(id = reply.id, "streaming request sent");
+        Ok((reply, items.expect("registered with items")))
+    }
+
     /// Breaks the connection: every waiting caller gets [`CallError::Closed`].
     pub(crate) fn close(&self) {
         self.shared.fail_all(Broken::Closed);
@@ -441,6 +546,18 @@ impl Connection {
     /// Registers a request's waiter and encodes the request into the
     /// outbox; returns the waiter and the request's ticket.
     fn enqueue(&self, kind: request::Kind) -> Result<(PendingReply, u64), CallError> {
+        let (reply, ticket, _) = self.enqueue_with(kind, false)?;
+        Ok((reply, ticket))
+    }
+
+    /// [`Connection::enqueue`], registering an item channel too when
+    /// `streaming`.
+    #[allow(clippy::type_complexity)]
+    fn enqueue_with(
+        &self,
+        kind: request::Kind,
+        streaming: bool,
+    ) -> Result<(PendingReply, u64, Option<mpsc::UnboundedReceiver<Bytes>>), CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancellable = matches!(kind, request::Kind::Call(_));
         let frame = ClientFrame {
@@ -457,7 +574,12 @@ impl Connection {
             }
             .into());
         }
-        let rx = self.shared.register(id)?;
+        let (rx, items) = if streaming {
+            let (rx, items) = self.shared.register_stream(id)?;
+            (rx, Some(items))
+        } else {
+            (self.shared.register(id)?, None)
+        };
         // From here on, dropping `reply` (on any error, a timeout, or the
         // caller going away) removes the pending entry.
         let reply = PendingReply {
@@ -472,7 +594,7 @@ impl Connection {
             return Err(ProtocolError::Encode(Arc::new(e)).into());
         }
         out.queued += 1;
-        Ok((reply, out.queued))
+        Ok((reply, out.queued, items))
     }
 
     /// Waits until the request with `ticket` is written (by this caller,
@@ -627,7 +749,8 @@ fn handshake_frame(frame: wire::ClientFrame) -> ClientFrame {
         kind: match frame.kind {
             Some(wire::client_frame::Kind::Hello(h)) => Some(client_frame::Kind::Hello(h)),
             Some(wire::client_frame::Kind::Auth(a)) => Some(client_frame::Kind::Auth(a)),
-            Some(wire::client_frame::Kind::Request(_)) | None => None,
+            Some(wire::client_frame::Kind::Request(_) | wire::client_frame::Kind::Credit(_))
+            | None => None,
         },
     }
 }
@@ -691,6 +814,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 shared.complete(r.id, r.kind);
             }
             Some(Ok(ServerFrame {
+                kind: Some(server_frame::Kind::Item(item)),
+            })) => shared.item(item),
+            Some(Ok(ServerFrame {
                 kind: Some(server_frame::Kind::Hello(_)),
             })) => break Broken::Protocol(ProtocolError::SecondHello),
             Some(Ok(ServerFrame { kind: None })) => {
@@ -718,10 +844,36 @@ async fn cancel_loop(shared: Arc<Shared>, conn: Weak<Connection>) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
+        let credits = std::mem::take(
+            &mut *shared
+                .credits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         let Some(conn) = conn.upgrade() else { return };
         for id in ids {
             conn.cancel(id).await;
         }
+        for (id, items) in credits {
+            conn.credit(id, items).await;
+        }
+    }
+}
+
+/// The connection's shared state, as a streamed reply holds it: enough to
+/// queue its `Credit`s and `Cancel`, without keeping the connection open.
+#[derive(Clone)]
+pub(crate) struct SharedHandle(Arc<Shared>);
+
+impl SharedHandle {
+    /// Queues a `Credit` (see [`Shared::queue_credit`]).
+    pub(crate) fn queue_credit(&self, id: u64, items: u32) {
+        self.0.queue_credit(id, items);
+    }
+
+    /// Queues a `Cancel` of request `id`.
+    pub(crate) fn queue_cancel(&self, id: u64) {
+        self.0.queue_cancel(id);
     }
 }
 

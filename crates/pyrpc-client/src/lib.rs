@@ -74,6 +74,7 @@ mod connector;
 mod error;
 mod nonblocking;
 mod service;
+mod stream;
 mod typed;
 
 #[doc(hidden)]
@@ -91,6 +92,7 @@ pub use connector::{BoxStream, ByteStream, Connector};
 pub use error::{CallError, ProtocolError, TimeoutStage};
 pub use pyrpc_macros::{service, Exception};
 pub use service::ServiceError;
+pub use stream::{RawReply, Reply, ReplyStream, STREAM_WINDOW};
 // What a client needs, so that `pyrpc-client` is its only pyrpc dependency.
 pub use pyrpc_proto::handshake::ClientHandshakeError;
 pub use pyrpc_proto::{

@@ -138,6 +138,7 @@ fn call_kinds_frame() -> wire::ClientFrame {
             args: kinds_args().into_iter().map(wire::Value::from).collect(),
             kwargs: vec![],
             timeout_ms: 0,
+            stream_window: 0,
         }),
     )
 }
@@ -160,6 +161,7 @@ fn call_deep_frame() -> wire::ClientFrame {
             args: vec![wire::Value::from(deep_arg())],
             kwargs: vec![],
             timeout_ms: 0,
+            stream_window: 0,
         }),
     )
 }
@@ -181,6 +183,7 @@ fn call_frame() -> wire::ClientFrame {
                 },
             ],
             timeout_ms: 1500,
+            stream_window: 0,
         }),
     )
 }
@@ -320,6 +323,31 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
             "stats",
             client_request(13, request::Kind::Stats(wire::Stats {})),
         ),
+        (
+            "cancel",
+            client_request(14, request::Kind::Cancel(wire::Cancel { id: 7 })),
+        ),
+        (
+            "call_stream",
+            client_request(
+                15,
+                request::Kind::Call(wire::Call {
+                    method: "count".into(),
+                    args: vec![Value::from(3).into()],
+                    stream_window: 128,
+                    ..Default::default()
+                }),
+            ),
+        ),
+        (
+            "credit",
+            wire::ClientFrame {
+                kind: Some(client_frame::Kind::Credit(wire::Credit {
+                    id: 15,
+                    items: 64,
+                })),
+            },
+        ),
     ]
 }
 
@@ -426,6 +454,19 @@ fn server_vectors() -> Vec<(&'static str, wire::ServerFrame)> {
                     latency_max_us: 1200,
                 }),
             ),
+        ),
+        (
+            "stream_item",
+            wire::ServerFrame {
+                kind: Some(server_frame::Kind::Item(wire::StreamItem {
+                    id: 15,
+                    value: Some(Value::from(0).into()),
+                })),
+            },
+        ),
+        (
+            "response_stream_end",
+            server_response(15, response::Kind::StreamEnd(wire::StreamEnd { items: 3 })),
         ),
     ]
 }

@@ -137,6 +137,7 @@ mod tests {
                         value: Some(Value::dict([(Value::from(1), Value::from(2))]).into()),
                     }],
                     timeout_ms: 5,
+                    stream_window: 0,
                 })),
             })),
         }

@@ -61,6 +61,7 @@ impl RawArgs {
                 .map(|(name, value)| Kwarg { name, value })
                 .collect(),
             timeout_ms,
+            stream_window: 0,
         }
     }
 }
@@ -127,7 +128,7 @@ pub fn transcode<B: Message + Default>(from: &impl Message) -> Result<B, prost::
 #[derive(Clone, PartialEq, Message)]
 pub struct ClientFrame {
     /// As `wire::ClientFrame::kind`.
-    #[prost(oneof = "client_frame::Kind", tags = "1, 2, 3")]
+    #[prost(oneof = "client_frame::Kind", tags = "1, 2, 3, 4")]
     pub kind: Option<client_frame::Kind>,
 }
 
@@ -147,6 +148,9 @@ pub mod client_frame {
         /// The answer to the server's authentication challenge.
         #[prost(message, tag = "3")]
         Auth(wire::AuthResponse),
+        /// More room for the items of a streamed reply.
+        #[prost(message, tag = "4")]
+        Credit(wire::Credit),
     }
 }
 
@@ -213,6 +217,9 @@ pub struct Call {
     /// As `wire::Call::timeout_ms`.
     #[prost(uint64, tag = "4")]
     pub timeout_ms: u64,
+    /// As `wire::Call::stream_window`: 0 takes no streamed reply.
+    #[prost(uint32, tag = "5")]
+    pub stream_window: u32,
 }
 
 /// `Kwarg` with its value as the bytes of its `Value` message (empty bytes
@@ -245,7 +252,7 @@ pub struct Submit {
 #[derive(Clone, PartialEq, Message)]
 pub struct ServerFrame {
     /// As `wire::ServerFrame::kind`.
-    #[prost(oneof = "server_frame::Kind", tags = "1, 2")]
+    #[prost(oneof = "server_frame::Kind", tags = "1, 2, 3")]
     pub kind: Option<server_frame::Kind>,
 }
 
@@ -262,7 +269,21 @@ pub mod server_frame {
         /// The answer to one request.
         #[prost(message, tag = "2")]
         Response(super::Response),
+        /// One item of a streamed reply.
+        #[prost(message, tag = "3")]
+        Item(super::StreamItem),
     }
+}
+
+/// `StreamItem` with its value as the bytes of its `Value` message.
+#[derive(Clone, PartialEq, Message)]
+pub struct StreamItem {
+    /// The id of the call whose reply streams.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// The encoded `Value`.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
 }
 
 /// `Response` with a returned value as the bytes of its `Value` message.
@@ -272,7 +293,7 @@ pub struct Response {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// As `wire::Response::kind`.
-    #[prost(oneof = "response::Kind", tags = "2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "response::Kind", tags = "2, 3, 4, 5, 6, 7, 8")]
     pub kind: Option<response::Kind>,
 }
 
@@ -303,6 +324,9 @@ pub mod response {
         /// The answer to `Stats`.
         #[prost(message, tag = "7")]
         Stats(wire::ServerStats),
+        /// The end of a streamed reply.
+        #[prost(message, tag = "8")]
+        StreamEnd(wire::StreamEnd),
     }
 }
 
@@ -342,6 +366,7 @@ mod tests {
                 value: Bytes::new(),
             }],
             timeout_ms: 0,
+            stream_window: 0,
         };
         let generated = wire::Call::decode(call.encode_to_vec().as_slice()).expect("decodes");
         assert_eq!(Value::try_from(generated.args[0].clone()), Ok(Value::None));

@@ -28,6 +28,8 @@ use crate::convert::Options;
 use crate::direct;
 use crate::errors;
 use crate::runtime;
+use crate::stream::{AsyncStreamIter, StreamIter};
+use pyrpc_client::RawReply;
 
 /// Seconds (a Python float) as a [`Duration`].
 pub(crate) fn seconds(name: &str, secs: f64) -> PyResult<Duration> {
@@ -380,14 +382,20 @@ impl ClientCore {
         let call_args = direct::encode_args(args, kwargs, self.send_options(&client))?;
         let result = runtime::block_on_local(py, async {
             if nonblocking {
-                client.nb_call_raw_with(method, call_args, &opts).await
+                client
+                    .nb_call_raw_with(method, call_args, &opts)
+                    .await
+                    .map(RawReply::Value)
             } else {
-                client.call_raw_with(method, call_args, &opts).await
+                client
+                    .call_streaming_raw_with(method, call_args, &opts)
+                    .await
             }
         })?;
         let recv = self.result_options(&client);
         match result {
-            Ok(value) => decoded(py, &value, recv),
+            Ok(RawReply::Value(value)) => decoded(py, &value, recv),
+            Ok(RawReply::Stream(s)) => Ok(Py::new(py, StreamIter::new(*s, recv))?.into_any()),
             Err(e) => Err(errors::call_error(py, e, recv)),
         }
     }
@@ -433,15 +441,24 @@ impl ClientCore {
         let future_ref = future.clone().unbind();
         let task = rt.spawn(async move {
             let result = if nonblocking {
-                client.nb_call_raw_with(&method, call_args, &opts).await
+                client
+                    .nb_call_raw_with(&method, call_args, &opts)
+                    .await
+                    .map(RawReply::Value)
             } else {
-                client.call_raw_with(&method, call_args, &opts).await
+                client
+                    .call_streaming_raw_with(&method, call_args, &opts)
+                    .await
             };
             // The interpreter may be exiting or gone by now; then nobody waits
             // (and this thread must not take the GIL: see `exit`).
             crate::exit::attach(|py| {
                 let outcome = match result {
-                    Ok(value) => decoded(py, &value, recv),
+                    Ok(RawReply::Value(value)) => decoded(py, &value, recv),
+                    // The Python side tells the two apart (`_stream.CoCall`).
+                    Ok(RawReply::Stream(s)) => {
+                        Py::new(py, AsyncStreamIter::new(*s, recv)).map(Py::into_any)
+                    }
                     Err(e) => Err(errors::call_error(py, e, recv)),
                 };
                 let (exc, value) = match outcome {
@@ -603,7 +620,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// A call's encoded result as a Python object; a malformed or too deep
 /// value is the `ProtocolError` it was before values were decoded here.
-fn decoded(py: Python<'_>, value: &bytes::Bytes, opts: Options) -> PyResult<Py<PyAny>> {
+pub(crate) fn decoded(py: Python<'_>, value: &bytes::Bytes, opts: Options) -> PyResult<Py<PyAny>> {
     direct::decode(py, value, opts).map_err(|e| match e {
         direct::DecodeError::Py(e) => e,
         direct::DecodeError::Value(e) => {

@@ -42,6 +42,7 @@ mod logbridge;
 mod pool;
 mod runtime;
 mod server;
+mod stream;
 mod tls;
 
 /// The Rust core of the pyrpc package; use `pyrpc.Client` and `pyrpc.Server`.
@@ -50,6 +51,7 @@ fn _pyrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     client::register(m)?;
     server::register(m)?;
+    stream::register(m)?;
     exit::register(m)?;
     logbridge::install(m)?;
     cli::register(m)?;

@@ -31,6 +31,7 @@ use crate::convert::{self, Options};
 use crate::errors;
 use crate::pool::{Job, Pool};
 use crate::runtime;
+use crate::stream;
 
 /// The Python objects a call needs.
 struct Refs {
@@ -70,6 +71,9 @@ enum Ran {
     /// An `async def` method's coroutine, still to run on the event loop,
     /// and how to finish the call with its outcome.
     Coroutine(Py<PyAny>, Finish),
+    /// A generator or async generator: the method streams its reply (see
+    /// `stream`).
+    Generator(Py<PyAny>),
 }
 
 /// The end of a call once the method returned or raised: the result
@@ -219,6 +223,7 @@ impl Target {
         };
         Ok(match outcome {
             Ok(ret) if is_coroutine(&ret) => Ran::Coroutine(ret.unbind(), finish),
+            Ok(ret) if stream::generator_kind(&ret).is_some() => Ran::Generator(ret.unbind()),
             other => Ran::Done(finish.complete(py, other)),
         })
     }
@@ -263,7 +268,7 @@ impl Target {
 /// The `RemoteError` for an exception raised while calling: `EXCEPTION`
 /// with its traceback, or `BAD_ARGUMENTS` (the call itself did not fit),
 /// which as every refusal carries no traceback (docs/PROTOCOL.md, "Errors").
-fn raised(py: Python<'_>, err: &PyErr, opts: Options) -> RemoteError {
+pub(crate) fn raised(py: Python<'_>, err: &PyErr, opts: Options) -> RemoteError {
     let mut e = errors::remote_from_py(py, err, opts);
     if e.kind != ErrorKind::Exception {
         e.traceback.clear();
@@ -354,6 +359,7 @@ impl Callee for PyCallee {
         let method = method.to_owned();
         let deadline = ctx.deadline;
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let ctx = ctx.clone();
         let running = aio::Running::default();
         let cancel = aio::CancelOnDrop::new(Arc::clone(&running));
         let job: Job = Box::new(move |py: Python<'_>| {
@@ -391,6 +397,23 @@ impl Callee for PyCallee {
                         tx,
                         &running,
                     );
+                }
+                Ran::Generator(gen) => {
+                    let gen = gen.into_bound(py);
+                    let answer = move |item| drop(tx.send(item));
+                    let opts = target.opts;
+                    match stream::generator_kind(&gen) {
+                        Some(stream::GenKind::Async) => stream::stream_async_generator(
+                            py,
+                            gen,
+                            &ctx,
+                            opts,
+                            &method,
+                            &target.event_loop,
+                            answer,
+                        ),
+                        _ => stream::stream_generator(py, gen, &ctx, opts, &method, answer),
+                    }
                 }
             }
         });

@@ -251,6 +251,83 @@ class AsyncServer(Server):
         return threading.current_thread().name
 
 
+class StreamServer(Server):
+    """Generator and async generator methods: streamed replies (issue 12,
+    point 2)."""
+
+    nonblocking = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._produced = 0
+        self._gate = threading.Event()
+
+    def count(self, n):
+        for i in range(n):
+            yield i
+
+    async def acount(self, n):
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
+    def fail_after(self, n):
+        for i in range(n):
+            yield i
+        raise ValueError("boom after %d" % n)
+
+    async def afail_after(self, n):
+        for i in range(n):
+            yield i
+        raise ValueError("boom after %d" % n)
+
+    def endless(self, marker):
+        """Yields 0, 1, 2, ... for ever; counts what it produced; writes
+        ``marker`` from its ``finally``."""
+        self._produced = 0
+        i = 0
+        try:
+            while True:
+                yield i
+                i += 1
+                self._produced = i
+        finally:
+            with open(marker, "w") as f:
+                f.write("closed at %d" % i)
+
+    async def aendless(self, marker):
+        self._produced = 0
+        i = 0
+        try:
+            while True:
+                await asyncio.sleep(0)
+                yield i
+                i += 1
+                self._produced = i
+        finally:
+            with open(marker, "w") as f:
+                f.write("closed at %d" % i)
+
+    def produced(self):
+        return self._produced
+
+    def gated(self):
+        """Yields "first", then waits (up to 20 s) for ``open_gate()``."""
+        self._gate.clear()
+        yield "first"
+        yield "opened" if self._gate.wait(20) else "timed out"
+
+    def open_gate(self):
+        self._gate.set()
+
+    def bad_item(self):
+        yield 1
+        yield object()
+
+    def value(self):
+        return "a value"
+
+
 def main():
     config = json.loads(sys.argv[1])
     address = config["address"]
@@ -262,6 +339,8 @@ def main():
         server = TestServer(address=address, **attrs)
     elif kind == "async":
         server = AsyncServer(address=address, **attrs)
+    elif kind == "stream":
+        server = StreamServer(address=address, **attrs)
     elif kind == "logging":
         server = LoggingServer(address=address, **attrs)
     elif kind == "pickle":

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pyrpc_proto::{Args, MethodInfo, RemoteError, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::stream::{StreamSlot, ValueStream};
 
 /// The future a [`Callee`] returns for one call.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, RemoteError>> + Send + 'static>>;
@@ -92,6 +95,12 @@ pub struct CallContext {
     /// True for a non-blocking call (`Submit`): nobody waits on the
     /// connection, the result is kept for a later `Fetch`.
     pub nonblocking: bool,
+    /// Cancelled when the caller cancels the call (`Cancel`), its deadline
+    /// passes, or its connection closes.
+    cancel: CancellationToken,
+    /// Where [`CallContext::reply_stream`] leaves a stream; `None` when the
+    /// call cannot stream.
+    stream: Option<StreamSlot>,
 }
 
 tokio::task_local! {
@@ -100,6 +109,100 @@ tokio::task_local! {
 }
 
 impl CallContext {
+    /// A context for a call of `peer` (used by dispatch).
+    pub(crate) fn new(
+        peer: String,
+        deadline: Option<Instant>,
+        nonblocking: bool,
+        cancel: CancellationToken,
+        stream: Option<StreamSlot>,
+    ) -> Self {
+        CallContext {
+            peer,
+            deadline,
+            nonblocking,
+            cancel,
+            stream,
+        }
+    }
+
+    /// True once the call was cancelled: its caller sent `Cancel` (it gave
+    /// up: a timeout, Ctrl-C, a cancelled task, a stream left early), its
+    /// deadline passed, or its connection closed. A blocking handler can
+    /// poll this to stop early; its result is not sent anyway.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyrpc_server::{CallContext, Methods, Value};
+    ///
+    /// let methods = Methods::new().add_blocking("count", |_args| {
+    ///     let ctx = CallContext::current().expect("inside a call");
+    ///     let mut n = 0u64;
+    ///     while !ctx.is_cancelled() && n < 1_000_000 {
+    ///         n += 1;
+    ///     }
+    ///     Ok(Value::from(n as i64))
+    /// });
+    /// # let _ = methods;
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the call is cancelled (see [`is_cancelled`](Self::is_cancelled));
+    /// never, for a call that runs to its end. An async handler's own
+    /// future is dropped when its call is cancelled (which stops it at its
+    /// current `.await`); work it hands to other tasks awaits this to stop
+    /// with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyrpc_server::{CallContext, Methods, Value};
+    ///
+    /// let methods = Methods::new().add_async("start", |_args| async {
+    ///     let ctx = CallContext::current().expect("inside a call");
+    ///     let worker = tokio::spawn(async move {
+    ///         tokio::select! {
+    ///             _ = ctx.cancelled() => "stopped",
+    ///             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => "done",
+    ///         }
+    ///     });
+    ///     let outcome = worker.await.unwrap_or("failed");
+    ///     Ok(Value::from(outcome))
+    /// });
+    /// # let _ = methods;
+    /// ```
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// Answers this call with a stream of items instead of the value the
+    /// handler returns (which is then ignored): each `Ok` item is sent to
+    /// the client as it is produced, at the pace the client's credit
+    /// allows; an `Err` ends the stream with that error. The stream is
+    /// dropped when the client leaves it (cancels) or disconnects.
+    ///
+    /// [`Methods::add_stream`](crate::Methods::add_stream) does this for
+    /// you.
+    ///
+    /// # Errors
+    ///
+    /// `UNSUPPORTED_VALUE` when the call cannot stream: a non-blocking
+    /// (`Submit`) call, or a client that does not take streamed replies.
+    /// Its message reads after the method's name: "streams its reply, but
+    /// ...".
+    pub fn reply_stream(&self, stream: ValueStream) -> Result<(), RemoteError> {
+        match &self.stream {
+            Some(slot) => {
+                slot.put(stream);
+                Ok(())
+            }
+            None => Err(crate::stream::cannot_stream(self.nonblocking)),
+        }
+    }
+
     /// The context of the call being run, from inside any handler of a
     /// [`Methods`](crate::Methods) table (inline, blocking or async, typed or
     /// not) or of a `#[service]` implementation; `None` outside of one.

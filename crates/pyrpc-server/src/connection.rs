@@ -160,6 +160,14 @@ pub(crate) async fn serve<S>(
                     tracing::trace!(%peer, id = req.id, "request");
                     dispatch::handle(&shared, &conn, req, permit).await;
                 }
+                Ok(Some(raw::ClientFrame {
+                    kind: Some(client_frame::Kind::Credit(c)),
+                })) => {
+                    // Takes no permit: it starts no work and is not answered.
+                    drop(permit);
+                    let found = conn.running.credit(c.id, c.items);
+                    tracing::trace!(%peer, id = c.id, items = c.items, found, "credit");
+                }
                 Ok(Some(_)) => {
                     limited_warn!(shared.warn_limit, target: "pyrpc.server",
                         %peer, "frame that is not a request after the hello; closing");
@@ -317,19 +325,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Appends one reply frame; a reply larger than the peer accepts becomes a
-/// `FRAME_TOO_LARGE` error for the same request.
+/// Appends one reply frame (a response or a stream item); a reply larger
+/// than the peer accepts becomes a `FRAME_TOO_LARGE` error for the same
+/// request (for a stream item, that error ends the stream on the client).
 fn encode_response(
     codec: &mut ServerCodec,
-    resp: raw::Response,
+    resp: server_frame::Kind,
     buf: &mut FrameChunks,
     peer: &str,
 ) {
-    let id = resp.id;
-    tracing::trace!(%peer, id, "response");
-    let frame = |resp| raw::ServerFrame {
-        kind: Some(server_frame::Kind::Response(resp)),
+    let id = match &resp {
+        server_frame::Kind::Response(r) => r.id,
+        server_frame::Kind::Item(i) => i.id,
+        server_frame::Kind::Hello(_) => 0,
     };
+    tracing::trace!(%peer, id, "response");
+    let frame = |kind| raw::ServerFrame { kind: Some(kind) };
     match codec.encode_chunks(&frame(resp), buf) {
         Ok(()) => {}
         Err(FrameError::TooLarge { len, max }) => {
@@ -337,7 +348,8 @@ fn encode_response(
                 ErrorKind::FrameTooLarge,
                 format!("the reply of {len} bytes is larger than the limit of {max} bytes"),
             );
-            if let Err(e) = codec.encode_chunks(&frame(dispatch::error(id, e)), buf) {
+            let err = server_frame::Kind::Response(dispatch::error(id, e));
+            if let Err(e) = codec.encode_chunks(&frame(err), buf) {
                 tracing::warn!(%peer, id, error = %pyrpc_proto::Report(&e), "cannot encode a reply");
             }
         }
@@ -362,7 +374,7 @@ pub(crate) struct ReplyQueue {
 
 /// A reply and the room it takes in the queue until written.
 struct Queued {
-    resp: raw::Response,
+    resp: server_frame::Kind,
     room: OwnedSemaphorePermit,
 }
 
@@ -392,7 +404,25 @@ impl ReplyQueue {
     ///
     /// [`QueueClosed`] when the connection is gone.
     pub(crate) async fn send(&self, resp: raw::Response) -> Result<(), QueueClosed> {
-        let len = u32::try_from(resp.encoded_len()).unwrap_or(u32::MAX);
+        self.send_kind(server_frame::Kind::Response(resp)).await
+    }
+
+    /// Queues one item of a streamed reply, as [`ReplyQueue::send`].
+    ///
+    /// # Errors
+    ///
+    /// [`QueueClosed`] when the connection is gone.
+    pub(crate) async fn send_item(&self, item: raw::StreamItem) -> Result<(), QueueClosed> {
+        self.send_kind(server_frame::Kind::Item(item)).await
+    }
+
+    async fn send_kind(&self, resp: server_frame::Kind) -> Result<(), QueueClosed> {
+        let len = match &resp {
+            server_frame::Kind::Response(r) => r.encoded_len(),
+            server_frame::Kind::Item(i) => i.encoded_len(),
+            server_frame::Kind::Hello(h) => h.encoded_len(),
+        };
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
         let room = Arc::clone(&self.room)
             .acquire_many_owned(len.clamp(1, self.max))
             .await

@@ -38,9 +38,10 @@ use crate::callee::CallContext;
 use crate::config::RemoteShutdown;
 use crate::hooks::CallRecord;
 use crate::results::{CallId, Lookup, Submitted};
-use crate::running::RunningCalls;
+use crate::running::{Registration, RunningCalls};
 use crate::server::Shared;
 use crate::store::{self, StoreError};
+use crate::stream::{self, StreamSlot, ValueStream};
 
 /// The longest a `Fetch` may be held, whatever its `wait_ms` says.
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(24 * 3600);
@@ -133,7 +134,7 @@ pub(crate) async fn handle(
             shared.begin_shutdown();
         }
         request::Kind::Call(call) if runs_inline(shared, &call.method) => {
-            let resp = call_response(shared, conn, id, call, received).await;
+            let resp = call_response(shared, conn, id, call, received, None).await;
             reply(conn, resp).await;
             drop(permit);
         }
@@ -308,12 +309,15 @@ fn spawn_call(
     let method = call.method.clone();
     let deadline = deadline_of(received, call.timeout_ms);
     shared.clone().calls.spawn(async move {
-        let _permit = permit;
+        let mut permit = Some(permit);
         let resp = tokio::select! {
-            r = call_response(&shared, &conn, id, call, received) => r,
+            r = call_response(&shared, &conn, id, call, received, Some((&registration, &mut permit))) => r,
             // At its deadline the call is stopped as if cancelled: its caller
             // has given up (docs/PROTOCOL.md, "Deadlines").
             _ = sleep_until_some(deadline) => {
+                // Work the handler left behind (a blocking thread, a task it
+                // spawned) learns of it through its `CallContext`.
+                registration.token().cancel();
                 count(&shared, &method, received, true);
                 error(id, RemoteError::new(
                     ErrorKind::DeadlineExceeded,
@@ -335,6 +339,46 @@ fn spawn_call(
     });
 }
 
+/// Sends the items of a call's stream (see [`stream::pump`]); the number of
+/// items sent, or the error that ended the stream. The call's in-flight
+/// permit is given back first (a stalled stream must not stop the reader,
+/// which reads the client's `Credit`s); the connection's open streams are
+/// bounded by [`RunningCalls::open_stream`] instead.
+#[allow(clippy::too_many_arguments)]
+async fn stream_reply(
+    shared: &Arc<Shared>,
+    conn: &ConnCtx,
+    id: u64,
+    method: &str,
+    stream: ValueStream,
+    window: u32,
+    reg: &Registration,
+    permit: &mut Option<OwnedSemaphorePermit>,
+) -> Result<u64, RemoteError> {
+    let Some(_open) = conn.running.open_stream() else {
+        return Err(RemoteError::new(
+            ErrorKind::Overloaded,
+            format!(
+                "{method}() streams, and this connection already has {} streams open",
+                crate::running::MAX_STREAMS
+            ),
+        ));
+    };
+    drop(permit.take());
+    stream::grant(reg.credit(), window);
+    tracing::debug!(id, window, "streaming reply");
+    stream::pump(id, stream, Arc::clone(reg.credit()), conn, |v| {
+        check_result(shared, method, v)
+    })
+    .await
+}
+
+impl stream::AsyncSend for &ConnCtx {
+    async fn send(&self, item: raw::StreamItem) -> bool {
+        self.tx.send_item(item).await.is_ok()
+    }
+}
+
 /// Sleeps until `deadline`; never wakes for `None`.
 async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
@@ -343,21 +387,59 @@ async fn sleep_until_some(deadline: Option<Instant>) {
     }
 }
 
-/// Runs a call and makes its response.
+/// A spawned call's registration (its cancellation and stream credit) and
+/// its in-flight permit, which it gives back once its reply turns into a
+/// stream.
+type Spawned<'a> = (&'a Registration, &'a mut Option<OwnedSemaphorePermit>);
+
+/// Runs a call and makes its response. A spawned call (`spawned` is set)
+/// whose client offered a stream window may answer with a stream: its items
+/// are queued here, and the response returned ends the stream.
 async fn call_response(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
     id: u64,
     call: raw::Call,
     received: Instant,
+    spawned: Option<Spawned<'_>>,
 ) -> raw::Response {
     let span = tracing::info_span!("rpc", id, method = %call.method);
     async move {
         let method = call.method.clone();
         let deadline = deadline_of(received, call.timeout_ms);
+        let window = call.stream_window;
+        let slot = (spawned.is_some() && window > 0).then(StreamSlot::default);
+        let cancel = spawned
+            .as_ref()
+            .map(|(r, _)| r.token().clone())
+            .unwrap_or_default();
         let result = match prepare(shared, call, received) {
-            Ok(p) => run_prepared(shared, &conn.peer, p, false).await,
+            Ok(p) => run_prepared(shared, &conn.peer, p, false, cancel, slot.clone()).await,
             Err(e) => Err(e),
+        };
+        let streamed = match (&result, slot.as_ref().and_then(StreamSlot::take), spawned) {
+            (Ok(_), Some(stream), Some((reg, permit))) => {
+                Some(stream_reply(shared, conn, id, &method, stream, window, reg, permit).await)
+            }
+            _ => None,
+        };
+        let result = match streamed {
+            Some(Ok(items)) => {
+                let late = deadline.is_some_and(|d| Instant::now() > d);
+                count(shared, &method, received, late);
+                if late {
+                    return error(
+                        id,
+                        RemoteError::new(
+                            ErrorKind::DeadlineExceeded,
+                            format!("{method}() finished its stream after the caller's timeout"),
+                        ),
+                    );
+                }
+                return response(id, response::Kind::StreamEnd(wire::StreamEnd { items }));
+            }
+            Some(Err(e)) => Err(e),
+            None => result,
         };
         // An outcome known only after the deadline is not sent: the caller
         // has given up (and a result may be hundreds of MiB to encode).
@@ -474,6 +556,8 @@ async fn run_prepared(
     peer: &str,
     p: Prepared,
     nonblocking: bool,
+    cancel: CancellationToken,
+    stream: Option<StreamSlot>,
 ) -> Result<Value, RemoteError> {
     match p.method.as_str() {
         "connected" => return Ok(Value::Bool(true)),
@@ -499,11 +583,13 @@ async fn run_prepared(
         }
     }
     let record_args = shared.hooks.any().then(|| p.args.clone());
-    let ctx = CallContext {
-        peer: peer.to_owned(),
-        deadline: p.deadline.map(Instant::into_std),
+    let ctx = CallContext::new(
+        peer.to_owned(),
+        p.deadline.map(Instant::into_std),
         nonblocking,
-    };
+        cancel,
+        stream,
+    );
     let started = Instant::now();
     let callee = &shared.callee;
     let method = p.method.as_str();
@@ -701,7 +787,7 @@ async fn submit(
     let span = tracing::info_span!("rpc", id, method = %prepared.method, nonblocking = true);
     if runs_inline(shared, &prepared.method) {
         let (method, received) = (prepared.method.clone(), prepared.received);
-        let work = run_prepared(shared, &conn.peer, prepared, true);
+        let work = run_prepared(shared, &conn.peer, prepared, true, Default::default(), None);
         let result = store::run_holding_lease(shared.store(), call_id, work)
             .instrument(span)
             .await;
@@ -716,7 +802,8 @@ async fn submit(
         async move {
             let shared = shared2;
             let (method, received) = (prepared.method.clone(), prepared.received);
-            let work = run_prepared(&shared, &peer, prepared, true);
+            let cancel = shared.close.child_token();
+            let work = run_prepared(&shared, &peer, prepared, true, cancel, None);
             let result = tokio::select! {
                 r = store::run_holding_lease(shared.store(), call_id, work) => r,
                 _ = shared.close.cancelled() => return,

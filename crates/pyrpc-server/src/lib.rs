@@ -98,6 +98,7 @@ mod running;
 mod server;
 mod stats;
 mod store;
+mod stream;
 mod typed;
 
 #[doc(hidden)]
@@ -110,6 +111,7 @@ mod service;
 pub use callee::{CallContext, CallFuture, Callee};
 pub use methods::Methods;
 pub use pyrpc_macros::{service, Exception};
+pub use stream::ValueStream;
 // What a server needs, so that `pyrpc-server` is its only pyrpc dependency.
 pub use config::{RemoteShutdown, ServerConfig};
 mod warnlimit;

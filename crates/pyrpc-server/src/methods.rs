@@ -122,6 +122,46 @@ impl Methods {
         self
     }
 
+    /// Adds (or replaces) `name`, a streaming method: `f` returns a
+    /// [`Stream`](futures::Stream) of items, each sent to the client as it
+    /// is produced, no faster than the client's credit allows
+    /// ([`CallContext::reply_stream`]). The stream is dropped (it stops)
+    /// when the client leaves it early or disconnects; an `Err` item ends
+    /// it with that error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use pyrpc_server::{Args, Methods, Value};
+    ///
+    /// let methods = Methods::new().add_stream("count", |args: Args| {
+    ///     let n = args.args.first().and_then(Value::as_i64).unwrap_or(0);
+    ///     futures::stream::iter(0..n).map(|i| Ok(Value::from(i)))
+    /// });
+    /// assert!(methods.contains("count"));
+    /// ```
+    pub fn add_stream<F, S>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Args) -> S + Send + Sync + 'static,
+        S: futures::Stream<Item = Result<Value, RemoteError>> + Send + 'static,
+    {
+        let name: String = name.into();
+        let method = name.clone();
+        let f: AsyncFn = Arc::new(move |_: &[String], args| {
+            let stream: crate::ValueStream = Box::pin(f(args));
+            // Called inside the call's context (see `Callee::call` below).
+            let offered = match CallContext::current() {
+                Some(ctx) => ctx.reply_stream(stream),
+                None => Err(crate::stream::cannot_stream(false)),
+            }
+            .map_err(|e| RemoteError::new(e.kind, format!("{method}() {}", e.message)));
+            Box::pin(async move { offered.map(|()| Value::None) }) as CallFuture
+        });
+        self.handlers.insert(name, Handler::Async(f));
+        self
+    }
+
     /// Adds (or replaces) `name` as a typed function, run inline like
     /// [`Methods::add`]: the arguments are read as `A` with
     /// [`pyrpc_proto::from_value`] and the returned `R` is sent with

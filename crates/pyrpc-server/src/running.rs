@@ -11,18 +11,37 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+/// One registered call: its registration number, its token, and the credit
+/// of its streamed reply (none until the client grants some).
+type Entry = (u64, CancellationToken, Arc<Semaphore>);
+
+/// The most streamed replies one connection may have open at once.
+pub(crate) const MAX_STREAMS: usize = 256;
+
 /// The cancellable calls of one connection.
-#[derive(Default)]
 pub(crate) struct RunningCalls {
     /// Request id to (registration number, token). Two outstanding requests
     /// with the same id (a client's mistake) both run; a `Cancel` of that id
     /// reaches the later one.
-    map: Mutex<HashMap<u64, (u64, CancellationToken)>>,
+    map: Mutex<HashMap<u64, Entry>>,
     /// Numbers registrations, so that an older one never removes a newer
     /// entry of the same id.
     next: AtomicU64,
+    /// One permit per open streamed reply (see [`RunningCalls::open_stream`]).
+    streams: Arc<Semaphore>,
+}
+
+impl Default for RunningCalls {
+    fn default() -> Self {
+        RunningCalls {
+            map: Mutex::default(),
+            next: AtomicU64::new(0),
+            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+        }
+    }
 }
 
 impl RunningCalls {
@@ -31,19 +50,28 @@ impl RunningCalls {
     pub(crate) fn register(self: &Arc<Self>, id: u64, parent: &CancellationToken) -> Registration {
         let token = parent.child_token();
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(id, (seq, token.clone()));
+        let credit = Arc::new(Semaphore::new(0));
+        self.lock()
+            .insert(id, (seq, token.clone(), Arc::clone(&credit)));
         Registration {
             calls: Arc::clone(self),
             id,
             seq,
             token,
+            credit,
         }
+    }
+
+    /// Room for one more open stream on this connection, held while the
+    /// stream is sent; `None` when [`MAX_STREAMS`] are open.
+    pub(crate) fn open_stream(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.streams).try_acquire_owned().ok()
     }
 
     /// Cancels the running call with request `id`; false when none runs.
     pub(crate) fn cancel(&self, id: u64) -> bool {
         match self.lock().get(&id) {
-            Some((_, token)) => {
+            Some((_, token, _)) => {
                 token.cancel();
                 true
             }
@@ -51,7 +79,19 @@ impl RunningCalls {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u64, CancellationToken)>> {
+    /// Grants the streamed reply of request `id` room for `items` more
+    /// items (a `Credit`); false when no call runs under `id`.
+    pub(crate) fn credit(&self, id: u64, items: u32) -> bool {
+        match self.lock().get(&id) {
+            Some((_, _, credit)) => {
+                crate::stream::grant(credit, items);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -62,6 +102,7 @@ pub(crate) struct Registration {
     id: u64,
     seq: u64,
     token: CancellationToken,
+    credit: Arc<Semaphore>,
 }
 
 impl Registration {
@@ -69,12 +110,20 @@ impl Registration {
     pub(crate) fn token(&self) -> &CancellationToken {
         &self.token
     }
+
+    /// The credit of the call's streamed reply.
+    pub(crate) fn credit(&self) -> &Arc<Semaphore> {
+        &self.credit
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut map = self.calls.lock();
-        if map.get(&self.id).is_some_and(|(seq, _)| *seq == self.seq) {
+        if map
+            .get(&self.id)
+            .is_some_and(|(seq, _, _)| *seq == self.seq)
+        {
             map.remove(&self.id);
         }
     }
@@ -115,5 +164,15 @@ mod tests {
         drop(old);
         assert!(calls.cancel(3));
         assert!(new.token().is_cancelled());
+    }
+
+    #[test]
+    fn credit_reaches_the_registered_call() {
+        let calls = Arc::new(RunningCalls::default());
+        let conn = CancellationToken::new();
+        let a = calls.register(4, &conn);
+        assert!(calls.credit(4, 3));
+        assert!(!calls.credit(5, 3), "nothing runs under id 5");
+        assert_eq!(a.credit().available_permits(), 3);
     }
 }

@@ -65,9 +65,16 @@ pub(crate) struct Options {
     /// Only the cases whose id contains one of these (results to target/bench/).
     #[arg(long, alias = "only", value_delimiter = ',', value_name = "ID,..")]
     pub(crate) case: Option<Vec<String>>,
+    /// Only the streaming benchmark: 100k streamed items against 100k
+    /// separate calls (also `--case stream`; results to target/bench/stream.md).
+    #[arg(long)]
+    pub(crate) stream: bool,
 }
 
 pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
+    if crate::bench_stream::wanted(opts) {
+        return crate::bench_stream::run(root);
+    }
     let quick = opts.quick;
     // `--case a,b` (or `--only a,b`): run only the cases whose id contains
     // one of the comma-separated strings; the results then go to

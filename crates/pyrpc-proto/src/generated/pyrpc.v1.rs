@@ -3,7 +3,7 @@
 /// Everything a client sends. Exactly one field of `kind` is set.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ClientFrame {
-    #[prost(oneof = "client_frame::Kind", tags = "1, 2, 3")]
+    #[prost(oneof = "client_frame::Kind", tags = "1, 2, 3, 4")]
     pub kind: ::core::option::Option<client_frame::Kind>,
 }
 /// Nested message and enum types in `ClientFrame`.
@@ -21,12 +21,15 @@ pub mod client_frame {
         /// before any request. See docs/PROTOCOL.md, "Authentication".
         #[prost(message, tag = "3")]
         Auth(super::AuthResponse),
+        /// More room for a streamed reply (see `Credit`); not answered.
+        #[prost(message, tag = "4")]
+        Credit(super::Credit),
     }
 }
 /// Everything a server sends. Exactly one field of `kind` is set.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ServerFrame {
-    #[prost(oneof = "server_frame::Kind", tags = "1, 2")]
+    #[prost(oneof = "server_frame::Kind", tags = "1, 2, 3")]
     pub kind: ::core::option::Option<server_frame::Kind>,
 }
 /// Nested message and enum types in `ServerFrame`.
@@ -37,11 +40,11 @@ pub mod server_frame {
         #[prost(message, tag = "1")]
         Hello(super::ServerHello),
         /// The answer to one request.
-        ///
-        /// Reserved for one item of a streamed reply.
-        /// StreamItem item = 3;
         #[prost(message, tag = "2")]
         Response(super::Response),
+        /// One item of a streamed reply (see `StreamItem`).
+        #[prost(message, tag = "3")]
+        Item(super::StreamItem),
     }
 }
 /// The client's opening message.
@@ -198,6 +201,14 @@ pub struct Call {
     /// no limit. The server may drop the work of a call whose caller gave up.
     #[prost(uint64, tag = "4")]
     pub timeout_ms: u64,
+    /// The client takes a streamed reply: the server may send this many
+    /// `StreamItem`s for this call before the client grants more with `Credit`.
+    /// 0 (the default, and what older clients send) means the client does not
+    /// take streams: a streaming method is then answered with an
+    /// UNSUPPORTED_VALUE error and never started. A `Call` inside `Submit`
+    /// never streams, whatever this says.
+    #[prost(uint32, tag = "5")]
+    pub stream_window: u32,
 }
 /// One keyword argument.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -273,6 +284,45 @@ pub struct Cancel {
     #[prost(uint64, tag = "1")]
     pub id: u64,
 }
+/// Grants the server room for `items` more `StreamItem`s of the streamed
+/// reply to request `id` (a `Call` of this connection). Sent as a
+/// `ClientFrame` of its own, never answered. The server's room for a stream
+/// starts at `Call.stream_window` and grows by every `Credit`; each
+/// `StreamItem` it sends takes one. A `Credit` for an id that names no
+/// running stream is ignored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Credit {
+    /// The request id of the streaming `Call`.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// How many more items the server may send.
+    #[prost(uint32, tag = "2")]
+    pub items: u32,
+}
+/// One item of a streamed reply, sent in a `ServerFrame` of its own. The
+/// items of a stream arrive in the order the method produced them, all before
+/// the call's one `Response`, which ends the stream: `stream_end` when the
+/// method finished, `error` when it raised (after the items it produced so
+/// far) or was cancelled. The server never sends more items than the client
+/// granted (`Call.stream_window` plus every `Credit`); a client that gets more
+/// may close the connection as a protocol error.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct StreamItem {
+    /// The request id of the streaming `Call`.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// The item.
+    #[prost(message, optional, tag = "2")]
+    pub value: ::core::option::Option<Value>,
+}
+/// The end of a streamed reply: the method finished after sending `items`
+/// items.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StreamEnd {
+    /// How many `StreamItem`s the stream carried.
+    #[prost(uint64, tag = "1")]
+    pub items: u64,
+}
 /// Introspection: which methods can be called. Answered with `MethodList`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListMethods {}
@@ -286,7 +336,7 @@ pub struct Response {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The outcome. Exactly one is set.
-    #[prost(oneof = "response::Kind", tags = "2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "response::Kind", tags = "2, 3, 4, 5, 6, 7, 8")]
     pub kind: ::core::option::Option<response::Kind>,
 }
 /// Nested message and enum types in `Response`.
@@ -314,6 +364,9 @@ pub mod response {
         /// The answer to `Stats`.
         #[prost(message, tag = "7")]
         Stats(super::ServerStats),
+        /// A streamed reply (`Call`) ended normally; its items came before.
+        #[prost(message, tag = "8")]
+        StreamEnd(super::StreamEnd),
     }
 }
 /// Nothing to return.

@@ -4,6 +4,7 @@ out, closing, and the introspection functions."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -13,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, NamedTuple, Optional, Tuple, Type, Union
 
 from . import _pyrpc
+from ._stream import CoCall, not_a_value
 from ._types import safe_repr as _safe_repr
 from ._settings import CLIENT_SETTINGS, AddressLike, apply, check_address, check_subclass
 
@@ -70,9 +72,9 @@ class _Method:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._mode == "co":
-            return self._client._co_call(self._name, args, kwargs, False)
+            return self._client._co(self._name, args, kwargs, False)
         if self._mode == "co_nb":
-            return self._client._co_call(self._name, args, kwargs, True)
+            return self._client._co(self._name, args, kwargs, True)
         return self._client._call(self._name, args, kwargs, self._mode == "nb")
 
     def __repr__(self) -> str:
@@ -348,9 +350,31 @@ class Client:
         except Exception as exc:
             self._failed(method, args, kwargs, exc)
             raise
+        if isinstance(ret, _pyrpc.StreamIterator):
+            return ret  # a streamed reply: its items are not logged
         if not nolog:
             self.log_call((method, args, kwargs), ret)
         return ret
+
+    def _co(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], nonblocking: bool) -> CoCall:
+        """The object ``co_method(...)`` returns: awaitable for a value,
+        async-iterable for a stream (see ``_stream.CoCall``)."""
+        return CoCall(
+            functools.partial(self._co_raw, method, args, kwargs, nonblocking),
+            functools.partial(self._co_call, method, args, kwargs, nonblocking),
+            method,
+        )
+
+    async def _co_raw(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], nonblocking: bool) -> Any:
+        """Makes a ``co_`` call; returns the value or the stream iterator."""
+        opts, _ = self._options(dict(kwargs))
+        kwargs = {k: v for k, v in kwargs.items() if k not in _CALL_OPTION_NAMES}
+        loop = asyncio.get_running_loop()
+        try:
+            return await self._core().co_call(loop, method, args, kwargs, nonblocking=nonblocking, **opts)
+        except Exception as exc:
+            self._failed(method, args, kwargs, exc)
+            raise
 
     async def _co_call(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], nonblocking: bool) -> Any:
         opts, nolog = self._options(kwargs)
@@ -360,6 +384,8 @@ class Client:
         except Exception as exc:
             self._failed(method, args, kwargs, exc)
             raise
+        if isinstance(ret, _pyrpc.AsyncStreamIterator):
+            raise not_a_value(method, ret)
         if not nolog:
             self.log_call((method, args, kwargs), ret)
         return ret

@@ -16,6 +16,9 @@ __all__ = [
     "call_cancelled",
     "_dumps",
     "_loads",
+    "StreamIterator",
+    "AsyncStreamIterator",
+    "Feed",
 ]
 
 __version__: str
@@ -208,3 +211,40 @@ class ServerCore:
 def call_cancelled() -> bool:
     """True when the plain method this thread runs for a server was cancelled
     (caller gave up, deadline passed, client gone); see ``pyrpc.cancelled``."""
+
+@final
+class StreamIterator:
+    """The items of a streamed reply, for a blocking ``for`` loop (what a
+    blocking call of a generator method returns). Closing or dropping it
+    before the end stops the generator on the server."""
+
+    def __iter__(self) -> "StreamIterator": ...
+    def __next__(self) -> Any: ...
+    def close(self) -> None:
+        """Stop the stream now (the server closes its generator)."""
+
+@final
+class AsyncStreamIterator:
+    """The items of a streamed reply of a ``co_`` call (see ``_stream.AsyncStream``)."""
+
+    def try_next(self) -> Tuple[bool, Any]:
+        """``(True, item)`` when an item has arrived, ``(False, None)`` when
+        none has; raises ``StopAsyncIteration`` at the end, or the error that
+        ended the stream."""
+    def next_future(self, event_loop: asyncio.AbstractEventLoop) -> "asyncio.Future[Any]":
+        """A future of ``event_loop`` completed with the next item."""
+    def close(self) -> None:
+        """Stop the stream now (the server cancels its generator)."""
+
+@final
+class Feed:
+    """The sending end of a served async generator's stream (``_stream.drive``)."""
+
+    def push(self, item: Any) -> int:
+        """1: sent; 0: no room yet (see ``when_room``); -1: the client left."""
+    def fail(self, exc: BaseException) -> int:
+        """End the stream with ``exc``; as :meth:`push`."""
+    def when_room(self, event_loop: asyncio.AbstractEventLoop, callback: Any) -> None:
+        """Call ``callback()`` through ``event_loop`` once there is room."""
+    def close(self) -> None:
+        """End the stream (the generator finished)."""

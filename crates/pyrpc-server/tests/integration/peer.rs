@@ -204,6 +204,7 @@ pub fn call(method: &str, args: Args, timeout_ms: u64) -> wire::Call {
             })
             .collect(),
         timeout_ms,
+        stream_window: 0,
     }
 }
 
