@@ -40,8 +40,21 @@ fn check(line: &str) -> Result<(), String> {
     let exists = |rel: &str| root().join(rel.trim_start_matches("./")).exists();
     match words.as_slice() {
         ["cargo", "xtask", task, ..] => {
+            // A task is a variant of clap's `Task` enum: `python-setup` is
+            // `PythonSetup`.
             let main = read("xtask/src/main.rs");
-            if main.contains(&format!("Some(\"{task}\")")) {
+            let variant: String = task
+                .split('-')
+                .map(|w| {
+                    let mut w = w.to_owned();
+                    w[..1].make_ascii_uppercase();
+                    w
+                })
+                .collect();
+            if [",", " {", "("]
+                .iter()
+                .any(|end| main.contains(&format!("\n    {variant}{end}")))
+            {
                 Ok(())
             } else {
                 Err(format!("no xtask task `{task}` in xtask/src/main.rs"))

@@ -23,6 +23,14 @@ class Local(Server):
         await asyncio.sleep(0)
         return 2 * x
 
+    def count(self, n):
+        yield from range(n)
+
+    async def acount(self, n):
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
 
 remote_address = (sys.argv[1], int(sys.argv[2])) if len(sys.argv) == 3 else sys.argv[1]
 
@@ -35,6 +43,10 @@ assert near.echo(1) == 1
 assert near.nb_echo(2) == 2
 assert near.adouble(3) == 6
 assert far.echo(3) == ((3,), {})
+assert list(near.count(5)) == [0, 1, 2, 3, 4]
+# A stream half read and still open at exit.
+open_stream = near.count(100_000)
+assert next(open_stream) == 0
 
 # A daemon thread blocked in a blocking call still running at exit, and one
 # polling a non-blocking call.
@@ -48,6 +60,10 @@ async def main():
     got = await asyncio.gather(*(near.co_adouble(i) for i in range(20)))
     assert got == [2 * i for i in range(20)]
     assert await near.co_nb_echo(7) == 7
+    assert [i async for i in near.co_acount(5)] == [0, 1, 2, 3, 4]
+    async for i in near.co_count(100_000):
+        if i == 3:
+            break  # leaves the stream early: the server stops the generator
     got = await asyncio.gather(*(far.co_add(i, 1) for i in range(50)))
     assert got == [i + 1 for i in range(50)]
     # co_ calls still in flight when the loop ends (asyncio.run cancels them)
