@@ -35,14 +35,12 @@
 //!     ServerSettings::new("server/1", wire::Capabilities::default(), 1 << 20),
 //!     None,
 //! );
-//! let answer = match server.on_frame(hello, Admission::Admit) {
-//!     ServerStep::Ready { hello, established } => {
-//!         assert_eq!(established.client_name, "client/1");
-//!         hello
-//!     }
-//!     other => panic!("{other:?}"),
+//! let step = server.on_frame(hello, Admission::Admit);
+//! let ServerStep::Ready { established, .. } = &step else {
+//!     panic!("{step:?}");
 //! };
-//! match client.on_frame(answer) {
+//! assert_eq!(established.client_name, "client/1");
+//! match client.on_frame(step.frame()) {
 //!     Ok(ClientStep::Ready(done)) => assert_eq!(done.server.peer_name, "server/1"),
 //!     other => panic!("{other:?}"),
 //! }
