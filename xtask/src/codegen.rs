@@ -1,5 +1,7 @@
 //! `cargo xtask codegen [--check]`: compile `proto/` with protox (no protoc needed) and
-//! write the prost code that `pyrpc-proto` commits under `src/generated/`.
+//! write the prost code that `pyrpc-proto` commits under `src/generated/`; both
+//! modes also check that the hand-written mirrors in `raw.rs` have every field
+//! of their messages ([`crate::raw_mirror`]).
 
 use std::path::Path;
 
@@ -13,6 +15,8 @@ pub(crate) fn run(root: &Path, check: bool) -> Result<()> {
     let proto_dir = root.join("proto");
     let fds = protox::compile(["pyrpc/v1/rpc.proto"], [&proto_dir])
         .context("compiling proto/pyrpc/v1/rpc.proto")?;
+    let raw_source = std::fs::read_to_string(root.join(crate::raw_mirror::RAW_FILE))?;
+    crate::raw_mirror::check(&raw_source, &fds)?;
     let tmp_dir = crate::util::temp_dir("pyrpc-codegen")?;
     let tmp = tmp_dir.path();
     prost_build::Config::new()

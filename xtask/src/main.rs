@@ -36,6 +36,7 @@ mod fuzz;
 mod interop;
 mod python;
 mod pythons;
+mod raw_mirror;
 mod redis;
 mod standalone;
 mod test;
@@ -88,7 +89,11 @@ fn main() -> Result<()> {
     match cli.task {
         Task::Codegen { check } => codegen::run(&root, check),
         Task::Demo => demo::run(&root),
-        Task::Test => test::run(&root),
+        Task::Test => {
+            let outcome = test::run(&root);
+            util::print_step_times();
+            outcome
+        }
         Task::Fuzz { seconds } => fuzz::run_targets(&root, seconds),
         Task::Bench(opts) => bench::run(&root, &opts),
         Task::InteropTest(opts) => interop::run(&root, &opts),

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -17,9 +18,31 @@ pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// Prints a step heading.
+/// The steps begun so far, with when each began, for [`print_step_times`].
+static STEPS: Mutex<Vec<(String, Instant)>> = Mutex::new(Vec::new());
+
+/// Prints a step heading (and notes when the step began).
 pub(crate) fn step(what: &str) {
+    if let Ok(mut steps) = STEPS.lock() {
+        steps.push((what.to_owned(), Instant::now()));
+    }
     println!("\n==> {what}");
+}
+
+/// Prints how long each step took, a step lasting until the next began, so
+/// a slow run shows where its time went.
+pub(crate) fn print_step_times() {
+    let Ok(steps) = STEPS.lock() else { return };
+    if steps.is_empty() {
+        return;
+    }
+    let end = Instant::now();
+    println!("\ntime per step:");
+    for (i, (what, began)) in steps.iter().enumerate() {
+        let until = steps.get(i + 1).map_or(end, |next| next.1);
+        let what: String = what.chars().take(90).collect();
+        println!("  {:>5.0}s  {what}", (until - *began).as_secs_f64());
+    }
 }
 
 /// Runs `cmd` in `dir`, echoing it, and fails if it fails.

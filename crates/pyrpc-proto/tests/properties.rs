@@ -110,10 +110,11 @@ proptest! {
 
     /// Arbitrary flat node lists, up to 100k levels deep, through bytes:
     /// an error or a value that re-encodes to itself, never a panic or a
-    /// stack overflow.
+    /// stack overflow. One case in twenty is 100k deep (about 25 runs): each
+    /// costs ~100 ms in a debug build, and the shallow ones cover the shapes.
     #[test]
     fn flat_lists_of_any_shape_and_depth_are_safe(
-        opening in prop_oneof![0usize..2000, 99_000usize..100_001],
+        opening in prop_oneof![19 => 0usize..2000, 1 => 99_000usize..100_001],
         ops in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
         let bytes = flat_nodes(opening, &ops).encode_to_vec();
