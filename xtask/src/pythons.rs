@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -106,8 +108,20 @@ pub(crate) fn version_of(python: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// How many CPython suites run at once: a suite spends much of its time
+/// waiting on its servers and subprocesses, so two share a 2-core machine
+/// well. `PYRPC_SUITE_JOBS=1` runs them one by one.
+fn suite_jobs() -> usize {
+    std::env::var("PYRPC_SUITE_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2)
+}
+
 /// Installs `wheel` into a venv per found version (but `skip`, the version
-/// the main suite ran on) and runs the Python suite there with `envs`.
+/// the main suite ran on) and runs the Python suite there with `envs`, up to
+/// [`suite_jobs`] versions at once.
 pub(crate) fn run_suite_each(
     root: &Path,
     wheel: &Path,
@@ -122,12 +136,12 @@ pub(crate) fn run_suite_each(
         skip.unwrap_or("none")
     ));
     let logs = root.join("target/pyvenvs");
-    let mut failed = Vec::new();
+    // Set-up one by one (pip's downloads and output), then the suites.
+    let mut ready = Vec::new();
     for (version, python) in &found {
         if Some(version.as_str()) == skip {
             continue;
         }
-        let start = Instant::now();
         let venv = Venv::create(root, python, logs.join(version))?;
         venv.install_requirements(
             root,
@@ -136,42 +150,71 @@ pub(crate) fn run_suite_each(
             &format!("installing the test requirements for {version}"),
         )?;
         venv.install_wheel(root, wheel, &logs.join(format!("pip-{version}.log")))?;
-        let log = logs.join(format!("pytest-{version}.log"));
-        let mut cmd = venv.command(venv.python());
-        cmd.args([
-            "-m",
-            "pytest",
-            "-q",
-            "-rs",
-            "-p",
-            "no:cacheprovider",
-            "crates/pyrpc-python/tests",
-        ]);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        // The exit stress runs 200 times per script in target/venv; on each
-        // other CPython a shorter run keeps CI's time in bounds.
-        cmd.env("PYRPC_EXIT_RUNS", "40");
-        let outcome = run_logged(&mut cmd, root, &log);
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let summary = text
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        println!(
-            "CPython {version}: {} ({:.0?}, log {})",
-            summary.trim_matches(|c| c == '=' || c == ' '),
-            start.elapsed(),
-            log.display()
-        );
-        if outcome.is_err() {
-            failed.push(version.clone());
-        }
+        ready.push((version.clone(), venv));
     }
+    let next = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..suite_jobs().min(ready.len()) {
+            scope.spawn(|| {
+                while let Some((version, venv)) = ready.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if !suite(root, version, venv, &logs, envs) {
+                        failed
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(version.clone());
+                    }
+                }
+            });
+        }
+    });
+    let mut failed = failed.into_inner().unwrap_or_else(PoisonError::into_inner);
+    failed.sort();
     if !failed.is_empty() {
         bail!("the Python suite failed on CPython {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Runs the Python suite in `venv` with its output in
+/// `logs/pytest-{version}.log`, prints one line, and says whether it passed.
+fn suite(
+    root: &Path,
+    version: &str,
+    venv: &Venv,
+    logs: &Path,
+    envs: &[(&'static str, String)],
+) -> bool {
+    let start = Instant::now();
+    let log = logs.join(format!("pytest-{version}.log"));
+    let mut cmd = venv.command(venv.python());
+    cmd.args([
+        "-m",
+        "pytest",
+        "-q",
+        "-rs",
+        "-p",
+        "no:cacheprovider",
+        "crates/pyrpc-python/tests",
+    ]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    // The exit stress runs 120 times per script in target/venv; on each
+    // other CPython a shorter run keeps CI's time in bounds.
+    cmd.env("PYRPC_EXIT_RUNS", "40");
+    let outcome = run_logged(&mut cmd, root, &log);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let summary = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    println!(
+        "CPython {version}: {} ({:.0?}, log {})",
+        summary.trim_matches(|c| c == '=' || c == ' '),
+        start.elapsed(),
+        log.display()
+    );
+    outcome.is_ok()
 }

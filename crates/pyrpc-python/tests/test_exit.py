@@ -6,7 +6,9 @@ meets Rust frames. These tests run whole scripts many times, four at once,
 and count the runs that did not exit 0 with their last line printed:
 the guide's asyncio example, and a script mixing blocking, ``nb_`` and
 ``co_`` calls with calls still in flight at exit. ``PYRPC_EXIT_RUNS``
-(default 200) sets the number of runs of each.
+(default 120) sets the number of runs of each: before the exit gate, 5-12%
+of runs crashed, which 120 runs miss with a chance under 0.2%; the other
+CPythons of ``cargo xtask test`` add 40 runs each.
 """
 
 import os
@@ -19,7 +21,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUIDE = os.path.join(HERE, "..", "..", "..", "docs", "guide-python.md")
-RUNS = int(os.environ.get("PYRPC_EXIT_RUNS", "200"))
+RUNS = int(os.environ.get("PYRPC_EXIT_RUNS", "120"))
 AT_ONCE = 4
 
 
