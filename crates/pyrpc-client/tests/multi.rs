@@ -46,8 +46,10 @@ async fn numbered(n: i64, calls: Arc<AtomicUsize>) -> FakeServer {
 
 /// An address nothing listens on.
 async fn dead_address() -> Address {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("ok");
+    let port = l.local_addr().expect("local address").port();
     drop(l);
     Address::tcp("127.0.0.1", port)
 }
@@ -59,10 +61,10 @@ async fn calls_spread_over_three_servers() {
     for (n, c) in counts.iter().enumerate() {
         servers.push(numbered(n as i64, Arc::clone(c)).await);
     }
-    let client = MultiClient::new(servers.iter().map(|s| s.addr.clone()), config()).unwrap();
+    let client = MultiClient::new(servers.iter().map(|s| s.addr.clone()), config()).expect("ok");
     let mut seen = HashSet::new();
     for _ in 0..30 {
-        seen.insert(client.call("who", Args::new()).await.unwrap().as_i64());
+        seen.insert(client.call("who", Args::new()).await.expect("ok").as_i64());
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
     for c in &counts {
@@ -77,10 +79,10 @@ async fn a_server_down_from_the_start_is_skipped_and_all_down_is_no_socket() {
     let calls = Arc::new(AtomicUsize::new(0));
     let live = numbered(7, Arc::clone(&calls)).await;
     let dead = dead_address().await;
-    let client = MultiClient::new([dead.clone(), live.addr.clone()], config()).unwrap();
+    let client = MultiClient::new([dead.clone(), live.addr.clone()], config()).expect("ok");
     for _ in 0..10 {
         assert_eq!(
-            client.call("who", Args::new()).await.unwrap(),
+            client.call("who", Args::new()).await.expect("ok"),
             Value::from(7)
         );
     }
@@ -88,8 +90,8 @@ async fn a_server_down_from_the_start_is_skipped_and_all_down_is_no_socket() {
     // Only the first refusal tried the dead server: then it was skipped.
     assert_eq!(calls.load(Ordering::SeqCst), 10);
 
-    let none = MultiClient::new([dead, dead_address().await], config()).unwrap();
-    let e = none.call("who", Args::new()).await.unwrap_err();
+    let none = MultiClient::new([dead, dead_address().await], config()).expect("ok");
+    let e = none.call("who", Args::new()).await.expect_err("an error");
     assert!(matches!(e, CallError::NoSocket { .. }), "{e:?}");
     assert!(!none.connected(Duration::from_millis(500)).await);
 }
@@ -116,9 +118,12 @@ async fn a_blocking_call_is_retried_elsewhere_only_when_marked_safe() {
         dying(Arc::clone(&calls)).await,
         dying(Arc::clone(&calls)).await,
     );
-    let client = MultiClient::new([a.addr.clone(), b.addr.clone()], config()).unwrap();
+    let client = MultiClient::new([a.addr.clone(), b.addr.clone()], config()).expect("ok");
 
-    let e = client.call("once", Args::new()).await.unwrap_err();
+    let e = client
+        .call("once", Args::new())
+        .await
+        .expect_err("an error");
     assert!(matches!(e, CallError::Closed), "{e:?}");
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -129,7 +134,7 @@ async fn a_blocking_call_is_retried_elsewhere_only_when_marked_safe() {
     let e = client
         .call_retry_with("twice", Args::new(), &CallOptions::new(), Retry::Safe)
         .await
-        .unwrap_err();
+        .expect_err("an error");
     assert!(matches!(e, CallError::Closed), "{e:?}");
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -160,11 +165,13 @@ async fn store_pair(
                     match req.kind.clone().expect("a kind") {
                         request::Kind::Submit(s) => {
                             submits.fetch_add(1, Ordering::SeqCst);
-                            store.lock().unwrap().insert(s.call_id.clone());
-                            mine.lock().unwrap().insert(s.call_id);
+                            store.lock().expect("lock").insert(s.call_id.clone());
+                            mine.lock().expect("lock").insert(s.call_id);
                             peer.reply(req.id, ack()).await;
                         }
-                        request::Kind::Fetch(f) if mine.lock().unwrap().contains(&f.call_id) => {
+                        request::Kind::Fetch(f)
+                            if mine.lock().expect("lock").contains(&f.call_id) =>
+                        {
                             polls += 1;
                             if polls > 2 {
                                 return; // this server "dies"
@@ -172,7 +179,7 @@ async fn store_pair(
                             peer.reply(req.id, pending()).await;
                         }
                         request::Kind::Fetch(f) => {
-                            let known = store.lock().unwrap().contains(&f.call_id);
+                            let known = store.lock().expect("lock").contains(&f.call_id);
                             let answer = if known {
                                 value(42)
                             } else {
@@ -198,9 +205,9 @@ async fn a_non_blocking_call_is_followed_to_a_server_sharing_the_store() {
     let submits = Arc::new(AtomicUsize::new(0));
     let store = Arc::new(Mutex::new(HashSet::new()));
     let (a, b) = store_pair(Arc::clone(&submits), Arc::clone(&store)).await;
-    let client = MultiClient::new([a.addr.clone(), b.addr.clone()], config()).unwrap();
+    let client = MultiClient::new([a.addr.clone(), b.addr.clone()], config()).expect("ok");
     for _ in 0..4 {
-        let v = client.nb_call("job", Args::new()).await.unwrap();
+        let v = client.nb_call("job", Args::new()).await.expect("ok");
         assert_eq!(v, Value::from(42));
     }
     assert_eq!(
@@ -263,7 +270,7 @@ async fn a_non_blocking_call_nobody_else_knows_ends_lost_without_running_twice()
         }
     })
     .await;
-    let client = MultiClient::new([x.addr.clone(), y.addr.clone()], config()).unwrap();
+    let client = MultiClient::new([x.addr.clone(), y.addr.clone()], config()).expect("ok");
     let outcome = tokio::time::timeout(Duration::from_secs(20), client.nb_call("job", Args::new()))
         .await
         .expect("the call ended");
