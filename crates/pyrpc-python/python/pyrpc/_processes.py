@@ -14,6 +14,7 @@ each shuts down gracefully (``shutdown_grace``), and the parent removes the
 Unix socket file.
 """
 
+import contextlib
 import errno
 import logging
 import multiprocessing
@@ -24,7 +25,7 @@ import socket
 import stat
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 logger = logging.getLogger("pyrpc")
 
@@ -118,6 +119,37 @@ def stop(server: Any) -> None:
 
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM in a one-process server: raised where ``start()`` waits, so
+    the server shuts down as for Ctrl-C (stop accepting, let running calls
+    finish within ``shutdown_grace``), then ``start()`` returns."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def sigterm_stops_gracefully() -> Iterator[None]:
+    """Within the block, SIGTERM stops a one-process server gracefully, as
+    it stops the workers of ``processes=N``; the block then ends normally.
+    Only in the main thread, and only when SIGTERM has Python's default
+    disposition (a handler of the program's own is left alone)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    except _Terminated:
+        logger.info("pyrpc server: SIGTERM; stopped gracefully")
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def worker_main(server: Any, sock: socket.socket) -> None:
