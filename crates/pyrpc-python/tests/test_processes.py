@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import pyrpc
 from pyrpc import Client, Server
 
 from conftest import free_port, wait_connected
@@ -109,6 +110,25 @@ def test_one_process_stops_gracefully_on_sigterm(address, tmp_path):
         if isinstance(address, str):
             assert not os.path.exists(address), "the socket file was left behind"
     finally:
+        w.stop()
+
+
+def test_connections_made_at_once_spread_over_the_workers():
+    """TCP workers each listen in one SO_REUSEPORT group: 16 clients
+    connecting at the same moment do not all land on one worker (with one
+    shared socket they did: the first worker awake drained the queue)."""
+    w = Workers(["127.0.0.1", free_port()], processes=2)
+    clients = [Client(address=w.address) for _ in range(16)]
+    try:
+        # Both workers listen (the second may start a moment later).
+        assert len(w.pids(2)) == 2
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            pids = list(pool.map(lambda c: c.pid(), clients))
+        # All on one worker by chance: 2 in 2**16 with an even hash.
+        assert len(set(pids)) == 2, pids
+    finally:
+        for c in clients:
+            pyrpc.close(c)
         w.stop()
 
 

@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import stat
+import sys
 import threading
 import time
 from typing import Any, Dict, Iterator, Optional
@@ -48,8 +49,18 @@ def check(server: Any) -> int:
     return n
 
 
-def bind_socket(address: Any, unix_mode: Optional[int]) -> socket.socket:
-    """A listening socket at ``address``."""
+#: TCP workers each listen on their own socket in one SO_REUSEPORT group
+#: (Linux): the kernel spreads new connections over them by a hash of the
+#: addresses. With one shared listening socket, the worker that wakes first
+#: drains the accept queue: measured, 8 clients connecting at once all landed
+#: on one of 2 workers (docs/decisions/0083-reuseport-workers.md).
+REUSEPORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+
+
+def bind_socket(address: Any, unix_mode: Optional[int], listen: bool = True) -> socket.socket:
+    """A socket bound at ``address``, listening unless ``listen`` is false.
+    A TCP socket joins the ``SO_REUSEPORT`` group of its port when
+    :data:`REUSEPORT`."""
     if isinstance(address, tuple):
         host, port = address
         if host in ("", None):
@@ -61,6 +72,8 @@ def bind_socket(address: Any, unix_mode: Optional[int]) -> socket.socket:
             )[0]
             sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if REUSEPORT:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     else:
         _clear_stale_socket(address)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -69,7 +82,8 @@ def bind_socket(address: Any, unix_mode: Optional[int]) -> socket.socket:
         sock.bind(target)
         if unix_mode is not None and not isinstance(address, tuple):
             os.chmod(address, unix_mode)
-        sock.listen(1024)
+        if listen:
+            sock.listen(1024)
     except BaseException:
         sock.close()
         raise
@@ -152,10 +166,31 @@ def sigterm_stops_gracefully() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def worker_main(server: Any, sock: socket.socket) -> None:
-    """A worker: serves the inherited socket until stopped. SIGTERM and
+def _own_listener(sock: socket.socket) -> socket.socket:
+    """A listening socket of this worker in the ``SO_REUSEPORT`` group of
+    ``sock`` (bound by the supervisor, not listening: it only holds the
+    port)."""
+    own = socket.socket(sock.family, sock.type, sock.proto)
+    try:
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        own.bind(sock.getsockname())
+        own.listen(1024)
+    except BaseException:
+        own.close()
+        raise
+    return own
+
+
+def worker_main(server: Any, sock: socket.socket, reuseport: bool = False) -> None:
+    """A worker: serves the inherited socket (or, with ``reuseport``, its
+    own socket on the inherited one's port) until stopped. SIGTERM and
     SIGINT shut it down gracefully."""
     signal.signal(signal.SIGTERM, _terminate)
+    if reuseport:
+        held = sock
+        sock = _own_listener(held)
+        held.close()
     # The Rust core takes the listener from file descriptor 0 (see
     # ServerCore.bind); stdin is put back right after.
     saved = os.dup(0)
@@ -190,6 +225,7 @@ class Supervisor:
         self.n = n
         self.stopping = threading.Event()
         self.pids: Dict[int, int] = {}
+        self.reuseport = False
 
     def stop(self) -> None:
         """Asks the supervisor to stop every worker (from any thread)."""
@@ -198,7 +234,10 @@ class Supervisor:
     def run(self) -> None:
         server = self.server
         ctx = multiprocessing.get_context("spawn")
-        sock = bind_socket(server.address, server.unix_mode)
+        # TCP with SO_REUSEPORT: the supervisor only holds the port; each
+        # worker listens on its own socket of the group.
+        self.reuseport = REUSEPORT and isinstance(server.address, tuple)
+        sock = bind_socket(server.address, server.unix_mode, listen=not self.reuseport)
         workers: Dict[int, Any] = {}
         started: Dict[int, float] = {}
         old_handler = None
@@ -247,7 +286,10 @@ class Supervisor:
 
     def _spawn(self, ctx: Any, sock: socket.socket, i: int) -> Any:
         p = ctx.Process(
-            target=worker_main, args=(self.server, sock), name="pyrpc-worker-%d" % i, daemon=False
+            target=worker_main,
+            args=(self.server, sock, self.reuseport),
+            name="pyrpc-worker-%d" % i,
+            daemon=False,
         )
         p.start()
         self.pids[i] = p.pid
