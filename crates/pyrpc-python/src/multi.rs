@@ -11,8 +11,7 @@ use pyrpc_client::{ClientConfig, MultiClient, RawReply, Retry};
 use pyrpc_transport::Address;
 
 use crate::client::{
-    address, address_to_py, client_config, decoded, resolver, seconds, CancelOnDone,
-    PyCallOptions,
+    address, address_to_py, client_config, decoded, resolver, seconds, CancelOnDone, PyCallOptions,
 };
 use crate::convert::Options;
 use crate::direct;
@@ -197,7 +196,11 @@ impl MultiClientCore {
             nb_fetch_timeout,
         }
         .resolve()?;
-        let retry = if idempotent { Retry::Safe } else { Retry::Never };
+        let retry = if idempotent {
+            Retry::Safe
+        } else {
+            Retry::Never
+        };
         let client = self.client()?;
         let call_args = direct::encode_args(args, kwargs, self.send_options(&client))?;
         let result = runtime::block_on_local(py, async {
@@ -250,7 +253,11 @@ impl MultiClientCore {
             nb_fetch_timeout,
         }
         .resolve()?;
-        let retry = if idempotent { Retry::Safe } else { Retry::Never };
+        let retry = if idempotent {
+            Retry::Safe
+        } else {
+            Retry::Never
+        };
         let client = self.async_client()?;
         let call_args = direct::encode_args(args, kwargs, self.send_options(&client))?;
         let future = event_loop.call_method0("create_future")?;
