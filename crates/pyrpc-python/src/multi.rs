@@ -21,6 +21,9 @@ use crate::stream::{AsyncStreamIter, StreamIter};
 
 type Slot = Mutex<Option<(u32, MultiClient)>>;
 
+/// A method as `list_methods` returns it: `(name, signature, doc)`.
+type MethodTuple = (String, Option<String>, Option<String>);
+
 /// The Rust half of a `pyrpc.Client` over several servers.
 #[pyclass(module = "pyrpc._pyrpc", frozen)]
 pub(crate) struct MultiClientCore {
@@ -321,10 +324,7 @@ impl MultiClientCore {
     }
 
     /// The methods of one server that answers.
-    fn list_methods(
-        &self,
-        py: Python<'_>,
-    ) -> PyResult<Vec<(String, Option<String>, Option<String>)>> {
+    fn list_methods(&self, py: Python<'_>) -> PyResult<Vec<MethodTuple>> {
         let client = self.client()?;
         match runtime::block_on_local(py, async { client.list_methods().await })? {
             Ok(methods) => Ok(methods
