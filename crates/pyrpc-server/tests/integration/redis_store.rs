@@ -5,7 +5,7 @@
 //!
 //! Servers here share one Redis in one process; the tests with separate
 //! server processes (one killed mid-run, Redis stopped mid-run) are in
-//! `crates/pyrpc-python/tests/test_scaling.py`.
+//! `crates/pyrpc-python/tests/test_result_store.py`.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
