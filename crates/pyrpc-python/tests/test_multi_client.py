@@ -123,3 +123,16 @@ def test_a_list_of_addresses_is_checked():
         Client(address=[])
     with pytest.raises(ValueError, match="bad address"):
         Client(address=[("127.0.0.1", 1), ("127.0.0.1", 70000)])
+
+
+def test_co_calls_spread_too(fleet):
+    import asyncio
+
+    servers = fleet(2)
+    client = Client(address=[s.address for s in servers], call_timeout=10)
+
+    async def main():
+        return await asyncio.gather(*(client.co_pid() for _ in range(10)))
+
+    assert set(asyncio.run(main())) == {s.proc.pid for s in servers}
+    assert asyncio.run(client.co_nb_pid()) in {s.proc.pid for s in servers}
