@@ -12,6 +12,7 @@ the machine skews a single pair).
 """
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -27,6 +28,9 @@ SPIN_N = 20_000
 
 
 class SpinServer(Server):
+    def pid(self):
+        return os.getpid()
+
     def spin(self, n):
         total = 0
         for i in range(n):
@@ -83,10 +87,12 @@ def measure(processes, secs, threads, n):
             with Client(address=address) as c:
                 c.spin(n)
         counts = [0] * threads
+        pids = [0] * threads
         stop = time.monotonic() + secs
 
         def run(k):
             with Client(address=address) as c:
+                pids[k] = c.pid()  # which worker this connection landed on
                 while time.monotonic() < stop:
                     c.spin(n)
                     counts[k] += 1
@@ -98,7 +104,8 @@ def measure(processes, secs, threads, n):
         for t in ts:
             t.join()
         took = time.monotonic() - start
-        return sum(counts) / took
+        split = sorted(collections.Counter(pids).values())
+        return sum(counts) / took, split
     finally:
         with Client(address=address) as c:
             try:
@@ -134,10 +141,11 @@ def main():
     load_before = os.getloadavg()
     # Interleaved (1, 2, 1, 2, ...): other load on the machine hits both
     # alike; the figure is the median of the ratios of each pair.
-    ones, twos, ratios = [], [], []
+    ones, twos, ratios, splits = [], [], [], []
     for _ in range(max(1, args.repeats)):
-        one = measure(1, args.secs, args.threads, n)
-        two = measure(2, args.secs, args.threads, n)
+        one, _ = measure(1, args.secs, args.threads, n)
+        two, split = measure(2, args.secs, args.threads, n)
+        splits.append(split)
         ones.append(round(one, 1))
         twos.append(round(two, 1))
         ratios.append(round(two / one, 2) if one else 0.0)
@@ -149,6 +157,8 @@ def main():
         "processes_2_calls_per_s": statistics.median(twos),
         "ratio": statistics.median(ratios),
         "ratios": ratios,
+        # Connections per worker with processes=2, per pair.
+        "splits": splits,
         "goal": 1.7,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
