@@ -2,6 +2,7 @@
 (issue 15 point 1), over TCP and Unix sockets, with real processes."""
 
 import concurrent.futures
+import errno
 import json
 import os
 import signal
@@ -129,6 +130,18 @@ def test_connections_made_at_once_spread_over_the_workers():
     finally:
         for c in clients:
             pyrpc.close(c)
+        w.stop()
+
+
+def test_a_second_server_on_a_taken_port_is_refused():
+    """SO_REUSEPORT sockets share a port silently: a second processes=N
+    server started on the port of a running one must fail, not join it."""
+    w = Workers(["127.0.0.1", free_port()], processes=2)
+    try:
+        with pytest.raises(OSError) as info:
+            Server(address=w.address, processes=2).start()
+        assert info.value.errno == errno.EADDRINUSE
+    finally:
         w.stop()
 
 

@@ -73,6 +73,7 @@ def bind_socket(address: Any, unix_mode: Optional[int], listen: bool = True) -> 
             sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if REUSEPORT:
+            _check_port_free(sock, target)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     else:
         _clear_stale_socket(address)
@@ -88,6 +89,19 @@ def bind_socket(address: Any, unix_mode: Optional[int], listen: bool = True) -> 
         sock.close()
         raise
     return sock
+
+
+def _check_port_free(like: socket.socket, target: Any) -> None:
+    """Raises ``EADDRINUSE`` when something already listens at ``target``.
+    Sockets with ``SO_REUSEPORT`` share a port silently, so a second server
+    started there by mistake would join the first one's group; a probe bound
+    without the option fails instead, as a plain bind would."""
+    probe = socket.socket(like.family, like.type, like.proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(target)
+    finally:
+        probe.close()
 
 
 def _clear_stale_socket(path: str) -> None:
