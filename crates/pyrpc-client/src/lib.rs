@@ -25,6 +25,10 @@
 //! * `connection.rs` — one connection: hello, the reader task routing
 //!   responses by id, and the pending map.
 //! * `nonblocking.rs` — submit, fetch and release for non-blocking calls.
+//! * [`MultiClient`] — one client over several servers (`multi.rs`,
+//!   `multi/member.rs` for backoff, `multi/nb.rs` for following a
+//!   non-blocking call across servers); [`Retry`] marks a call safe to run
+//!   twice.
 //!
 //! # Feature flags
 //!
@@ -72,6 +76,7 @@ mod config;
 mod connection;
 mod connector;
 mod error;
+mod multi;
 mod nonblocking;
 mod service;
 mod stream;
@@ -90,6 +95,7 @@ pub use config::{CallOptions, ClientConfig};
 pub use connection::ServerInfo;
 pub use connector::{BoxStream, ByteStream, Connector};
 pub use error::{CallError, ProtocolError, TimeoutStage};
+pub use multi::{MultiClient, NoAddresses, Retry};
 pub use pyrpc_macros::{service, Exception};
 pub use service::ServiceError;
 pub use stream::{RawReply, Reply, ReplyStream, STREAM_WINDOW};

@@ -129,6 +129,32 @@ pub(crate) fn address_to_py(py: Python<'_>, addr: &Address) -> PyResult<Py<PyAny
     }
 }
 
+/// The settings of `ClientCore` and `MultiClientCore`, from the keyword
+/// arguments they take.
+pub(crate) fn client_config(
+    name: Option<String>,
+    max_frame_len: Option<usize>,
+    secret: Option<&Bound<'_, PyAny>>,
+    tls_ca: Option<&Bound<'_, PyAny>>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
+    tls_server_name: Option<String>,
+) -> PyResult<ClientConfig> {
+    let d = ClientConfig::default();
+    let max_frame_len = match max_frame_len {
+        None => d.max_frame_len,
+        Some(0) => return Err(PyValueError::new_err("max_frame_len must be at least 1")),
+        Some(n) => n,
+    };
+    Ok(ClientConfig {
+        name: name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION"))),
+        max_frame_len,
+        secret: self::secret(secret)?,
+        tls: crate::tls::client_tls(tls_ca, tls_cert, tls_key, tls_server_name)?,
+        ..d
+    })
+}
+
 /// The Rust half of `pyrpc.Client`: one connection, shared by threads and
 /// tasks, re-made after `fork()`.
 #[pyclass(module = "pyrpc._pyrpc", frozen)]
@@ -267,19 +293,19 @@ type MethodTuple = (String, Option<String>, Option<String>);
 
 /// The per-call options, as Python passes them (seconds as floats).
 #[derive(Clone, Copy, Debug, Default)]
-struct PyCallOptions {
-    call_timeout: Option<f64>,
-    socket_connect_timeout: Option<f64>,
-    socket_send_timeout: Option<f64>,
-    socket_recv_timeout: Option<f64>,
-    nb_fetch_tick: Option<f64>,
-    nb_fetch_timeout: Option<f64>,
+pub(crate) struct PyCallOptions {
+    pub(crate) call_timeout: Option<f64>,
+    pub(crate) socket_connect_timeout: Option<f64>,
+    pub(crate) socket_send_timeout: Option<f64>,
+    pub(crate) socket_recv_timeout: Option<f64>,
+    pub(crate) nb_fetch_tick: Option<f64>,
+    pub(crate) nb_fetch_timeout: Option<f64>,
 }
 
 impl PyCallOptions {
     /// As [`CallOptions`]. A `call_timeout` of `None` (or 0, as in the
     /// original) means no limit; the other `None`s keep the client's setting.
-    fn resolve(self) -> PyResult<CallOptions> {
+    pub(crate) fn resolve(self) -> PyResult<CallOptions> {
         let opt = |name, v: Option<f64>| v.map(|s| seconds(name, s)).transpose();
         let call_timeout = match self.call_timeout {
             None => None,
@@ -315,19 +341,15 @@ impl ClientCore {
         tls_key: Option<std::path::PathBuf>,
         tls_server_name: Option<String>,
     ) -> PyResult<Self> {
-        let d = ClientConfig::default();
-        let max_frame_len = match max_frame_len {
-            None => d.max_frame_len,
-            Some(0) => return Err(PyValueError::new_err("max_frame_len must be at least 1")),
-            Some(n) => n,
-        };
-        let config = ClientConfig {
-            name: name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION"))),
+        let config = client_config(
+            name,
             max_frame_len,
-            secret: self::secret(secret)?,
-            tls: crate::tls::client_tls(tls_ca, tls_cert, tls_key, tls_server_name)?,
-            ..d
-        };
+            secret,
+            tls_ca,
+            tls_cert,
+            tls_key,
+            tls_server_name,
+        )?;
         Ok(ClientCore {
             address: self::address(address)?,
             config,
@@ -597,8 +619,8 @@ pub(crate) fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
 /// An asyncio done-callback that aborts the call's task when the future was
 /// cancelled (`asyncio.wait_for` timing out, a cancelled task).
 #[pyclass(module = "pyrpc._pyrpc", frozen)]
-struct CancelOnDone {
-    task: tokio::task::JoinHandle<()>,
+pub(crate) struct CancelOnDone {
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 #[pymethods]
@@ -614,6 +636,7 @@ impl CancelOnDone {
 /// Registers the client classes in the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ClientCore>()?;
+    m.add_class::<crate::multi::MultiClientCore>()?;
     m.add_function(wrap_pyfunction!(parse_address, m)?)?;
     Ok(())
 }

@@ -19,6 +19,8 @@
 //! * `runtime` — the tokio runtime, re-made after `fork()`, and the
 //!   GIL-releasing, Ctrl-C-aware `block_on`.
 //! * `client` — `ClientCore`, the Rust half of `pyrpc.Client`.
+//! * `multi` — `MultiClientCore`, the same over several servers
+//!   (`Client(address=[a, b, c])`).
 //! * `pool` — the Python worker threads a server's calls run on.
 //! * `logbridge` — Rust `tracing` events to Python `logging` (`pyrpc.server`,
 //!   `pyrpc.client`, `pyrpc.auth`, `pyrpc.transport`).
@@ -39,6 +41,7 @@ mod errors;
 mod exit;
 mod kinds;
 mod logbridge;
+mod multi;
 mod pool;
 mod runtime;
 mod server;

@@ -5,6 +5,7 @@ benchmark: ``python processes_server.py CONFIG_JSON`` with ``{"address": ...,
 import json
 import os
 import sys
+import time
 
 from pyrpc import Server
 
@@ -17,6 +18,12 @@ class WorkerServer(Server):
 
     def crash(self):
         os._exit(3)
+
+    def sleep(self, seconds, marker):
+        """Creates ``marker`` (the call is running), then sleeps."""
+        open(marker, "w").close()
+        time.sleep(seconds)
+        return seconds
 
     def spin(self, n):
         """CPU-bound pure Python: about 1 ms per n=20_000 here."""

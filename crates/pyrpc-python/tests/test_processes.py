@@ -1,6 +1,8 @@
 """``Server(processes=N)``: worker processes sharing one listening socket
 (issue 15 point 1), over TCP and Unix sockets, with real processes."""
 
+import concurrent.futures
+import errno
 import json
 import os
 import signal
@@ -10,6 +12,7 @@ import time
 
 import pytest
 
+import pyrpc
 from pyrpc import Client, Server
 
 from conftest import free_port, wait_connected
@@ -88,6 +91,60 @@ def test_two_workers_serve_one_address_and_sigterm_stops_both(address):
         w.stop()
 
 
+def test_one_process_stops_gracefully_on_sigterm(address, tmp_path):
+    """processes=1: SIGTERM stops accepting, lets the running call finish
+    (within shutdown_grace), and the process exits 0."""
+    w = Workers(address, processes=1)
+    marker = str(tmp_path / "running")
+    try:
+        with Client(address=w.address) as c, concurrent.futures.ThreadPoolExecutor(1) as pool:
+            running = pool.submit(c.sleep, 1.0, marker)
+            deadline = time.monotonic() + 30
+            while not os.path.exists(marker):
+                assert time.monotonic() < deadline, "the call did not start"
+                time.sleep(0.01)
+            w.proc.send_signal(signal.SIGTERM)
+            assert running.result(timeout=30) == 1.0
+        code, err = w.wait_exit()
+        assert code == 0, err
+        assert not Client(address=w.address).connected()
+        if isinstance(address, str):
+            assert not os.path.exists(address), "the socket file was left behind"
+    finally:
+        w.stop()
+
+
+def test_connections_made_at_once_spread_over_the_workers():
+    """TCP workers each listen in one SO_REUSEPORT group: 16 clients
+    connecting at the same moment do not all land on one worker (with one
+    shared socket they did: the first worker awake drained the queue)."""
+    w = Workers(["127.0.0.1", free_port()], processes=2)
+    clients = [Client(address=w.address) for _ in range(16)]
+    try:
+        # Both workers listen (the second may start a moment later).
+        assert len(w.pids(2)) == 2
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            pids = list(pool.map(lambda c: c.pid(), clients))
+        # All on one worker by chance: 2 in 2**16 with an even hash.
+        assert len(set(pids)) == 2, pids
+    finally:
+        for c in clients:
+            pyrpc.close(c)
+        w.stop()
+
+
+def test_a_second_server_on_a_taken_port_is_refused():
+    """SO_REUSEPORT sockets share a port silently: a second processes=N
+    server started on the port of a running one must fail, not join it."""
+    w = Workers(["127.0.0.1", free_port()], processes=2)
+    try:
+        with pytest.raises(OSError) as info:
+            Server(address=w.address, processes=2).start()
+        assert info.value.errno == errno.EADDRINUSE
+    finally:
+        w.stop()
+
+
 def test_a_crashed_worker_is_replaced(address):
     w = Workers(address, processes=2)
     try:
@@ -141,17 +198,22 @@ def test_nonblocking_with_several_processes_needs_a_shared_store():
 EXAMPLES = os.path.normpath(os.path.join(HERE, "..", "..", "..", "examples", "python"))
 
 
-@pytest.mark.parametrize("step", ["one", "processes", "redis"])
+@pytest.mark.parametrize("step", ["one", "processes", "redis", "several"])
 def test_the_commands_of_guide_scaling_work(step):
-    """docs/guide-scaling.md's commands, with a free port (and the test Redis)."""
+    """docs/guide-scaling.md's commands, with free ports (and the test Redis)."""
     port = free_port()
     server_args = ["--port", str(port)]
     client_args = ["--port", str(port)]
     want = "worker processes that answered: 1"
-    if step != "one":
+    if step in ("processes", "redis"):
         server_args += ["--processes", "2"]
         want = "worker processes that answered: 2"
-    if step == "redis":
+    if step == "several":
+        # Step 4: a second server on the same Redis; one client over both.
+        second = free_port()
+        client_args += ["--port", str(second)]
+        want = "servers that answered one client: 2"
+    if step in ("redis", "several"):
         url = os.environ.get("PYRPC_TEST_REDIS_URL")
         if not url:
             if os.environ.get("PYRPC_REQUIRE_REDIS"):
@@ -164,8 +226,17 @@ def test_the_commands_of_guide_scaling_work(step):
         [sys.executable, os.path.join(EXAMPLES, "scaling_server.py")] + server_args,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    other = None
+    if step == "several":
+        other = subprocess.Popen(
+            [sys.executable, os.path.join(EXAMPLES, "scaling_server.py"), "--port", str(second)]
+            + server_args[2:],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
     try:
         wait_connected(("127.0.0.1", port), server)
+        if other is not None:
+            wait_connected(("127.0.0.1", second), other)
         out = subprocess.run(
             [sys.executable, os.path.join(EXAMPLES, "scaling_client.py")] + client_args,
             capture_output=True, text=True, timeout=60,
@@ -176,13 +247,17 @@ def test_the_commands_of_guide_scaling_work(step):
             assert "nb_slow_square(7) = 49" in out.stdout
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=30)
-        # One process keeps Python's default SIGTERM (ends at once); the
-        # supervisor of several stops them gracefully and exits 0.
-        assert server.returncode == (-signal.SIGTERM if step == "one" else 0), err
+        # One process or several: SIGTERM stops gracefully, exit status 0.
+        assert server.returncode == 0, err
+        if other is not None:
+            other.send_signal(signal.SIGTERM)
+            _, err = other.communicate(timeout=30)
+            assert other.returncode == 0, err
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+        for p in (server, other):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.communicate()
 
 
 def test_workers_stop_when_the_supervisor_is_killed(address):

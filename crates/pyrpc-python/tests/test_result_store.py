@@ -117,41 +117,58 @@ def runs_of(path):
     return starts, ends
 
 
-def test_a_restarted_server_answers_for_its_predecessor_and_nothing_runs_twice(redis_url, tmp_path):
-    """Two servers, 100 non-blocking calls; one server is killed (SIGKILL)
-    mid-run and started again at its address. Every call ends with its
-    result or a CALL_LOST error; no call runs twice."""
+def runs_with_pids(path):
+    """``{call: [pid, ...]}`` of every start in the runs file."""
+    pids = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if parts[0] == "start":
+                    pids.setdefault(int(parts[1]), []).append(int(parts[2]))
+    return pids
+
+
+def test_a_killed_server_is_followed_to_the_other_and_nothing_runs_twice(redis_url, tmp_path):
+    """Two servers sharing Redis, one client over both
+    (``Client(address=[a, b])``), 100 non-blocking calls; one server is
+    killed (SIGKILL) mid-run and stays dead. The client follows each call to
+    the other server: every call ends with its result or a clear CALL_LOST
+    error, and no call runs twice."""
     runs = tmp_path / "runs"
     a_addr, b_addr = ["127.0.0.1", free_port()], ["127.0.0.1", free_port()]
     a = StoreServerProcess(a_addr, redis_url, runs, lease=0.5)
     b = StoreServerProcess(b_addr, redis_url, runs, lease=0.5)
-    clients = [Client(address=tuple(a_addr), nb_fetch_tick=0.05, nb_fetch_timeout=1),
-               Client(address=tuple(b_addr), nb_fetch_tick=0.05, nb_fetch_timeout=1)]
+    a_pid = a.proc.pid
+    client = Client(address=[tuple(a_addr), tuple(b_addr)], nb_fetch_tick=0.05, nb_fetch_timeout=1)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=100) as pool:
             futures = {
-                i: pool.submit(lambda i=i: clients[i % 2].nb_work(i, 0.3, call_timeout=60))
+                i: pool.submit(lambda i=i: client.nb_work(i, 0.3, call_timeout=60))
                 for i in range(100)
             }
-            # Kill A once calls are running on it, then put a new A in its place.
+            # Kill A once calls are running on it; it is not restarted.
             deadline = time.monotonic() + 30
-            while sum(1 for i in runs_of(runs)[0] if i % 2 == 0) < 10:
-                assert time.monotonic() < deadline, "calls did not start"
+            while sum(1 for pids in runs_with_pids(runs).values() if a_pid in pids) < 10:
+                assert time.monotonic() < deadline, "calls did not start on A"
                 time.sleep(0.01)
             a.kill()
-            a = StoreServerProcess(a_addr, redis_url, runs, lease=0.5)
             outcomes = {}
             for i, fut in futures.items():
                 try:
                     outcomes[i] = ("ok", fut.result(timeout=90))
                 except RemoteError as e:
                     outcomes[i] = ("lost", e)
+        # Calls made after the kill go to B alone.
+        assert client.nb_work(1000, 0, call_timeout=30) == 2000
+        assert client.pid() == b.proc.pid
     finally:
         a.stop()
         b.stop()
 
     starts, ends = runs_of(runs)
     assert all(n == 1 for n in starts.values()), "a call ran twice: %r" % starts
+    pids = runs_with_pids(runs)
     lost = [i for i, (how, _) in outcomes.items() if how == "lost"]
     for i, (how, got) in outcomes.items():
         if how == "ok":
@@ -160,10 +177,12 @@ def test_a_restarted_server_answers_for_its_predecessor_and_nothing_runs_twice(r
         else:
             assert got.kind == "CALL_LOST", got
             assert "lost" in str(got)
-            assert i % 2 == 0, "a call of the server that stayed up was lost"
+            # Only calls on the killed server (or never started) are lost.
+            assert pids.get(i, [a_pid]) == [a_pid], (i, pids.get(i))
     # The kill caught calls in flight: they are reported, not hidden.
     assert lost, "no call was lost although the server was killed mid-run"
-    assert len([i for i in range(1, 100, 2) if outcomes[i][0] == "ok"]) == 50
+    # Every call B ran came back.
+    assert all(outcomes[i][0] == "ok" for i, p in pids.items() if p == [b.proc.pid] and i < 100)
 
 
 def test_redis_stopped_mid_run_gives_clear_errors_and_no_hang(tmp_path):

@@ -828,20 +828,26 @@ async fn store_result(shared: &Shared, call_id: CallId, result: Result<Value, Re
 }
 
 /// The state of `call_id`, waiting up to `wait` for a running call to finish
-/// (or until the server shuts down). A shared store is read again every
-/// `poll_interval`, since another server may finish the call.
+/// (or until the server shuts down). A shared store wakes it through
+/// `watch` when another server finishes the call, and is read again every
+/// `poll_interval` (a lost lease sends no message).
 async fn wait_for_result(
     shared: &Shared,
     call_id: CallId,
     wait: Duration,
 ) -> Result<Lookup, StoreError> {
     let deadline = Instant::now() + wait;
+    let watch = shared.store().watch(call_id);
     loop {
-        // Register for the wake-up before looking, so a completion between
+        // Register for the wake-ups before looking, so a completion between
         // the look and the wait is not missed.
         let notified = shared.store_changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        let mut elsewhere = watch.as_deref().map(|n| Box::pin(n.notified()));
+        if let Some(f) = elsewhere.as_mut() {
+            f.as_mut().enable();
+        }
         match shared.store().get(call_id).await? {
             Lookup::Pending if Instant::now() < deadline && !shared.shutdown.is_cancelled() => {}
             other => return Ok(other),
@@ -850,8 +856,15 @@ async fn wait_for_result(
             Some(every) => deadline.min(Instant::now() + every),
             None => deadline,
         };
+        let finished_elsewhere = async {
+            match elsewhere {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = notified => {}
+            () = finished_elsewhere => {}
             _ = tokio::time::sleep_until(next) => {}
             _ = shared.shutdown.cancelled() => {}
         }

@@ -85,6 +85,14 @@ pub(crate) trait ResultStore: Send + Sync + 'static {
     /// where another server may finish the call without waking this one.
     fn poll_interval(&self) -> Option<Duration>;
 
+    /// A wake-up a waiting `Fetch` of `id` also waits on: notified when the
+    /// call finishes on another server sharing the store. `None` (the
+    /// default) for a store that cannot tell; then only `poll_interval`
+    /// and this server's own completions wake it.
+    fn watch(&self, _id: CallId) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// Removes results past their keep-time (a store with its own expiry,
     /// like Redis, does nothing) and returns how many.
     fn purge_expired(&self, now: Instant) -> usize;

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, NamedTu
 from . import _pyrpc
 from ._stream import CoCall, not_a_value
 from ._types import safe_repr as _safe_repr
-from ._settings import CLIENT_SETTINGS, AddressLike, apply, check_address, check_subclass
+from ._settings import CLIENT_SETTINGS, ClientAddressLike, apply, check_client_address, check_subclass
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
@@ -38,10 +38,12 @@ CALL_OPTIONS = (
     "nb_fetch_tick",
     "nb_fetch_timeout",
     "nolog",
+    "idempotent",
 )
 _CALL_OPTION_NAMES = frozenset(CALL_OPTIONS)
-#: The options that are also Client settings (all but ``nolog``).
-_SETTINGS = CALL_OPTIONS[:-1]
+#: The options that are also Client settings (all but ``nolog`` and
+#: ``idempotent``).
+_SETTINGS = CALL_OPTIONS[:-2]
 
 # Guards the lazy creation of a client's core. Re-made in a forked child, in
 # case another thread of the parent held it at the moment of the fork.
@@ -131,7 +133,19 @@ class Client:
             string ``'tcp://host:port'`` (or ``'host:port'``) for TCP or
             ``'unix:/path'`` (or any path containing ``/``) for a Unix
             socket, or a path-like object. Kept in canonical form:
-            ``(host, port)`` or the socket path.
+            ``(host, port)`` or the socket path. A **list** of addresses
+            makes a client over several servers: each call goes to the
+            server with the fewest calls waiting (ties in turn), a server
+            that refuses connections is skipped for a while (a doubling,
+            jittered pause up to 5 s), and a non-blocking call is followed to
+            any server that knows it (one sharing the first one's result
+            store). A blocking call runs at most once: it moves to another
+            server only if it surely did not run (connection refused, server
+            shutting down or overloaded), or when the call is marked safe to
+            run twice with the per-call option ``idempotent=True``.
+            ``connected()`` is true when any server answers; ``shutdown()``
+            asks every server; :func:`stats` and :func:`list_methods` ask
+            one that answers. See docs/guide-scaling.md.
         call_timeout: seconds a whole call may take, ``None`` for no limit;
             then :class:`Timeout` is raised. Per call,
             ``call_timeout=pyrpc.NO_TIMEOUT`` lifts the limit.
@@ -169,7 +183,7 @@ class Client:
             against, instead of the address's host.
     """
 
-    address: Optional[AddressLike] = None
+    address: Optional[ClientAddressLike] = None
     call_timeout: Optional[float] = None
     socket_connect_timeout: float = 10
     socket_send_timeout: float = 10
@@ -189,11 +203,13 @@ class Client:
         super().__init_subclass__(**kwargs)
         check_subclass(cls, CLIENT_SETTINGS, _CLIENT_MACHINERY)
         if "address" in vars(cls):
-            check_address(cls.__name__, cls.address)
+            check_client_address(cls.__name__, cls.address)
 
-    def __init__(self, address: Optional[AddressLike] = None, **settings: Unpack[ClientSettings]) -> None:
+    def __init__(self, address: Optional[ClientAddressLike] = None, **settings: Unpack[ClientSettings]) -> None:
         apply(self, CLIENT_SETTINGS, settings)
-        self.address = check_address(type(self).__name__, address or self.address)
+        # An empty list is an error, not "no address given".
+        given = address if isinstance(address, list) else (address or self.address)
+        self.address = check_client_address(type(self).__name__, given)
 
     def __getattr__(self, name: str) -> Any:
         # Private and special names are never remote methods: the server
@@ -291,11 +307,11 @@ class Client:
 
     # ----- machinery -----
 
-    def _core(self) -> "_pyrpc.ClientCore":
+    def _core(self) -> "Union[_pyrpc.ClientCore, _pyrpc.MultiClientCore]":
         d = self.__dict__
-        core: Optional[_pyrpc.ClientCore] = d.get("_pyrpc_core")
+        core: Optional[Union[_pyrpc.ClientCore, _pyrpc.MultiClientCore]] = d.get("_pyrpc_core")
         key = (
-            self.address,
+            tuple(self.address) if isinstance(self.address, list) else self.address,
             bool(self.allow_pickle),
             int(self.max_frame_len),
             self.secret,
@@ -306,11 +322,12 @@ class Client:
         with _core_lock:
             core = d.get("_pyrpc_core")
             if core is None or d.get("_pyrpc_core_key") != key:
-                address = check_address(type(self).__name__, self.address)
+                address = check_client_address(type(self).__name__, self.address)
                 if address is None:
                     raise ValueError("%s has no address" % type(self).__name__)
-                core = _pyrpc.ClientCore(
-                    address,
+                make = _pyrpc.MultiClientCore if isinstance(address, list) else _pyrpc.ClientCore
+                core = make(
+                    address,  # type: ignore[arg-type]
                     allow_pickle=bool(self.allow_pickle),
                     max_frame_len=int(self.max_frame_len),
                     secret=self.secret,
@@ -333,6 +350,9 @@ class Client:
         if opts["call_timeout"] == NO_TIMEOUT:
             opts["call_timeout"] = 0  # the core's "no limit"
         nolog = bool(kwargs.pop("nolog", None))
+        if kwargs.pop("idempotent", None) and isinstance(self.address, list):
+            # Only a client over several servers has another server to retry on.
+            opts["idempotent"] = True
         return opts, nolog
 
     def _failed(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], exc: BaseException) -> None:

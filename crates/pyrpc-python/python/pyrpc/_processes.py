@@ -14,6 +14,7 @@ each shuts down gracefully (``shutdown_grace``), and the parent removes the
 Unix socket file.
 """
 
+import contextlib
 import errno
 import logging
 import multiprocessing
@@ -22,9 +23,10 @@ import os
 import signal
 import socket
 import stat
+import sys
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 logger = logging.getLogger("pyrpc")
 
@@ -47,8 +49,18 @@ def check(server: Any) -> int:
     return n
 
 
-def bind_socket(address: Any, unix_mode: Optional[int]) -> socket.socket:
-    """A listening socket at ``address``."""
+#: TCP workers each listen on their own socket in one SO_REUSEPORT group
+#: (Linux): the kernel spreads new connections over them by a hash of the
+#: addresses. With one shared listening socket, the worker that wakes first
+#: drains the accept queue: measured, 8 clients connecting at once all landed
+#: on one of 2 workers (docs/decisions/0083-reuseport-workers.md).
+REUSEPORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+
+
+def bind_socket(address: Any, unix_mode: Optional[int], listen: bool = True) -> socket.socket:
+    """A socket bound at ``address``, listening unless ``listen`` is false.
+    A TCP socket joins the ``SO_REUSEPORT`` group of its port when
+    :data:`REUSEPORT`."""
     if isinstance(address, tuple):
         host, port = address
         if host in ("", None):
@@ -60,6 +72,9 @@ def bind_socket(address: Any, unix_mode: Optional[int]) -> socket.socket:
             )[0]
             sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if REUSEPORT:
+            _check_port_free(sock, target)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     else:
         _clear_stale_socket(address)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -68,11 +83,25 @@ def bind_socket(address: Any, unix_mode: Optional[int]) -> socket.socket:
         sock.bind(target)
         if unix_mode is not None and not isinstance(address, tuple):
             os.chmod(address, unix_mode)
-        sock.listen(1024)
+        if listen:
+            sock.listen(1024)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _check_port_free(like: socket.socket, target: Any) -> None:
+    """Raises ``EADDRINUSE`` when something already listens at ``target``.
+    Sockets with ``SO_REUSEPORT`` share a port silently, so a second server
+    started there by mistake would join the first one's group; a probe bound
+    without the option fails instead, as a plain bind would."""
+    probe = socket.socket(like.family, like.type, like.proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(target)
+    finally:
+        probe.close()
 
 
 def _clear_stale_socket(path: str) -> None:
@@ -120,10 +149,62 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def worker_main(server: Any, sock: socket.socket) -> None:
-    """A worker: serves the inherited socket until stopped. SIGTERM and
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM in a one-process server: raised where ``start()`` waits, so
+    the server shuts down as for Ctrl-C (stop accepting, let running calls
+    finish within ``shutdown_grace``), then ``start()`` returns."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def sigterm_stops_gracefully() -> Iterator[None]:
+    """Within the block, SIGTERM stops a one-process server gracefully, as
+    it stops the workers of ``processes=N``; the block then ends normally.
+    Only in the main thread, and only when SIGTERM has Python's default
+    disposition (a handler of the program's own is left alone)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    except _Terminated:
+        logger.info("pyrpc server: SIGTERM; stopped gracefully")
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _own_listener(sock: socket.socket) -> socket.socket:
+    """A listening socket of this worker in the ``SO_REUSEPORT`` group of
+    ``sock`` (bound by the supervisor, not listening: it only holds the
+    port)."""
+    own = socket.socket(sock.family, sock.type, sock.proto)
+    try:
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        own.bind(sock.getsockname())
+        own.listen(1024)
+    except BaseException:
+        own.close()
+        raise
+    return own
+
+
+def worker_main(server: Any, sock: socket.socket, reuseport: bool = False) -> None:
+    """A worker: serves the inherited socket (or, with ``reuseport``, its
+    own socket on the inherited one's port) until stopped. SIGTERM and
     SIGINT shut it down gracefully."""
     signal.signal(signal.SIGTERM, _terminate)
+    if reuseport:
+        held = sock
+        sock = _own_listener(held)
+        held.close()
     # The Rust core takes the listener from file descriptor 0 (see
     # ServerCore.bind); stdin is put back right after.
     saved = os.dup(0)
@@ -158,6 +239,7 @@ class Supervisor:
         self.n = n
         self.stopping = threading.Event()
         self.pids: Dict[int, int] = {}
+        self.reuseport = False
 
     def stop(self) -> None:
         """Asks the supervisor to stop every worker (from any thread)."""
@@ -166,7 +248,10 @@ class Supervisor:
     def run(self) -> None:
         server = self.server
         ctx = multiprocessing.get_context("spawn")
-        sock = bind_socket(server.address, server.unix_mode)
+        # TCP with SO_REUSEPORT: the supervisor only holds the port; each
+        # worker listens on its own socket of the group.
+        self.reuseport = REUSEPORT and isinstance(server.address, tuple)
+        sock = bind_socket(server.address, server.unix_mode, listen=not self.reuseport)
         workers: Dict[int, Any] = {}
         started: Dict[int, float] = {}
         old_handler = None
@@ -215,7 +300,10 @@ class Supervisor:
 
     def _spawn(self, ctx: Any, sock: socket.socket, i: int) -> Any:
         p = ctx.Process(
-            target=worker_main, args=(self.server, sock), name="pyrpc-worker-%d" % i, daemon=False
+            target=worker_main,
+            args=(self.server, sock, self.reuseport),
+            name="pyrpc-worker-%d" % i,
+            daemon=False,
         )
         p.start()
         self.pids[i] = p.pid

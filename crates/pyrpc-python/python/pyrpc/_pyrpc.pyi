@@ -9,6 +9,7 @@ from typing_extensions import TypeAlias
 
 __all__ = [
     "ClientCore",
+    "MultiClientCore",
     "ServerCore",
     "__version__",
     "parse_address",
@@ -135,6 +136,79 @@ class ClientCore:
     def server_info(self) -> Optional[Dict[str, Any]]:
         """What the server announced in its last hello, or None before the
         first connection."""
+
+@final
+class MultiClientCore:
+    """A client over several servers (``pyrpc.Client(address=[a, b, c])``):
+    calls spread over those that answer, a refusing one skipped with
+    backoff, non-blocking calls followed to any server that knows them."""
+
+    def __new__(
+        cls,
+        addresses: List[Union[_Address, "os.PathLike[str]"]],
+        *,
+        allow_pickle: bool = False,
+        name: Optional[str] = None,
+        max_frame_len: Optional[int] = None,
+        secret: Optional[Union[bytes, str]] = None,
+        tls_ca: Optional[Union[str, "os.PathLike[str]", bool]] = None,
+        tls_cert: Optional[Union[str, "os.PathLike[str]"]] = None,
+        tls_key: Optional[Union[str, "os.PathLike[str]"]] = None,
+        tls_server_name: Optional[str] = None,
+    ) -> "MultiClientCore":
+        """As :class:`ClientCore`, over ``addresses`` (not empty)."""
+    def limits(self) -> Dict[str, Any]:
+        """The limits in force: ``{'max_frame_len': int}``."""
+    @property
+    def address(self) -> List[_Address]:
+        """The servers' addresses."""
+    def served(self) -> List[int]:
+        """How many calls each server answered, in address order."""
+    def call(
+        self,
+        method: str,
+        args: Tuple[Any, ...],
+        kwargs: Optional[Dict[str, Any]] = None,
+        *,
+        nonblocking: bool = False,
+        idempotent: bool = False,
+        call_timeout: Optional[float] = None,
+        socket_connect_timeout: Optional[float] = None,
+        socket_send_timeout: Optional[float] = None,
+        socket_recv_timeout: Optional[float] = None,
+        nb_fetch_tick: Optional[float] = None,
+        nb_fetch_timeout: Optional[float] = None,
+    ) -> Any:
+        """As :meth:`ClientCore.call` on one of the servers; ``idempotent``
+        lets a blocking call run again on the next server after a broken
+        connection."""
+    def co_call(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        method: str,
+        args: Tuple[Any, ...],
+        kwargs: Optional[Dict[str, Any]] = None,
+        *,
+        nonblocking: bool = False,
+        idempotent: bool = False,
+        call_timeout: Optional[float] = None,
+        socket_connect_timeout: Optional[float] = None,
+        socket_send_timeout: Optional[float] = None,
+        socket_recv_timeout: Optional[float] = None,
+        nb_fetch_tick: Optional[float] = None,
+        nb_fetch_timeout: Optional[float] = None,
+    ) -> "asyncio.Future[Any]":
+        """As :meth:`call`, returning a future of ``event_loop``."""
+    def connected(self, timeout: float = 0.1) -> bool:
+        """True when any server answers a ping within ``timeout`` seconds."""
+    def shutdown(self) -> None:
+        """Ask every server to shut down."""
+    def list_methods(self) -> List[Tuple[str, Optional[str], Optional[str]]]:
+        """The methods of one server that answers."""
+    def stats(self) -> Dict[str, Any]:
+        """The statistics of one server that answers."""
+    def server_info(self) -> Optional[Dict[str, Any]]:
+        """What the first server met announced, or None."""
 
 @final
 class ServerCore:

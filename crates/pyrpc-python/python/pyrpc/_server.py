@@ -227,13 +227,17 @@ class Server:
         propagates. Returns normally after :meth:`shutdown` or a client's
         ``shutdown()``.
 
+        SIGTERM stops it gracefully too (when called from the main thread
+        and SIGTERM has no handler of the program's): no new connections,
+        running calls get their grace period, then ``start()`` returns.
         With ``processes=N`` (N > 1), serves from N worker processes (see
-        the ``processes`` setting); SIGTERM then stops them all gracefully too.
+        the ``processes`` setting); SIGTERM then stops them all.
         """
         if _processes.check(self) > 1:
             _processes.serve(self)
             return
-        self._bind().wait()
+        with _processes.sigterm_stops_gracefully():
+            self._bind().wait()
 
     async def serve(self) -> None:
         """Serve from inside asyncio until shut down (``await server.serve()``).

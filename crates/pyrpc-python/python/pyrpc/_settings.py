@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Any, Collection, FrozenSet, Mapping, Optional, Tuple, TypedDict, Union
+from typing import Any, Collection, FrozenSet, List, Mapping, Optional, Tuple, TypedDict, Union
 
 from . import _pyrpc
 
@@ -29,6 +29,13 @@ AddressLike = Union[Tuple[str, int], str, "os.PathLike[str]"]
 
 #: An address in its canonical form: ``(host, port)`` or a Unix socket path.
 Address = Union[Tuple[str, int], str]
+
+#: What a client's ``address`` accepts: one address, or a list of them (a
+#: client over several servers).
+ClientAddressLike = Union[AddressLike, List[AddressLike], List[Address]]
+
+#: A client's address in canonical form: one, or a list.
+ClientAddress = Union[Address, List[Address]]
 
 
 class ClientSettings(TypedDict, total=False):
@@ -155,3 +162,20 @@ def check_address(owner: str, address: Optional[AddressLike]) -> Optional[Addres
         raise type(exc)("%s: bad address: %s" % (owner, exc)) from None
     return canonical
 
+
+
+def check_client_address(owner: str, address: Optional[ClientAddressLike]) -> Optional[ClientAddress]:
+    """As :func:`check_address`, also accepting a list of addresses (a
+    client over several servers), returned as a list of canonical ones. An
+    empty list is a ``ValueError``."""
+    if isinstance(address, list):
+        if not address:
+            raise ValueError("%s: bad address: the list of addresses is empty" % owner)
+        out = []
+        for a in address:
+            canonical = check_address(owner, a)
+            if canonical is None:
+                raise ValueError("%s: bad address: None in the list of addresses" % owner)
+            out.append(canonical)
+        return out
+    return check_address(owner, address)

@@ -20,13 +20,19 @@
 //!   `CALL_LOST` until the entry expires `keep` later.
 //! * `Release` deletes both keys. Keep-times are Redis expiries; there is
 //!   nothing to reap.
+//! * Completing a call also publishes its key on `pyrpc:nb:done`; a fetch
+//!   waiting on another server wakes on that message (`redis/watch.rs`)
+//!   instead of reading the store again and again.
 //!
 //! Connections: one multiplexed connection, made on first use and made again
 //! after any error, with short connect and response timeouts, so an
 //! unreachable Redis fails non-blocking requests quickly with
 //! `STORE_UNAVAILABLE` and never holds up blocking calls.
 
+mod watch;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyrpc_proto::wire::{self, response};
@@ -42,7 +48,8 @@ use crate::results::{CallId, Lookup, Submitted, MAX_KEEP};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one Redis command may take.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often a waiting `Fetch` reads the store again.
+/// How often a waiting `Fetch` reads the store again while completions do
+/// not arrive by message (the subscriber is down).
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Claims the id (KEYS[1]) and sets its lease (KEYS[2]).
@@ -55,13 +62,15 @@ end
 return 0";
 
 /// Replaces a running entry with its result, kept for the entry's keep-time;
-/// drops the lease. ARGV: the done entry.
+/// drops the lease; publishes the key on the completions channel.
+/// ARGV: the done entry, the channel.
 const COMPLETE: &str = r"
 local cur = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[2])
 if not cur or string.sub(cur, 1, 1) ~= 'R' then return 0 end
 local keep = tonumber(string.sub(cur, 3))
 redis.call('SET', KEYS[1], ARGV[1], 'PX', keep)
+redis.call('PUBLISH', ARGV[2], KEYS[1])
 return 1";
 
 /// Extends a running entry and its lease. ARGV: lease ms, server id.
@@ -92,6 +101,8 @@ pub(crate) struct RedisStore {
     submit: Script,
     complete: Script,
     renew: Script,
+    /// Fetches waiting for calls that another server may finish.
+    watchers: Arc<watch::Watchers>,
 }
 
 impl RedisStore {
@@ -114,6 +125,7 @@ impl RedisStore {
             submit: Script::new(SUBMIT),
             complete: Script::new(COMPLETE),
             renew: Script::new(RENEW),
+            watchers: watch::Watchers::new(),
         })
     }
 
@@ -210,6 +222,7 @@ impl ResultStore for RedisStore {
                         .key(&key)
                         .key(&lease_key)
                         .arg(entry)
+                        .arg(watch::DONE_CHANNEL)
                         .invoke_async(&mut c)
                         .await
                 })
@@ -283,7 +296,16 @@ impl ResultStore for RedisStore {
     }
 
     fn poll_interval(&self) -> Option<Duration> {
-        Some(POLL_INTERVAL)
+        if self.watchers.subscribed() {
+            // Completions wake the fetch; look only for a lost lease.
+            Some((self.lease / 2).max(POLL_INTERVAL))
+        } else {
+            Some(POLL_INTERVAL)
+        }
+    }
+
+    fn watch(&self, id: CallId) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.watchers.watch(&keys(&id).0, &self.client))
     }
 
     fn purge_expired(&self, _: Instant) -> usize {

@@ -5,7 +5,7 @@
 //!
 //! Servers here share one Redis in one process; the tests with separate
 //! server processes (one killed mid-run, Redis stopped mid-run) are in
-//! `crates/pyrpc-python/tests/test_scaling.py`.
+//! `crates/pyrpc-python/tests/test_result_store.py`.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -214,4 +214,36 @@ async fn a_bad_store_url_is_refused_at_bind() {
     let addr: pyrpc_server::Address = "127.0.0.1:0".parse().unwrap();
     let e = s.bind(&addr).await.unwrap_err();
     assert!(e.to_string().contains("result store"), "{e}");
+}
+
+#[tokio::test]
+async fn a_waiting_fetch_on_another_server_wakes_when_the_result_lands() {
+    let Some(url) = redis_url() else { return };
+    let gate = Gate::new();
+    // A long lease: between wake-ups the store is read only every half
+    // lease (15 s), so an answer well before that came from the wake-up.
+    let config = || ServerConfig {
+        result_lease: Duration::from_secs(30),
+        ..config(&url)
+    };
+    let (a, b) = (server(&gate, config()), server(&gate, config()));
+    let (mut pa, mut pb) = (Peer::connect(&a).await, Peer::connect(&b).await);
+    let id = fresh_id();
+    assert_eq!(
+        pa.ask(1, submit(id, "gated", Args::new(), 0)).await,
+        Outcome::Ack
+    );
+    gate.wait_reached(1).await;
+    // The first fetch on B subscribes B to completions.
+    assert_eq!(pb.ask(2, fetch(id, 0)).await, Outcome::Pending);
+    pb.request(3, fetch(id, 20_000)).await;
+    let opened = std::time::Instant::now();
+    gate.open(1);
+    let (_, out) = pb.response().await;
+    assert_eq!(out, Outcome::Value(Value::from("gated")));
+    assert!(
+        opened.elapsed() < Duration::from_secs(7),
+        "the fetch on B was not woken by A's completion ({:?})",
+        opened.elapsed()
+    );
 }
