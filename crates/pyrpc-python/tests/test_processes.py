@@ -34,15 +34,16 @@ class Workers:
         )
         wait_connected(self.address, self.proc)
 
-    def pids(self, want, attempts=400):
+    def pids(self, want, within=60):
         """Worker pids seen over fresh connections, until ``want`` distinct
-        ones answered (or ``attempts`` ran out)."""
+        ones answered or ``within`` seconds passed (a worker can take
+        seconds to start on a loaded machine; until then its siblings take
+        every connection)."""
         seen = set()
-        for _ in range(attempts):
+        deadline = time.monotonic() + within
+        while len(seen) < want and time.monotonic() < deadline:
             with Client(address=self.address) as c:
                 seen.add(c.pid())
-            if len(seen) >= want:
-                break
         return seen
 
     def wait_exit(self, timeout=30):
