@@ -892,6 +892,8 @@ impl<'de> de::Deserializer<'de> for Value {
                 None,
                 visitor,
             ),
+            // An array reads as its elements, nested in lists along its shape.
+            Value::NdArray(a) => a.to_nested().deserialize_any(visitor),
             Value::Encoded(b) => crate::raw::decode_value(b, crate::MAX_VALUE_DEPTH)
                 .map_err(|e| SerdeError::new(e.to_string()))?
                 .deserialize_any(visitor),

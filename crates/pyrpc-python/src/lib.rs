@@ -39,6 +39,7 @@ mod errors;
 mod exit;
 mod kinds;
 mod logbridge;
+mod ndarray;
 mod pool;
 mod runtime;
 mod server;
