@@ -1,12 +1,21 @@
 //! Gives memory back to the operating system when the server goes idle
 //! after load (issue 10, point 7; decision 0091).
 //!
-//! glibc's malloc keeps freed memory in its arenas: after a burst of calls
-//! carrying megabytes each, a server's resident size stayed several times
-//! its idle size before the burst, although nothing was in use. Once a
-//! second has passed without a call finishing and none is running,
-//! `malloc_trim(0)` returns the free pages of every arena. That costs a few
-//! milliseconds, once per burst, never while calls are served.
+//! glibc's malloc kept memory after load: freeing a large `mmap`ed buffer
+//! raises its mmap threshold (up to 32 MiB) and its trim threshold to twice
+//! that, so later megabyte buffers come from the thread arenas, whose free
+//! tops of up to 64 MiB are never given back (`malloc_trim` does not shrink
+//! a thread arena's top). A server that had served 1-8 MiB payloads stayed
+//! at several times its idle size. Two measures:
+//!
+//! * [`tune_allocator`], once per process when a server starts: a fixed
+//!   mmap threshold of 1 MiB (which also turns off the dynamic thresholds),
+//!   so buffers of a megabyte or more are mapped and unmapped on their own
+//!   and arenas trim their tops past glibc's default 128 KiB.
+//! * [`run`]: once a second has passed without a call finishing and none is
+//!   running, `malloc_trim(0)` returns the free pages inside every arena
+//!   (fragmentation the load left). A few milliseconds, once per burst,
+//!   never while calls are served.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +51,29 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
     }
 }
+
+/// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`], once per process.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub(crate) fn tune_allocator() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: mallopt only changes allocator parameters (under its own
+        // lock); M_MMAP_THRESHOLD with a value below the 32 MiB maximum is
+        // accepted on every glibc.
+        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) } == 1;
+        tracing::debug!(ok, "malloc: mmap threshold fixed at 1 MiB");
+    });
+}
+
+/// Other allocators: nothing to tune.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn tune_allocator() {}
+
+/// Allocations of at least this many bytes are mapped on their own and
+/// unmapped when freed.
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
+const MMAP_THRESHOLD: i32 = 1 << 20;
 
 /// Returns the allocator's free memory to the OS; whether any was.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

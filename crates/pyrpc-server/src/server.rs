@@ -507,6 +507,7 @@ impl Shared {
     /// Spawns the reaper and the shutdown sequence, once.
     fn ensure_started(self: &Arc<Self>) {
         if !self.started.swap(true, Ordering::SeqCst) {
+            crate::idle::tune_allocator();
             tokio::spawn(lifecycle(Arc::clone(self)));
         }
     }
