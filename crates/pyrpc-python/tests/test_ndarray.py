@@ -33,7 +33,7 @@ def sample(dtype, shape):
         a = a / 4
     if a.dtype.kind == "c":
         a = a + 1j * a[::-1] if a.ndim else a
-    return a.astype(dtype)
+    return np.asarray(a, dtype=dtype).reshape(shape)  # a 0-d array, not a scalar
 
 
 def same_array(got, want):
