@@ -374,6 +374,28 @@ mod tests {
     }
 
     #[test]
+    fn serde_reads_arrays_as_nested_sequences_and_scalars_as_numbers() {
+        let a = NdArray::new(Dtype::Float64, vec![2, 2], le_f64(&[1., 2., 3., 4.])).unwrap();
+        let rows: Vec<Vec<f64>> = crate::from_value(Value::from(a.clone())).unwrap();
+        assert_eq!(rows, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        let pair: (Vec<f64>, [f64; 2]) = crate::from_value(Value::from(a)).unwrap();
+        assert_eq!(pair, (vec![1.0, 2.0], [3.0, 4.0]));
+        let s = NdArray::scalar(Dtype::Int16, (-2i16).to_le_bytes().to_vec().into()).unwrap();
+        assert_eq!(
+            crate::from_value::<i32>(Value::from(s.clone())).unwrap(),
+            -2
+        );
+        assert_eq!(crate::from_value::<f64>(Value::from(s)).unwrap(), -2.0);
+        let b = NdArray::scalar(Dtype::Bool, vec![1].into()).unwrap();
+        assert!(crate::from_value::<bool>(Value::from(b)).unwrap());
+        let u = NdArray::new(Dtype::Uint8, vec![3], vec![1, 2, 3].into()).unwrap();
+        assert_eq!(
+            crate::from_value::<Vec<u8>>(Value::from(u)).unwrap(),
+            vec![1, 2, 3]
+        );
+    }
+
+    #[test]
     fn numpy_names_round_trip() {
         for d in (1..=14).map(|i| Dtype::try_from(i).unwrap()) {
             assert_eq!(Dtype::from_numpy_name(d.numpy_name()), Some(d));
