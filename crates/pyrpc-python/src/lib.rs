@@ -31,6 +31,7 @@
 use pyo3::prelude::*;
 
 mod aio;
+mod bigbytes;
 mod cli;
 mod client;
 mod convert;
