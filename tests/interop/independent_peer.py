@@ -224,6 +224,39 @@ class Record:
         return f"Record({self.type_name!r}, {self.kind}, {self.names!r}, {self.values!r})"
 
 
+# NdArray element types (the Dtype enum) -> bytes per element.
+ITEM_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 2, 8: 4, 9: 8, 10: 2, 11: 4, 12: 8, 13: 8, 14: 16}
+
+
+class NdArray:
+    """An n-d array (Value.ndarray) kept as data: element type (the Dtype
+    enum's number), shape, the raw little-endian elements in C order, and
+    whether it is a numpy scalar. This peer needs no numpy: it compares bytes."""
+
+    def __init__(self, dtype, shape, data, scalar=False):
+        self.dtype, self.shape, self.data, self.scalar = dtype, tuple(shape), bytes(data), bool(scalar)
+        if dtype not in ITEM_SIZE:
+            raise ValueError(f"ndarray of unknown element type {dtype}")
+        if len(self.shape) > 64:
+            raise ValueError(f"ndarray of {len(self.shape)} dimensions")
+        want = ITEM_SIZE[dtype]
+        for n in self.shape:
+            want *= n
+        if want != len(self.data):
+            raise ValueError(f"ndarray of shape {self.shape} needs {want} bytes of data, not {len(self.data)}")
+        if self.scalar and self.shape:
+            raise ValueError("a scalar ndarray with a shape")
+
+    def __eq__(self, other):
+        return isinstance(other, NdArray) and vars(self) == vars(other)
+
+    def __hash__(self):
+        return hash((self.dtype, self.shape, self.data, self.scalar))
+
+    def __repr__(self):
+        return f"NdArray({self.dtype}, {self.shape}, {self.data!r}, scalar={self.scalar})"
+
+
 def deeper_than(obj, limit):
     """True if obj nests deeper than limit levels (a scalar is 1), without recursion."""
     stack = [(obj, 1)]
@@ -378,6 +411,12 @@ def to_value(obj, depth=MAX_DEPTH):
     elif isinstance(obj, fractions.Fraction):
         v.fraction.numerator = int_bytes(obj.numerator)
         v.fraction.denominator = int_bytes(obj.denominator)
+    elif isinstance(obj, NdArray):
+        v.ndarray.SetInParent()
+        v.ndarray.dtype = obj.dtype
+        v.ndarray.shape.extend(obj.shape)
+        v.ndarray.data = obj.data
+        v.ndarray.scalar = obj.scalar
     elif isinstance(obj, Record):
         v.record.SetInParent()
         v.record.type_name, v.record.kind = obj.type_name, obj.kind
@@ -450,6 +489,9 @@ def from_value(v, depth=MAX_DEPTH):
     if kind == "fraction":
         n, d = (int.from_bytes(b, "big", signed=True) for b in (v.fraction.numerator, v.fraction.denominator))
         return fractions.Fraction(n, d)
+    if kind == "ndarray":
+        a = v.ndarray
+        return NdArray(a.dtype, a.shape, a.data, a.scalar)
     if kind == "record":
         r = v.record
         if len(r.field_names) != len(r.fields):
@@ -1149,6 +1191,18 @@ KINDS_ARGS = (
 )
 
 
+# n-d arrays (Value.ndarray), as numpy would send np.array([[0.5, 1, 1.5],
+# [2, -0.0, inf]]), np.int16(-2), np.zeros(0, bool), np.array([1.5-2j],
+# complex64) and np.array([2**64-1], uint64).
+ARRAY_ARGS = (
+    NdArray(12, (2, 3), struct.pack("<6d", 0.5, 1.0, 1.5, 2.0, -0.0, float("inf"))),
+    NdArray(3, (), struct.pack("<h", -2), scalar=True),
+    NdArray(1, (0,), b""),
+    NdArray(13, (1,), struct.pack("<2f", 1.5, -2.0)),
+    NdArray(9, (1,), struct.pack("<Q", 2**64 - 1)),
+)
+
+
 def nowhere(address_text):
     """An address of the same kind where surely nobody listens."""
     family, address = parse_address(address_text)
@@ -1298,6 +1352,11 @@ def run_checks(address_text):
     def kinds():
         got = client.call("echo", *KINDS_ARGS)
         want = (KINDS_ARGS, {})
+        assert shape(got) == shape(want), f"echo returned\n  {shape(got)}\nnot\n  {shape(want)}"
+
+    def arrays():
+        got = client.call("echo", *ARRAY_ARGS)
+        want = (ARRAY_ARGS, {})
         assert shape(got) == shape(want), f"echo returned\n  {shape(got)}\nnot\n  {shape(want)}"
 
     def deep():
@@ -1462,6 +1521,15 @@ def run_checks(address_text):
             bad.args.add().big_int = b""
             got = error_kind(r.ask(4, call=bad))
             assert got == "UNSUPPORTED_VALUE", f"a big_int without bytes answered {got}"
+            # Arrays whose data is not shape x element size, of an unknown
+            # element type, or with a shape whose product overflows.
+            for dtype, dims, data in [(12, [2, 3], bytes(47)), (99, [], b"x"), (1, [2**63, 4], b"")]:
+                bad = pb.Call(method="echo")
+                a = bad.args.add().ndarray
+                a.dtype, a.data = dtype, data
+                a.shape.extend(dims)
+                got = error_kind(r.ask(4, call=bad))
+                assert got == "UNSUPPORTED_VALUE", f"a malformed ndarray {dims} answered {got}"
             # Two outstanding requests with one id: both answered.
             r.request(5, ping=pb.Ping())
             r.request(5, ping=pb.Ping())
@@ -1522,6 +1590,7 @@ def run_checks(address_text):
     check("timeout", call_timeout)
     check("echo", echo)
     check("kinds", kinds)
+    check("arrays", arrays)
     check("deep", deep)
     check("exception", remote_exception)
     check("refusal", refusal_has_no_traceback)
@@ -1571,6 +1640,7 @@ GOLDEN_CALLS = {
     "call": (7, 1.5, GOLDEN_CALL),
     "call_kinds": (13, None, GOLDEN_KINDS_CALL),
     "call_deep": (14, None, ((golden_deep(),), {})),
+    "call_ndarray": (15, None, (ARRAY_ARGS, {})),
 }
 
 

@@ -26,6 +26,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_memory;
 mod bench_scale;
 mod bench_stream;
 mod bench_values;

@@ -240,6 +240,8 @@ pub(crate) fn to_json(v: &Value) -> Json {
                 to_json(&Value::Float(*im)),
             ]),
         ),
+        // An array: its elements nested in lists along its shape.
+        Value::NdArray(a) => one("$ndarray", to_json(&a.to_nested())),
         // Dates, times, fractions and records: their Python repr, for reading only.
         Value::DateTime(_)
         | Value::Date(_)

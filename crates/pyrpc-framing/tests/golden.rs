@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use pyrpc_framing::Codec;
 use pyrpc_proto::auth::Secret;
 use pyrpc_proto::wire::{self, client_frame, request, response, server_frame};
-use pyrpc_proto::{ErrorKind, RemoteError, Value};
+use pyrpc_proto::{Dtype, ErrorKind, NdArray, RemoteError, Value};
 use tokio_util::codec::{Decoder, Encoder};
 
 fn testdata() -> PathBuf {
@@ -166,6 +166,48 @@ fn call_deep_frame() -> wire::ClientFrame {
     )
 }
 
+/// The args of `call_ndarray.bin` (the independent peer's `ARRAY_ARGS`):
+/// numpy's `np.array([[0.5, 1, 1.5], [2, -0.0, inf]])`, `np.int16(-2)`,
+/// `np.zeros(0, bool)`, `np.array([1.5-2j], complex64)` and
+/// `np.array([2**64-1], uint64)`.
+fn ndarray_args() -> Vec<Value> {
+    let f64s: Vec<u8> = [0.5f64, 1.0, 1.5, 2.0, -0.0, f64::INFINITY]
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .collect();
+    let c64: Vec<u8> = [1.5f32, -2.0]
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .collect();
+    [
+        NdArray::new(Dtype::Float64, vec![2, 3], f64s.into()),
+        NdArray::scalar(Dtype::Int16, (-2i16).to_le_bytes().to_vec().into()),
+        NdArray::new(Dtype::Bool, vec![0], Bytes::new()),
+        NdArray::new(Dtype::Complex64, vec![1], c64.into()),
+        NdArray::new(
+            Dtype::Uint64,
+            vec![1],
+            u64::MAX.to_le_bytes().to_vec().into(),
+        ),
+    ]
+    .into_iter()
+    .map(|a| Value::from(a.unwrap()))
+    .collect()
+}
+
+fn call_ndarray_frame() -> wire::ClientFrame {
+    client_request(
+        15,
+        request::Kind::Call(wire::Call {
+            method: "echo".into(),
+            args: ndarray_args().into_iter().map(wire::Value::from).collect(),
+            kwargs: vec![],
+            timeout_ms: 0,
+            stream_window: 0,
+        }),
+    )
+}
+
 fn call_frame() -> wire::ClientFrame {
     client_request(
         7,
@@ -277,6 +319,7 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
         ("call", call_frame()),
         ("call_kinds", call_kinds_frame()),
         ("call_deep", call_deep_frame()),
+        ("call_ndarray", call_ndarray_frame()),
         (
             "submit",
             client_request(
@@ -598,6 +641,33 @@ fn call_kinds_decode_to_the_new_kinds() {
         "datetime.datetime(2024, 1, 2, 3, 4, 5, 6, \
          tzinfo=datetime.timezone(datetime.timedelta(days=-1, seconds=68400, microseconds=7)))"
     );
+}
+
+#[test]
+fn call_ndarray_decodes_to_checked_arrays() {
+    let bytes = std::fs::read(testdata().join("call_ndarray.bin")).unwrap();
+    let frame = Codec::<wire::ClientFrame, wire::ClientFrame>::new()
+        .decode(&mut BytesMut::from(&bytes[..]))
+        .unwrap()
+        .unwrap();
+    let Some(client_frame::Kind::Request(wire::Request {
+        kind: Some(request::Kind::Call(call)),
+        ..
+    })) = frame.kind
+    else {
+        panic!("call_ndarray.bin is not a Call: {frame:?}");
+    };
+    let args: Vec<Value> = call
+        .args
+        .into_iter()
+        .map(|v| Value::try_from(v).unwrap())
+        .collect();
+    assert_eq!(args, ndarray_args());
+    assert_eq!(
+        args[0].to_string(),
+        "array([[0.5, 1.0, 1.5], [2.0, -0.0, inf]], dtype=float64)"
+    );
+    assert_eq!(args[1].to_string(), "array(-2, dtype=int16)");
 }
 
 #[test]

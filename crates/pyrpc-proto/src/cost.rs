@@ -24,6 +24,8 @@ enum Msg {
     /// `Items`, `Flat` (field 1) and `Dict` (fields 1, 2): repeated values.
     Values,
     Record,
+    /// `NdArray`: its `data` (field 3) counts in bytes.
+    NdArray,
 }
 
 /// Which message field `field` of `msg` holds, if the scan follows it.
@@ -38,6 +40,7 @@ fn child(msg: Msg, field: u64) -> Option<Msg> {
         // list, tuple, set, frozenset, dict, flat
         (Value, 8..=12 | 25) => Some(Values),
         (Value, 23) => Some(Record),
+        (Value, 24) => Some(NdArray),
         _ => None,
     }
 }
@@ -79,9 +82,57 @@ fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
 /// assert_eq!(cost::client_frame_values(&call.encode_to_vec()), 3);
 /// ```
 pub fn client_frame_values(body: &[u8]) -> u64 {
+    client_frame_cost(body).values
+}
+
+/// What the values of a request frame take decoded, counted from its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameCost {
+    /// The number of `Value` messages (as [`client_frame_values`]).
+    pub values: u64,
+    /// The bytes of array elements (`NdArray.data`): a receiver that makes
+    /// arrays of them (numpy) holds a copy of each.
+    pub array_bytes: u64,
+}
+
+impl FrameCost {
+    /// The estimated decoded size in bytes:
+    /// `values * DECODED_VALUE_BYTES + array_bytes`.
+    pub fn decoded_bytes(&self) -> u64 {
+        self.values
+            .saturating_mul(DECODED_VALUE_BYTES)
+            .saturating_add(self.array_bytes)
+    }
+}
+
+/// The [`FrameCost`] of the body of a `ClientFrame`, in one scan like
+/// [`client_frame_values`].
+///
+/// # Examples
+///
+/// ```
+/// use prost::Message;
+/// use pyrpc_proto::{cost, wire, Dtype, NdArray, Value};
+///
+/// let a = NdArray::new(Dtype::Uint8, vec![1000], vec![7u8; 1000].into()).unwrap();
+/// let call = wire::ClientFrame {
+///     kind: Some(wire::client_frame::Kind::Request(wire::Request {
+///         id: 1,
+///         kind: Some(wire::request::Kind::Call(wire::Call {
+///             method: "echo".into(),
+///             args: vec![Value::from(a).into()],
+///             ..Default::default()
+///         })),
+///     })),
+/// };
+/// let c = cost::client_frame_cost(&call.encode_to_vec());
+/// assert_eq!((c.values, c.array_bytes), (1, 1000));
+/// ```
+pub fn client_frame_cost(body: &[u8]) -> FrameCost {
     // Deeper nesting than this is refused by prost (100 messages) anyway.
     const MAX_NESTING: usize = 128;
     let mut count = 0u64;
+    let mut array_bytes = 0u64;
     // (message, end of its bytes); the scan position is shared.
     let mut stack: Vec<(Msg, usize)> = vec![(Msg::ClientFrame, body.len())];
     let mut pos = 0usize;
@@ -91,7 +142,10 @@ pub fn client_frame_values(body: &[u8]) -> u64 {
             continue;
         }
         let Some(tag) = varint(body, &mut pos) else {
-            return count;
+            return FrameCost {
+                values: count,
+                array_bytes,
+            };
         };
         let skip = match tag & 7 {
             0 => varint(body, &mut pos).map(|_| 0),
@@ -101,10 +155,16 @@ pub fn client_frame_values(body: &[u8]) -> u64 {
             _ => None,
         };
         let Some(skip) = skip.and_then(|s| usize::try_from(s).ok()) else {
-            return count;
+            return FrameCost {
+                values: count,
+                array_bytes,
+            };
         };
         let Some(field_end) = pos.checked_add(skip).filter(|&e| e <= end) else {
-            return count;
+            return FrameCost {
+                values: count,
+                array_bytes,
+            };
         };
         match child(msg, tag >> 3) {
             Some(inner) if tag & 7 == 2 && stack.len() < MAX_NESTING => {
@@ -113,10 +173,18 @@ pub fn client_frame_values(body: &[u8]) -> u64 {
                 }
                 stack.push((inner, field_end));
             }
-            _ => pos = field_end,
+            _ => {
+                if msg == Msg::NdArray && tag == (3 << 3 | 2) {
+                    array_bytes = array_bytes.saturating_add(skip as u64);
+                }
+                pos = field_end;
+            }
         }
     }
-    count
+    FrameCost {
+        values: count,
+        array_bytes,
+    }
 }
 
 #[cfg(test)]

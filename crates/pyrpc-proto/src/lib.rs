@@ -18,6 +18,8 @@
 //!   comes back as itself; [`bind_args`], [`take_arg`] bind a call's
 //!   positional and keyword arguments to named parameters; [`Shape`] tells a
 //!   tuple of arguments from a single argument.
+//! * [`NdArray`] — an n-dimensional array of numbers (numpy's `ndarray`) as
+//!   element type ([`Dtype`]), shape and raw little-endian bytes.
 //! * [`MethodInfo`], [`ServerStats`] — what a server says about itself when
 //!   asked (`ListMethods`, `Stats`).
 //! * [`Report`] — an error with its chain of causes, for messages to people.
@@ -56,6 +58,7 @@ mod flat;
 pub mod handshake;
 mod introspect;
 mod kinds;
+mod ndarray;
 pub mod raw;
 mod report;
 mod serde_value;
@@ -77,6 +80,7 @@ pub mod __private {
 pub use flat::NESTED_MAX_DEPTH;
 pub use introspect::{Latency, MethodInfo, ServerStats};
 pub use kinds::{Date, DateTime, Fraction, Record, RecordKind, Time, TimeDelta};
+pub use ndarray::{Dtype, NdArray, MAX_NDIM};
 pub use report::Report;
 pub use serde_value::{from_value, to_value, SerdeError};
 pub use shape::Shape;

@@ -658,6 +658,8 @@ fn expected(what: &str, v: &Value) -> SerdeError {
 fn visit_int<'de, V: Visitor<'de>>(v: Value, visitor: V) -> Result<V::Value, SerdeError> {
     match v {
         Value::Int(i) => visitor.visit_i64(i),
+        // A numpy scalar (or 0-d array) of integers.
+        Value::NdArray(a) if a.shape.is_empty() => visit_int(a.to_nested(), visitor),
         Value::BigInt(b) => {
             if let Ok(u) = u64::try_from(&b) {
                 visitor.visit_u64(u)
@@ -892,6 +894,8 @@ impl<'de> de::Deserializer<'de> for Value {
                 None,
                 visitor,
             ),
+            // An array reads as its elements, nested in lists along its shape.
+            Value::NdArray(a) => a.to_nested().deserialize_any(visitor),
             Value::Encoded(b) => crate::raw::decode_value(b, crate::MAX_VALUE_DEPTH)
                 .map_err(|e| SerdeError::new(e.to_string()))?
                 .deserialize_any(visitor),
@@ -916,6 +920,7 @@ impl<'de> de::Deserializer<'de> for Value {
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
         match self {
             Value::Bool(b) => visitor.visit_bool(b),
+            Value::NdArray(a) if a.shape.is_empty() => a.to_nested().deserialize_bool(visitor),
             v => Err(expected("bool", &v)),
         }
     }
@@ -959,6 +964,7 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::Float(f) => visitor.visit_f64(f),
             // Python passes 1 where 1.0 is meant; so do we.
             Value::Int(i) => visitor.visit_f64(i as f64),
+            Value::NdArray(a) if a.shape.is_empty() => a.to_nested().deserialize_f64(visitor),
             v => Err(expected("float", &v)),
         }
     }
@@ -1042,6 +1048,8 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::Bytes(b) => {
                 visit_items(b.iter().map(|&x| Value::from(x)).collect(), None, visitor)
             }
+            // An array reads as its elements, nested in lists along its shape.
+            Value::NdArray(a) if !a.shape.is_empty() => a.to_nested().deserialize_seq(visitor),
             v => Err(expected("list", &v)),
         }
     }
@@ -1052,6 +1060,9 @@ impl<'de> de::Deserializer<'de> for Value {
     ) -> Result<V::Value, SerdeError> {
         match self {
             Value::Tuple(v) | Value::List(v) => visit_items(v, Some(len), visitor),
+            Value::NdArray(a) if !a.shape.is_empty() => {
+                a.to_nested().deserialize_tuple(len, visitor)
+            }
             v => Err(expected("tuple", &v)),
         }
     }

@@ -94,6 +94,10 @@ pub enum Value {
     Fraction(Box<Fraction>),
     /// A dataclass, NamedTuple, Enum member or registered type.
     Record(Box<Record>),
+    /// An n-dimensional array of numbers (a numpy `ndarray` or scalar):
+    /// element type, shape and the raw little-endian elements in C order.
+    /// See [`NdArray`](crate::NdArray).
+    NdArray(Box<crate::NdArray>),
     /// A value still in its encoded form: the bytes of a `pyrpc.v1.Value`
     /// message. A callee that converts values itself (the Python binding,
     /// see [`crate::raw`]) receives its arguments and returns its result
@@ -147,6 +151,7 @@ impl Value {
             Value::Complex { .. } => "complex",
             Value::Fraction(_) => "Fraction",
             Value::Record(_) => "record",
+            Value::NdArray(_) => "ndarray",
             Value::Encoded(_) => "encoded",
         }
     }
@@ -387,6 +392,10 @@ pub(crate) fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<V
             im: c.imag,
         },
         Some(Kind::Fraction(f)) => Value::Fraction(Box::new(kinds::fraction_from_wire(*f)?)),
+        Some(Kind::Ndarray(a)) => {
+            a.check()?;
+            Value::NdArray(Box::new(a))
+        }
         Some(Kind::Record(r)) => {
             if r.field_names.len() != r.fields.len() {
                 return Err(ValueError::Malformed {
@@ -494,6 +503,7 @@ fn nested(value: Value) -> wire::Value {
                     fields,
                 }))
             }
+            Value::NdArray(a) => Kind::Ndarray(*a),
             Value::Encoded(b) => return encoded_to_wire(b),
         };
         wire::Value { kind: Some(kind) }

@@ -81,6 +81,19 @@ impl fmt::Display for Value {
                 f.write_str(")")
             }
             Value::Fraction(fr) => write!(f, "Fraction({}, {})", fr.numerator, fr.denominator),
+            Value::NdArray(a) => {
+                let dtype = crate::Dtype::try_from(a.dtype).unwrap_or_default();
+                if a.len() <= 100 {
+                    write!(f, "array({}, dtype={})", a.to_nested(), dtype.numpy_name())
+                } else {
+                    write!(
+                        f,
+                        "array(<shape {:?}>, dtype={})",
+                        a.shape,
+                        dtype.numpy_name()
+                    )
+                }
+            }
             Value::Encoded(b) => {
                 match crate::raw::decode_value(b.clone(), crate::MAX_VALUE_DEPTH) {
                     Ok(v) => write!(f, "{v}"),

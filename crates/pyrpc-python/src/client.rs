@@ -416,7 +416,7 @@ impl ClientCore {
         })?;
         let recv = self.result_options(&client);
         match result {
-            Ok(RawReply::Value(value)) => decoded(py, &value, recv),
+            Ok(RawReply::Value(value)) => decoded(py, value, recv),
             Ok(RawReply::Stream(s)) => Ok(Py::new(py, StreamIter::new(*s, recv))?.into_any()),
             Err(e) => Err(errors::call_error(py, e, recv)),
         }
@@ -476,7 +476,7 @@ impl ClientCore {
             // (and this thread must not take the GIL: see `exit`).
             crate::exit::attach(|py| {
                 let outcome = match result {
-                    Ok(RawReply::Value(value)) => decoded(py, &value, recv),
+                    Ok(RawReply::Value(value)) => decoded(py, value, recv),
                     // The Python side tells the two apart (`_stream.CoCall`).
                     Ok(RawReply::Stream(s)) => {
                         Py::new(py, AsyncStreamIter::new(*s, recv)).map(Py::into_any)
@@ -643,8 +643,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// A call's encoded result as a Python object; a malformed or too deep
 /// value is the `ProtocolError` it was before values were decoded here.
-pub(crate) fn decoded(py: Python<'_>, value: &bytes::Bytes, opts: Options) -> PyResult<Py<PyAny>> {
-    direct::decode(py, value, opts).map_err(|e| match e {
+pub(crate) fn decoded(py: Python<'_>, value: bytes::Bytes, opts: Options) -> PyResult<Py<PyAny>> {
+    // A large `bytes` result: into its final object without a second copy.
+    let value = match crate::bigbytes::take(py, value) {
+        Ok(obj) => return obj,
+        Err(value) => value,
+    };
+    direct::decode(py, &value, opts).map_err(|e| match e {
         direct::DecodeError::Py(e) => e,
         direct::DecodeError::Value(e) => {
             errors::call_error(py, pyrpc_client::CallError::Value(e), opts)

@@ -207,6 +207,10 @@ fn to_value_level(
     if let Ok(b) = obj.cast_exact::<PyByteArray>() {
         return Ok(Value::ByteArray(Bytes::from(b.to_vec())));
     }
+    // numpy arrays and scalars (np.float64 is a float subclass: before kinds).
+    if let Some(v) = crate::ndarray::to_value(obj)? {
+        return Ok(v);
+    }
     if let Some(v) = kinds::to_value(obj).map_err(|e| ConvertError::new(obj, e.to_string()))? {
         return Ok(v);
     }
@@ -401,6 +405,7 @@ fn to_python_level(py: Python<'_>, value: Value, opts: Options) -> PyResult<Py<P
             dict.into_any().unbind()
         }
         Value::ByteArray(b) => PyByteArray::new(py, &b).into_any().unbind(),
+        Value::NdArray(a) => crate::ndarray::to_python(py, &a, opts)?,
         Value::Encoded(b) => match crate::direct::decode(py, &b, opts) {
             Ok(obj) => obj,
             Err(crate::direct::DecodeError::Py(e)) => return Err(e),

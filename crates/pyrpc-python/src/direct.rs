@@ -238,6 +238,10 @@ impl Encoder {
     /// Anything but the common shapes, through the `Value` path.
     #[inline(never)]
     fn other(&mut self, obj: &Bound<'_, PyAny>, left: usize, level: usize) -> Result<(), Fail> {
+        // numpy arrays and scalars: their elements copied once, in place.
+        if crate::ndarray::encode_into(obj, &mut self.buf)? {
+            return Ok(());
+        }
         let opts = Options {
             max_depth: left,
             ..self.opts

@@ -33,6 +33,7 @@
 use pyo3::prelude::*;
 
 mod aio;
+mod bigbytes;
 mod cli;
 mod client;
 mod convert;
@@ -42,6 +43,7 @@ mod exit;
 mod kinds;
 mod logbridge;
 mod multi;
+mod ndarray;
 mod pool;
 mod runtime;
 mod server;

@@ -324,7 +324,7 @@ fn step(
     opts: Options,
 ) -> PyResult<Option<Py<PyAny>>> {
     match got {
-        Some(Ok(v)) => crate::client::decoded(py, &v, opts).map(Some),
+        Some(Ok(v)) => crate::client::decoded(py, v, opts).map(Some),
         Some(Err(e)) => Err(errors::call_error(py, e, opts)),
         None => Ok(None),
     }

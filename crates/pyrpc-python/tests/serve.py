@@ -42,6 +42,13 @@ class TestServer(Server):
         """Return a + b."""
         return a + b
 
+    def arange(self, n, dtype, shape=None):
+        """A numpy array (numpy imported here only: test_ndarray.py)."""
+        import numpy
+
+        a = numpy.arange(n).astype(dtype)
+        return a.reshape(shape) if shape is not None else a
+
     def stats(self):
         # Same name as pyrpc.stats(): still an ordinary remote method.
         return "the server's own stats"

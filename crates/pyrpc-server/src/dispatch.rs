@@ -224,8 +224,9 @@ pub(crate) const DECODED_FLOOR: u64 = 256 * 1024 * 1024;
 /// `max(4 x frame, DECODED_FLOOR)` (a 64 MB frame of empty values is 33M
 /// values, gigabytes decoded), before anything is decoded.
 pub(crate) fn decoded_size_check(body: &[u8]) -> Result<(), String> {
-    let values = pyrpc_proto::cost::client_frame_values(body);
-    let estimate = values.saturating_mul(pyrpc_proto::cost::DECODED_VALUE_BYTES);
+    let cost = pyrpc_proto::cost::client_frame_cost(body);
+    let values = cost.values;
+    let estimate = cost.decoded_bytes();
     let budget = (body.len() as u64).saturating_mul(4).max(DECODED_FLOOR);
     if estimate > budget {
         return Err(format!(

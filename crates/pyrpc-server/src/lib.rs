@@ -90,6 +90,7 @@ mod dispatch;
 mod error;
 mod hello;
 mod hooks;
+mod idle;
 mod methods;
 mod reader;
 mod reaper;

@@ -507,6 +507,7 @@ impl Shared {
     /// Spawns the reaper and the shutdown sequence, once.
     fn ensure_started(self: &Arc<Self>) {
         if !self.started.swap(true, Ordering::SeqCst) {
+            crate::idle::tune_allocator();
             tokio::spawn(lifecycle(Arc::clone(self)));
         }
     }
@@ -515,6 +516,7 @@ impl Shared {
 /// Runs the reaper, then, once shutdown is asked for, the shutdown sequence.
 async fn lifecycle(shared: Arc<Shared>) {
     let reaper = tokio::spawn(reaper::run(Arc::clone(&shared)));
+    let idle = tokio::spawn(crate::idle::run(Arc::clone(&shared)));
     shared.shutdown.cancelled().await;
     let grace = shared.config.shutdown_grace;
 
@@ -545,6 +547,7 @@ async fn lifecycle(shared: Arc<Shared>) {
 
     // 3. The reaper stopped on `close`.
     let _ = reaper.await;
+    let _ = idle.await;
     tracing::info!("pyrpc server shut down");
     shared.finished.send_replace(true);
 }

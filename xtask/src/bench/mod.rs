@@ -198,6 +198,8 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
 
     // Issue 10's value round trips against pickle (xtask/src/bench_values.rs).
     let values_md = crate::bench_values::run(root, quick, only.as_deref())?;
+    // Issue 10's memory and numpy cases (xtask/src/bench_memory.rs).
+    let memory_md = crate::bench_memory::run(root, quick, only.as_deref())?;
 
     let summaries: Vec<Summary> = cases
         .into_iter()
@@ -250,6 +252,7 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
     );
     let _ = writeln!(md, "## Cases\n\n{cases_md}");
     md.push_str(&values_md);
+    md.push_str(&memory_md);
     if !failed.is_empty() {
         md.push_str("## Failed runs\n\n");
         for f in &failed {

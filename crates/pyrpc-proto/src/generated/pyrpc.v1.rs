@@ -470,7 +470,7 @@ pub struct RemoteError {
 pub struct Value {
     #[prost(
         oneof = "value::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25, 26, 27, 28, 29, 30, 31"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31"
     )]
     pub kind: ::core::option::Option<value::Kind>,
 }
@@ -557,10 +557,12 @@ pub mod value {
         Fraction(::prost::alloc::boxed::Box<super::Fraction>),
         /// A typed record: a dataclass, NamedTuple or Enum member, or a value of
         /// a type the sender registered an encoder for.
-        ///
-        /// Reserved for n-dimensional arrays (dtype + shape + buffer): 24.
         #[prost(message, tag = "23")]
         Record(::prost::alloc::boxed::Box<super::Record>),
+        /// An n-dimensional array of numbers (a numpy `ndarray`, or a numpy
+        /// scalar): element type, shape and the raw elements. See PROTOCOL.md.
+        #[prost(message, tag = "24")]
+        Ndarray(super::NdArray),
         /// A value written as a flat list of nodes in pre-order, for values
         /// nested deeper than protobuf decoders follow nested messages (they stop
         /// at 100). Senders use it for values nested deeper than 32 levels and
@@ -683,6 +685,25 @@ pub struct Complex {
     pub real: f64,
     #[prost(double, tag = "2")]
     pub imag: f64,
+}
+/// An n-dimensional array: `data` holds the product of `shape` elements of
+/// `dtype`, in C (row-major) order, each little-endian; its length must be
+/// exactly that product times the element size, or the value is malformed.
+/// An empty `shape` is a single element (a 0-d array).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct NdArray {
+    #[prost(enumeration = "Dtype", tag = "1")]
+    pub dtype: i32,
+    /// The length of each dimension, outermost first.
+    #[prost(uint64, repeated, tag = "2")]
+    pub shape: ::prost::alloc::vec::Vec<u64>,
+    /// The elements, C order, little-endian.
+    #[prost(bytes = "bytes", tag = "3")]
+    pub data: ::prost::bytes::Bytes,
+    /// A numpy scalar (`numpy.float64(1.5)`), not a 0-d array; only with an
+    /// empty `shape`. Receivers without such a type read it as a 0-d array.
+    #[prost(bool, tag = "4")]
+    pub scalar: bool,
 }
 /// numerator / denominator in lowest terms, the denominator positive. Both are
 /// integers written as `Value.big_int` is: two's complement, big-endian, fewest
@@ -849,6 +870,79 @@ impl ErrorKind {
             "CANCELLED" => Some(Self::Cancelled),
             "CALL_LOST" => Some(Self::CallLost),
             "STORE_UNAVAILABLE" => Some(Self::StoreUnavailable),
+            _ => None,
+        }
+    }
+}
+/// The element type of an `NdArray`. Every type is little-endian on the wire,
+/// whatever the sender's byte order; numpy's names in brackets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum Dtype {
+    /// Unknown (from a newer peer): receivers refuse the value as malformed.
+    Unspecified = 0,
+    /// One byte per element, 0 or 1 (`bool`).
+    Bool = 1,
+    /// Two's-complement signed integers (`int8`, `int16`, `int32`, `int64`).
+    Int8 = 2,
+    Int16 = 3,
+    Int32 = 4,
+    Int64 = 5,
+    /// Unsigned integers (`uint8`, `uint16`, `uint32`, `uint64`).
+    Uint8 = 6,
+    Uint16 = 7,
+    Uint32 = 8,
+    Uint64 = 9,
+    /// IEEE 754 binary16, binary32, binary64 (`float16`, `float32`, `float64`).
+    Float16 = 10,
+    Float32 = 11,
+    Float64 = 12,
+    /// A real then an imaginary binary32 / binary64 (`complex64`, `complex128`).
+    Complex64 = 13,
+    Complex128 = 14,
+}
+impl Dtype {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "DTYPE_UNSPECIFIED",
+            Self::Bool => "DTYPE_BOOL",
+            Self::Int8 => "DTYPE_INT8",
+            Self::Int16 => "DTYPE_INT16",
+            Self::Int32 => "DTYPE_INT32",
+            Self::Int64 => "DTYPE_INT64",
+            Self::Uint8 => "DTYPE_UINT8",
+            Self::Uint16 => "DTYPE_UINT16",
+            Self::Uint32 => "DTYPE_UINT32",
+            Self::Uint64 => "DTYPE_UINT64",
+            Self::Float16 => "DTYPE_FLOAT16",
+            Self::Float32 => "DTYPE_FLOAT32",
+            Self::Float64 => "DTYPE_FLOAT64",
+            Self::Complex64 => "DTYPE_COMPLEX64",
+            Self::Complex128 => "DTYPE_COMPLEX128",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "DTYPE_UNSPECIFIED" => Some(Self::Unspecified),
+            "DTYPE_BOOL" => Some(Self::Bool),
+            "DTYPE_INT8" => Some(Self::Int8),
+            "DTYPE_INT16" => Some(Self::Int16),
+            "DTYPE_INT32" => Some(Self::Int32),
+            "DTYPE_INT64" => Some(Self::Int64),
+            "DTYPE_UINT8" => Some(Self::Uint8),
+            "DTYPE_UINT16" => Some(Self::Uint16),
+            "DTYPE_UINT32" => Some(Self::Uint32),
+            "DTYPE_UINT64" => Some(Self::Uint64),
+            "DTYPE_FLOAT16" => Some(Self::Float16),
+            "DTYPE_FLOAT32" => Some(Self::Float32),
+            "DTYPE_FLOAT64" => Some(Self::Float64),
+            "DTYPE_COMPLEX64" => Some(Self::Complex64),
+            "DTYPE_COMPLEX128" => Some(Self::Complex128),
             _ => None,
         }
     }
