@@ -220,7 +220,7 @@ impl MultiClientCore {
         })?;
         let recv = self.recv_options();
         match result {
-            Ok(RawReply::Value(value)) => decoded(py, &value, recv),
+            Ok(RawReply::Value(value)) => decoded(py, value, recv),
             Ok(RawReply::Stream(s)) => Ok(Py::new(py, StreamIter::new(*s, recv))?.into_any()),
             Err(e) => Err(errors::call_error(py, e, recv)),
         }
@@ -282,7 +282,7 @@ impl MultiClientCore {
             };
             crate::exit::attach(|py| {
                 let outcome = match result {
-                    Ok(RawReply::Value(value)) => decoded(py, &value, recv),
+                    Ok(RawReply::Value(value)) => decoded(py, value, recv),
                     Ok(RawReply::Stream(s)) => {
                         Py::new(py, AsyncStreamIter::new(*s, recv)).map(Py::into_any)
                     }
