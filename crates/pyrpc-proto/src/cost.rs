@@ -24,6 +24,9 @@ enum Msg {
     /// `Items`, `Flat` (field 1) and `Dict` (fields 1, 2): repeated values.
     Values,
     Record,
+    /// `IntList`, `FloatList`: each item is one value decoded.
+    IntList,
+    FloatList,
 }
 
 /// Which message field `field` of `msg` holds, if the scan follows it.
@@ -38,6 +41,8 @@ fn child(msg: Msg, field: u64) -> Option<Msg> {
         // list, tuple, set, frozenset, dict, flat
         (Value, 8..=12 | 25) => Some(Values),
         (Value, 23) => Some(Record),
+        (Value, 32) => Some(IntList),
+        (Value, 33) => Some(FloatList),
         _ => None,
     }
 }
@@ -106,6 +111,11 @@ pub fn client_frame_values(body: &[u8]) -> u64 {
         let Some(field_end) = pos.checked_add(skip).filter(|&e| e <= end) else {
             return count;
         };
+        if matches!(msg, Msg::IntList | Msg::FloatList) {
+            count = count.saturating_add(packed_items(msg, tag, &body[pos..field_end]));
+            pos = field_end;
+            continue;
+        }
         match child(msg, tag >> 3) {
             Some(inner) if tag & 7 == 2 && stack.len() < MAX_NESTING => {
                 if inner == Msg::Value {
@@ -117,6 +127,19 @@ pub fn client_frame_values(body: &[u8]) -> u64 {
         }
     }
     count
+}
+
+/// The items of one field of an `IntList` or `FloatList` (`tag`, with
+/// `data` the bytes after its key for a packed field, or of its one value).
+fn packed_items(msg: Msg, tag: u64, data: &[u8]) -> u64 {
+    match (tag >> 3, tag & 7) {
+        // Packed: one varint ends at each byte below 0x80; doubles are 8 bytes.
+        (1, 2) if msg == Msg::IntList => data.iter().filter(|&&b| b < 0x80).count() as u64,
+        (1, 2) => data.len() as u64 / 8,
+        // Unpacked: one item per field.
+        (1, 0 | 1) => 1,
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +181,16 @@ mod tests {
         ];
         // 1 + 1 + 3 + (1 flat + 41 nodes) + kwarg dict (1 + 2)
         assert_eq!(client_frame_values(&call(args)), 50);
+    }
+
+    #[test]
+    fn each_item_of_a_packed_list_counts() {
+        let ints = Value::list((0..1000).map(Value::from));
+        let floats = Value::list((0..10).map(|i| Value::from(f64::from(i))));
+        let w: wire::Value = ints.into();
+        assert!(matches!(w.kind, Some(wire::value::Kind::IntList(_))));
+        // 1000 + 1, 10 + 1, and the kwarg dict (3)
+        assert_eq!(client_frame_values(&call(vec![w, floats.into()])), 1015);
     }
 
     #[test]
