@@ -34,6 +34,10 @@ pub(crate) fn decode(
     Ok(dec.value(0, value.len(), opts.max_depth)?.unbind())
 }
 
+/// The largest dict message (in bytes) whose short str keys go through the
+/// [`KeyCache`].
+const SMALL_DICT_BYTES: usize = 512;
+
 struct Decoder<'a, 'py> {
     py: Python<'py>,
     buf: &'a Bytes,
@@ -271,6 +275,9 @@ impl<'py> Decoder<'_, 'py> {
         let mut pending: Option<Bound<'py, PyAny>> = None;
         let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut values: Vec<Bound<'py, PyAny>> = Vec::new();
+        // Only small dicts (records) share their keys: a big dict's keys are
+        // all different, and looking them up would only cost time.
+        let cached = end - start <= SMALL_DICT_BYTES;
         let mut pos = start;
         while pos < end {
             let key = read_varint(buf, &mut pos, end)?;
@@ -281,11 +288,13 @@ impl<'py> Decoder<'_, 'py> {
             }
             let (s, e) = read_len(buf, &mut pos, end)?;
             if is_key {
-                let k = match self.keys.get(buf, s, e) {
+                let k = match cached.then(|| self.keys.get(buf, s, e)).flatten() {
                     Some(k) => k,
                     None => {
                         let k = self.value(s, e, left - 1)?;
-                        self.keys.put(buf, s, e, &k);
+                        if cached {
+                            self.keys.put(buf, s, e, &k);
+                        }
                         k
                     }
                 };
