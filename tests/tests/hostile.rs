@@ -459,7 +459,9 @@ async fn each_item_of_a_packed_list_counts_against_the_budget() {
     );
     // A packed list within the budget is echoed.
     let small = pyrpc_proto::raw::encode_value(Value::list((0..1000).map(Value::from)));
-    s.write_all(&framed(&echo_raw_arg(32, &small))).await.unwrap();
+    s.write_all(&framed(&echo_raw_arg(32, &small)))
+        .await
+        .unwrap();
     let r = response(&mut s).await;
     assert_eq!(r.id, 32);
     let Some(wire::response::Kind::Value(v)) = r.kind else {
