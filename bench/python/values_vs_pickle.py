@@ -3,7 +3,7 @@
 Run by `cargo xtask bench` (xtask/src/bench_values.rs), or by hand with the
 release build: ``target/venv/bin/python bench/python/values_vs_pickle.py
 [repeats] [--json]``. Each case echoes one value (the server returns it) and
-prints the median round trip of pyrpc, of pickle (protocol 5, 4-byte length,
+prints the median round trip of pyrpc, of pickle (their repeats interleaved) (protocol 5, 4-byte length,
 ``loads``/``dumps`` on the other side, one persistent connection) and their
 ratio (goal: <= 0.8); with ``--json``, one JSON object per case instead.
 """
@@ -65,13 +65,16 @@ class Echo(Server):
         return x
 
 
-def median_time(fn, repeats):
-    times = []
+def median_times(fns, repeats):
+    """The median time of each function, run in turn (a, b, a, b, ...) so
+    that load from other processes falls on both alike."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, out in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def main():
@@ -104,8 +107,9 @@ def main():
         for name, make in CASES.items():
             value = make()
             assert client.echo(value) == value and pickle_roundtrip(sock, value) == value
-            t_pyrpc = median_time(lambda: client.echo(value), repeats)
-            t_pickle = median_time(lambda: pickle_roundtrip(sock, value), repeats)
+            t_pyrpc, t_pickle = median_times(
+                [lambda: client.echo(value), lambda: pickle_roundtrip(sock, value)], repeats
+            )
             if as_json:
                 print(json.dumps({"case": name, "pyrpc_s": t_pyrpc, "pickle_s": t_pickle,
                                   "repeats": repeats}), flush=True)

@@ -357,6 +357,15 @@ def finish(open_, makers):
     return makers[kind](items)
 
 
+def packable(items):
+    """Whether a list is sent packed: non-empty, all exact ints in i64 or all floats."""
+    if not items:
+        return False
+    if type(items[0]) is int:
+        return all(type(x) is int and INT64_MIN <= x <= INT64_MAX for x in items)
+    return type(items[0]) is float and all(type(x) is float for x in items)
+
+
 def to_value(obj, depth=MAX_DEPTH):
     """A Python object -> pyrpc.v1.Value."""
     if depth == 0:
@@ -423,6 +432,12 @@ def to_value(obj, depth=MAX_DEPTH):
         v.record.field_names.extend(obj.names)
         for item in obj.values:
             v.record.fields.append(to_value(item, depth - 1))
+    elif type(obj) is list and depth > 1 and packable(obj):
+        # PROTOCOL.md §5 "Packed lists": all exact ints in i64, or all floats.
+        if type(obj[0]) is int:
+            v.int_list.items.extend(obj)
+        else:
+            v.float_list.items.extend(obj)
     elif isinstance(obj, (list, tuple, set, frozenset)):
         field = {list: "list", tuple: "tuple", set: "set", frozenset: "frozenset"}[type(obj)]
         items = getattr(v, field)
@@ -455,6 +470,11 @@ def from_value(v, depth=MAX_DEPTH):
     if kind in ("list", "tuple", "set", "frozenset"):
         items = [from_value(i, depth - 1) for i in getattr(v, kind).items]
         return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[kind](items)
+    if kind in ("int_list", "float_list"):
+        items = list(getattr(v, kind).items)
+        if items and depth == 1:
+            raise ValueError("value nested too deep")
+        return items
     if kind == "dict":
         if len(v.dict.keys) != len(v.dict.values):
             raise ValueError("dict with different numbers of keys and values")
@@ -1641,6 +1661,8 @@ GOLDEN_CALLS = {
     "call_kinds": (13, None, GOLDEN_KINDS_CALL),
     "call_deep": (14, None, ((golden_deep(),), {})),
     "call_ndarray": (15, None, (ARRAY_ARGS, {})),
+    # Packed lists (PROTOCOL.md §5): two packed, then four that are not.
+    "call_packed": (15, None, (([1, -2, 300], [0.5, -1.5], [], [1, 2**64], [True, 1], [1, 1.5]), {})),
 }
 
 

@@ -419,6 +419,65 @@ async fn a_frame_of_empty_values_is_refused_within_four_times_its_size() {
     still_serving(&mut p, "a 64 MB frame of empty values").await;
 }
 
+/// A packed int list is one byte an item on the wire but one value an item
+/// decoded: 12M of them (a 12 MB frame, 1 GB estimated decoded) are refused
+/// by the decoded-size budget like 12M separate values, and the connection
+/// keeps serving.
+#[tokio::test]
+async fn each_item_of_a_packed_list_counts_against_the_budget() {
+    let mut p = ServerProcess::unix(EXE, OPTIONS);
+    let addr = p.addr.clone();
+    still_serving(&mut p, "before").await;
+    let idle_kib = p.rss_kib();
+    let n = 12_000_000;
+    // Value { int_list (32) { items (1): n zero varints, packed } }
+    let mut list = vec![0x0a];
+    varint(n as u64, &mut list);
+    list.resize(list.len() + n, 0);
+    let mut value = vec![0x82, 0x02];
+    varint(list.len() as u64, &mut value);
+    value.extend_from_slice(&list);
+    drop(list);
+    let body = echo_raw_arg(31, &value);
+    drop(value);
+    let frame_len = body.len() as u64;
+    let mut s = open(&addr, true).await;
+    s.write_all(&framed(&body)).await.unwrap();
+    drop(body);
+    let r = response(&mut s).await;
+    assert_eq!(r.id, 31);
+    match r.kind {
+        Some(wire::response::Kind::Error(e)) => {
+            assert_eq!(e.kind, ErrorKind::UnsupportedValue as i32);
+            assert!(e.message.contains("12000001 values"), "{}", e.message);
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let grown = (p.peak_rss_kib().saturating_sub(idle_kib)) * 1024;
+    assert!(
+        grown <= 4 * frame_len,
+        "the server grew by {} MiB for a {} MiB frame",
+        grown >> 20,
+        frame_len >> 20
+    );
+    // A packed list within the budget is echoed.
+    let small = pyrpc_proto::raw::encode_value(Value::list((0..1000).map(Value::from)));
+    s.write_all(&framed(&echo_raw_arg(32, &small)))
+        .await
+        .unwrap();
+    let r = response(&mut s).await;
+    assert_eq!(r.id, 32);
+    let Some(wire::response::Kind::Value(v)) = r.kind else {
+        panic!("expected a value, got {:?}", r.kind);
+    };
+    let list = Value::list((0..1000).map(Value::from));
+    assert_eq!(
+        Value::try_from(v).unwrap(),
+        Value::tuple([Value::tuple([list]), Value::dict([])])
+    );
+    still_serving(&mut p, "a 12 MB packed list").await;
+}
+
 #[tokio::test]
 async fn idle_connections_and_a_slowloris_leave_honest_calls_fast() {
     let mut p = ServerProcess::tcp(EXE, OPTIONS);

@@ -91,7 +91,7 @@ fn table(rows: &[Row], repeats: &str) -> String {
          One Python client echoing one value through a Python pyrpc server (Unix socket), \
          next to pickle protocol 5 over a plain persistent Unix socket (4-byte length, \
          `loads`/`dumps` on the other side), in the same run; medians of {repeats} round \
-         trips. Goal: pyrpc at most {GOAL_RATIO}x pickle.\n\n\
+         trips, pyrpc and pickle in turn. Goal: pyrpc at most {GOAL_RATIO}x pickle.\n\n\
          | value | pyrpc ms | pickle ms | ratio | goal <= {GOAL_RATIO} |\n\
          |---|---:|---:|---:|---|"
     );

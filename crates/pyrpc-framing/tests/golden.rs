@@ -208,6 +208,35 @@ fn call_ndarray_frame() -> wire::ClientFrame {
     )
 }
 
+/// The args of `call_packed.bin`: two lists sent packed (PROTOCOL.md §5,
+/// "Packed lists") and four that are not (empty, a big int, a bool, mixed).
+fn packed_args() -> Vec<Value> {
+    vec![
+        Value::list([Value::from(1), Value::from(-2), Value::from(300)]),
+        Value::list([Value::from(0.5), Value::from(-1.5)]),
+        Value::list([]),
+        Value::list([
+            Value::from(1),
+            Value::from(num_bigint::BigInt::from(2).pow(64)),
+        ]),
+        Value::list([Value::Bool(true), Value::from(1)]),
+        Value::list([Value::from(1), Value::from(1.5)]),
+    ]
+}
+
+fn call_packed_frame() -> wire::ClientFrame {
+    client_request(
+        15,
+        request::Kind::Call(wire::Call {
+            method: "echo".into(),
+            args: packed_args().into_iter().map(wire::Value::from).collect(),
+            kwargs: vec![],
+            timeout_ms: 0,
+            stream_window: 0,
+        }),
+    )
+}
+
 fn call_frame() -> wire::ClientFrame {
     client_request(
         7,
@@ -320,6 +349,7 @@ fn client_vectors() -> Vec<(&'static str, wire::ClientFrame)> {
         ("call_kinds", call_kinds_frame()),
         ("call_deep", call_deep_frame()),
         ("call_ndarray", call_ndarray_frame()),
+        ("call_packed", call_packed_frame()),
         (
             "submit",
             client_request(
@@ -808,4 +838,47 @@ fn malformed_encodings_are_refused() {
         let got = decode_frame::<wire::ClientFrame>(&frame(body));
         assert!(got.is_err(), "{what}: decoded to {got:?}");
     }
+}
+
+#[test]
+fn call_packed_holds_packed_lists_and_decodes_to_plain_lists() {
+    let bytes = std::fs::read(testdata().join("call_packed.bin")).unwrap();
+    let frame = Codec::<wire::ClientFrame, wire::ClientFrame>::new()
+        .decode(&mut BytesMut::from(&bytes[..]))
+        .unwrap()
+        .unwrap();
+    let Some(client_frame::Kind::Request(wire::Request {
+        kind: Some(request::Kind::Call(call)),
+        ..
+    })) = frame.kind
+    else {
+        panic!("call_packed.bin is not a Call: {frame:?}");
+    };
+    use wire::value::Kind;
+    let kinds: Vec<&str> = call
+        .args
+        .iter()
+        .map(|v| match v.kind {
+            Some(Kind::IntList(_)) => "int_list",
+            Some(Kind::FloatList(_)) => "float_list",
+            Some(Kind::List(_)) => "list",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["int_list", "float_list", "list", "list", "list", "list"]
+    );
+    let args: Vec<Value> = call
+        .args
+        .into_iter()
+        .map(|v| Value::try_from(v).unwrap())
+        .collect();
+    assert_eq!(args, packed_args());
+    // The example of PROTOCOL.md.
+    let first = pyrpc_proto::raw::encode_value(packed_args().swap_remove(0));
+    assert_eq!(
+        &first[..],
+        &[0x82, 0x02, 0x06, 0x0a, 0x04, 0x02, 0x03, 0xd8, 0x04]
+    );
 }

@@ -26,6 +26,9 @@ enum Msg {
     Record,
     /// `NdArray`: its `data` (field 3) counts in bytes.
     NdArray,
+    /// `IntList`, `FloatList`: each item is one value decoded.
+    IntList,
+    FloatList,
 }
 
 /// Which message field `field` of `msg` holds, if the scan follows it.
@@ -41,6 +44,8 @@ fn child(msg: Msg, field: u64) -> Option<Msg> {
         (Value, 8..=12 | 25) => Some(Values),
         (Value, 23) => Some(Record),
         (Value, 24) => Some(NdArray),
+        (Value, 32) => Some(IntList),
+        (Value, 33) => Some(FloatList),
         _ => None,
     }
 }
@@ -166,6 +171,11 @@ pub fn client_frame_cost(body: &[u8]) -> FrameCost {
                 array_bytes,
             };
         };
+        if matches!(msg, Msg::IntList | Msg::FloatList) {
+            count = count.saturating_add(packed_items(msg, tag, &body[pos..field_end]));
+            pos = field_end;
+            continue;
+        }
         match child(msg, tag >> 3) {
             Some(inner) if tag & 7 == 2 && stack.len() < MAX_NESTING => {
                 if inner == Msg::Value {
@@ -184,6 +194,19 @@ pub fn client_frame_cost(body: &[u8]) -> FrameCost {
     FrameCost {
         values: count,
         array_bytes,
+    }
+}
+
+/// The items of one field of an `IntList` or `FloatList` (`tag`, with
+/// `data` the bytes after its key for a packed field, or of its one value).
+fn packed_items(msg: Msg, tag: u64, data: &[u8]) -> u64 {
+    match (tag >> 3, tag & 7) {
+        // Packed: one varint ends at each byte below 0x80; doubles are 8 bytes.
+        (1, 2) if msg == Msg::IntList => data.iter().filter(|&&b| b < 0x80).count() as u64,
+        (1, 2) => data.len() as u64 / 8,
+        // Unpacked: one item per field.
+        (1, 0 | 1) => 1,
+        _ => 0,
     }
 }
 
@@ -226,6 +249,16 @@ mod tests {
         ];
         // 1 + 1 + 3 + (1 flat + 41 nodes) + kwarg dict (1 + 2)
         assert_eq!(client_frame_values(&call(args)), 50);
+    }
+
+    #[test]
+    fn each_item_of_a_packed_list_counts() {
+        let ints = Value::list((0..1000).map(Value::from));
+        let floats = Value::list((0..10).map(|i| Value::from(f64::from(i))));
+        let w: wire::Value = ints.into();
+        assert!(matches!(w.kind, Some(wire::value::Kind::IntList(_))));
+        // 1000 + 1, 10 + 1, and the kwarg dict (3)
+        assert_eq!(client_frame_values(&call(vec![w, floats.into()])), 1015);
     }
 
     #[test]

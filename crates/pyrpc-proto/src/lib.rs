@@ -65,6 +65,7 @@ mod serde_value;
 mod shape;
 mod value;
 mod value_from;
+mod value_ops;
 mod value_repr;
 
 pub use args::Args;

@@ -40,7 +40,7 @@ pub const MAX_VALUE_DEPTH: usize = 1024;
 /// let ret = Value::tuple([args, kwargs]);
 /// assert_eq!(ret.to_string(), "((1,), {'foo': 'foo'})");
 /// ```
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Debug, Default)]
 pub enum Value {
     /// Python `None`.
     #[default]
@@ -334,6 +334,14 @@ pub(crate) fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<V
         Some(Kind::Str(s)) => Value::Str(s),
         Some(Kind::Bytes(b)) => Value::Bytes(b),
         Some(Kind::List(i)) => Value::List(items(i)?),
+        // Packed lists: items are one level below the list, as in `list`.
+        Some(Kind::IntList(l)) if left > 1 || l.items.is_empty() => {
+            Value::List(l.items.into_iter().map(Value::Int).collect())
+        }
+        Some(Kind::FloatList(l)) if left > 1 || l.items.is_empty() => {
+            Value::List(l.items.into_iter().map(Value::Float).collect())
+        }
+        Some(Kind::IntList(_) | Kind::FloatList(_)) => return Err(ValueError::TooDeep { max }),
         Some(Kind::Tuple(i)) => Value::Tuple(items(i)?),
         Some(Kind::Set(i)) => Value::Set(items(i)?),
         Some(Kind::Frozenset(i)) => Value::FrozenSet(items(i)?),
@@ -452,6 +460,27 @@ pub(crate) fn encoded_to_wire(b: Bytes) -> wire::Value {
     wire::Value::decode(b).unwrap_or_default()
 }
 
+/// A list's wire form: `int_list` / `float_list` when its items are all
+/// ints / all floats (PROTOCOL.md §5, "Packed lists"), `list` otherwise.
+fn packed(v: Vec<Value>) -> wire::value::Kind {
+    use wire::value::Kind;
+    match v.first() {
+        Some(Value::Int(_)) if v.iter().all(|x| matches!(x, Value::Int(_))) => {
+            Kind::IntList(wire::IntList {
+                items: v.iter().filter_map(Value::as_i64).collect(),
+            })
+        }
+        Some(Value::Float(_)) if v.iter().all(|x| matches!(x, Value::Float(_))) => {
+            Kind::FloatList(wire::FloatList {
+                items: v.iter().filter_map(Value::as_f64).collect(),
+            })
+        }
+        _ => Kind::List(wire::Items {
+            items: v.into_iter().map(nested).collect(),
+        }),
+    }
+}
+
 /// The nested-message form of a value (recursive: only for shallow values).
 fn nested(value: Value) -> wire::Value {
     {
@@ -472,7 +501,7 @@ fn nested(value: Value) -> wire::Value {
             Value::Float(f) => Kind::Float(f),
             Value::Str(s) => Kind::Str(s),
             Value::Bytes(b) => Kind::Bytes(b),
-            Value::List(v) => Kind::List(items(v)),
+            Value::List(v) => packed(v),
             Value::Tuple(v) => Kind::Tuple(items(v)),
             Value::Set(v) => Kind::Set(items(v)),
             Value::FrozenSet(v) => Kind::Frozenset(items(v)),
@@ -659,6 +688,20 @@ mod tests {
             Value::try_from(w),
             Err(ValueError::DictLengths { keys: 1, values: 0 })
         );
+    }
+
+    #[test]
+    fn packed_lists_read_as_lists_packed_or_not() {
+        use prost::Message;
+        let ints = Value::list([Value::from(1), Value::from(-2)]);
+        assert_eq!(roundtrip(ints.clone()), ints);
+        let floats = Value::list([Value::from(0.5)]);
+        assert_eq!(roundtrip(floats.clone()), floats);
+        // `IntList.items` unpacked (two varint fields), as protobuf allows.
+        let w = wire::Value::decode(&[0x82, 0x02, 0x04, 0x08, 0x02, 0x08, 0x03][..]).unwrap();
+        assert_eq!(Value::from_wire(w.clone(), 2), Ok(ints));
+        // The items are one level below the list.
+        assert_eq!(Value::from_wire(w, 1), Err(ValueError::TooDeep { max: 1 }));
     }
 
     #[test]

@@ -186,3 +186,26 @@ def test_records_never_import_modules():
 def test_unsupported_objects_still_name_the_type(client):
     with pytest.raises(TypeError, match="cannot send object of type deque at args\\[0\\]"):
         client.echo(collections.deque())
+
+
+def test_int_and_float_lists_arrive_as_plain_lists_of_their_types(client):
+    """Homogeneous lists travel packed (PROTOCOL.md §5); nothing of it shows."""
+    lists = [
+        list(range(-1000, 1000)),
+        [2**63 - 1, -(2**63), 0],
+        [0.5, -0.0, float("inf"), float("-inf"), 1e308],
+        [1, 2**64],  # a big int: not packed
+        [True, 1],  # a bool: not packed
+        [Level.HIGH, 1],  # an int subclass: not packed, still itself
+        [1, 1.5],
+    ]
+    (got,), _ = client.echo(lists)
+    assert got == lists
+    assert [[type(x).__name__ for x in xs] for xs in got] == [
+        [type(x).__name__ for x in xs] for xs in lists
+    ]
+    assert str(got[2][1]) == "-0.0"
+    (nan,), _ = client.echo([float("nan"), 1.0])
+    assert nan[0] != nan[0] and nan[1] == 1.0
+    # The server computes with them as lists.
+    assert client.types_of(list(range(5)), [1.5]) == (["list", "list"], {})

@@ -470,7 +470,7 @@ pub struct RemoteError {
 pub struct Value {
     #[prost(
         oneof = "value::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33"
     )]
     pub kind: ::core::option::Option<value::Kind>,
 }
@@ -586,6 +586,17 @@ pub mod value {
         /// A record whose fields (one per field name) are the next values.
         #[prost(message, tag = "31")]
         RecordHeader(::prost::alloc::boxed::Box<super::RecordHeader>),
+        /// A list whose items are all ints within the signed 64-bit range (not
+        /// bools), packed: the same value as `list` with one `int` per item.
+        /// Senders use it for such a list of one item or more; receivers accept
+        /// both forms and rebuild a list. Each item counts as one value against
+        /// a receiver's decoded-size budget. See PROTOCOL.md §5.
+        #[prost(message, tag = "32")]
+        IntList(super::IntList),
+        /// A list whose items are all floats, packed: the same value as `list`
+        /// with one `float` per item (same rules as `int_list`).
+        #[prost(message, tag = "33")]
+        FloatList(super::FloatList),
     }
 }
 /// One value as a pre-order list of nodes: the first node is the value; a
@@ -595,6 +606,19 @@ pub mod value {
 pub struct Flat {
     #[prost(message, repeated, tag = "1")]
     pub nodes: ::prost::alloc::vec::Vec<Value>,
+}
+/// The items of an `int_list`, in order (packed on the wire, as proto3 writes
+/// a repeated scalar; receivers also accept them unpacked).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct IntList {
+    #[prost(sint64, repeated, tag = "1")]
+    pub items: ::prost::alloc::vec::Vec<i64>,
+}
+/// The items of a `float_list`, in order (packed: 8 bytes each).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct FloatList {
+    #[prost(double, repeated, tag = "1")]
+    pub items: ::prost::alloc::vec::Vec<f64>,
 }
 /// A `Record` without its field values, which follow it in a `Flat`.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

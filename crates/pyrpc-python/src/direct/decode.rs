@@ -1,0 +1,352 @@
+//! The bytes of a `pyrpc.v1.Value` to Python objects.
+
+use bytes::Bytes;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyFrozenSet, PySet};
+use pyrpc_proto::{raw, ValueError};
+
+use super::keys::KeyCache;
+use super::packed;
+use super::wire::*;
+use crate::convert::{self, Options};
+
+pub(crate) use super::wire::DecodeError;
+
+/// Decodes the bytes of a `pyrpc.v1.Value` message into a Python object.
+///
+/// # Errors
+///
+/// [`DecodeError::Value`] for bytes that are not a value or nest deeper than
+/// `opts.max_depth`; [`DecodeError::Py`] for what Python refuses (an
+/// unhashable set item or dict key, a pickle when pickling is not allowed).
+pub(crate) fn decode(
+    py: Python<'_>,
+    value: &Bytes,
+    opts: Options,
+) -> Result<Py<PyAny>, DecodeError> {
+    let mut dec = Decoder {
+        py,
+        buf: value,
+        opts,
+        keys: KeyCache::new(),
+    };
+    Ok(dec.value(0, value.len(), opts.max_depth)?.unbind())
+}
+
+/// The largest dict message (in bytes) whose short str keys go through the
+/// [`KeyCache`].
+const SMALL_DICT_BYTES: usize = 512;
+
+struct Decoder<'a, 'py> {
+    py: Python<'py>,
+    buf: &'a Bytes,
+    opts: Options,
+    keys: KeyCache<'py>,
+}
+
+impl<'py> Decoder<'_, 'py> {
+    /// The `Value` message at `start..end`.
+    fn value(
+        &mut self,
+        start: usize,
+        end: usize,
+        left: usize,
+    ) -> Result<Bound<'py, PyAny>, DecodeError> {
+        if left == 0 {
+            return Err(ValueError::TooDeep {
+                max: self.opts.max_depth,
+            }
+            .into());
+        }
+        let buf: &[u8] = self.buf;
+        let py = self.py;
+        let mut pos = start;
+        let mut out = None;
+        while pos < end {
+            let key = read_varint(buf, &mut pos, end)?;
+            let obj = match key {
+                k if k == u64::from(NONE) => {
+                    read_len(buf, &mut pos, end)?;
+                    py.None().into_bound(py)
+                }
+                k if k == u64::from(BOOL) => {
+                    let b = read_varint(buf, &mut pos, end)? != 0;
+                    PyBool::new(py, b).to_owned().into_any()
+                }
+                k if k == u64::from(INT) => {
+                    let z = read_varint(buf, &mut pos, end)?;
+                    let i = (z >> 1) as i64 ^ -((z & 1) as i64);
+                    let Ok(int) = i.into_pyobject(py);
+                    int.into_any()
+                }
+                k if k == u64::from(FLOAT) => {
+                    let Some(bytes) = buf.get(pos..pos + 8).filter(|_| pos + 8 <= end) else {
+                        return Err(malformed("truncated float"));
+                    };
+                    pos += 8;
+                    let mut le = [0u8; 8];
+                    le.copy_from_slice(bytes);
+                    PyFloat::new(py, f64::from_le_bytes(le)).into_any()
+                }
+                k if k == u64::from(STR) => {
+                    let (s, e) = read_len(buf, &mut pos, end)?;
+                    self.str(s, e)?
+                }
+                k if k == u64::from(BYTES) => {
+                    let (s, e) = read_len(buf, &mut pos, end)?;
+                    PyBytes::new(py, &buf[s..e]).into_any()
+                }
+                k if k == u64::from(LIST) => {
+                    let (s, e) = read_len(buf, &mut pos, end)?;
+                    self.sequence(s, e, left, Sequence::List)?
+                }
+                k if k == u64::from(TUPLE) => {
+                    let (s, e) = read_len(buf, &mut pos, end)?;
+                    self.sequence(s, e, left, Sequence::Tuple)?
+                }
+                k if k == u64::from(SET) => {
+                    let (s, e) = read_len(buf, &mut pos, end)?;
+                    self.set(s, e, left, false)?
+                }
+                k if k == u64::from(FROZENSET) => {
+                    let (s, e) = read_len(buf, &mut pos, end)?;
+                    self.set(s, e, left, true)?
+                }
+                k if k == u64::from(DICT) => {
+                    let (s, e) = read_len(buf, &mut pos, end)?;
+                    self.dict(s, e, left)?
+                }
+                packed::INT_LIST_KEY | packed::FLOAT_LIST_KEY => {
+                    let (s, e) = read_len(buf, &mut pos, end)?;
+                    let Some((s, e)) = packed::payload(buf, s, e)? else {
+                        return self.other(start, end, left);
+                    };
+                    if left == 1 && s < e {
+                        return Err(ValueError::TooDeep {
+                            max: self.opts.max_depth,
+                        }
+                        .into());
+                    }
+                    if key == packed::INT_LIST_KEY {
+                        packed::read_ints(py, buf, s, e)?
+                    } else {
+                        packed::read_floats(py, buf, s, e)?
+                    }
+                }
+                // Every other kind (and anything odd) through the Value path.
+                _ => return self.other(start, end, left),
+            };
+            out = Some(obj);
+        }
+        Ok(out.unwrap_or_else(|| py.None().into_bound(py)))
+    }
+
+    /// A `str` from UTF-8 that CPython checks as it decodes.
+    #[allow(unsafe_code)]
+    #[inline(never)]
+    fn str(&mut self, start: usize, end: usize) -> Result<Bound<'py, PyAny>, DecodeError> {
+        let text = &self.buf[start..end];
+        // SAFETY: a pointer and length of live bytes; the result is a new
+        // reference or NULL with an exception set.
+        let obj = unsafe {
+            ffi::PyUnicode_DecodeUTF8(
+                text.as_ptr().cast(),
+                text.len() as ffi::Py_ssize_t,
+                c"strict".as_ptr(),
+            )
+        };
+        if obj.is_null() {
+            drop(PyErr::fetch(self.py));
+            return Err(malformed("str value that is not UTF-8"));
+        }
+        // SAFETY: a new, non-NULL reference.
+        Ok(unsafe { Bound::from_owned_ptr(self.py, obj) })
+    }
+
+    /// A list or tuple of the items of the `Items` message at
+    /// `start..end`, made at its final size (the items are counted first)
+    /// and filled in place.
+    #[allow(unsafe_code)]
+    #[inline(never)]
+    fn sequence(
+        &mut self,
+        start: usize,
+        end: usize,
+        left: usize,
+        kind: Sequence,
+    ) -> Result<Bound<'py, PyAny>, DecodeError> {
+        let buf: &[u8] = self.buf;
+        let mut n: usize = 0;
+        let mut pos = start;
+        while pos < end {
+            let key = read_varint(buf, &mut pos, end)?;
+            skip(buf, &mut pos, end, key & 7)?;
+            if key == u64::from(ITEM) {
+                n += 1;
+            }
+        }
+        // SAFETY: creating a list or tuple of `n` empty slots; a slot left
+        // empty by an error below is NULL, which their deallocators allow.
+        let seq = unsafe {
+            let ptr = match kind {
+                Sequence::List => ffi::PyList_New(n as ffi::Py_ssize_t),
+                Sequence::Tuple => ffi::PyTuple_New(n as ffi::Py_ssize_t),
+            };
+            Bound::from_owned_ptr_or_err(self.py, ptr)?
+        };
+        let mut i: usize = 0;
+        pos = start;
+        while pos < end {
+            let key = read_varint(buf, &mut pos, end)?;
+            if key != u64::from(ITEM) {
+                skip(buf, &mut pos, end, key & 7)?;
+                continue;
+            }
+            let (s, e) = read_len(buf, &mut pos, end)?;
+            let item = self.value(s, e, left - 1)?;
+            // SAFETY: `i < n` (the same fields were counted above); the
+            // SetItem functions steal the item's reference, fill an empty
+            // slot of a sequence nobody else has seen, and cannot fail for
+            // an index in range.
+            unsafe {
+                let at = i as ffi::Py_ssize_t;
+                match kind {
+                    Sequence::List => ffi::PyList_SetItem(seq.as_ptr(), at, item.into_ptr()),
+                    Sequence::Tuple => ffi::PyTuple_SetItem(seq.as_ptr(), at, item.into_ptr()),
+                };
+            }
+            i += 1;
+        }
+        Ok(seq)
+    }
+
+    /// A set or frozenset of the items of an `Items` message.
+    #[inline(never)]
+    fn set(
+        &mut self,
+        start: usize,
+        end: usize,
+        left: usize,
+        frozen: bool,
+    ) -> Result<Bound<'py, PyAny>, DecodeError> {
+        let items = self.items(start, end, left)?;
+        Ok(if frozen {
+            PyFrozenSet::new(self.py, items)?.into_any()
+        } else {
+            PySet::new(self.py, items)?.into_any()
+        })
+    }
+
+    /// The items of an `Items` message.
+    fn items(
+        &mut self,
+        start: usize,
+        end: usize,
+        left: usize,
+    ) -> Result<Vec<Bound<'py, PyAny>>, DecodeError> {
+        let buf: &[u8] = self.buf;
+        let mut out = Vec::new();
+        let mut pos = start;
+        while pos < end {
+            let key = read_varint(buf, &mut pos, end)?;
+            if key == u64::from(ITEM) {
+                let (s, e) = read_len(buf, &mut pos, end)?;
+                out.push(self.value(s, e, left - 1)?);
+            } else {
+                skip(buf, &mut pos, end, key & 7)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A `Dict` message: its keys and values, in whatever order they come.
+    #[inline(never)]
+    fn dict(
+        &mut self,
+        start: usize,
+        end: usize,
+        left: usize,
+    ) -> Result<Bound<'py, PyAny>, DecodeError> {
+        let buf: &[u8] = self.buf;
+        let dict = PyDict::new(self.py);
+        // Keys and values interleaved (what pyrpc's encoders write) go in
+        // as they come; otherwise they wait here and are paired at the end.
+        let mut pending: Option<Bound<'py, PyAny>> = None;
+        let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
+        let mut values: Vec<Bound<'py, PyAny>> = Vec::new();
+        // Only small dicts (records) share their keys: a big dict's keys are
+        // all different, and looking them up would only cost time.
+        let cached = end - start <= SMALL_DICT_BYTES;
+        let mut pos = start;
+        while pos < end {
+            let key = read_varint(buf, &mut pos, end)?;
+            let is_key = key == u64::from(ITEM);
+            if !is_key && key != u64::from(DICT_VALUE) {
+                skip(buf, &mut pos, end, key & 7)?;
+                continue;
+            }
+            let (s, e) = read_len(buf, &mut pos, end)?;
+            if is_key {
+                let k = match cached.then(|| self.keys.get(buf, s, e)).flatten() {
+                    Some(k) => k,
+                    None => {
+                        let k = self.value(s, e, left - 1)?;
+                        if cached {
+                            self.keys.put(buf, s, e, &k);
+                        }
+                        k
+                    }
+                };
+                if let Some(earlier) = pending.replace(k) {
+                    keys.push(earlier);
+                }
+            } else {
+                let v = self.value(s, e, left - 1)?;
+                match pending.take() {
+                    Some(k) if keys.is_empty() && values.is_empty() => dict.set_item(k, v)?,
+                    other => {
+                        keys.extend(other);
+                        values.push(v);
+                    }
+                }
+            }
+        }
+        keys.extend(pending);
+        if keys.len() != values.len() {
+            return Err(ValueError::DictLengths {
+                keys: keys.len(),
+                values: values.len(),
+            }
+            .into());
+        }
+        for (k, v) in keys.into_iter().zip(values) {
+            dict.set_item(k, v)?;
+        }
+        Ok(dict.into_any())
+    }
+
+    /// A value of another kind: decoded and converted by the `Value` path.
+    #[inline(never)]
+    fn other(
+        &mut self,
+        start: usize,
+        end: usize,
+        left: usize,
+    ) -> Result<Bound<'py, PyAny>, DecodeError> {
+        let value = raw::decode_value(self.buf.slice(start..end), left).map_err(|e| match e {
+            ValueError::TooDeep { .. } => ValueError::TooDeep {
+                max: self.opts.max_depth,
+            },
+            e => e,
+        })?;
+        Ok(convert::to_python(self.py, value, self.opts)?.into_bound(self.py))
+    }
+}
+
+/// Which sequence [`Decoder::sequence`] makes.
+#[derive(Clone, Copy)]
+enum Sequence {
+    List,
+    Tuple,
+}

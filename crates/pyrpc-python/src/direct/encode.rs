@@ -1,0 +1,305 @@
+//! Python objects to the bytes of a `pyrpc.v1.Value`.
+
+use bytes::Bytes;
+use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple,
+};
+use pyrpc_proto::raw::{self, RawArgs};
+use pyrpc_proto::NESTED_MAX_DEPTH;
+
+use super::packed::{self, Packed};
+use super::wire::*;
+use crate::convert::{self, ConvertError, Options};
+
+/// Why [`Encoder::value`] stopped.
+enum Fail {
+    /// The value cannot be sent.
+    Convert(ConvertError),
+    /// Nested deeper than nested messages go: encode it the flat way.
+    Deep,
+}
+
+impl From<ConvertError> for Fail {
+    fn from(e: ConvertError) -> Self {
+        Fail::Convert(e)
+    }
+}
+
+/// Encodes `obj` as the bytes of a `pyrpc.v1.Value` message.
+///
+/// # Errors
+///
+/// As [`convert::to_value`].
+pub(crate) fn encode(obj: &Bound<'_, PyAny>, opts: Options) -> Result<Bytes, ConvertError> {
+    let mut enc = Encoder {
+        buf: Vec::with_capacity(64),
+        opts,
+    };
+    match enc.value(obj, opts.max_depth, 1) {
+        Ok(()) => Ok(Bytes::from(enc.buf)),
+        Err(Fail::Convert(e)) => Err(e),
+        Err(Fail::Deep) => Ok(raw::encode_value(convert::to_value(obj, opts)?)),
+    }
+}
+
+/// Converts positional arguments (a tuple) and keyword arguments (a dict with
+/// str keys) to encoded values.
+///
+/// # Errors
+///
+/// A `TypeError` naming the unsendable object's type and place.
+pub(crate) fn encode_args(
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+    opts: Options,
+) -> PyResult<RawArgs> {
+    let mut out = RawArgs {
+        args: Vec::with_capacity(args.len()),
+        kwargs: Vec::new(),
+    };
+    for (i, a) in args.iter().enumerate() {
+        let v = encode(&a, opts).map_err(|e| e.at(format!("[{i}]")).into_pyerr("args"))?;
+        out.args.push(v);
+    }
+    if let Some(kwargs) = kwargs {
+        out.kwargs.reserve(kwargs.len());
+        for (k, v) in kwargs.iter() {
+            let name: String = k
+                .extract()
+                .map_err(|_| PyTypeError::new_err("keyword argument names must be str"))?;
+            let v = encode(&v, opts)
+                .map_err(|e| e.at(convert::key_segment(&k)).into_pyerr("kwargs"))?;
+            out.kwargs.push((name, v));
+        }
+    }
+    Ok(out)
+}
+
+struct Encoder {
+    buf: Vec<u8>,
+    opts: Options,
+}
+
+impl Encoder {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    fn len_delimited(&mut self, key: u8, data: &[u8]) {
+        self.buf.push(key);
+        self.varint(data.len() as u64);
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Writes `key`, then what `body` writes, as a length-delimited field:
+    /// one byte is set aside for the length and the body moved when the
+    /// length needs more.
+    fn nested(
+        &mut self,
+        key: &[u8],
+        body: impl FnOnce(&mut Self) -> Result<(), Fail>,
+    ) -> Result<(), Fail> {
+        self.buf.extend_from_slice(key);
+        let at = self.buf.len();
+        self.buf.push(0);
+        body(self)?;
+        let len = self.buf.len() - at - 1;
+        if len < 0x80 {
+            self.buf[at] = len as u8;
+        } else {
+            let mut head = [0u8; 10];
+            let mut n = 0;
+            let mut v = len as u64;
+            while v >= 0x80 {
+                head[n] = v as u8 | 0x80;
+                v >>= 7;
+                n += 1;
+            }
+            head[n] = v as u8;
+            n += 1;
+            self.buf.splice(at..at + 1, head[..n].iter().copied());
+        }
+        Ok(())
+    }
+
+    /// Writes the fields of one `Value` message for `obj`; `left` levels
+    /// are allowed from here, `level` is this value's depth.
+    fn value(&mut self, obj: &Bound<'_, PyAny>, left: usize, level: usize) -> Result<(), Fail> {
+        if left == 0 {
+            return Err(ConvertError::new(
+                obj,
+                format!("value nested deeper than {} levels", self.opts.max_depth),
+            )
+            .into());
+        }
+        if level > NESTED_MAX_DEPTH {
+            return Err(Fail::Deep);
+        }
+        if obj.is_none() {
+            self.buf.extend_from_slice(&[NONE, 0]);
+        } else if obj.is_exact_instance_of::<PyBool>() {
+            self.buf
+                .extend_from_slice(&[BOOL, u8::from(obj.is_truthy().unwrap_or(false))]);
+        } else if obj.is_exact_instance_of::<PyInt>() {
+            match small_int(obj) {
+                Some(i) => {
+                    self.buf.push(INT);
+                    self.varint(((i << 1) ^ (i >> 63)) as u64);
+                }
+                None => self.other(obj, left, level)?,
+            }
+        } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
+            self.buf.push(FLOAT);
+            self.buf.extend_from_slice(&f.value().to_le_bytes());
+        } else if let Ok(s) = obj.cast_exact::<PyString>() {
+            let text = utf8(s).map_err(|e| ConvertError::new(obj, e.to_string()))?;
+            self.len_delimited(STR, text);
+        } else if let Ok(b) = obj.cast_exact::<PyBytes>() {
+            self.len_delimited(BYTES, b.as_bytes());
+        } else if let Ok(l) = obj.cast_exact::<PyList>() {
+            self.list(l, left, level)?;
+        } else if let Ok(t) = obj.cast_exact::<PyTuple>() {
+            self.nested(&[TUPLE], |e| e.items(t.iter(), left, level))?;
+        } else if let Ok(d) = obj.cast_exact::<PyDict>() {
+            self.nested(&[DICT], |e| e.dict(d, left, level))?;
+        } else if let Ok(s) = obj.cast_exact::<PySet>() {
+            self.nested(&[SET], |e| e.items(s.iter(), left, level))?;
+        } else if let Ok(s) = obj.cast_exact::<PyFrozenSet>() {
+            self.nested(&[FROZENSET], |e| e.items(s.iter(), left, level))?;
+        } else {
+            self.other(obj, left, level)?;
+        }
+        Ok(())
+    }
+
+    /// A list: packed when its items allow it (and fit the depth limits),
+    /// as `Items` otherwise.
+    #[inline(never)]
+    fn list(&mut self, l: &Bound<'_, PyList>, left: usize, level: usize) -> Result<(), Fail> {
+        if left > 1 && level < NESTED_MAX_DEPTH {
+            match packed::kind_of(l) {
+                Some(Packed::Ints) => {
+                    let mark = self.buf.len();
+                    let mut fits = false;
+                    self.nested(&packed::INT_LIST, |e| {
+                        e.nested(&[ITEM], |e| {
+                            fits = packed::write_ints(l, &mut e.buf);
+                            Ok(())
+                        })
+                    })?;
+                    if fits {
+                        return Ok(());
+                    }
+                    // An item that is not an int within 64 bits.
+                    self.buf.truncate(mark);
+                }
+                Some(Packed::Floats) => {
+                    return self.nested(&packed::FLOAT_LIST, |e| {
+                        e.nested(&[ITEM], |e| {
+                            packed::write_floats(l, &mut e.buf);
+                            Ok(())
+                        })
+                    });
+                }
+                None => {}
+            }
+        }
+        self.nested(&[LIST], |e| e.items(l.iter(), left, level))
+    }
+
+    #[inline(never)]
+    fn items<'py>(
+        &mut self,
+        iter: impl Iterator<Item = Bound<'py, PyAny>>,
+        left: usize,
+        level: usize,
+    ) -> Result<(), Fail> {
+        for (i, item) in iter.enumerate() {
+            self.nested(&[ITEM], |e| e.value(&item, left - 1, level + 1))
+                .map_err(|f| at(f, || format!("[{i}]")))?;
+        }
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn dict(&mut self, d: &Bound<'_, PyDict>, left: usize, level: usize) -> Result<(), Fail> {
+        for (k, v) in d.iter() {
+            self.nested(&[ITEM], |e| e.value(&k, left - 1, level + 1))
+                .map_err(|f| at(f, || format!("{} (a key)", convert::key_segment(&k))))?;
+            self.nested(&[DICT_VALUE], |e| e.value(&v, left - 1, level + 1))
+                .map_err(|f| at(f, || convert::key_segment(&k)))?;
+        }
+        Ok(())
+    }
+
+    /// Anything but the common shapes, through the `Value` path.
+    #[inline(never)]
+    fn other(&mut self, obj: &Bound<'_, PyAny>, left: usize, level: usize) -> Result<(), Fail> {
+        // numpy arrays and scalars: their elements copied once, in place.
+        if crate::ndarray::encode_into(obj, &mut self.buf)? {
+            return Ok(());
+        }
+        let opts = Options {
+            max_depth: left,
+            ..self.opts
+        };
+        let v = convert::to_value(obj, opts).map_err(|e| e.with_limit(self.opts.max_depth))?;
+        if v.check_depth(NESTED_MAX_DEPTH + 1 - level).is_err() {
+            return Err(Fail::Deep);
+        }
+        self.buf.extend_from_slice(&raw::encode_value(v));
+        Ok(())
+    }
+}
+
+/// Adds a path segment to a conversion error.
+fn at(f: Fail, segment: impl FnOnce() -> String) -> Fail {
+    match f {
+        Fail::Convert(e) => Fail::Convert(e.at(segment())),
+        deep => deep,
+    }
+}
+
+/// The value of an exact `int` that fits in 64 bits.
+#[allow(unsafe_code)]
+fn small_int(obj: &Bound<'_, PyAny>) -> Option<i64> {
+    let mut overflow = 0;
+    // SAFETY: `obj` is a live `int`; the call sets `overflow` instead of
+    // raising when the value does not fit, and cannot fail otherwise.
+    let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
+    (overflow == 0).then_some(v)
+}
+
+#[allow(unsafe_code)]
+mod utf8_ffi {
+    use pyo3::ffi;
+    extern "C" {
+        // In the stable ABI only from 3.10, but exported by every CPython 3.x.
+        pub(super) fn PyUnicode_AsUTF8AndSize(
+            unicode: *mut ffi::PyObject,
+            size: *mut ffi::Py_ssize_t,
+        ) -> *const std::os::raw::c_char;
+    }
+}
+
+/// The UTF-8 of a `str`, cached in the object by CPython (no copy).
+#[allow(unsafe_code)]
+fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
+    let mut size: ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a live `str`; the returned buffer lives as long as the
+    // object, which `s` borrows for 'a.
+    let data = unsafe { utf8_ffi::PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size) };
+    if data.is_null() {
+        // Lone surrogates cannot be UTF-8.
+        return Err(PyErr::fetch(s.py()));
+    }
+    // SAFETY: CPython returns `size` valid bytes at `data`.
+    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) })
+}

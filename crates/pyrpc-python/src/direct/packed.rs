@@ -1,0 +1,192 @@
+//! Packed lists (`Value.int_list`, `Value.float_list`; PROTOCOL.md §5,
+//! "Packed lists"): a list of exact ints within 64 bits, or of exact floats,
+//! as one run of varints or doubles instead of one `Value` message per item.
+//!
+//! Both directions work on the list's item pointers with CPython's own
+//! functions (no per-item PyO3 wrapper, reference count or type lookup
+//! beyond one exact-type check), and make the decoded list at its final size.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use super::wire::{malformed, read_len, read_varint, DecodeError, ITEM};
+
+/// `Value.int_list` (field 32, length-delimited) as its two key bytes.
+pub(super) const INT_LIST: [u8; 2] = [0x82, 0x02];
+/// `Value.float_list` (field 33, length-delimited).
+pub(super) const FLOAT_LIST: [u8; 2] = [0x8a, 0x02];
+/// The keys above as the varints the decoder reads.
+pub(super) const INT_LIST_KEY: u64 = 32 << 3 | 2;
+pub(super) const FLOAT_LIST_KEY: u64 = 33 << 3 | 2;
+
+/// Which packed kind a list is written as.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(super) enum Packed {
+    Ints,
+    Floats,
+}
+
+/// The packed kind `l` can be written as: non-empty, and every item an exact
+/// `int` within 64 bits (`Ints`; a bool or an int subclass is not) or every
+/// item an exact `float` (`Floats`). The ints are checked while they are
+/// written ([`write_ints`] stops at the first that does not fit).
+#[allow(unsafe_code)]
+pub(super) fn kind_of(l: &Bound<'_, PyList>) -> Option<Packed> {
+    let list = l.as_ptr();
+    // SAFETY: `l` is a live list; no Python code runs while its items are
+    // read, so it cannot change and the borrowed items stay alive.
+    unsafe {
+        let n = ffi::PyList_Size(list);
+        if n <= 0 {
+            return None;
+        }
+        let first = ffi::PyList_GetItem(list, 0);
+        if ffi::PyLong_CheckExact(first) != 0 {
+            return Some(Packed::Ints);
+        }
+        if ffi::PyFloat_CheckExact(first) == 0 {
+            return None;
+        }
+        for i in 1..n {
+            if ffi::PyFloat_CheckExact(ffi::PyList_GetItem(list, i)) == 0 {
+                return None;
+            }
+        }
+        Some(Packed::Floats)
+    }
+}
+
+/// Appends the zigzag varints of `l`'s items to `out`; `false` (with `out`
+/// partly written: the caller truncates it) at the first item that is not an
+/// exact int within 64 bits.
+#[allow(unsafe_code)]
+pub(super) fn write_ints(l: &Bound<'_, PyList>, out: &mut Vec<u8>) -> bool {
+    let list = l.as_ptr();
+    // SAFETY: as in `kind_of`; `PyLong_AsLongLongAndOverflow` on an exact
+    // int runs no Python code and reports overflow instead of raising.
+    unsafe {
+        let n = ffi::PyList_Size(list);
+        out.reserve(n as usize * 3);
+        for i in 0..n {
+            let item = ffi::PyList_GetItem(list, i);
+            if ffi::PyLong_CheckExact(item) == 0 {
+                return false;
+            }
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(item, &mut overflow);
+            if overflow != 0 {
+                return false;
+            }
+            let mut z = ((v << 1) ^ (v >> 63)) as u64;
+            while z >= 0x80 {
+                out.push(z as u8 | 0x80);
+                z >>= 7;
+            }
+            out.push(z as u8);
+        }
+    }
+    true
+}
+
+/// Appends the little-endian doubles of `l`'s items (all exact floats, as
+/// [`kind_of`] found) to `out`.
+#[allow(unsafe_code)]
+pub(super) fn write_floats(l: &Bound<'_, PyList>, out: &mut Vec<u8>) {
+    let list = l.as_ptr();
+    // SAFETY: as in `kind_of`; every item is an exact float, for which
+    // `PyFloat_AsDouble` cannot fail.
+    unsafe {
+        let n = ffi::PyList_Size(list);
+        out.reserve(n as usize * 8);
+        for i in 0..n {
+            let f = ffi::PyFloat_AsDouble(ffi::PyList_GetItem(list, i));
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+    }
+}
+
+/// The payload of an `IntList` / `FloatList` message at `start..end` when it
+/// is the one packed field pyrpc's encoders write (`0a`, length, items);
+/// `None` for any other valid encoding (unpacked items, several fields),
+/// which the caller reads through the `Value` path.
+pub(super) fn payload(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+) -> Result<Option<(usize, usize)>, DecodeError> {
+    if start == end {
+        return Ok(Some((start, start)));
+    }
+    let mut pos = start;
+    if read_varint(buf, &mut pos, end)? != u64::from(ITEM) {
+        return Ok(None);
+    }
+    let (s, e) = read_len(buf, &mut pos, end)?;
+    Ok((e == end).then_some((s, e)))
+}
+
+/// A list of the ints packed in `buf[start..end]`.
+#[allow(unsafe_code)]
+pub(super) fn read_ints<'py>(
+    py: Python<'py>,
+    buf: &[u8],
+    start: usize,
+    end: usize,
+) -> Result<Bound<'py, PyAny>, DecodeError> {
+    let data = &buf[start..end];
+    // One varint ends at each byte below 0x80.
+    let n = data.iter().filter(|&&b| b < 0x80).count();
+    if data.last().is_some_and(|&b| b >= 0x80) {
+        return Err(malformed("truncated packed int"));
+    }
+    // SAFETY: a new list of `n` empty slots (NULL until set, which its
+    // deallocator allows if an error leaves some empty).
+    let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))? };
+    let mut pos = 0;
+    for i in 0..n {
+        let z = read_varint(data, &mut pos, data.len())?;
+        let v = (z >> 1) as i64 ^ -((z & 1) as i64);
+        // SAFETY: a new int or NULL with an exception set; `i < n`, and
+        // `PyList_SetItem` steals the reference into an empty slot of a list
+        // nobody else has seen yet.
+        unsafe {
+            let int = ffi::PyLong_FromLongLong(v);
+            if int.is_null() {
+                return Err(PyErr::fetch(py).into());
+            }
+            ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, int);
+        }
+    }
+    Ok(list.into_any())
+}
+
+/// A list of the doubles packed in `buf[start..end]`.
+#[allow(unsafe_code)]
+pub(super) fn read_floats<'py>(
+    py: Python<'py>,
+    buf: &[u8],
+    start: usize,
+    end: usize,
+) -> Result<Bound<'py, PyAny>, DecodeError> {
+    let data = &buf[start..end];
+    if data.len() % 8 != 0 {
+        return Err(malformed("packed floats not a multiple of 8 bytes"));
+    }
+    let n = data.len() / 8;
+    // SAFETY: as in `read_ints`.
+    let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))? };
+    for (i, chunk) in data.chunks_exact(8).enumerate() {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(chunk);
+        // SAFETY: as in `read_ints`.
+        unsafe {
+            let f = ffi::PyFloat_FromDouble(f64::from_le_bytes(le));
+            if f.is_null() {
+                return Err(PyErr::fetch(py).into());
+            }
+            ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, f);
+        }
+    }
+    Ok(list.into_any())
+}

@@ -1,0 +1,192 @@
+//! The direct conversion against the `Value` path.
+
+use bytes::Bytes;
+use pyo3::prelude::*;
+use pyrpc_proto::raw;
+use pyrpc_proto::ValueError;
+
+use super::{decode, encode, DecodeError};
+use crate::convert::{self, Options};
+use pyo3::ffi::c_str;
+use pyrpc_proto::Value;
+
+fn eval<'py>(py: Python<'py>, code: &std::ffi::CStr) -> Bound<'py, PyAny> {
+    py.eval(code, None, None)
+        .expect("test expression evaluates")
+}
+
+fn round_trip<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> Bound<'py, PyAny> {
+    let bytes = encode(obj, Options::default()).expect("encodes");
+    match decode(py, &bytes, Options::default()) {
+        Ok(v) => v.into_bound(py),
+        Err(_) => panic!("decodes"),
+    }
+}
+
+#[test]
+fn the_bytes_are_what_the_value_path_reads() {
+    Python::initialize();
+    Python::attach(|py| {
+        let obj = eval(
+            py,
+            c_str!("[None, True, False, 0, -1, 2**63-1, -2**63, 2**70, 1.5, 'x', 'é', b'y', (1, 'a'), {1: {'a': frozenset({3})}}, {4}, (), [], {}, bytearray(b'z')]"),
+        );
+        let bytes = encode(&obj, Options::default()).expect("encodes");
+        let via_value = convert::to_value(&obj, Options::default()).expect("convertible");
+        assert_eq!(raw::decode_value(bytes.clone(), 1024), Ok(via_value));
+        let back = round_trip(py, &obj);
+        assert!(back.eq(&obj).expect("comparable"));
+        let types = eval(py, c_str!("lambda t: [type(x).__name__ for x in t]"));
+        let names: Vec<String> = types
+            .call1((back,))
+            .and_then(|n| n.extract())
+            .expect("type names");
+        assert_eq!(names[12], "tuple");
+        assert_eq!(names[18], "bytearray");
+    });
+}
+
+#[test]
+fn reads_what_the_value_path_writes() {
+    Python::initialize();
+    Python::attach(|py| {
+        let v = Value::list([
+            Value::dict([(Value::from("k"), Value::from(2.5))]),
+            Value::tuple([Value::from(1), Value::None]),
+        ]);
+        let obj = match decode(py, &raw::encode_value(v), Options::default()) {
+            Ok(obj) => obj.into_bound(py),
+            Err(_) => panic!("decodes"),
+        };
+        assert!(obj
+            .eq(eval(py, c_str!("[{'k': 2.5}, (1, None)]")))
+            .expect("comparable"));
+    });
+}
+
+#[test]
+fn deep_values_take_the_flat_encoding_and_too_deep_is_refused() {
+    Python::initialize();
+    Python::attach(|py| {
+        let deep = eval(
+            py,
+            c_str!("__import__('functools').reduce(lambda a, _: [a], range(200), 1)"),
+        );
+        let bytes = encode(&deep, Options::default()).expect("encodes");
+        let v = raw::decode_value(bytes, 1024).expect("decodes");
+        assert!(v.check_depth(201).is_ok() && v.check_depth(200).is_err());
+        assert!(round_trip(py, &deep).eq(&deep).expect("comparable"));
+        let opts = Options {
+            max_depth: 100,
+            ..Options::default()
+        };
+        let err = encode(&deep, opts).expect_err("too deep");
+        assert!(err
+            .message("args[0]")
+            .contains("nested deeper than 100 levels"));
+        let bytes = encode(&deep, Options::default()).expect("encodes");
+        assert!(matches!(
+            decode(py, &bytes, opts),
+            Err(DecodeError::Value(ValueError::TooDeep { max: 100 }))
+        ));
+    });
+}
+
+#[test]
+fn errors_name_the_place_and_keys_are_shared() {
+    Python::initialize();
+    Python::attach(|py| {
+        let obj = eval(py, c_str!("[1, {'x': (2, object())}]"));
+        let err = encode(&obj, Options::default()).expect_err("refused");
+        assert!(
+            err.message("args[0]")
+                .starts_with("cannot send object of type object at args[0][1]['x'][1]: "),
+            "{}",
+            err.message("args[0]")
+        );
+        let records = eval(py, c_str!("[{'name': i} for i in range(3)]"));
+        let back = round_trip(py, &records);
+        let same = eval(py, c_str!("lambda l: [next(iter(d)) for d in l]"))
+            .call1((back,))
+            .expect("keys");
+        let ids = eval(py, c_str!("lambda ks: len({id(k) for k in ks})"))
+            .call1((same,))
+            .and_then(|n| n.extract::<usize>())
+            .expect("ids");
+        assert_eq!(ids, 1);
+        assert!(decode(
+            py,
+            &Bytes::from_static(&[0x32, 0x05, b'a']),
+            Options::default()
+        )
+        .is_err());
+    });
+}
+
+#[test]
+fn homogeneous_lists_travel_packed_and_come_back_as_lists() {
+    Python::initialize();
+    Python::attach(|py| {
+        let obj = eval(
+            py,
+            c_str!("[[1, -2, 300], [0.5, -1.5], [], [1, 2**64], [True, 1], [1, 1.5], [2**63-1, -2**63], list(range(1000))]"),
+        );
+        let bytes = encode(&obj, Options::default()).expect("encodes");
+        // The same bytes as Rust's encoder writes for the same value.
+        let via_value = convert::to_value(&obj, Options::default()).expect("convertible");
+        assert_eq!(raw::encode_value(via_value.clone()), bytes);
+        assert_eq!(raw::decode_value(bytes.clone(), 1024), Ok(via_value));
+        // [1, -2, 300] as PROTOCOL.md shows it, inside the outer list's item.
+        let example = [0x82, 0x02, 0x06, 0x0a, 0x04, 0x02, 0x03, 0xd8, 0x04];
+        assert!(bytes.windows(example.len()).any(|w| w == example));
+        let back = round_trip(py, &obj);
+        assert!(back.eq(&obj).expect("comparable"));
+        let types = eval(
+            py,
+            c_str!("lambda l: {type(x).__name__ for xs in l for x in xs} | {type(xs).__name__ for xs in l}"),
+        );
+        let names: std::collections::BTreeSet<String> = types
+            .call1((back,))
+            .and_then(|n| n.extract())
+            .expect("type names");
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["bool", "float", "int", "list"]
+        );
+    });
+}
+
+#[test]
+fn packed_lists_respect_the_depth_limit_and_refuse_bad_bytes() {
+    Python::initialize();
+    Python::attach(|py| {
+        let one = Options {
+            max_depth: 1,
+            ..Options::default()
+        };
+        let ints = eval(py, c_str!("[1, 2]"));
+        assert!(encode(&ints, one).is_err());
+        let bytes = encode(&ints, Options::default()).expect("encodes");
+        assert!(matches!(
+            decode(py, &bytes, one),
+            Err(DecodeError::Value(ValueError::TooDeep { max: 1 }))
+        ));
+        // A truncated varint, and floats that are not 8 bytes each.
+        for bad in [
+            &[0x82, 0x02, 0x03, 0x0a, 0x01, 0x80][..],
+            &[0x8a, 0x02, 0x05, 0x0a, 0x03, 0, 0, 0][..],
+        ] {
+            assert!(matches!(
+                decode(py, &Bytes::copy_from_slice(bad), Options::default()),
+                Err(DecodeError::Value(_))
+            ));
+        }
+        // Unpacked items (valid protobuf) go through the Value path.
+        let unpacked = Bytes::from_static(&[0x82, 0x02, 0x04, 0x08, 0x02, 0x08, 0x03]);
+        let Ok(obj) = decode(py, &unpacked, Options::default()) else {
+            panic!("decodes");
+        };
+        let obj = obj.into_bound(py);
+        assert!(obj.eq(eval(py, c_str!("[1, -2]"))).expect("comparable"));
+    });
+}
