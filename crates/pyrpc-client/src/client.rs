@@ -151,6 +151,23 @@ impl Client {
         lock(&self.inner.server_info).clone()
     }
 
+    /// Runs `f` on what the server announced in the last hello (`None`
+    /// before the first connection), without copying it: for a caller that
+    /// reads a capability on every call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyrpc_client::{Address, Client};
+    ///
+    /// let client = Client::new(Address::tcp("127.0.0.1", 50300));
+    /// // Not connected yet: nothing announced.
+    /// assert!(!client.with_server_info(|info| info.is_some_and(|i| i.pickle)));
+    /// ```
+    pub fn with_server_info<R>(&self, f: impl FnOnce(Option<&ServerInfo>) -> R) -> R {
+        f(lock(&self.inner.server_info).as_ref())
+    }
+
     /// How many requests await their replies on the current connection.
     ///
     /// A call that times out or is dropped stops waiting at once, so this

@@ -220,13 +220,16 @@ impl ClientCore {
     /// them, nested no deeper than this client and the server (when known)
     /// accept.
     fn send_options(&self, client: &pyrpc_client::Client) -> Options {
-        let info = client.server_info();
-        let server_refuses = info.as_ref().is_some_and(|info| !info.pickle);
+        // Read in place, not copied: this runs on every call.
+        let (server_refuses, theirs) = client.with_server_info(|info| {
+            (
+                info.is_some_and(|info| !info.pickle),
+                info.map_or(0, |i| i.max_value_depth as usize),
+            )
+        });
         let mut max_depth = client.config().max_value_depth;
-        if let Some(theirs) = info.map(|i| i.max_value_depth as usize) {
-            if theirs != 0 {
-                max_depth = max_depth.min(theirs);
-            }
+        if theirs != 0 {
+            max_depth = max_depth.min(theirs);
         }
         Options {
             allow_pickle: self.allow_pickle && !server_refuses,

@@ -1,464 +1,37 @@
-//! `ServerCore`: the Rust half of `pyrpc.Server`, and [`PyCallee`], a
-//! [`Callee`] that calls methods of a Python object.
+//! `ServerCore`: the Rust half of `pyrpc.Server`: binds, serves on the
+//! pyrpc runtime, and stops.
 //!
 //! Each call runs on one of the server's Python worker threads ([`Pool`]:
 //! threads that keep their Python thread state between calls; tokio's
 //! blocking pool when they are all busy) and holds the GIL only while Python
-//! runs: looking the method up on the callee (per call, so
-//! `server.echo = echo` after construction is served), converting the
+//! runs (`callee.rs`): looking the method up on the callee, converting the
 //! arguments, calling, converting the result, and calling the Python
-//! server's `log_call` / `log_exception` hooks. Concurrency (and
-//! `synchronous=True`, one call at a time) is the server crate's business.
-
-// `Result<Value, RemoteError>` is what `Callee` returns (the server crate's
-// contract); boxing the error here would only add a conversion.
-#![allow(clippy::result_large_err)]
+//! server's `log_call` / `log_exception` hooks (`target.rs`). Concurrency
+//! (and `synchronous=True`, one call at a time) is the server crate's
+//! business.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyModule, PyTuple};
-use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
-use pyrpc_server::{CallContext, CallFuture, Callee, Server, ServerConfig, ServerHandle};
+use pyo3::types::{PyDict, PyModule};
+use pyrpc_server::{Server, ServerConfig, ServerHandle};
 use pyrpc_transport::Address;
 
 use crate::aio::{self, LoopSlot};
 use crate::client::{address as parse_address, address_to_py, seconds, secret as parse_secret};
-use crate::convert::{self, Options};
+use crate::convert::Options;
 use crate::errors;
-use crate::pool::{Job, Pool};
+use crate::pool::Pool;
 use crate::runtime;
-use crate::stream;
 
-/// The Python objects a call needs.
-struct Refs {
-    /// The `pyrpc.Server` instance; its `log_call` / `log_exception` are
-    /// called after each call.
-    server: Py<PyAny>,
-    /// The object whose methods are served (`Server.callee`).
-    callee: Py<PyAny>,
-}
+mod callee;
+mod target;
 
-/// What a call needs from Python: the served object and the server (for the
-/// logging hooks), and how to serve.
-///
-/// The Python objects are let go once the server stopped
-/// ([`Target::release`]). The Python server holds its `ServerCore`, which
-/// holds this; while the server runs, this reference keeps the Python server
-/// alive (a server started with `start_in_thread()` serves on even when
-/// nothing else refers to it). Kept after the stop, it would make a cycle
-/// through Rust that Python's garbage collector cannot see, and a stopped
-/// server would never be freed.
-struct Target {
-    /// The Python objects; `None` once the server stopped.
-    refs: Mutex<Option<Refs>>,
-    /// Names never served even though the callee has them: the `pyrpc.Server`
-    /// machinery (`start`, `log_call`, ...) when the callee is the server.
-    reserved: HashSet<String>,
-    /// How values convert (pickles only if the server allows them).
-    opts: Options,
-    /// The asyncio loop `async def` methods run on (see `aio`).
-    event_loop: LoopSlot,
-}
-
-/// What running a method gave.
-enum Ran {
-    /// The call's outcome.
-    Done(Result<Value, RemoteError>),
-    /// An `async def` method's coroutine, still to run on the event loop,
-    /// and how to finish the call with its outcome.
-    Coroutine(Py<PyAny>, Finish),
-    /// A generator or async generator: the method streams its reply (see
-    /// `stream`).
-    Generator(Py<PyAny>),
-}
-
-/// The end of a call once the method returned or raised: the result
-/// converted, the logging hook called.
-struct Finish {
-    server: Py<PyAny>,
-    method: String,
-    args: Py<PyTuple>,
-    kwargs: Py<PyDict>,
-    opts: Options,
-}
-
-impl Finish {
-    /// Converts what the method returned (or raised) into the call's
-    /// outcome, calling `log_call` or `log_exception`.
-    fn complete(
-        self,
-        py: Python<'_>,
-        outcome: PyResult<Bound<'_, PyAny>>,
-    ) -> Result<Value, RemoteError> {
-        let server = self.server.bind(py);
-        let (pargs, pkwargs) = (self.args.bind(py), self.kwargs.bind(py));
-        let method = self.method.as_str();
-        match outcome {
-            // Written straight into its encoded form, sent as it is.
-            Ok(ret) => match crate::direct::encode(&ret, self.opts) {
-                Ok(v) => {
-                    log(server, "log_call", &ret, method, pargs, pkwargs);
-                    Ok(Value::Encoded(v))
-                }
-                Err(e) => {
-                    // Logged as the TypeError it is here; answered as the
-                    // Rust server answers a result it cannot send:
-                    // UNSUPPORTED_VALUE (docs/PROTOCOL.md, "Errors").
-                    let message = e.message("result");
-                    let err = PyTypeError::new_err(message.clone());
-                    log(
-                        server,
-                        "log_exception",
-                        err.value(py),
-                        method,
-                        pargs,
-                        pkwargs,
-                    );
-                    Err(RemoteError::new(
-                        ErrorKind::UnsupportedValue,
-                        format!("the result of {method}() cannot be sent: {message}"),
-                    ))
-                }
-            },
-            Err(err) => {
-                log(
-                    server,
-                    "log_exception",
-                    err.value(py),
-                    method,
-                    pargs,
-                    pkwargs,
-                );
-                Err(raised(py, &err, self.opts))
-            }
-        }
-    }
-}
-
-static COROUTINE_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// True when `ret` is a coroutine (what calling an `async def` gives).
-fn is_coroutine(ret: &Bound<'_, PyAny>) -> bool {
-    let py = ret.py();
-    COROUTINE_TYPE
-        .get_or_try_init(py, || {
-            PyResult::Ok(py.import("types")?.getattr("CoroutineType")?.unbind())
-        })
-        .map(|t| ret.get_type().is(t.bind(py)))
-        .unwrap_or(false)
-}
-
-impl Target {
-    /// New references to the server and the callee, unless released.
-    fn refs(&self, py: Python<'_>) -> Option<Refs> {
-        let slot = self.refs.lock().unwrap_or_else(|e| e.into_inner());
-        slot.as_ref().map(|r| Refs {
-            server: r.server.clone_ref(py),
-            callee: r.callee.clone_ref(py),
-        })
-    }
-
-    /// Lets go of the Python objects (the server stopped). Calls still
-    /// running hold their own references. Takes `Python` to drop them with
-    /// the GIL held (and the lock released: a `__del__` may run).
-    fn release(&self, py: Python<'_>) {
-        let taken = self.refs.lock().unwrap_or_else(|e| e.into_inner()).take();
-        drop(taken);
-        if let Some(event_loop) = self.event_loop.take() {
-            event_loop.stop(py);
-        }
-    }
-
-    /// Runs one call with the GIL held; an `async def` method gives its
-    /// coroutine back, to run on the event loop.
-    fn run(&self, py: Python<'_>, method: &str, args: Args) -> Ran {
-        match self.start(py, method, args) {
-            Ok(ran) => ran,
-            Err(e) => Ran::Done(Err(e)),
-        }
-    }
-
-    /// [`Target::run`], with the failures before the method runs as `Err`.
-    fn start(&self, py: Python<'_>, method: &str, args: Args) -> Result<Ran, RemoteError> {
-        if method.starts_with('_') || self.reserved.contains(method) {
-            return Err(RemoteError::no_such_method(method));
-        }
-        let Some(Refs { server, callee }) = self.refs(py) else {
-            return Err(RemoteError::new(
-                ErrorKind::ShuttingDown,
-                "the server has stopped",
-            ));
-        };
-        let server = server.bind(py);
-        let callee = callee.bind(py);
-        if is_property(callee, method) {
-            return Err(RemoteError::no_such_method(method));
-        }
-        let func = match callee.getattr(method) {
-            Ok(f) if f.is_callable() && module_serves(callee, method, &f) => f,
-            Ok(_) => return Err(RemoteError::no_such_method(method)),
-            Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
-                return Err(RemoteError::no_such_method(method))
-            }
-            // A dynamic `__getattr__` that raised: the callee's own failure.
-            Err(e) => return Err(raised(py, &e, self.opts)),
-        };
-        let (pargs, pkwargs) = convert::from_args(py, args, self.opts).map_err(|e| {
-            RemoteError::new(
-                ErrorKind::UnsupportedValue,
-                format!("cannot accept the arguments of {method}(): {e}"),
-            )
-        })?;
-        let outcome = func.call(&pargs, Some(&pkwargs));
-        let finish = Finish {
-            server: server.clone().unbind(),
-            method: method.to_owned(),
-            args: pargs.unbind(),
-            kwargs: pkwargs.unbind(),
-            opts: self.opts,
-        };
-        Ok(match outcome {
-            Ok(ret) if is_coroutine(&ret) => Ran::Coroutine(ret.unbind(), finish),
-            Ok(ret) if stream::generator_kind(&ret).is_some() => Ran::Generator(ret.unbind()),
-            other => Ran::Done(finish.complete(py, other)),
-        })
-    }
-
-    /// The methods a client may call, as `ListMethods` reports them: the
-    /// public callable attributes of the callee that [`Target::run`] would
-    /// serve, with `inspect.signature` (a bound method's without `self`)
-    /// and `inspect.getdoc`. Properties are left out (and not run), as are
-    /// attributes that fail to load and signatures `inspect` cannot tell.
-    fn describe(&self, py: Python<'_>) -> PyResult<Vec<MethodInfo>> {
-        let Some(Refs { callee, .. }) = self.refs(py) else {
-            return Ok(Vec::new());
-        };
-        let callee = callee.bind(py);
-        let inspect = py.import("inspect")?;
-        let mut out = Vec::new();
-        for name in callee.dir()? {
-            let name: String = name.extract()?;
-            if name.starts_with('_') || self.reserved.contains(&name) || is_property(callee, &name)
-            {
-                continue;
-            }
-            let Ok(func) = callee.getattr(name.as_str()) else {
-                continue;
-            };
-            if !func.is_callable() || !module_serves(callee, &name, &func) {
-                continue;
-            }
-            let mut info = MethodInfo::new(name);
-            if let Ok(sig) = inspect.call_method1("signature", (&func,)) {
-                info.signature = sig.str().ok().map(|s| s.to_string());
-            }
-            if let Ok(doc) = inspect.call_method1("getdoc", (&func,)) {
-                info.doc = doc.extract::<Option<String>>().ok().flatten();
-            }
-            out.push(info);
-        }
-        Ok(out)
-    }
-}
-
-/// The `RemoteError` for an exception raised while calling: `EXCEPTION`
-/// with its traceback, or `BAD_ARGUMENTS` (the call itself did not fit),
-/// which as every refusal carries no traceback (docs/PROTOCOL.md, "Errors").
-pub(crate) fn raised(py: Python<'_>, err: &PyErr, opts: Options) -> RemoteError {
-    let mut e = errors::remote_from_py(py, err, opts);
-    if e.kind != ErrorKind::Exception {
-        e.traceback.clear();
-    }
-    e
-}
-
-static PROPERTY_TYPES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
-
-/// When the callee is a module, only what the module itself offers is served:
-/// the names in its `__all__` if it has one, else the functions and classes
-/// defined in it (`attr.__module__` is the module's name). What it merely
-/// imported (`from os import system`, `from subprocess import run`) is not a
-/// remote method. Any other callee: always true.
-fn module_serves(callee: &Bound<'_, PyAny>, name: &str, attr: &Bound<'_, PyAny>) -> bool {
-    if !callee.is_instance_of::<PyModule>() {
-        return true;
-    }
-    if let Ok(all) = callee.getattr("__all__") {
-        return all.contains(name).unwrap_or(false);
-    }
-    match (callee.getattr("__name__"), attr.getattr("__module__")) {
-        (Ok(module), Ok(defined_in)) => module.eq(defined_in).unwrap_or(false),
-        _ => false,
-    }
-}
-
-/// True when `name` is a property (or `functools.cached_property`) of the
-/// callee's class: never served, and never run to find out whether its value
-/// is callable (a getter may have side effects).
-fn is_property(callee: &Bound<'_, PyAny>, name: &str) -> bool {
-    let py = callee.py();
-    let types = PROPERTY_TYPES.get_or_try_init(py, || {
-        let property = py.import("builtins")?.getattr("property")?;
-        let cached = py.import("functools")?.getattr("cached_property")?;
-        PyResult::Ok(PyTuple::new(py, [property, cached])?.unbind())
-    });
-    let Ok(types) = types else {
-        return false;
-    };
-    // On the class the descriptor itself comes back: nothing runs.
-    match callee.get_type().getattr(name) {
-        Ok(attr) => attr.is_instance(types.bind(py)).unwrap_or(false),
-        Err(_) => false,
-    }
-}
-
-/// Calls the server's logging hook `hook(ret_or_exc, method, args, kwargs)`;
-/// a hook that raises is reported as unraisable, never to the client.
-fn log(
-    server: &Bound<'_, PyAny>,
-    hook: &str,
-    ret_or_exc: &Bound<'_, PyAny>,
-    method: &str,
-    args: &Bound<'_, PyTuple>,
-    kwargs: &Bound<'_, PyDict>,
-) {
-    if let Err(e) = server.call_method1(hook, (ret_or_exc, method, args, kwargs)) {
-        e.write_unraisable(server.py(), Some(server));
-    }
-}
-
-/// A [`Callee`] calling methods of a Python object on the [`Pool`]'s
-/// workers (or, when they are all busy, on tokio's blocking pool).
-#[derive(Clone)]
-struct PyCallee {
-    target: Arc<Target>,
-    pool: Arc<Pool>,
-}
-
-/// The error of a call whose interpreter went away before it ran.
-fn finalizing() -> RemoteError {
-    RemoteError::new(
-        ErrorKind::ShuttingDown,
-        "the server's Python interpreter is shutting down",
-    )
-}
-
-impl Callee for PyCallee {
-    /// Arguments and results are converted straight between Python objects
-    /// and their encoded bytes (`crate::direct`).
-    fn takes_encoded(&self) -> bool {
-        true
-    }
-
-    fn call(&self, ctx: CallContext, method: &str, args: Args) -> CallFuture {
-        let target = Arc::clone(&self.target);
-        let method = method.to_owned();
-        let deadline = ctx.deadline;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let ctx = ctx.clone();
-        let running = aio::Running::default();
-        let cancel = aio::CancelOnDrop::new(Arc::clone(&running));
-        let job: Job = Box::new(move |py: Python<'_>| {
-            // The call may have waited for a worker and the GIL: one whose
-            // caller has given up meanwhile is not started
-            // (docs/PROTOCOL.md, "Deadlines").
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                let _ = tx.send(Err(RemoteError::new(
-                    ErrorKind::DeadlineExceeded,
-                    format!(
-                        "{method}() did not run: the caller's timeout passed before it could start"
-                    ),
-                )));
-                return;
-            }
-            // Cancelled while it waited for a worker: never started.
-            if running.is_cancelled() {
-                let _ = tx.send(Err(RemoteError::new(
-                    ErrorKind::Cancelled,
-                    format!("{method}() did not run: it was cancelled before it could start"),
-                )));
-                return;
-            }
-            match aio::with_current(&running, || target.run(py, &method, args)) {
-                Ran::Done(outcome) => {
-                    let _ = tx.send(outcome);
-                }
-                Ran::Coroutine(coro, finish) => {
-                    let complete: aio::Complete = Box::new(move |py, out| finish.complete(py, out));
-                    aio::schedule(
-                        py,
-                        &target.event_loop,
-                        coro.into_bound(py),
-                        complete,
-                        tx,
-                        &running,
-                    );
-                }
-                Ran::Generator(gen) => {
-                    let gen = gen.into_bound(py);
-                    let answer = move |item| drop(tx.send(item));
-                    let opts = target.opts;
-                    match stream::generator_kind(&gen) {
-                        Some(stream::GenKind::Async) => stream::stream_async_generator(
-                            py,
-                            gen,
-                            &ctx,
-                            opts,
-                            &method,
-                            &target.event_loop,
-                            answer,
-                        ),
-                        _ => stream::stream_generator(py, gen, &ctx, opts, &method, answer),
-                    }
-                }
-            }
-        });
-        // `cancel` goes with the reply's future: dropped unfinished (the
-        // client went away), it cancels an `async def` method's coroutine.
-        match self.pool.submit(job) {
-            Ok(()) => Box::pin(async move {
-                let outcome = rx.await.unwrap_or_else(|_| Err(finalizing()));
-                cancel.finished();
-                outcome
-            }),
-            Err(job) => Box::pin(async move {
-                // Every worker is busy: a blocking-pool thread, attached for
-                // this call only.
-                let joined = tokio::task::spawn_blocking(move || {
-                    let _ = crate::exit::attach(job);
-                })
-                .await;
-                match joined {
-                    Ok(()) => {
-                        let outcome = rx.await.unwrap_or_else(|_| Err(finalizing()));
-                        cancel.finished();
-                        outcome
-                    }
-                    Err(e) => Err(RemoteError::new(
-                        ErrorKind::Exception,
-                        format!("the call did not finish: {e}"),
-                    )),
-                }
-            }),
-        }
-    }
-
-    fn methods(&self) -> Vec<MethodInfo> {
-        // Called on the blocking pool by the server. A failure (`dir()` that
-        // raises) is reported as unraisable and lists nothing.
-        crate::exit::attach(|py| {
-            self.target.describe(py).unwrap_or_else(|e| {
-                e.write_unraisable(py, None);
-                Vec::new()
-            })
-        })
-        .unwrap_or_default()
-    }
-}
+use callee::PyCallee;
+pub(crate) use target::raised;
+use target::{CallLog, Refs, Target};
 
 /// The Rust half of `pyrpc.Server`: binds, serves on the pyrpc runtime, and
 /// stops.
@@ -499,6 +72,7 @@ impl ServerCore {
         result_lease = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         server: Py<PyAny>,
         callee: Py<PyAny>,
         address: &Bound<'_, PyAny>,
@@ -561,8 +135,10 @@ impl ServerCore {
             name: format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION")),
             ..d
         };
+        let call_log = CallLog::of(server.bind(py));
         Ok(ServerCore {
             target: Arc::new(Target {
+                call_log,
                 refs: Mutex::new(Some(Refs { server, callee })),
                 reserved: reserved.unwrap_or_default(),
                 opts: Options {

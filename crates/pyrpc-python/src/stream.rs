@@ -111,15 +111,13 @@ pub(crate) fn stream_generator(
     method: &str,
     answer: impl FnOnce(Item),
 ) {
-    let (tx, rx) = mpsc::channel::<Item>(AHEAD);
-    if let Err(e) = ctx.reply_stream(value_stream(rx, ())) {
-        close(&gen, method);
-        answer(Err(RemoteError::new(
-            e.kind,
-            format!("{method}() {}", e.message),
-        )));
-        return;
-    }
+    let tx = match open_stream(ctx, method, ()) {
+        Ok(tx) => tx,
+        Err(e) => {
+            close(&gen, method);
+            return answer(Err(e));
+        }
+    };
     answer(Ok(Value::None));
     let mut exhausted = false;
     loop {
@@ -176,18 +174,16 @@ pub(crate) fn stream_async_generator(
     event_loop: &LoopSlot,
     answer: impl FnOnce(Item),
 ) {
-    let (tx, rx) = mpsc::channel::<Item>(AHEAD);
     let running = aio::Running::default();
     // Dropping the stream (the client left) cancels the driving task.
     let guard = aio::CancelOnDrop::new(Arc::clone(&running));
-    if let Err(e) = ctx.reply_stream(value_stream(rx, guard)) {
-        close_async(py, &agen);
-        answer(Err(RemoteError::new(
-            e.kind,
-            format!("{method}() {}", e.message),
-        )));
-        return;
-    }
+    let tx = match open_stream(ctx, method, guard) {
+        Ok(tx) => tx,
+        Err(e) => {
+            close_async(py, &agen);
+            return answer(Err(e));
+        }
+    };
     let feed = Feed {
         tx: Mutex::new(Some(tx)),
         opts,
@@ -210,6 +206,21 @@ pub(crate) fn stream_async_generator(
     let (done_tx, _done_rx) = tokio::sync::oneshot::channel();
     let complete: aio::Complete = Box::new(|_py, _out| Ok(Value::None));
     aio::schedule(py, event_loop, coro, complete, done_tx, &running);
+}
+
+/// The start both kinds of generator share: a bounded channel whose
+/// receiving end is offered (with `guard`, dropped with the stream) as the
+/// reply of the call of `ctx`. The error says why the call cannot stream
+/// (e.g. its client took no streamed reply).
+fn open_stream<G: Send + 'static>(
+    ctx: &CallContext,
+    method: &str,
+    guard: G,
+) -> Result<mpsc::Sender<Item>, RemoteError> {
+    let (tx, rx) = mpsc::channel::<Item>(AHEAD);
+    ctx.reply_stream(value_stream(rx, guard))
+        .map_err(|e| RemoteError::new(e.kind, format!("{method}() {}", e.message)))?;
+    Ok(tx)
 }
 
 /// Closes an async generator that never ran (its `aclose()` coroutine is

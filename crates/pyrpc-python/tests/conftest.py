@@ -16,14 +16,21 @@ SERVE = os.path.join(HERE, "serve.py")
 
 
 def free_port():
+    """A port that was free a moment ago (bind and release): only for servers
+    that must come back on the same port after a restart, or several server
+    processes sharing one; anything else binds port 0 and reads the bound
+    address back (see ``ServerProcess``)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def make_address(transport, tmp_path_factory):
+    """A TCP address on port 0 (the server picks a free port; read it back
+    with ``bound_address()``, or ``ServerProcess.address``), or a fresh Unix
+    socket path."""
     if transport == "tcp":
-        return ("127.0.0.1", free_port())
+        return ("127.0.0.1", 0)
     # Unix socket paths are limited to ~107 bytes: keep them short.
     d = tmp_path_factory.mktemp("sock")
     return str(d / "s")
@@ -47,7 +54,6 @@ class ServerProcess:
     """A test server (tests/serve.py) running in a subprocess."""
 
     def __init__(self, address, kind="test", **attrs):
-        self.address = address
         config = {"kind": kind, "address": address, "attrs": attrs}
         env = dict(os.environ)
         env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
@@ -59,7 +65,15 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_connected(address, self.proc, secret=attrs.get("secret"))
+        # serve.py says where it listens once bound ("serving <address>"):
+        # with port 0, that is where the port comes from.
+        line = self.proc.stdout.readline()
+        if not line.startswith("serving "):
+            out, err = self.proc.communicate()
+            raise RuntimeError("server did not start: %s %s %s" % (line, out, err))
+        bound = json.loads(line[len("serving "):])
+        self.address = tuple(bound) if isinstance(bound, list) else bound
+        wait_connected(self.address, self.proc, secret=attrs.get("secret"))
 
     def stop(self):
         if self.proc.poll() is None:
@@ -104,5 +118,12 @@ def client(server):
 
 @pytest.fixture
 def fresh_address(transport, tmp_path_factory):
-    """An address nothing listens on yet, for this transport."""
-    return make_address(transport, tmp_path_factory)
+    """An address nothing listens on, for this transport. For TCP, a port held
+    bound but not listening while the test runs: connecting is refused, and no
+    other process can start listening there meanwhile."""
+    if transport != "tcp":
+        yield make_address(transport, tmp_path_factory)
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()

@@ -372,9 +372,16 @@ def main():
         server = Redirected(address=address, **attrs)
     else:
         raise SystemExit("unknown kind %r" % kind)
-    print("serving", flush=True)
     try:
-        server.start()
+        if attrs.get("processes", 1) > 1:
+            print("serving " + json.dumps(address), flush=True)
+            server.start()
+        else:
+            # `start()` is `_bind().wait()`; bound first, so that the real
+            # address (port 0 asks for a free port) can be told.
+            core = server._bind()
+            print("serving " + json.dumps(server.bound_address()), flush=True)
+            core.wait()
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         sys.exit(130)

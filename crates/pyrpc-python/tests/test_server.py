@@ -128,12 +128,12 @@ def test_in_process_server_start_in_thread_and_shutdown_sync(transport, tmp_path
     address = make_address(transport, tmp_path_factory)
     server = InProcess(address=address)
     server.start_in_thread()
-    # Bound on return: no waiting needed.
-    c = Client(address=address)
+    # Bound on return: no waiting needed (TCP asked for port 0).
+    bound = server.bound_address()
+    assert bound == address if transport == "unix" else bound[1] != 0
+    c = Client(address=bound)
     assert c.echo(1, foo="foo") == ((1,), {"foo": "foo"})
     assert c.nb_echo(2, nb_fetch_tick=0.05) == ((2,), {})
-    bound = server.bound_address()
-    assert bound == address if transport == "unix" else bound[1] == address[1]
     server.shutdown_sync()
     assert not c.connected()
     if transport == "unix":
@@ -246,5 +246,20 @@ def test_pyrpc_logger_gets_debug_per_call_and_warning_per_exception(tmp_path, ca
         records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pyrpc"]
         assert ("DEBUG", "echo(args=(1,), kwargs={}) -> ((1,), {})") in records
         assert ("WARNING", "fail(args=(), kwargs={}) -> ValueError('nope')") in records
+    finally:
+        server.shutdown_sync()
+
+
+def test_call_logging_func_set_on_the_instance_is_used(tmp_path):
+    # Whether `log_call` must run is decided once, when the server starts
+    # (a server without a hook skips it): a hook set on the instance before
+    # that counts as much as one in a subclass.
+    lines = []
+    server = InProcess(address=str(tmp_path / "s"))
+    server.get_call_logging_func = lambda: lines.append
+    server.start_in_thread()
+    try:
+        assert Client(address=server.address).echo(1) == ((1,), {})
+        assert lines == ["echo(args=(1,), kwargs={}) -> ((1,), {})"]
     finally:
         server.shutdown_sync()

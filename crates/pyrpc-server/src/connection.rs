@@ -294,12 +294,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         };
         let Some(first) = first else { break };
         held.push(first.room);
-        encode_response(&mut codec, first.resp, &mut buf, &peer);
+        encode_response(&mut codec, first.frame, first.len, &mut buf, &peer);
         while buf.len() < WRITE_BATCH {
             match rx.try_recv() {
                 Ok(q) => {
                     held.push(q.room);
-                    encode_response(&mut codec, q.resp, &mut buf, &peer);
+                    encode_response(&mut codec, q.frame, q.len, &mut buf, &peer);
                 }
                 Err(_) => break,
             }
@@ -330,18 +330,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 /// request (for a stream item, that error ends the stream on the client).
 fn encode_response(
     codec: &mut ServerCodec,
-    resp: server_frame::Kind,
+    reply: raw::ServerFrame,
+    len: usize,
     buf: &mut FrameChunks,
     peer: &str,
 ) {
-    let id = match &resp {
-        server_frame::Kind::Response(r) => r.id,
-        server_frame::Kind::Item(i) => i.id,
-        server_frame::Kind::Hello(_) => 0,
+    let id = match &reply.kind {
+        Some(server_frame::Kind::Response(r)) => r.id,
+        Some(server_frame::Kind::Item(i)) => i.id,
+        Some(server_frame::Kind::Hello(_)) | None => 0,
     };
     tracing::trace!(%peer, id, "response");
     let frame = |kind| raw::ServerFrame { kind: Some(kind) };
-    match codec.encode_chunks(&frame(resp), buf) {
+    match codec.encode_chunks_sized(&reply, len, buf) {
         Ok(()) => {}
         Err(FrameError::TooLarge { len, max }) => {
             let e = RemoteError::new(
@@ -374,7 +375,9 @@ pub(crate) struct ReplyQueue {
 
 /// A reply and the room it takes in the queue until written.
 struct Queued {
-    resp: server_frame::Kind,
+    frame: raw::ServerFrame,
+    /// `frame.encoded_len()`, computed once (for the room it takes).
+    len: usize,
     room: OwnedSemaphorePermit,
 }
 
@@ -417,18 +420,16 @@ impl ReplyQueue {
     }
 
     async fn send_kind(&self, resp: server_frame::Kind) -> Result<(), QueueClosed> {
-        let len = match &resp {
-            server_frame::Kind::Response(r) => r.encoded_len(),
-            server_frame::Kind::Item(i) => i.encoded_len(),
-            server_frame::Kind::Hello(h) => h.encoded_len(),
-        };
-        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        let frame = raw::ServerFrame { kind: Some(resp) };
+        // Computed once: the writer encodes with it.
+        let len = frame.encoded_len();
+        let permits = u32::try_from(len).unwrap_or(u32::MAX);
         let room = Arc::clone(&self.room)
-            .acquire_many_owned(len.clamp(1, self.max))
+            .acquire_many_owned(permits.clamp(1, self.max))
             .await
             .map_err(|_| QueueClosed)?;
         self.tx
-            .send(Queued { resp, room })
+            .send(Queued { frame, len, room })
             .await
             .map_err(|_| QueueClosed)
     }

@@ -32,7 +32,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::certs;
 use crate::python::{self, Venv};
-use crate::util::{cargo, free_port, run as sh, step, temp_dir, KillOnDrop};
+use crate::util::{cargo, run as sh, step, temp_dir, KillOnDrop};
 
 mod cases;
 mod goals;

@@ -98,11 +98,11 @@ impl Env {
     /// Runs one repeat of `case`: server, readiness, client, RSS, kill.
     pub(super) fn run_case(&self, case: &Case, rep: usize) -> Result<Sample> {
         let tag = format!("{}-{}-{rep}", case.id, case.transport.name());
-        let (addr, probe) = match case.transport {
-            Transport::Tcp | Transport::Tls => {
-                let port = free_port()?;
-                (format!("127.0.0.1:{port}"), Probe::Tcp(port))
-            }
+        // A TCP server binds port 0 and the port is read back from the
+        // server's own sockets (`listening_port`) once it listens: no port
+        // is chosen here that another process could take meanwhile.
+        let (mut addr, mut probe) = match case.transport {
+            Transport::Tcp | Transport::Tls => ("127.0.0.1:0".to_owned(), Probe::Tcp(0)),
             Transport::Unix => {
                 let path = self.tmp.join(format!("{tag}.sock"));
                 (format!("unix:{}", path.display()), Probe::Unix(path))
@@ -126,6 +126,12 @@ impl Env {
                     "server exited with {status} before accepting connections\n{}",
                     tail(&server_log.with_extension("err"))
                 );
+            }
+            if let Probe::Tcp(0) = probe {
+                if let Some(port) = listening_port(pid) {
+                    addr = format!("127.0.0.1:{port}");
+                    probe = Probe::Tcp(port);
+                }
             }
             if probe.connects() {
                 break;
@@ -222,6 +228,8 @@ pub(super) enum Probe {
 impl Probe {
     pub(super) fn connects(&self) -> bool {
         match self {
+            // Port 0: the server's port is not known yet.
+            Probe::Tcp(0) => false,
             Probe::Tcp(port) => std::net::TcpStream::connect_timeout(
                 &std::net::SocketAddr::from(([127, 0, 0, 1], *port)),
                 Duration::from_millis(200),
@@ -230,6 +238,33 @@ impl Probe {
             Probe::Unix(p) => std::os::unix::net::UnixStream::connect(p).is_ok(),
         }
     }
+}
+
+/// The port of a TCP socket process `pid` listens on (the first found), from
+/// `/proc`: the inodes of its open sockets (`/proc/<pid>/fd`) matched against
+/// its network namespace's listening sockets (`/proc/<pid>/net/tcp{,6}`).
+pub(super) fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    ["tcp", "tcp6"].iter().find_map(|table| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok()?;
+        text.lines().skip(1).find_map(|line| {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let listening = f.get(3) == Some(&"0A");
+            if !listening || !f.get(9).is_some_and(|i| inodes.contains(*i)) {
+                return None;
+            }
+            let port = f.get(1)?.rsplit(':').next()?;
+            u16::from_str_radix(port, 16).ok()
+        })
+    })
 }
 
 pub(super) fn proc_status_kb(pid: u32, field: &str) -> u64 {
