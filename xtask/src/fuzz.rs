@@ -9,7 +9,7 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::util::{cargo, run, step};
+use crate::util::{cargo, run, run_logged, step};
 
 /// The fuzz targets, one per decoder.
 const TARGETS: &[&str] = &["frame_decoder", "messages", "flat_values"];
@@ -41,7 +41,9 @@ pub(crate) fn run_targets(root: &Path, seconds: u64) -> Result<()> {
         // New inputs go to a scratch corpus; the committed corpus only seeds.
         let scratch = root.join("target").join("fuzz-corpus").join(target);
         std::fs::create_dir_all(&scratch)?;
-        run(
+        // libFuzzer's progress lines go to a log; its final stats are shown.
+        let log = root.join("target").join(format!("fuzz-{target}.log"));
+        run_logged(
             cargo()
                 .args(["fuzz", "run", "--sanitizer", "none", target])
                 .arg(&scratch)
@@ -51,7 +53,16 @@ pub(crate) fn run_targets(root: &Path, seconds: u64) -> Result<()> {
                 .arg("-rss_limit_mb=4096")
                 .arg("-print_final_stats=1"),
             &fuzz,
+            &log,
         )?;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        for line in text.lines().filter(|l| {
+            l.starts_with("Done ")
+                || l.starts_with("stat::number_of_executed_units")
+                || l.starts_with("stat::new_units_added")
+        }) {
+            println!("    {line}");
+        }
     }
     Ok(())
 }

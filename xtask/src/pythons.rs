@@ -152,10 +152,19 @@ pub(crate) fn run_suite_each(
         venv.install_wheel(root, wheel, &logs.join(format!("pip-{version}.log")))?;
         ready.push((version.clone(), venv));
     }
+    let jobs = suite_jobs().min(ready.len());
+    step(&format!(
+        "the suites of CPython {}, {jobs} at a time",
+        ready
+            .iter()
+            .map(|(v, _)| v.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     let next = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..suite_jobs().min(ready.len()) {
+        for _ in 0..jobs {
             scope.spawn(|| {
                 while let Some((version, venv)) = ready.get(next.fetch_add(1, Ordering::Relaxed)) {
                     if !suite(root, version, venv, &logs, envs) {

@@ -26,6 +26,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     sh(
         cargo().args([
             "clippy",
+            "--quiet",
             "--workspace",
             "--all-targets",
             "--",

@@ -393,6 +393,10 @@ impl Connection {
     ) -> Result<(PendingReply, u64, Option<mpsc::UnboundedReceiver<Bytes>>), CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancellable = matches!(kind, request::Kind::Call(_));
+        let window = match &kind {
+            request::Kind::Call(c) => c.stream_window,
+            _ => 0,
+        };
         let frame = ClientFrame {
             kind: Some(client_frame::Kind::Request(Request {
                 id,
@@ -408,7 +412,7 @@ impl Connection {
             .into());
         }
         let (rx, items) = if streaming {
-            let (rx, items) = self.shared.register_stream(id)?;
+            let (rx, items) = self.shared.register_stream(id, window)?;
             (rx, Some(items))
         } else {
             (self.shared.register(id)?, None)

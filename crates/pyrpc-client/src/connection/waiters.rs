@@ -56,11 +56,19 @@ pub(super) const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 pub(super) struct Pending {
     pub(super) waiters: HashMap<u64, oneshot::Sender<Reply>>,
     /// The item channels of calls that take a streamed reply, by request id.
-    /// Unbounded, but the server sends no more items than the client
-    /// granted (`Call.stream_window` and its `Credit`s).
-    pub(super) items: HashMap<u64, mpsc::UnboundedSender<Bytes>>,
+    /// Unbounded, but bounded by what the client granted: a server sending
+    /// more items than the window and its credits has its stream cut.
+    pub(super) items: HashMap<u64, ItemSink>,
     /// Set when the connection broke; no new waiter is accepted after that.
     pub(super) broken: Option<Broken>,
+}
+
+/// Where the items of one streamed reply go, and how many more the server
+/// may send (`Call.stream_window` plus the credits queued since, less the
+/// items received).
+pub(super) struct ItemSink {
+    tx: mpsc::UnboundedSender<Bytes>,
+    allowed: u64,
 }
 
 impl Shared {
@@ -95,6 +103,7 @@ impl Shared {
     pub(super) fn register_stream(
         &self,
         id: u64,
+        window: u32,
     ) -> Result<(oneshot::Receiver<Reply>, mpsc::UnboundedReceiver<Bytes>), Broken> {
         let mut pending = self.lock();
         if let Some(why) = &pending.broken {
@@ -103,24 +112,58 @@ impl Shared {
         let (tx, rx) = oneshot::channel();
         pending.waiters.insert(id, tx);
         let (itx, irx) = mpsc::unbounded_channel();
-        pending.items.insert(id, itx);
+        pending.items.insert(
+            id,
+            ItemSink {
+                tx: itx,
+                allowed: u64::from(window),
+            },
+        );
         Ok((rx, irx))
     }
 
     /// Hands a stream item to the call waiting for it; an item nobody
-    /// waits for is dropped.
+    /// waits for is dropped. An item past what the client granted ends that
+    /// call with a `PROTOCOL` error after the items before it, and cancels
+    /// it on the server: the client never holds more than it granted.
     pub(super) fn item(&self, item: raw::StreamItem) {
-        let pending = self.lock();
-        match pending.items.get(&item.id) {
-            Some(tx) => drop(tx.send(item.value)),
-            None => trace!(id = item.id, "stream item nobody waits for; ignored"),
+        let id = item.id;
+        let mut pending = self.lock();
+        let Some(sink) = pending.items.get_mut(&id) else {
+            trace!(id, "stream item nobody waits for; ignored");
+            return;
+        };
+        if sink.allowed > 0 {
+            sink.allowed -= 1;
+            let _ = sink.tx.send(item.value);
+            return;
         }
+        pending.items.remove(&id);
+        let waiter = pending.waiters.remove(&id);
+        drop(pending);
+        debug!(
+            id,
+            "the server sent more stream items than granted; stream cut"
+        );
+        if let Some(tx) = waiter {
+            let e = pyrpc_proto::RemoteError::new(
+                pyrpc_proto::ErrorKind::Protocol,
+                "the server sent more stream items than the client granted \
+                 (Call.stream_window and its Credits); the stream was cut and the call cancelled",
+            );
+            let _ = tx.send(Ok(Some(response::Kind::Error(e.into()))));
+        }
+        self.queue_cancel(id);
     }
 
     /// Queues a `Credit` of `items` for the stream of request `id`.
     pub(crate) fn queue_credit(&self, id: u64, items: u32) {
         if !self.open.load(Ordering::Acquire) {
             return;
+        }
+        // The server may send these as soon as it sees them.
+        if let Some(sink) = self.lock().items.get_mut(&id) {
+            sink.allowed = sink.allowed.saturating_add(u64::from(items));
         }
         let mut credits = self.credits.lock().unwrap_or_else(PoisonError::into_inner);
         match credits.iter_mut().find(|(i, _)| *i == id) {

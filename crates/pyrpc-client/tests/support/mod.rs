@@ -197,6 +197,16 @@ impl Peer {
         self.recv().await.expect("the client sent a request")
     }
 
+    /// Sends any frame (a stream item, say).
+    pub(crate) async fn send(&mut self, frame: ServerFrame) {
+        let _ = self.framed.send(frame).await;
+    }
+
+    /// The next frame of any kind, or `None` when the client closed.
+    pub(crate) async fn next_frame(&mut self) -> Option<ClientFrame> {
+        self.framed.next().await.and_then(Result::ok)
+    }
+
     /// Answers request `id`.
     pub(crate) async fn reply(&mut self, id: u64, kind: response::Kind) {
         let frame = ServerFrame {
