@@ -64,6 +64,7 @@ mod report;
 mod serde_value;
 mod shape;
 mod value;
+mod value_debug;
 mod value_from;
 mod value_ops;
 mod value_repr;

@@ -5,112 +5,150 @@ use std::fmt;
 use crate::kinds;
 use crate::value::Value;
 
+/// One step of [`Value`]'s `Display`: text to write, or a value to format.
+enum Step<'a> {
+    Text(&'static str),
+    /// A record field's name, written as `name=`.
+    Field(&'a str),
+    Value(&'a Value),
+}
+
 impl fmt::Display for Value {
-    /// Formats the value as Python's `repr()` would.
+    /// Formats the value as Python's `repr()` would, with an explicit stack
+    /// of steps on the heap (a value of any depth formats without
+    /// recursion).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn seq(f: &mut fmt::Formatter<'_>, items: &[Value]) -> fmt::Result {
-            for (i, item) in items.iter().enumerate() {
+        let mut steps = vec![Step::Value(self)];
+        while let Some(step) = steps.pop() {
+            match step {
+                Step::Text(s) => f.write_str(s)?,
+                Step::Field(name) => {
+                    f.write_str(name)?;
+                    f.write_str("=")?;
+                }
+                Step::Value(v) => open(f, v, &mut steps)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pushes `items` (in order, comma-separated) and then `close` onto `steps`.
+fn push_items<'a>(steps: &mut Vec<Step<'a>>, items: &'a [Value], close: &'static str) {
+    steps.push(Step::Text(close));
+    for (i, item) in items.iter().enumerate().rev() {
+        steps.push(Step::Value(item));
+        if i > 0 {
+            steps.push(Step::Text(", "));
+        }
+    }
+}
+
+/// Writes a leaf value, or a container's opening and pushes the steps of
+/// its items and closing.
+fn open<'a>(f: &mut fmt::Formatter<'_>, v: &'a Value, steps: &mut Vec<Step<'a>>) -> fmt::Result {
+    match v {
+        Value::List(items) => {
+            f.write_str("[")?;
+            push_items(steps, items, "]");
+        }
+        Value::Tuple(items) => {
+            f.write_str("(")?;
+            push_items(steps, items, if items.len() == 1 { ",)" } else { ")" });
+        }
+        Value::Set(items) if items.is_empty() => f.write_str("set()")?,
+        Value::Set(items) => {
+            f.write_str("{")?;
+            push_items(steps, items, "}");
+        }
+        Value::FrozenSet(items) if items.is_empty() => f.write_str("frozenset()")?,
+        Value::FrozenSet(items) => {
+            f.write_str("frozenset({")?;
+            push_items(steps, items, "})");
+        }
+        Value::Dict(entries) => {
+            f.write_str("{")?;
+            steps.push(Step::Text("}"));
+            for (i, (k, v)) in entries.iter().enumerate().rev() {
+                steps.push(Step::Value(v));
+                steps.push(Step::Text(": "));
+                steps.push(Step::Value(k));
                 if i > 0 {
-                    f.write_str(", ")?;
+                    steps.push(Step::Text(", "));
                 }
-                write!(f, "{item}")?;
-            }
-            Ok(())
-        }
-        match self {
-            Value::None => f.write_str("None"),
-            Value::Bool(true) => f.write_str("True"),
-            Value::Bool(false) => f.write_str("False"),
-            Value::Int(i) => write!(f, "{i}"),
-            Value::BigInt(b) => write!(f, "{b}"),
-            Value::Float(x) => write_float(f, *x),
-            Value::Str(s) => write_str_repr(f, s),
-            Value::Bytes(b) => write_bytes_repr(f, b),
-            Value::List(v) => {
-                f.write_str("[")?;
-                seq(f, v)?;
-                f.write_str("]")
-            }
-            Value::Tuple(v) => {
-                f.write_str("(")?;
-                seq(f, v)?;
-                if v.len() == 1 {
-                    f.write_str(",")?;
-                }
-                f.write_str(")")
-            }
-            Value::Set(v) if v.is_empty() => f.write_str("set()"),
-            Value::Set(v) => {
-                f.write_str("{")?;
-                seq(f, v)?;
-                f.write_str("}")
-            }
-            Value::FrozenSet(v) if v.is_empty() => f.write_str("frozenset()"),
-            Value::FrozenSet(v) => {
-                f.write_str("frozenset({")?;
-                seq(f, v)?;
-                f.write_str("})")
-            }
-            Value::Dict(entries) => {
-                f.write_str("{")?;
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{k}: {v}")?;
-                }
-                f.write_str("}")
-            }
-            Value::Pickle(p) => write!(f, "<pickled object, {} bytes>", p.len()),
-            Value::ByteArray(b) => {
-                f.write_str("bytearray(")?;
-                write_bytes_repr(f, b)?;
-                f.write_str(")")
-            }
-            Value::DateTime(d) => kinds::fmt_datetime(f, d),
-            Value::Date(d) => write!(f, "datetime.date({}, {}, {})", d.year, d.month, d.day),
-            Value::Time(t) => kinds::fmt_time(f, t),
-            Value::TimeDelta(t) => kinds::fmt_timedelta(f, t),
-            Value::Decimal(d) => write!(f, "Decimal('{d}')"),
-            Value::Uuid(u) => kinds::fmt_uuid(f, u),
-            Value::Complex { re, im } => {
-                f.write_str("complex(")?;
-                write_float(f, *re)?;
-                f.write_str(", ")?;
-                write_float(f, *im)?;
-                f.write_str(")")
-            }
-            Value::Fraction(fr) => write!(f, "Fraction({}, {})", fr.numerator, fr.denominator),
-            Value::NdArray(a) => {
-                let dtype = crate::Dtype::try_from(a.dtype).unwrap_or_default();
-                if a.len() <= 100 {
-                    write!(f, "array({}, dtype={})", a.to_nested(), dtype.numpy_name())
-                } else {
-                    write!(
-                        f,
-                        "array(<shape {:?}>, dtype={})",
-                        a.shape,
-                        dtype.numpy_name()
-                    )
-                }
-            }
-            Value::Encoded(b) => {
-                match crate::raw::decode_value(b.clone(), crate::MAX_VALUE_DEPTH) {
-                    Ok(v) => write!(f, "{v}"),
-                    Err(e) => write!(f, "<{e}>"),
-                }
-            }
-            Value::Record(r) => {
-                write!(f, "{}(", r.type_name)?;
-                for (i, (name, v)) in r.fields.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{name}={v}")?;
-                }
-                f.write_str(")")
             }
         }
+        Value::Record(r) => {
+            write!(f, "{}(", r.type_name)?;
+            steps.push(Step::Text(")"));
+            for (i, (name, v)) in r.fields.iter().enumerate().rev() {
+                steps.push(Step::Value(v));
+                steps.push(Step::Field(name));
+                if i > 0 {
+                    steps.push(Step::Text(", "));
+                }
+            }
+        }
+        leaf => write_leaf(f, leaf)?,
+    }
+    Ok(())
+}
+
+/// A value without children, as Python's `repr()`.
+fn write_leaf(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
+    match v {
+        Value::None => f.write_str("None"),
+        Value::Bool(true) => f.write_str("True"),
+        Value::Bool(false) => f.write_str("False"),
+        Value::Int(i) => write!(f, "{i}"),
+        Value::BigInt(b) => write!(f, "{b}"),
+        Value::Float(x) => write_float(f, *x),
+        Value::Str(s) => write_str_repr(f, s),
+        Value::Bytes(b) => write_bytes_repr(f, b),
+        Value::Pickle(p) => write!(f, "<pickled object, {} bytes>", p.len()),
+        Value::ByteArray(b) => {
+            f.write_str("bytearray(")?;
+            write_bytes_repr(f, b)?;
+            f.write_str(")")
+        }
+        Value::DateTime(d) => kinds::fmt_datetime(f, d),
+        Value::Date(d) => write!(f, "datetime.date({}, {}, {})", d.year, d.month, d.day),
+        Value::Time(t) => kinds::fmt_time(f, t),
+        Value::TimeDelta(t) => kinds::fmt_timedelta(f, t),
+        Value::Decimal(d) => write!(f, "Decimal('{d}')"),
+        Value::Uuid(u) => kinds::fmt_uuid(f, u),
+        Value::Complex { re, im } => {
+            f.write_str("complex(")?;
+            write_float(f, *re)?;
+            f.write_str(", ")?;
+            write_float(f, *im)?;
+            f.write_str(")")
+        }
+        Value::Fraction(fr) => write!(f, "Fraction({}, {})", fr.numerator, fr.denominator),
+        Value::NdArray(a) => {
+            let dtype = crate::Dtype::try_from(a.dtype).unwrap_or_default();
+            if a.len() <= 100 {
+                write!(f, "array({}, dtype={})", a.to_nested(), dtype.numpy_name())
+            } else {
+                write!(
+                    f,
+                    "array(<shape {:?}>, dtype={})",
+                    a.shape,
+                    dtype.numpy_name()
+                )
+            }
+        }
+        Value::Encoded(b) => match crate::raw::decode_value(b.clone(), crate::MAX_VALUE_DEPTH) {
+            Ok(v) => write!(f, "{v}"),
+            Err(e) => write!(f, "<{e}>"),
+        },
+        // Containers are written by `open`.
+        Value::List(_)
+        | Value::Tuple(_)
+        | Value::Set(_)
+        | Value::FrozenSet(_)
+        | Value::Dict(_)
+        | Value::Record(_) => Ok(()),
     }
 }
 

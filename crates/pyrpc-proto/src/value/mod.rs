@@ -40,7 +40,7 @@ pub const MAX_VALUE_DEPTH: usize = 1024;
 /// let ret = Value::tuple([args, kwargs]);
 /// assert_eq!(ret.to_string(), "((1,), {'foo': 'foo'})");
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub enum Value {
     /// Python `None`.
     #[default]
