@@ -5,7 +5,7 @@ Run by `cargo xtask bench` (xtask/src/bench_memory.rs), or by hand with the
 release build::
 
     target/venv/bin/python bench/python/memory_and_arrays.py [--quick] [--json] \
-        [--rust-server target/release/examples/echo_server]
+        [--rust-server target/release/examples/echo_server] [--soak-seconds N] [--soak-only]
 
 Cases (one JSON object per line with --json):
 
@@ -17,7 +17,9 @@ Cases (one JSON object per line with --json):
 - ``soak``: a Python server (and the Rust example server when given) idle,
   then a load of small calls and 1-8 MiB payloads from 4 threads, then idle
   again (one call each second for 4 s); idle RSS before and after; goal:
-  after <= 2x before.
+  after <= 2x before. 40 s per server (5 with --quick); ``--soak-seconds 300``
+  is issue 10's 5-minute soak (``cargo xtask bench --case memory --soak 300``),
+  ``--soak-only`` skips the other cases.
 """
 
 import json
@@ -166,23 +168,27 @@ def main():
         rust = sys.argv[sys.argv.index("--rust-server") + 1]
     repeats = 1 if quick else 5
     seconds = 5 if quick else 40
+    if "--soak-seconds" in sys.argv:
+        seconds = int(sys.argv[sys.argv.index("--soak-seconds") + 1])
+    soak_only = "--soak-only" in sys.argv
     tmp = tempfile.mkdtemp()
     rows = []
 
-    address = os.path.join(tmp, "py.sock")
-    pid = start_python_server(address)
-    client = wait_up(address)
-    try:
+    if not soak_only:
+        address = os.path.join(tmp, "py.sock")
+        pid = start_python_server(address)
+        client = wait_up(address)
         try:
-            import numpy  # noqa: F401
-        except ImportError:
-            print("numpy is not installed: the ndarray case is skipped", file=sys.stderr)
-        else:
-            rows.append(case_ndarray(client, repeats))
-        rows.append(case_client_peak(client))
-    finally:
-        client.shutdown()
-        os.waitpid(pid, 0)
+            try:
+                import numpy  # noqa: F401
+            except ImportError:
+                print("numpy is not installed: the ndarray case is skipped", file=sys.stderr)
+            else:
+                rows.append(case_ndarray(client, repeats))
+            rows.append(case_client_peak(client))
+        finally:
+            client.shutdown()
+            os.waitpid(pid, 0)
 
     address = os.path.join(tmp, "soak-py.sock")
     pid = start_python_server(address)

@@ -1,5 +1,7 @@
 //! Builds `Value.flat` node lists from arbitrary bytes, up to 131,071 nested
-//! headers deep, and converts them: the decoder must refuse what is too deep
+//! headers deep, with every kind of leaf node the decoder treats apart (packed
+//! int and float lists, fields 32 and 33, and numpy arrays, field 24, of
+//! sizes that fit their dtype or not), and converts them: the decoder must refuse what is too deep
 //! or malformed with an error, never panic or overflow the stack, and what it
 //! accepts must re-encode and convert back the same.
 #![no_main]
@@ -34,7 +36,24 @@ fuzz_target!(|data: &[u8]| {
                 kind: 1,
                 field_names: (0..n).map(|i| i.to_string()).collect(),
             })),
-            _ => Kind::None(wire::NoneValue {}),
+            // Op 7 (n = 0) stays `None`, as the seed corpus was written.
+            _ => match n % 4 {
+                0 => Kind::None(wire::NoneValue {}),
+                1 => Kind::IntList(wire::IntList {
+                    items: (0..n / 4).map(|i| (i as i64) << (8 * (i % 8))).collect(),
+                }),
+                2 => Kind::FloatList(wire::FloatList {
+                    items: (0..n / 4).map(|i| i as f64 * -0.5).collect(),
+                }),
+                // dtypes 0..=14 (0 is refused); data of n/4 bytes that may or
+                // may not match the shape; scalars too.
+                _ => Kind::Ndarray(wire::NdArray {
+                    dtype: (n / 4 * 2) as i32 % 15,
+                    shape: if n & 4 != 0 { vec![n / 8] } else { vec![] },
+                    data: vec![op; (n / 4) as usize].into(),
+                    scalar: n & 4 == 0,
+                }),
+            },
         }));
     }
     let flat = node(Kind::Flat(wire::Flat { nodes }));

@@ -41,7 +41,12 @@ fn parse_row(line: &str) -> Result<Row> {
 /// # Errors
 ///
 /// When the venv or the example cannot be built or the script fails.
-pub(crate) fn run(root: &Path, quick: bool, only: Option<&[String]>) -> Result<String> {
+pub(crate) fn run(
+    root: &Path,
+    quick: bool,
+    soak: Option<u64>,
+    only: Option<&[String]>,
+) -> Result<String> {
     if only.is_some_and(|o| !o.iter().any(|c| "memory-and-arrays".contains(c.as_str()))) {
         return Ok(String::new());
     }
@@ -66,6 +71,9 @@ pub(crate) fn run(root: &Path, quick: bool, only: Option<&[String]>) -> Result<S
         .arg(root.join("target/release/examples/echo_server"));
     if quick {
         cmd.arg("--quick");
+    }
+    if let Some(seconds) = soak {
+        cmd.arg("--soak-seconds").arg(seconds.to_string());
     }
     let out = cmd
         .current_dir(root.join("bench/python"))

@@ -51,9 +51,16 @@ fn child(msg: Msg, field: u64) -> Option<Msg> {
 }
 
 /// Reads a varint at `*pos`; `None` at the end or on a malformed one.
+#[inline(always)]
 fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
+    // Tags and most lengths are one byte: that case first, without a loop.
+    let first = *b.get(*pos)?;
+    *pos += 1;
+    if first < 0x80 {
+        return Some(u64::from(first));
+    }
+    let mut v = u64::from(first & 0x7f);
+    for shift in (7..64).step_by(7) {
         let byte = *b.get(*pos)?;
         *pos += 1;
         v |= u64::from(byte & 0x7f) << shift;

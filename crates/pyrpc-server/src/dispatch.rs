@@ -221,6 +221,14 @@ pub(crate) const DECODED_FLOOR: u64 = 256 * 1024 * 1024;
 /// `max(4 x frame, DECODED_FLOOR)` (a 64 MB frame of empty values is 33M
 /// values, gigabytes decoded), before anything is decoded.
 pub(crate) fn decoded_size_check(body: &[u8]) -> Result<(), String> {
+    // The estimate is at most `DECODED_VALUE_BYTES` per byte of the frame
+    // (each value takes a byte or more: a packed int of one byte is one
+    // value; array bytes count once), so a frame below a 1/88 of the floor
+    // (3 MiB) cannot go over it and is not scanned.
+    let most = (body.len() as u64).saturating_mul(pyrpc_proto::cost::DECODED_VALUE_BYTES);
+    if most <= DECODED_FLOOR {
+        return Ok(());
+    }
     let cost = pyrpc_proto::cost::client_frame_cost(body);
     let values = cost.values;
     let estimate = cost.decoded_bytes();

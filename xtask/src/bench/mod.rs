@@ -69,6 +69,11 @@ pub(crate) struct Options {
     /// separate calls (also `--case stream`; results to target/bench/stream.md).
     #[arg(long)]
     pub(crate) stream: bool,
+    /// The soak of the memory case runs this many seconds per server instead
+    /// of 40 (`--soak 300` is issue 10's 5-minute soak; with `--case memory`,
+    /// results to target/bench/).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) soak: Option<u64>,
 }
 
 pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
@@ -199,7 +204,7 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
     // Issue 10's value round trips against pickle (xtask/src/bench_values.rs).
     let values_md = crate::bench_values::run(root, quick, only.as_deref())?;
     // Issue 10's memory and numpy cases (xtask/src/bench_memory.rs).
-    let memory_md = crate::bench_memory::run(root, quick, only.as_deref())?;
+    let memory_md = crate::bench_memory::run(root, quick, opts.soak, only.as_deref())?;
 
     let summaries: Vec<Summary> = cases
         .into_iter()

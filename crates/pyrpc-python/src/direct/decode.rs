@@ -304,7 +304,7 @@ impl<'py> Decoder<'_, 'py> {
             } else {
                 let v = self.value(s, e, left - 1)?;
                 match pending.take() {
-                    Some(k) if keys.is_empty() && values.is_empty() => dict.set_item(k, v)?,
+                    Some(k) if keys.is_empty() && values.is_empty() => set_item(&dict, &k, &v)?,
                     other => {
                         keys.extend(other);
                         values.push(v);
@@ -342,6 +342,24 @@ impl<'py> Decoder<'_, 'py> {
         })?;
         Ok(convert::to_python(self.py, value, self.opts)?.into_bound(self.py))
     }
+}
+
+/// `dict[k] = v` with CPython's own function (no conversion of the
+/// arguments on the way).
+#[allow(unsafe_code)]
+#[inline]
+fn set_item<'py>(
+    dict: &Bound<'py, PyDict>,
+    k: &Bound<'py, PyAny>,
+    v: &Bound<'py, PyAny>,
+) -> PyResult<()> {
+    // SAFETY: three live objects, the first a dict; `PyDict_SetItem` takes
+    // its own references and returns -1 with an exception set on failure
+    // (an unhashable key).
+    if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), k.as_ptr(), v.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(dict.py()));
+    }
+    Ok(())
 }
 
 /// Which sequence [`Decoder::sequence`] makes.

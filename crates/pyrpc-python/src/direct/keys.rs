@@ -20,17 +20,25 @@ impl<'py> KeyCache<'py> {
         KeyCache { slots: Vec::new() }
     }
 
-    /// The slot of a key message `buf[s..e]`, if it is a cacheable str.
+    /// The slot of a key message `buf[s..e]`, if it is a cacheable str:
+    /// a hash of its length and its first and last 8 bytes (a collision
+    /// only costs a miss: [`KeyCache::get`] compares the whole message).
+    #[inline]
     fn slot(buf: &[u8], s: usize, e: usize) -> Option<usize> {
         let msg = &buf[s..e];
-        if msg.len() > KEY_CACHE_MAX_LEN + 2 || msg.len() < 2 || msg[0] != STR {
+        let n = msg.len();
+        if !(2..=KEY_CACHE_MAX_LEN + 2).contains(&n) || msg[0] != STR {
             return None;
         }
-        let mut h: u32 = 0x811c_9dc5;
-        for &b in msg {
-            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-        }
-        Some(h as usize % KEY_CACHE_SLOTS)
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            let take = (n - at).min(8);
+            w[..take].copy_from_slice(&msg[at..at + take]);
+            u64::from_le_bytes(w)
+        };
+        let h = (word(0) ^ word(n.saturating_sub(8)).rotate_left(29) ^ n as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Some((h >> 56) as usize % KEY_CACHE_SLOTS)
     }
 
     pub(super) fn get(&self, buf: &[u8], s: usize, e: usize) -> Option<Bound<'py, PyAny>> {
