@@ -36,3 +36,43 @@ fn catch_unwind_turns_a_panic_into_an_error() {
     let msg = panic_message(out.expect_err("panicked"));
     assert_eq!(msg, "boom");
 }
+
+/// The densest frame there is (a packed list of one-byte ints) at the size
+/// below which `decoded_size_check` skips its scan: its estimate is still
+/// within the floor, so the skip refuses nothing the scan would have.
+#[test]
+fn frames_the_budget_check_skips_cannot_pass_the_floor() {
+    use prost::Message;
+    use pyrpc_proto::{cost, wire};
+    let limit = (DECODED_FLOOR / cost::DECODED_VALUE_BYTES) as usize;
+    let call = |n: usize| {
+        wire::ClientFrame {
+            kind: Some(wire::client_frame::Kind::Request(wire::Request {
+                id: 1,
+                kind: Some(wire::request::Kind::Call(wire::Call {
+                    method: "m".into(),
+                    args: vec![wire::Value {
+                        kind: Some(wire::value::Kind::IntList(wire::IntList {
+                            items: vec![1; n],
+                        })),
+                    }],
+                    ..Default::default()
+                })),
+            })),
+        }
+        .encode_to_vec()
+    };
+    // One byte per item, the framing, the packed field's key and longer lengths.
+    let overhead = call(0).len() + 32;
+    let n = limit - overhead;
+    let body = call(n);
+    assert!(
+        body.len() <= limit && body.len() + 64 > limit,
+        "{} vs {limit}",
+        body.len()
+    );
+    let c = cost::client_frame_cost(&body);
+    assert!(c.values as usize >= n, "every item counts");
+    assert!(c.decoded_bytes() <= DECODED_FLOOR);
+    assert!(decoded_size_check(&body).is_ok());
+}
