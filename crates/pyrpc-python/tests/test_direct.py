@@ -55,6 +55,19 @@ def test_records_share_their_key_objects():
     assert len({id(k) for d in back for k in d}) == 2
 
 
+def test_cached_keys_that_look_alike_stay_apart():
+    # Keys the cache files under the same length, first and last 8 bytes
+    # (long ones differ only in the middle; short ones by one byte), mixed in
+    # records of one list: each must come back as itself.
+    long = [f"prefix__{c}__suffix" for c in "ABCDEFGH"]
+    short = ["k", "k2", "kk", "key_0123456789", "key_0123456789x"]
+    records = [{k: i for k in long + short} for i in range(50)]
+    records += [{long[i % 8]: i, short[i % 5]: -i} for i in range(200)]
+    got = _pyrpc._loads(_pyrpc._dumps(records))
+    assert got == records
+    assert [list(r) for r in got] == [list(r) for r in records]
+
+
 def test_deep_values_use_the_flat_encoding_and_come_back():
     v = 1
     for _ in range(500):

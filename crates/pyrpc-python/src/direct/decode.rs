@@ -288,12 +288,17 @@ impl<'py> Decoder<'_, 'py> {
             }
             let (s, e) = read_len(buf, &mut pos, end)?;
             if is_key {
-                let k = match cached.then(|| self.keys.get(buf, s, e)).flatten() {
+                let probe = if cached {
+                    KeyCache::probe(buf, s, e)
+                } else {
+                    None
+                };
+                let k = match probe.and_then(|p| self.keys.get(buf, s, e, p)) {
                     Some(k) => k,
                     None => {
                         let k = self.value(s, e, left - 1)?;
-                        if cached {
-                            self.keys.put(buf, s, e, &k);
+                        if let Some(p) = probe {
+                            self.keys.put(s, e, p, &k);
                         }
                         k
                     }

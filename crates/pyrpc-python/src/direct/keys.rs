@@ -8,57 +8,96 @@ use super::wire::STR;
 /// Recently decoded dict keys that were short strings, by their encoded
 /// bytes: a list of records repeats the same few keys, which then become one
 /// `str` object each instead of one per record.
+///
+/// A key message of up to 16 bytes (a name of up to 14 ASCII characters) is
+/// compared by its length and its first and last 8 bytes, two words already
+/// loaded to pick its slot; a longer one is compared byte by byte as well.
 pub(super) struct KeyCache<'py> {
-    slots: Vec<Option<(usize, usize, Bound<'py, PyAny>)>>,
+    slots: Vec<Option<Slot<'py>>>,
+}
+
+struct Slot<'py> {
+    probe: Probe,
+    /// Where the cached key's message is in the buffer.
+    at: (usize, usize),
+    obj: Bound<'py, PyAny>,
+}
+
+/// A key message's slot and what identifies it there.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) struct Probe {
+    slot: usize,
+    len: usize,
+    first: u64,
+    last: u64,
 }
 
 const KEY_CACHE_SLOTS: usize = 256;
 const KEY_CACHE_MAX_LEN: usize = 64;
+/// Messages up to this long are equal when their [`Probe`]s are.
+const WORDS_COVER: usize = 16;
 
 impl<'py> KeyCache<'py> {
     pub(super) fn new() -> Self {
         KeyCache { slots: Vec::new() }
     }
 
-    /// The slot of a key message `buf[s..e]`, if it is a cacheable str:
-    /// a hash of its length and its first and last 8 bytes (a collision
-    /// only costs a miss: [`KeyCache::get`] compares the whole message).
+    /// The probe of a key message `buf[s..e]`, if it is a cacheable str:
+    /// a hash of its length and its first and last 8 bytes picks the slot.
     #[inline]
-    fn slot(buf: &[u8], s: usize, e: usize) -> Option<usize> {
+    pub(super) fn probe(buf: &[u8], s: usize, e: usize) -> Option<Probe> {
         let msg = &buf[s..e];
-        let n = msg.len();
-        if !(2..=KEY_CACHE_MAX_LEN + 2).contains(&n) || msg[0] != STR {
+        let len = msg.len();
+        if !(2..=KEY_CACHE_MAX_LEN + 2).contains(&len) || msg[0] != STR {
             return None;
         }
         let word = |at: usize| {
             let mut w = [0u8; 8];
-            let take = (n - at).min(8);
+            let take = (len - at).min(8);
             w[..take].copy_from_slice(&msg[at..at + take]);
             u64::from_le_bytes(w)
         };
-        let h = (word(0) ^ word(n.saturating_sub(8)).rotate_left(29) ^ n as u64)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        Some((h >> 56) as usize % KEY_CACHE_SLOTS)
+        let (first, last) = (word(0), word(len.saturating_sub(8)));
+        let h = (first ^ last.rotate_left(29) ^ len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Some(Probe {
+            slot: (h >> 56) as usize % KEY_CACHE_SLOTS,
+            len,
+            first,
+            last,
+        })
     }
 
-    pub(super) fn get(&self, buf: &[u8], s: usize, e: usize) -> Option<Bound<'py, PyAny>> {
-        let slot = Self::slot(buf, s, e)?;
-        match self.slots.get(slot)? {
-            Some((cs, ce, obj)) if buf[*cs..*ce] == buf[s..e] => Some(obj.clone()),
+    /// The cached key for the message `buf[s..e]` that gave `probe`.
+    #[inline]
+    pub(super) fn get(
+        &self,
+        buf: &[u8],
+        s: usize,
+        e: usize,
+        probe: Probe,
+    ) -> Option<Bound<'py, PyAny>> {
+        match self.slots.get(probe.slot)? {
+            Some(slot)
+                if slot.probe == probe
+                    && (probe.len <= WORDS_COVER || buf[slot.at.0..slot.at.1] == buf[s..e]) =>
+            {
+                Some(slot.obj.clone())
+            }
             _ => None,
         }
     }
 
-    pub(super) fn put(&mut self, buf: &[u8], s: usize, e: usize, obj: &Bound<'py, PyAny>) {
-        let Some(slot) = Self::slot(buf, s, e) else {
-            return;
-        };
+    pub(super) fn put(&mut self, s: usize, e: usize, probe: Probe, obj: &Bound<'py, PyAny>) {
         if !obj.is_exact_instance_of::<PyString>() {
             return;
         }
         if self.slots.is_empty() {
             self.slots.resize_with(KEY_CACHE_SLOTS, || None);
         }
-        self.slots[slot] = Some((s, e, obj.clone()));
+        self.slots[probe.slot] = Some(Slot {
+            probe,
+            at: (s, e),
+            obj: obj.clone(),
+        });
     }
 }
