@@ -45,14 +45,19 @@ fuzz_target!(|data: &[u8]| {
                 2 => Kind::FloatList(wire::FloatList {
                     items: (0..n / 4).map(|i| i as f64 * -0.5).collect(),
                 }),
-                // dtypes 0..=14 (0 is refused); data of n/4 bytes that may or
-                // may not match the shape; scalars too.
-                _ => Kind::Ndarray(wire::NdArray {
-                    dtype: (n / 4 * 2) as i32 % 15,
-                    shape: if n & 4 != 0 { vec![n / 8] } else { vec![] },
-                    data: vec![op; (n / 4) as usize].into(),
-                    scalar: n & 4 == 0,
-                }),
+                // bool, uint8, float64 and an unknown dtype (0), as a scalar
+                // or a 2-item array; with n / 4 >= 4 the data is a byte short.
+                _ => {
+                    let (dtype, size) = [(1, 1), (6, 1), (12, 8), (0, 1)][(n / 4 % 4) as usize];
+                    let count = if n & 4 != 0 { 2 } else { 1 };
+                    let short = usize::from(n / 4 >= 4);
+                    Kind::Ndarray(wire::NdArray {
+                        dtype,
+                        shape: if n & 4 != 0 { vec![2] } else { vec![] },
+                        data: vec![op; size * count - short].into(),
+                        scalar: n & 4 == 0,
+                    })
+                }
             },
         }));
     }
