@@ -580,9 +580,14 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
             _ = shared.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    shared
-                        .conns
-                        .spawn(accept::serve_accepted(Arc::clone(&shared), stream, peer.to_string()));
+                    // A connection handed over by a supervisor process is
+                    // reported closed to it when served (`Balancer`).
+                    let report = listener.close_report();
+                    let serve = accept::serve_accepted(Arc::clone(&shared), stream, peer.to_string());
+                    shared.conns.spawn(async move {
+                        serve.await;
+                        drop(report);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %pyrpc_proto::Report(&e), "accept failed");
