@@ -76,34 +76,44 @@ def measure(processes, secs, threads, n):
         [sys.executable, os.path.abspath(__file__), "serve", json.dumps(list(address)), str(processes)]
     )
     try:
-        probe = Client(address=address)
-        deadline = time.monotonic() + 30
-        while not probe.connected(0.2):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the server did not come up")
-            time.sleep(0.05)
-        # Warm up every worker (fresh connections land on any of them).
-        for _ in range(20):
-            with Client(address=address) as c:
-                c.spin(n)
+        with Client(address=address) as probe:
+            deadline = time.monotonic() + 30
+            while not probe.connected(0.2):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the server did not come up")
+                time.sleep(0.05)
+        # The supervisor hands each connection to the worker with the fewest
+        # open ones, as the workers report them: give the probe's close time
+        # to be reported, so the 8 connections below start from 0/0.
+        time.sleep(0.5)
         counts = [0] * threads
         pids = [0] * threads
-        stop = time.monotonic() + secs
+        start_stop = [0.0, 0.0]
+
+        def go():
+            # Runs once all are at the barrier, before any is released.
+            start_stop[0] = time.monotonic()
+            start_stop[1] = start_stop[0] + secs
+
+        ready = threading.Barrier(threads + 1, action=go)
 
         def run(k):
             with Client(address=address) as c:
                 pids[k] = c.pid()  # which worker this connection landed on
-                while time.monotonic() < stop:
+                for _ in range(5):
+                    c.spin(n)  # warm up this connection's worker
+                ready.wait()
+                while time.monotonic() < start_stop[1]:
                     c.spin(n)
                     counts[k] += 1
 
         ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
-        start = time.monotonic()
         for t in ts:
             t.start()
+        ready.wait()  # every connection made and warm
         for t in ts:
             t.join()
-        took = time.monotonic() - start
+        took = time.monotonic() - start_stop[0]
         split = sorted(collections.Counter(pids).values())
         return sum(counts) / took, split
     finally:
