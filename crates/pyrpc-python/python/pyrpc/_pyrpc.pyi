@@ -11,6 +11,7 @@ __all__ = [
     "ClientCore",
     "MultiClientCore",
     "ServerCore",
+    "ConnectionBalancer",
     "__version__",
     "parse_address",
     "cli_main",
