@@ -15,6 +15,7 @@ use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustix::net::{
@@ -38,8 +39,8 @@ const CONNECTION: u8 = b'C';
 
 /// A supervisor's side of the hand-off: accepts on one listener and hands
 /// each connection to the worker (a channel made by [`Balancer::attach`])
-/// with the fewest open connections, preferring workers that said they are
-/// ready. Cloning gives another handle to the same balancer.
+/// with the fewest open connections (ties in turn), preferring workers that
+/// said they are ready. Cloning gives another handle to the same balancer.
 ///
 /// # Examples
 ///
@@ -76,6 +77,10 @@ const CONNECTION: u8 = b'C';
 #[derive(Clone, Debug, Default)]
 pub struct Balancer {
     slots: Arc<Mutex<Vec<Option<Slot>>>>,
+    /// The worker after the last one chosen: ties go to the next in turn,
+    /// so connections made one after the other (each closed before the
+    /// next) alternate too.
+    turn: Arc<AtomicUsize>,
 }
 
 /// The supervisor's view of one worker.
@@ -94,6 +99,7 @@ impl Balancer {
         let slots = (0..n).map(|_| None).collect();
         Balancer {
             slots: Arc::new(Mutex::new(slots)),
+            turn: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -176,19 +182,23 @@ impl Balancer {
         for slot in slots.iter_mut().flatten() {
             slot.read_reports();
         }
+        let n = slots.len().max(1);
+        let turn = self.turn.load(Ordering::Relaxed) % n;
         loop {
             let best = slots
                 .iter_mut()
-                .flatten()
-                .filter(|s| !s.gone)
-                .min_by_key(|s| (!s.ready, s.open));
-            let Some(slot) = best else {
+                .enumerate()
+                .filter_map(|(i, s)| s.as_mut().map(|s| (i, s)))
+                .filter(|(_, s)| !s.gone)
+                .min_by_key(|(i, s)| (!s.ready, s.open, (i + n - turn) % n));
+            let Some((i, slot)) = best else {
                 tracing::warn!(%peer, "no worker to hand the connection to; closing it");
                 return;
             };
             match send_fd(&slot.channel, fd) {
                 Ok(()) => {
                     slot.open += 1;
+                    self.turn.store(i + 1, Ordering::Relaxed);
                     return;
                 }
                 Err(e) => {
@@ -491,6 +501,21 @@ mod tests {
         let _more = r.connect(1).await;
         let _again = accept_n(&workers[0], 1).await;
         assert_eq!(r.balancer.open_counts(), vec![Some(1), Some(1)]);
+    }
+
+    #[tokio::test]
+    async fn connections_made_one_after_the_other_alternate() {
+        let r = running(false, 2).await;
+        let workers = [r.worker(0), r.worker(1)];
+        for i in 0..4 {
+            let _client = r.connect(1).await;
+            let mut served = accept_n(&workers[i % 2], 1).await;
+            // Served and closed before the next one comes.
+            let report = workers[i % 2].close_report();
+            drop(served.pop());
+            drop(report);
+        }
+        assert_eq!(r.balancer.open_counts(), vec![Some(0), Some(0)]);
     }
 
     #[tokio::test]
