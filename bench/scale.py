@@ -90,8 +90,11 @@ def measure(processes, secs, threads, n):
         pids = [0] * threads
         start_stop = [0.0, 0.0]
 
+        cpu_start = {}
+
         def go():
             # Runs once all are at the barrier, before any is released.
+            cpu_start.update(_cpu_seconds(set(pids)))
             start_stop[0] = time.monotonic()
             start_stop[1] = start_stop[0] + secs
 
@@ -114,8 +117,17 @@ def measure(processes, secs, threads, n):
         for t in ts:
             t.join()
         took = time.monotonic() - start_stop[0]
+        cpu_end = _cpu_seconds(set(pids))
         split = sorted(collections.Counter(pids).values())
-        return sum(counts) / took, split
+        # Cores used over the timed window: each worker, and this client
+        # process (8 threads under one GIL, on the same 2 cores).
+        cpu = {
+            "workers": sorted(
+                round((cpu_end[p] - cpu_start[p]) / took, 2) for p in cpu_end if p != "client"
+            ),
+            "client": round((cpu_end["client"] - cpu_start["client"]) / took, 2),
+        }
+        return sum(counts) / took, split, cpu
     finally:
         with Client(address=address) as c:
             try:
@@ -127,6 +139,23 @@ def measure(processes, secs, threads, n):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _cpu_seconds(worker_pids):
+    """CPU seconds (user + system) used so far by each worker process and by
+    this process (``"client"``), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in worker_pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    t = os.times()
+    out["client"] = t.user + t.system
+    return out
 
 
 def _free_port():
@@ -151,11 +180,12 @@ def main():
     load_before = os.getloadavg()
     # Interleaved (1, 2, 1, 2, ...): other load on the machine hits both
     # alike; the figure is the median of the ratios of each pair.
-    ones, twos, ratios, splits = [], [], [], []
+    ones, twos, ratios, splits, cpus = [], [], [], [], []
     for _ in range(max(1, args.repeats)):
-        one, _ = measure(1, args.secs, args.threads, n)
-        two, split = measure(2, args.secs, args.threads, n)
+        one, _, cpu1 = measure(1, args.secs, args.threads, n)
+        two, split, cpu2 = measure(2, args.secs, args.threads, n)
         splits.append(split)
+        cpus.append({"processes_1": cpu1, "processes_2": cpu2})
         ones.append(round(one, 1))
         twos.append(round(two, 1))
         ratios.append(round(two / one, 2) if one else 0.0)
@@ -169,6 +199,8 @@ def main():
         "ratios": ratios,
         # Connections per worker with processes=2, per pair.
         "splits": splits,
+        # Cores used per pair: each worker and the client process.
+        "cpu": cpus,
         "goal": 1.7,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
