@@ -150,9 +150,10 @@ impl Server {
         self.bind_listener(listener)
     }
 
-    /// Serves a listener bound elsewhere (e.g. one socket shared by worker
-    /// processes, taken over with
-    /// [`Listener::from_std_tcp`](pyrpc_transport::Listener::from_std_tcp)),
+    /// Serves a listener bound elsewhere (a socket taken over with
+    /// [`Listener::from_std_tcp`](pyrpc_transport::Listener::from_std_tcp),
+    /// or the connections a supervisor process hands to this worker,
+    /// [`Listener::from_handoff`](pyrpc_transport::Listener::from_handoff)),
     /// returning at once with a handle. Must be called inside a tokio
     /// runtime.
     ///
