@@ -52,7 +52,7 @@ enum Inner {
         id: Option<(u64, u64)>,
     },
     /// Connections accepted by a supervisor process and handed over
-    /// (`handoff.rs`).
+    /// (`handoff/`).
     Handoff(Handoff),
 }
 
