@@ -182,12 +182,15 @@ impl Balancer {
         }
         let n = slots.len().max(1);
         let turn = self.turn.load(Ordering::Relaxed) % n;
+        // Workers whose channel is full for now (a worker not reading yet):
+        // skipped for this connection only.
+        let mut full = vec![false; slots.len()];
         loop {
             let best = slots
                 .iter_mut()
                 .enumerate()
                 .filter_map(|(i, s)| s.as_mut().map(|s| (i, s)))
-                .filter(|(_, s)| !s.gone)
+                .filter(|(i, s)| !s.gone && !full[*i])
                 .min_by_key(|(i, s)| (!s.ready, s.open, (i + n - turn) % n));
             let Some((i, slot)) = best else {
                 tracing::warn!(%peer, "no worker to hand the connection to; closing it");
@@ -199,10 +202,14 @@ impl Balancer {
                     self.turn.store(i + 1, Ordering::Relaxed);
                     return;
                 }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    tracing::debug!(%peer, worker = i, "a worker's channel is full; trying another");
+                    full[i] = true;
+                }
                 Err(e) => {
-                    // Its channel is full or closed: a worker that stopped
-                    // taking connections gets no more until replaced.
-                    tracing::warn!(%peer, error = %e, "a worker refused a connection");
+                    // Its channel is closed: a worker that exited gets no
+                    // more until replaced.
+                    tracing::warn!(%peer, worker = i, error = %e, "a worker refused a connection");
                     slot.gone = true;
                 }
             }
