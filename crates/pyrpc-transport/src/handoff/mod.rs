@@ -37,8 +37,8 @@ const CONNECTION: u8 = b'C';
 
 /// A supervisor's side of the hand-off: accepts on one listener and hands
 /// each connection to the worker (a channel made by [`Balancer::attach`])
-/// with the fewest open connections (ties in turn), preferring workers that
-/// said they are ready. Cloning gives another handle to the same balancer.
+/// with the fewest open connections (ties in turn). Cloning gives another
+/// handle to the same balancer.
 ///
 /// # Examples
 ///
@@ -167,8 +167,10 @@ impl Balancer {
         tracing::debug!("balancer stopped accepting");
     }
 
-    /// Hands `stream` to the ready worker with the fewest open connections
-    /// (any live worker if none is ready yet: it queues in its channel).
+    /// Hands `stream` to the live worker with the fewest open connections,
+    /// ready or still starting (then it waits in the channel until the
+    /// worker serves: a burst made while one worker starts still splits
+    /// evenly, and keeps to its workers for the connections' lifetime).
     /// Our copy of the socket closes when `stream` is dropped.
     fn hand_over(&self, stream: &Stream, peer: &PeerInfo) {
         let fd = match stream {
@@ -191,7 +193,7 @@ impl Balancer {
                 .enumerate()
                 .filter_map(|(i, s)| s.as_mut().map(|s| (i, s)))
                 .filter(|(i, s)| !s.gone && !full[*i])
-                .min_by_key(|(i, s)| (!s.ready, s.open, (i + n - turn) % n));
+                .min_by_key(|(i, s)| (s.open, (i + n - turn) % n));
             let Some((i, slot)) = best else {
                 tracing::warn!(%peer, "no worker to hand the connection to; closing it");
                 return;

@@ -146,14 +146,18 @@ async fn a_replaced_worker_gets_the_next_connections() {
 }
 
 #[tokio::test]
-async fn a_worker_not_ready_gets_nothing_while_another_is() {
+async fn a_starting_worker_gets_its_share_once_it_serves() {
     let r = running(false, 2).await;
     let ready = r.worker(0);
-    // Worker 1 is attached but has not started serving.
-    let _pending = r.balancer.attach(1).unwrap();
-    let _clients = r.connect(3).await;
-    let _a = accept_n(&ready, 3).await;
-    assert_eq!(r.balancer.open_counts(), vec![Some(3), None]);
+    // Worker 1 is attached but has not started serving yet.
+    let starting = r.balancer.attach(1).unwrap();
+    let _clients = r.connect(4).await;
+    let _a = accept_n(&ready, 2).await;
+    assert_eq!(r.balancer.open_counts(), vec![Some(2), None]);
+    // Its two wait in its channel until it serves.
+    let late = Listener::from_handoff(starting, r.address.clone()).unwrap();
+    let _b = accept_n(&late, 2).await;
+    assert_eq!(r.balancer.open_counts(), vec![Some(2), Some(2)]);
 }
 
 #[tokio::test]
