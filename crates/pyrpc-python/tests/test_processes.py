@@ -37,8 +37,7 @@ class Workers:
     def pids(self, want, within=60):
         """Worker pids seen over fresh connections, until ``want`` distinct
         ones answered or ``within`` seconds passed (a worker can take
-        seconds to start on a loaded machine; until then its siblings take
-        every connection)."""
+        seconds to start on a loaded machine; its connections wait for it)."""
         seen = set()
         deadline = time.monotonic() + within
         while len(seen) < want and time.monotonic() < deadline:
