@@ -76,36 +76,58 @@ def measure(processes, secs, threads, n):
         [sys.executable, os.path.abspath(__file__), "serve", json.dumps(list(address)), str(processes)]
     )
     try:
-        probe = Client(address=address)
-        deadline = time.monotonic() + 30
-        while not probe.connected(0.2):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the server did not come up")
-            time.sleep(0.05)
-        # Warm up every worker (fresh connections land on any of them).
-        for _ in range(20):
-            with Client(address=address) as c:
-                c.spin(n)
+        with Client(address=address) as probe:
+            deadline = time.monotonic() + 30
+            while not probe.connected(0.2):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the server did not come up")
+                time.sleep(0.05)
+        # The supervisor hands each connection to the worker with the fewest
+        # open ones, as the workers report them: give the probe's close time
+        # to be reported, so the 8 connections below start from 0/0.
+        time.sleep(0.5)
         counts = [0] * threads
         pids = [0] * threads
-        stop = time.monotonic() + secs
+        start_stop = [0.0, 0.0]
+
+        cpu_start = {}
+
+        def go():
+            # Runs once all are at the barrier, before any is released.
+            cpu_start.update(_cpu_seconds(set(pids)))
+            start_stop[0] = time.monotonic()
+            start_stop[1] = start_stop[0] + secs
+
+        ready = threading.Barrier(threads + 1, action=go)
 
         def run(k):
             with Client(address=address) as c:
                 pids[k] = c.pid()  # which worker this connection landed on
-                while time.monotonic() < stop:
+                for _ in range(5):
+                    c.spin(n)  # warm up this connection's worker
+                ready.wait()
+                while time.monotonic() < start_stop[1]:
                     c.spin(n)
                     counts[k] += 1
 
         ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
-        start = time.monotonic()
         for t in ts:
             t.start()
+        ready.wait()  # every connection made and warm
         for t in ts:
             t.join()
-        took = time.monotonic() - start
+        took = time.monotonic() - start_stop[0]
+        cpu_end = _cpu_seconds(set(pids))
         split = sorted(collections.Counter(pids).values())
-        return sum(counts) / took, split
+        # Cores used over the timed window: each worker, and this client
+        # process (8 threads under one GIL, on the same 2 cores).
+        cpu = {
+            "workers": sorted(
+                round((cpu_end[p] - cpu_start[p]) / took, 2) for p in cpu_end if p != "client"
+            ),
+            "client": round((cpu_end["client"] - cpu_start["client"]) / took, 2),
+        }
+        return sum(counts) / took, split, cpu
     finally:
         with Client(address=address) as c:
             try:
@@ -117,6 +139,23 @@ def measure(processes, secs, threads, n):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _cpu_seconds(worker_pids):
+    """CPU seconds (user + system) used so far by each worker process and by
+    this process (``"client"``), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in worker_pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    t = os.times()
+    out["client"] = t.user + t.system
+    return out
 
 
 def _free_port():
@@ -141,11 +180,12 @@ def main():
     load_before = os.getloadavg()
     # Interleaved (1, 2, 1, 2, ...): other load on the machine hits both
     # alike; the figure is the median of the ratios of each pair.
-    ones, twos, ratios, splits = [], [], [], []
+    ones, twos, ratios, splits, cpus = [], [], [], [], []
     for _ in range(max(1, args.repeats)):
-        one, _ = measure(1, args.secs, args.threads, n)
-        two, split = measure(2, args.secs, args.threads, n)
+        one, _, cpu1 = measure(1, args.secs, args.threads, n)
+        two, split, cpu2 = measure(2, args.secs, args.threads, n)
         splits.append(split)
+        cpus.append({"processes_1": cpu1, "processes_2": cpu2})
         ones.append(round(one, 1))
         twos.append(round(two, 1))
         ratios.append(round(two / one, 2) if one else 0.0)
@@ -159,6 +199,8 @@ def main():
         "ratios": ratios,
         # Connections per worker with processes=2, per pair.
         "splits": splits,
+        # Cores used per pair: each worker and the client process.
+        "cpu": cpus,
         "goal": 1.7,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],

@@ -20,15 +20,15 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
-use pyrpc_client::{CallOptions, ClientConfig};
+use pyrpc_client::ClientConfig;
 use pyrpc_proto::auth::Secret;
 use pyrpc_transport::Address;
 
 use crate::convert::Options;
 use crate::direct;
 use crate::errors;
+use crate::resolve::{self, PyCallOptions};
 use crate::runtime;
-use crate::stream::{AsyncStreamIter, StreamIter};
 use pyrpc_client::RawReply;
 
 /// Seconds (a Python float) as a [`Duration`].
@@ -294,38 +294,6 @@ impl Drop for ClientCore {
 /// A method as `ClientCore.list_methods` returns it: `(name, signature, doc)`.
 type MethodTuple = (String, Option<String>, Option<String>);
 
-/// The per-call options, as Python passes them (seconds as floats).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct PyCallOptions {
-    pub(crate) call_timeout: Option<f64>,
-    pub(crate) socket_connect_timeout: Option<f64>,
-    pub(crate) socket_send_timeout: Option<f64>,
-    pub(crate) socket_recv_timeout: Option<f64>,
-    pub(crate) nb_fetch_tick: Option<f64>,
-    pub(crate) nb_fetch_timeout: Option<f64>,
-}
-
-impl PyCallOptions {
-    /// As [`CallOptions`]. A `call_timeout` of `None` (or 0, as in the
-    /// original) means no limit; the other `None`s keep the client's setting.
-    pub(crate) fn resolve(self) -> PyResult<CallOptions> {
-        let opt = |name, v: Option<f64>| v.map(|s| seconds(name, s)).transpose();
-        let call_timeout = match self.call_timeout {
-            None => None,
-            Some(0.0) => None,
-            Some(s) => Some(seconds("call_timeout", s)?),
-        };
-        Ok(CallOptions {
-            call_timeout: Some(call_timeout),
-            socket_connect_timeout: opt("socket_connect_timeout", self.socket_connect_timeout)?,
-            socket_send_timeout: opt("socket_send_timeout", self.socket_send_timeout)?,
-            socket_recv_timeout: opt("socket_recv_timeout", self.socket_recv_timeout)?,
-            nb_fetch_tick: opt("nb_fetch_tick", self.nb_fetch_tick)?,
-            nb_fetch_timeout: opt("nb_fetch_timeout", self.nb_fetch_timeout)?,
-        })
-    }
-}
-
 #[pymethods]
 impl ClientCore {
     /// Makes a client core for `address`; it connects on first use.
@@ -417,12 +385,7 @@ impl ClientCore {
                     .await
             }
         })?;
-        let recv = self.result_options(&client);
-        match result {
-            Ok(RawReply::Value(value)) => decoded(py, value, recv),
-            Ok(RawReply::Stream(s)) => Ok(Py::new(py, StreamIter::new(*s, recv))?.into_any()),
-            Err(e) => Err(errors::call_error(py, e, recv)),
-        }
+        resolve::reply(py, result, self.result_options(&client))
     }
 
     /// Starts `method(*args, **kwargs)` and returns an `asyncio.Future` of
@@ -458,14 +421,10 @@ impl ClientCore {
         .resolve()?;
         let client = self.async_client()?;
         let call_args = direct::encode_args(args, kwargs, self.send_options(&client))?;
-        let future = event_loop.call_method0("create_future")?;
-        let rt = runtime::get()?;
         let recv = self.result_options(&client);
         let method = method.to_owned();
-        let loop_ref = event_loop.clone().unbind();
-        let future_ref = future.clone().unbind();
-        let task = rt.spawn(async move {
-            let result = if nonblocking {
+        resolve::co_future(event_loop, recv, async move {
+            if nonblocking {
                 client
                     .nb_call_raw_with(&method, call_args, &opts)
                     .await
@@ -474,35 +433,8 @@ impl ClientCore {
                 client
                     .call_streaming_raw_with(&method, call_args, &opts)
                     .await
-            };
-            // The interpreter may be exiting or gone by now; then nobody waits
-            // (and this thread must not take the GIL: see `exit`).
-            crate::exit::attach(|py| {
-                let outcome = match result {
-                    Ok(RawReply::Value(value)) => decoded(py, value, recv),
-                    // The Python side tells the two apart (`_stream.CoCall`).
-                    Ok(RawReply::Stream(s)) => {
-                        Py::new(py, AsyncStreamIter::new(*s, recv)).map(Py::into_any)
-                    }
-                    Err(e) => Err(errors::call_error(py, e, recv)),
-                };
-                let (exc, value) = match outcome {
-                    Ok(v) => (py.None(), v),
-                    Err(e) => (e.into_value(py).into_any(), py.None()),
-                };
-                let done = resolver(py).and_then(|resolve| {
-                    loop_ref.call_method1(
-                        py,
-                        "call_soon_threadsafe",
-                        (resolve, future_ref, exc, value),
-                    )
-                });
-                // A closed loop: the caller is gone, nothing to tell.
-                drop(done);
-            });
-        });
-        future.call_method1("add_done_callback", (CancelOnDone { task },))?;
-        Ok(future)
+            }
+        })
     }
 
     /// True when the server answers a ping within `timeout` seconds.

@@ -33,6 +33,7 @@
 use pyo3::prelude::*;
 
 mod aio;
+mod balancer;
 mod bigbytes;
 mod cli;
 mod client;
@@ -45,6 +46,7 @@ mod logbridge;
 mod multi;
 mod ndarray;
 mod pool;
+mod resolve;
 mod runtime;
 mod server;
 mod stream;
@@ -56,6 +58,7 @@ fn _pyrpc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     client::register(m)?;
     server::register(m)?;
+    balancer::register(m)?;
     stream::register(m)?;
     exit::register(m)?;
     logbridge::install(m)?;

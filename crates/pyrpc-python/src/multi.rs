@@ -10,14 +10,12 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use pyrpc_client::{ClientConfig, MultiClient, RawReply, Retry};
 use pyrpc_transport::Address;
 
-use crate::client::{
-    address, address_to_py, client_config, decoded, resolver, seconds, CancelOnDone, PyCallOptions,
-};
+use crate::client::{address, address_to_py, client_config, seconds};
 use crate::convert::Options;
 use crate::direct;
 use crate::errors;
+use crate::resolve::{self, PyCallOptions};
 use crate::runtime;
-use crate::stream::{AsyncStreamIter, StreamIter};
 
 type Slot = Mutex<Option<(u32, MultiClient)>>;
 
@@ -218,12 +216,7 @@ impl MultiClientCore {
                     .await
             }
         })?;
-        let recv = self.recv_options();
-        match result {
-            Ok(RawReply::Value(value)) => decoded(py, value, recv),
-            Ok(RawReply::Stream(s)) => Ok(Py::new(py, StreamIter::new(*s, recv))?.into_any()),
-            Err(e) => Err(errors::call_error(py, e, recv)),
-        }
+        resolve::reply(py, result, self.recv_options())
     }
 
     /// As `ClientCore.co_call`, on one of the servers.
@@ -263,14 +256,9 @@ impl MultiClientCore {
         };
         let client = self.async_client()?;
         let call_args = direct::encode_args(args, kwargs, self.send_options(&client))?;
-        let future = event_loop.call_method0("create_future")?;
-        let rt = runtime::get()?;
-        let recv = self.recv_options();
         let method = method.to_owned();
-        let loop_ref = event_loop.clone().unbind();
-        let future_ref = future.clone().unbind();
-        let task = rt.spawn(async move {
-            let result = if nonblocking {
+        resolve::co_future(event_loop, self.recv_options(), async move {
+            if nonblocking {
                 client
                     .nb_call_raw_with(&method, call_args, &opts)
                     .await
@@ -279,31 +267,8 @@ impl MultiClientCore {
                 client
                     .call_streaming_raw_with(&method, call_args, &opts, retry)
                     .await
-            };
-            crate::exit::attach(|py| {
-                let outcome = match result {
-                    Ok(RawReply::Value(value)) => decoded(py, value, recv),
-                    Ok(RawReply::Stream(s)) => {
-                        Py::new(py, AsyncStreamIter::new(*s, recv)).map(Py::into_any)
-                    }
-                    Err(e) => Err(errors::call_error(py, e, recv)),
-                };
-                let (exc, value) = match outcome {
-                    Ok(v) => (py.None(), v),
-                    Err(e) => (e.into_value(py).into_any(), py.None()),
-                };
-                let done = resolver(py).and_then(|resolve| {
-                    loop_ref.call_method1(
-                        py,
-                        "call_soon_threadsafe",
-                        (resolve, future_ref, exc, value),
-                    )
-                });
-                drop(done);
-            });
-        });
-        future.call_method1("add_done_callback", (CancelOnDone { task },))?;
-        Ok(future)
+            }
+        })
     }
 
     /// True when any server answers a ping within `timeout` seconds.

@@ -158,16 +158,17 @@ impl ServerCore {
     /// the socket listens. `async def` methods run on `event_loop` when
     /// given (`await Server.serve()`), else on a loop the server starts.
     ///
-    /// With `listener_on_stdin`, the server does not bind: it serves the
-    /// listening socket found on file descriptor 0 (put there by
-    /// `pyrpc._processes` in a worker process; taking it from stdin is how
-    /// Rust takes a descriptor over without `unsafe`).
-    #[pyo3(signature = (event_loop = None, listener_on_stdin = false))]
+    /// With `handoff_on_stdin` (the address a supervisor listens on), the
+    /// server does not bind: it serves the connections that supervisor
+    /// accepts and hands over through the channel found on file descriptor
+    /// 0 (put there by `pyrpc._processes` in a worker process; taking it
+    /// from stdin is how Rust takes a descriptor over without `unsafe`).
+    #[pyo3(signature = (event_loop = None, handoff_on_stdin = None))]
     fn bind(
         &self,
         py: Python<'_>,
         event_loop: Option<Py<PyAny>>,
-        listener_on_stdin: bool,
+        handoff_on_stdin: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         if self.handle().is_some_and(|h| !h.is_finished()) {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
@@ -185,14 +186,12 @@ impl ServerCore {
         .config(self.config.clone())
         .build();
         let addr = &self.address;
-        let handle = if listener_on_stdin {
-            let inherited = inherited_listener(addr)?;
+        let handle = if let Some(local) = handoff_on_stdin {
+            let local = parse_address(local)?;
+            let channel = inherited_channel()?;
             runtime::block_on(py, async move {
-                let listener = match inherited {
-                    Inherited::Tcp(l) => pyrpc_server::Listener::from_std_tcp(l),
-                    Inherited::Unix(l) => pyrpc_server::Listener::from_std_unix(l),
-                }
-                .map_err(pyrpc_server::ServerError::from)?;
+                let listener = pyrpc_server::Listener::from_handoff(channel, local)
+                    .map_err(pyrpc_server::ServerError::from)?;
                 server.bind_listener(listener)
             })?
         } else {
@@ -328,22 +327,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// A listening socket taken from file descriptor 0.
-enum Inherited {
-    Tcp(std::net::TcpListener),
-    Unix(std::os::unix::net::UnixListener),
-}
-
-/// Duplicates file descriptor 0 (a listening socket a parent process put
-/// there) as a listener of `addr`'s kind.
-fn inherited_listener(addr: &Address) -> PyResult<Inherited> {
+/// Duplicates file descriptor 0: the worker's end of a hand-off channel
+/// that `pyrpc._processes` put there.
+fn inherited_channel() -> PyResult<std::os::unix::net::UnixStream> {
     use std::os::fd::AsFd;
     let fd = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("no listener on stdin: {e}")))?;
-    Ok(match addr {
-        Address::Tcp { .. } => Inherited::Tcp(std::net::TcpListener::from(fd)),
-        Address::Unix(_) => Inherited::Unix(std::os::unix::net::UnixListener::from(fd)),
-    })
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("no channel on stdin: {e}")))?;
+    Ok(std::os::unix::net::UnixStream::from(fd))
 }

@@ -1,5 +1,5 @@
-"""``Server(processes=N)``: worker processes sharing one listening socket
-(issue 15 point 1), over TCP and Unix sockets, with real processes."""
+"""``Server(processes=N)``: worker processes serving one address (issue 15
+point 1), over TCP and Unix sockets, with real processes."""
 
 import concurrent.futures
 import errno
@@ -37,8 +37,7 @@ class Workers:
     def pids(self, want, within=60):
         """Worker pids seen over fresh connections, until ``want`` distinct
         ones answered or ``within`` seconds passed (a worker can take
-        seconds to start on a loaded machine; until then its siblings take
-        every connection)."""
+        seconds to start on a loaded machine; its connections wait for it)."""
         seen = set()
         deadline = time.monotonic() + within
         while len(seen) < want and time.monotonic() < deadline:
@@ -115,28 +114,10 @@ def test_one_process_stops_gracefully_on_sigterm(address, tmp_path):
         w.stop()
 
 
-def test_connections_made_at_once_spread_over_the_workers():
-    """TCP workers each listen in one SO_REUSEPORT group: 16 clients
-    connecting at the same moment do not all land on one worker (with one
-    shared socket they did: the first worker awake drained the queue)."""
-    w = Workers(["127.0.0.1", free_port()], processes=2)
-    clients = [Client(address=w.address) for _ in range(16)]
-    try:
-        # Both workers listen (the second may start a moment later).
-        assert len(w.pids(2)) == 2
-        with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            pids = list(pool.map(lambda c: c.pid(), clients))
-        # All on one worker by chance: 2 in 2**16 with an even hash.
-        assert len(set(pids)) == 2, pids
-    finally:
-        for c in clients:
-            pyrpc.close(c)
-        w.stop()
-
-
 def test_a_second_server_on_a_taken_port_is_refused():
-    """SO_REUSEPORT sockets share a port silently: a second processes=N
-    server started on the port of a running one must fail, not join it."""
+    """A second processes=N server started on the port of a running one
+    fails as a plain bind would, in the caller of ``start()``. (How
+    connections spread over the workers: test_processes_balance.py.)"""
     w = Workers(["127.0.0.1", free_port()], processes=2)
     try:
         with pytest.raises(OSError) as info:

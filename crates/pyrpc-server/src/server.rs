@@ -150,9 +150,10 @@ impl Server {
         self.bind_listener(listener)
     }
 
-    /// Serves a listener bound elsewhere (e.g. one socket shared by worker
-    /// processes, taken over with
-    /// [`Listener::from_std_tcp`](pyrpc_transport::Listener::from_std_tcp)),
+    /// Serves a listener bound elsewhere (a socket taken over with
+    /// [`Listener::from_std_tcp`](pyrpc_transport::Listener::from_std_tcp),
+    /// or the connections a supervisor process hands to this worker,
+    /// [`Listener::from_handoff`](pyrpc_transport::Listener::from_handoff)),
     /// returning at once with a handle. Must be called inside a tokio
     /// runtime.
     ///
@@ -580,9 +581,14 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
             _ = shared.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    shared
-                        .conns
-                        .spawn(accept::serve_accepted(Arc::clone(&shared), stream, peer.to_string()));
+                    // A connection handed over by a supervisor process is
+                    // reported closed to it when served (`Balancer`).
+                    let report = listener.close_report();
+                    let serve = accept::serve_accepted(Arc::clone(&shared), stream, peer.to_string());
+                    shared.conns.spawn(async move {
+                        serve.await;
+                        drop(report);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %pyrpc_proto::Report(&e), "accept failed");

@@ -10,6 +10,9 @@
 //!   socket file (one nobody listens on) but never any other file, sets the
 //!   file's mode if asked, and removes the file it created when dropped.
 //! * [`connect`] — connects with a timeout.
+//! * [`Balancer`] — a supervisor process accepts and hands each connection
+//!   to the worker process with the fewest open ones;
+//!   [`Listener::from_handoff`] is the worker's side.
 //! * [`Stream`] — one stream type for both kinds, `AsyncRead + AsyncWrite`.
 //! * [`ServerTls`], [`ClientTls`] — TLS over TCP (rustls with `ring`): the
 //!   [`Stream::Tls`] variant comes out of their handshakes.
@@ -38,6 +41,7 @@
 mod address;
 mod connect;
 mod error;
+mod handoff;
 mod listener;
 mod stream;
 mod tls;
@@ -45,6 +49,7 @@ mod tls;
 pub use address::Address;
 pub use connect::connect;
 pub use error::{TlsError, TransportError};
+pub use handoff::{Balancer, CloseReport, CLOSED, READY};
 pub use listener::{Listener, ListenerOptions};
 pub use stream::{PeerInfo, Stream};
 pub use tls::{describe_handshake_error, tls_failure, ClientTls, ServerTls, Side, ALPN};

@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::address::Address;
 use crate::error::TransportError;
+use crate::handoff::{CloseReport, Handoff};
 use crate::stream::{PeerInfo, Stream};
 
 /// Options for [`Listener::bind_with`].
@@ -50,6 +51,9 @@ enum Inner {
         /// from elsewhere ([`Listener::from_std_unix`]): the file is not ours.
         id: Option<(u64, u64)>,
     },
+    /// Connections accepted by a supervisor process and handed over
+    /// (`handoff/`).
+    Handoff(Handoff),
 }
 
 impl Listener {
@@ -157,6 +161,36 @@ impl Listener {
         })
     }
 
+    /// A listener of connections that a supervisor process accepts at
+    /// `local` and hands over through `channel` (the end of a channel made
+    /// by [`Balancer::attach`](crate::Balancer::attach)); tells the
+    /// supervisor at once that this worker is ready. Must be called inside
+    /// a tokio runtime. See [`Balancer`](crate::Balancer) for an example.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Bind`] when the channel cannot be registered with
+    /// the runtime or is already closed.
+    pub fn from_handoff(
+        channel: std::os::unix::net::UnixStream,
+        local: Address,
+    ) -> Result<Listener, TransportError> {
+        Ok(Listener {
+            inner: Inner::Handoff(Handoff::new(channel, local)?),
+        })
+    }
+
+    /// What to drop when the connection [`accept`](Listener::accept) just
+    /// returned closes: for a listener fed by a supervisor
+    /// ([`Listener::from_handoff`]) it reports the close, so the supervisor
+    /// counts the worker's open connections; otherwise it does nothing.
+    pub fn close_report(&self) -> CloseReport {
+        match &self.inner {
+            Inner::Handoff(h) => h.close_report(),
+            _ => CloseReport::default(),
+        }
+    }
+
     /// Waits for the next connection.
     ///
     /// # Errors
@@ -173,6 +207,7 @@ impl Listener {
                 let (s, _) = listener.accept().await.map_err(TransportError::Accept)?;
                 Ok((Stream::Unix(s), PeerInfo::Unix))
             }
+            Inner::Handoff(h) => h.accept().await,
         }
     }
 
@@ -191,6 +226,7 @@ impl Listener {
                 Ok(Address::tcp(a.ip().to_string(), a.port()))
             }
             Inner::Unix { path, .. } => Ok(Address::Unix(path.clone())),
+            Inner::Handoff(h) => Ok(h.local_address()),
         }
     }
 }

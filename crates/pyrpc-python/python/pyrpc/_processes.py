@@ -1,32 +1,34 @@
-"""``Server(processes=N)``: N worker processes serving one listening socket.
+"""``Server(processes=N)``: N worker processes serving one address.
 
-The parent binds the socket (TCP or Unix) and starts N workers with
-``multiprocessing``'s *spawn* method: each is a fresh interpreter (no
-``fork()`` of a process that runs a tokio runtime and threads; see
-docs/decisions/0081-server-processes.md), receives the server object
-(pickled) and the listening socket, and serves it with its own runtime and
-GIL. The kernel spreads incoming connections over the workers' ``accept``.
+The parent (the supervisor) binds the address (TCP or Unix) and starts N
+workers with ``multiprocessing``'s *spawn* method: each is a fresh
+interpreter (no ``fork()`` of a process that runs a tokio runtime and
+threads; see docs/decisions/0081-server-processes.md) and receives the
+server object (pickled) and its end of a hand-off channel. The supervisor's
+Rust core accepts every connection (on the pyrpc runtime, without the GIL)
+and hands it to the worker with the fewest open connections; the worker
+serves it as one of its own: TLS, limits, hello and authentication
+(docs/decisions/0084-balanced-hand-off.md).
 
 The parent supervises: a worker that dies with an error (a crash, a kill) is
 replaced; a worker that stops cleanly (a client's ``shutdown()``) stops them
-all; ``server.shutdown()``, SIGTERM and Ctrl-C send SIGTERM to every worker,
-each shuts down gracefully (``shutdown_grace``), and the parent removes the
-Unix socket file.
+all; ``server.shutdown()``, SIGTERM and Ctrl-C stop accepting, send SIGTERM
+to every worker, each shuts down gracefully (``shutdown_grace``), and the
+Unix socket file is removed.
 """
 
 import contextlib
-import errno
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import socket
-import stat
-import sys
 import threading
 import time
 from typing import Any, Dict, Iterator, Optional
+
+from . import _pyrpc
 
 logger = logging.getLogger("pyrpc")
 
@@ -47,80 +49,6 @@ def check(server: Any) -> int:
             "fetch may reach another worker process, which would not know it" % n
         )
     return n
-
-
-#: TCP workers each listen on their own socket in one SO_REUSEPORT group
-#: (Linux): the kernel spreads new connections over them by a hash of the
-#: addresses. With one shared listening socket, the worker that wakes first
-#: drains the accept queue: measured, 8 clients connecting at once all landed
-#: on one of 2 workers (docs/decisions/0083-reuseport-workers.md).
-REUSEPORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
-
-
-def bind_socket(address: Any, unix_mode: Optional[int], listen: bool = True) -> socket.socket:
-    """A socket bound at ``address``, listening unless ``listen`` is false.
-    A TCP socket joins the ``SO_REUSEPORT`` group of its port when
-    :data:`REUSEPORT`."""
-    if isinstance(address, tuple):
-        host, port = address
-        if host in ("", None):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            target: Any = ("0.0.0.0", port)
-        else:
-            family, kind, proto, _, target = socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )[0]
-            sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if REUSEPORT:
-            _check_port_free(sock, target)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    else:
-        _clear_stale_socket(address)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        target = address
-    try:
-        sock.bind(target)
-        if unix_mode is not None and not isinstance(address, tuple):
-            os.chmod(address, unix_mode)
-        if listen:
-            sock.listen(1024)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _check_port_free(like: socket.socket, target: Any) -> None:
-    """Raises ``EADDRINUSE`` when something already listens at ``target``.
-    Sockets with ``SO_REUSEPORT`` share a port silently, so a second server
-    started there by mistake would join the first one's group; a probe bound
-    without the option fails instead, as a plain bind would."""
-    probe = socket.socket(like.family, like.type, like.proto)
-    try:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(target)
-    finally:
-        probe.close()
-
-
-def _clear_stale_socket(path: str) -> None:
-    """Removes a socket file nobody listens on; refuses any other file."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise OSError(errno.EEXIST, "%s exists and is not a socket" % path)
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except ConnectionRefusedError:
-        os.unlink(path)
-        return
-    finally:
-        probe.close()
-    raise OSError(errno.EADDRINUSE, "a server already listens on %s" % path)
 
 
 #: The supervisors running, by ``id()`` of their server (not an attribute of
@@ -180,41 +108,21 @@ def sigterm_stops_gracefully() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _own_listener(sock: socket.socket) -> socket.socket:
-    """A listening socket of this worker in the ``SO_REUSEPORT`` group of
-    ``sock`` (bound by the supervisor, not listening: it only holds the
-    port)."""
-    own = socket.socket(sock.family, sock.type, sock.proto)
-    try:
-        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        own.bind(sock.getsockname())
-        own.listen(1024)
-    except BaseException:
-        own.close()
-        raise
-    return own
-
-
-def worker_main(server: Any, sock: socket.socket, reuseport: bool = False) -> None:
-    """A worker: serves the inherited socket (or, with ``reuseport``, its
-    own socket on the inherited one's port) until stopped. SIGTERM and
-    SIGINT shut it down gracefully."""
+def worker_main(server: Any, channel: socket.socket, local_address: Any) -> None:
+    """A worker: serves the connections the supervisor hands over through
+    ``channel`` (the supervisor listens at ``local_address``) until stopped.
+    SIGTERM and SIGINT shut it down gracefully."""
     signal.signal(signal.SIGTERM, _terminate)
-    if reuseport:
-        held = sock
-        sock = _own_listener(held)
-        held.close()
-    # The Rust core takes the listener from file descriptor 0 (see
+    # The Rust core takes the channel from file descriptor 0 (see
     # ServerCore.bind); stdin is put back right after.
     saved = os.dup(0)
     try:
-        os.dup2(sock.fileno(), 0)
-        core = server._bind(listener_on_stdin=True)
+        os.dup2(channel.fileno(), 0)
+        core = server._bind(handoff_on_stdin=local_address)
     finally:
         os.dup2(saved, 0)
         os.close(saved)
-        sock.close()
+        channel.close()
     # A worker outlives no supervisor (killed with SIGKILL, say): it shuts
     # down when its parent is gone.
     parent = multiprocessing.parent_process()
@@ -239,7 +147,7 @@ class Supervisor:
         self.n = n
         self.stopping = threading.Event()
         self.pids: Dict[int, int] = {}
-        self.reuseport = False
+        self.balancer: Optional[_pyrpc.ConnectionBalancer] = None
 
     def stop(self) -> None:
         """Asks the supervisor to stop every worker (from any thread)."""
@@ -248,10 +156,10 @@ class Supervisor:
     def run(self) -> None:
         server = self.server
         ctx = multiprocessing.get_context("spawn")
-        # TCP with SO_REUSEPORT: the supervisor only holds the port; each
-        # worker listens on its own socket of the group.
-        self.reuseport = REUSEPORT and isinstance(server.address, tuple)
-        sock = bind_socket(server.address, server.unix_mode, listen=not self.reuseport)
+        # Binds now: a taken port or socket path fails here, in the caller.
+        balancer = self.balancer = _pyrpc.ConnectionBalancer(
+            server.address, self.n, server.unix_mode
+        )
         workers: Dict[int, Any] = {}
         started: Dict[int, float] = {}
         old_handler = None
@@ -261,7 +169,7 @@ class Supervisor:
         interrupted = False
         try:
             for i in range(self.n):
-                workers[i] = self._spawn(ctx, sock, i)
+                workers[i] = self._spawn(ctx, i)
                 started[i] = time.monotonic()
             logger.info("pyrpc server at %r: %d worker processes", server.address, self.n)
             while not self.stopping.is_set():
@@ -281,31 +189,36 @@ class Supervisor:
                     wait = started[i] + RESTART_BACKOFF - time.monotonic()
                     if wait > 0 and self.stopping.wait(wait):
                         break
-                    workers[i] = self._spawn(ctx, sock, i)
+                    workers[i] = self._spawn(ctx, i)
                     started[i] = time.monotonic()
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            # Stop accepting first (this removes the Unix socket file), so
+            # no connection is handed to a worker that is stopping.
+            balancer.close()
             self._stop_all(workers)
-            sock.close()
-            if not isinstance(server.address, tuple):
-                try:
-                    os.unlink(server.address)
-                except OSError:
-                    pass
             if in_main:
                 signal.signal(signal.SIGTERM, old_handler)
         if interrupted:
             raise KeyboardInterrupt
 
-    def _spawn(self, ctx: Any, sock: socket.socket, i: int) -> Any:
-        p = ctx.Process(
-            target=worker_main,
-            args=(self.server, sock, self.reuseport),
-            name="pyrpc-worker-%d" % i,
-            daemon=False,
-        )
-        p.start()
+    def _spawn(self, ctx: Any, i: int) -> Any:
+        assert self.balancer is not None
+        # A new channel: the balancer counts this worker's connections from 0.
+        channel = socket.socket(fileno=self.balancer.attach(i))
+        try:
+            p = ctx.Process(
+                target=worker_main,
+                args=(self.server, channel, self.balancer.local_address()),
+                name="pyrpc-worker-%d" % i,
+                daemon=False,
+            )
+            p.start()
+        finally:
+            # The worker has its own copy now; ours would keep the channel
+            # open after the worker died.
+            channel.close()
         self.pids[i] = p.pid
         return p
 

@@ -3,7 +3,7 @@ these classes are their halves in Rust and may change between versions."""
 
 import asyncio
 import os
-from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union, final
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Union, final, type_check_only
 
 from typing_extensions import TypeAlias
 
@@ -11,6 +11,7 @@ __all__ = [
     "ClientCore",
     "MultiClientCore",
     "ServerCore",
+    "ConnectionBalancer",
     "__version__",
     "parse_address",
     "cli_main",
@@ -51,36 +52,13 @@ def cli_main(argv: List[str]) -> int:
     """Run the ``pyrpc`` command with ``argv`` (program name first), printing
     to the process's stdout and stderr; return its exit code."""
 
-@final
-class ClientCore:
-    """One connection to a server, shared by threads and tasks, re-made after
-    ``fork()``. Connects on first use."""
+@type_check_only
+class _ClientCoreBase:
+    """What :class:`ClientCore` and :class:`MultiClientCore` both offer (a
+    stub-only base: at run time they are unrelated classes)."""
 
-    def __new__(
-        cls,
-        address: Union[_Address, "os.PathLike[str]"],
-        *,
-        allow_pickle: bool = False,
-        name: Optional[str] = None,
-        max_frame_len: Optional[int] = None,
-        secret: Optional[Union[bytes, str]] = None,
-        tls_ca: Optional[Union[str, "os.PathLike[str]", bool]] = None,
-        tls_cert: Optional[Union[str, "os.PathLike[str]"]] = None,
-        tls_key: Optional[Union[str, "os.PathLike[str]"]] = None,
-        tls_server_name: Optional[str] = None,
-    ) -> "ClientCore":
-        """Prepare a client of the server at ``address``. ``allow_pickle``
-        sends other objects pickled (if the server allows) and unpickles
-        pickled results. ``name`` is announced in the hello.
-        ``max_frame_len`` is the longest reply accepted, in bytes; None keeps
-        the Rust ``ClientConfig`` default (640 MiB). ``secret`` (bytes, or
-        str as UTF-8; not empty) answers the server's challenge; a refusal
-        either way raises ``pyrpc.AuthError``."""
     def limits(self) -> Dict[str, Any]:
         """The limits in force: ``{'max_frame_len': int}``."""
-    @property
-    def address(self) -> _Address:
-        """The server's address."""
     def call(
         self,
         method: str,
@@ -121,24 +99,55 @@ class ClientCore:
         """As :meth:`call`, but return at once a future of ``event_loop``
         completed with the result. Cancelling the future cancels the call."""
     def connected(self, timeout: float = 0.1) -> bool:
-        """True when the server answers a ping within ``timeout`` seconds."""
+        """True when the server (any, over several) answers a ping within
+        ``timeout`` seconds."""
     def shutdown(self) -> None:
-        """Ask the server to shut down; return once it acknowledged."""
+        """Ask the server (every one, over several) to shut down."""
     def list_methods(self) -> List[Tuple[str, Optional[str], Optional[str]]]:
-        """The server's methods as ``(name, signature, doc)``, sorted by
-        name, the built-ins ``connected`` and ``shutdown`` last. Raises as
-        :meth:`call` does."""
+        """The server's methods (one that answers, over several) as
+        ``(name, signature, doc)``, sorted by name, the built-ins
+        ``connected`` and ``shutdown`` last. Raises as :meth:`call` does."""
     def stats(self) -> Dict[str, Any]:
-        """The server's statistics: ``calls``, ``errors``, ``in_flight``,
-        ``kept_results``, ``connections`` (ints), ``uptime``,
+        """The server's statistics (one that answers, over several):
+        ``calls``, ``errors``, ``in_flight``, ``kept_results``,
+        ``connections`` (ints), ``uptime``,
         ``latency_p50``, ``latency_p90``, ``latency_p99``, ``latency_max``
         (seconds). Raises as :meth:`call` does."""
     def server_info(self) -> Optional[Dict[str, Any]]:
-        """What the server announced in its last hello, or None before the
-        first connection."""
+        """What the server (the first met, over several) announced in its
+        last hello, or None before the first connection."""
 
 @final
-class MultiClientCore:
+class ClientCore(_ClientCoreBase):
+    """One connection to a server, shared by threads and tasks, re-made after
+    ``fork()``. Connects on first use."""
+
+    def __new__(
+        cls,
+        address: Union[_Address, "os.PathLike[str]"],
+        *,
+        allow_pickle: bool = False,
+        name: Optional[str] = None,
+        max_frame_len: Optional[int] = None,
+        secret: Optional[Union[bytes, str]] = None,
+        tls_ca: Optional[Union[str, "os.PathLike[str]", bool]] = None,
+        tls_cert: Optional[Union[str, "os.PathLike[str]"]] = None,
+        tls_key: Optional[Union[str, "os.PathLike[str]"]] = None,
+        tls_server_name: Optional[str] = None,
+    ) -> "ClientCore":
+        """Prepare a client of the server at ``address``. ``allow_pickle``
+        sends other objects pickled (if the server allows) and unpickles
+        pickled results. ``name`` is announced in the hello.
+        ``max_frame_len`` is the longest reply accepted, in bytes; None keeps
+        the Rust ``ClientConfig`` default (640 MiB). ``secret`` (bytes, or
+        str as UTF-8; not empty) answers the server's challenge; a refusal
+        either way raises ``pyrpc.AuthError``."""
+    @property
+    def address(self) -> _Address:
+        """The server's address."""
+
+@final
+class MultiClientCore(_ClientCoreBase):
     """A client over several servers (``pyrpc.Client(address=[a, b, c])``):
     calls spread over those that answer, a refusing one skipped with
     backoff, non-blocking calls followed to any server that knows them."""
@@ -157,8 +166,6 @@ class MultiClientCore:
         tls_server_name: Optional[str] = None,
     ) -> "MultiClientCore":
         """As :class:`ClientCore`, over ``addresses`` (not empty)."""
-    def limits(self) -> Dict[str, Any]:
-        """The limits in force: ``{'max_frame_len': int}``."""
     @property
     def address(self) -> List[_Address]:
         """The servers' addresses."""
@@ -199,16 +206,6 @@ class MultiClientCore:
         nb_fetch_timeout: Optional[float] = None,
     ) -> "asyncio.Future[Any]":
         """As :meth:`call`, returning a future of ``event_loop``."""
-    def connected(self, timeout: float = 0.1) -> bool:
-        """True when any server answers a ping within ``timeout`` seconds."""
-    def shutdown(self) -> None:
-        """Ask every server to shut down."""
-    def list_methods(self) -> List[Tuple[str, Optional[str], Optional[str]]]:
-        """The methods of one server that answers."""
-    def stats(self) -> Dict[str, Any]:
-        """The statistics of one server that answers."""
-    def server_info(self) -> Optional[Dict[str, Any]]:
-        """What the first server met announced, or None."""
 
 @final
 class ServerCore:
@@ -262,12 +259,16 @@ class ServerCore:
         ``idle_timeout`` (seconds or None), ``shutdown_grace``,
         ``handshake_timeout``, ``request_clean_interval`` (seconds)."""
     def bind(
-        self, event_loop: Optional[asyncio.AbstractEventLoop] = None, listener_on_stdin: bool = False
+        self,
+        event_loop: Optional[asyncio.AbstractEventLoop] = None,
+        handoff_on_stdin: Optional[_Address] = None,
     ) -> None:
         """Bind the address and serve in the background; return once the
         socket listens. Raises ``OSError`` if the address cannot be bound.
         ``async def`` methods run on ``event_loop`` when given, else on an
-        event loop the server starts in a thread of its own."""
+        event loop the server starts in a thread of its own. With
+        ``handoff_on_stdin`` (the address a supervisor listens on), serve
+        the connections it hands over through the channel on fd 0."""
     def wait_async(self, event_loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
         """A future of ``event_loop`` that completes once the server stopped."""
     def wait(self) -> None:
@@ -281,6 +282,24 @@ class ServerCore:
         """True while the server runs in this process."""
     def local_address(self) -> Optional[_Address]:
         """The address listened on (the real port for port 0), or None."""
+
+@final
+class ConnectionBalancer:
+    """The supervisor's side of ``Server(processes=N)``: binds the address,
+    accepts, and hands each connection to the worker with the fewest open
+    connections."""
+    def __new__(
+        cls, address: _Address, workers: int, unix_mode: Optional[int] = None
+    ) -> "ConnectionBalancer": ...
+    def attach(self, i: int) -> int:
+        """A new channel for worker ``i``: the fd of the worker's end."""
+    def open_counts(self) -> List[Optional[int]]:
+        """Open connections per worker as last reported (None: not ready
+        yet, or gone)."""
+    def local_address(self) -> _Address:
+        """The address bound (the real port for port 0)."""
+    def close(self) -> None:
+        """Stop accepting and close the listener."""
 
 def call_cancelled() -> bool:
     """True when the plain method this thread runs for a server was cancelled

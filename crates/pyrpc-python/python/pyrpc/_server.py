@@ -181,7 +181,7 @@ class Server:
 
     # ----- running -----
 
-    def _bind(self, event_loop: Any = None, listener_on_stdin: bool = False) -> "_pyrpc.ServerCore":
+    def _bind(self, event_loop: Any = None, handoff_on_stdin: Any = None) -> "_pyrpc.ServerCore":
         if self._pyrpc_core is not None and self._pyrpc_core.running():
             raise RuntimeError("%s is already running" % type(self).__name__)
         address = check_address(type(self).__name__, self.address)
@@ -213,7 +213,7 @@ class Server:
             tls_client_ca=self.tls_client_ca,
             allow_remote_shutdown=self.allow_remote_shutdown,
         )
-        core.bind(event_loop, listener_on_stdin=listener_on_stdin)
+        core.bind(event_loop, handoff_on_stdin=handoff_on_stdin)
         self._pyrpc_core = core
         # A server on all interfaces without a secret or client certificates
         # warns through the Rust core's log (the ``pyrpc.server`` logger).
