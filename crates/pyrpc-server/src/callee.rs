@@ -99,7 +99,10 @@ pub trait Callee: Send + Sync + 'static {
 ///
 /// Dropped without [`finish`](Self::finish) (a worker that went away), it
 /// answers the call with an error, so that no caller waits for nothing.
-pub struct CallDone(Option<Box<dyn FnOnce(Result<Value, RemoteError>) + Send>>);
+pub struct CallDone(Option<Answer>);
+
+/// What a [`CallDone`] calls with the call's outcome.
+type Answer = Box<dyn FnOnce(Result<Value, RemoteError>) + Send>;
 
 impl CallDone {
     /// A `done` that hands the outcome to `f` (used by the server).

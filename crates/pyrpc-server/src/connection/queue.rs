@@ -50,7 +50,7 @@ impl WeakReplyQueue {
 pub(crate) enum TrySend {
     /// No room now: the reply's frame, to queue with
     /// [`ReplyQueue::send_frame`].
-    Full(raw::ServerFrame),
+    Full(Box<raw::ServerFrame>),
     /// The connection is gone.
     Closed,
 }
@@ -125,11 +125,13 @@ impl ReplyQueue {
         let room = match Arc::clone(&self.room).try_acquire_many_owned(permits) {
             Ok(room) => room,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(TrySend::Closed),
-            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(TrySend::Full(frame)),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                return Err(TrySend::Full(Box::new(frame)))
+            }
         };
         match self.tx.try_send(Queued { frame, len, room }) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(q)) => Err(TrySend::Full(q.frame)),
+            Err(mpsc::error::TrySendError::Full(q)) => Err(TrySend::Full(Box::new(q.frame))),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySend::Closed),
         }
     }
@@ -140,7 +142,7 @@ impl ReplyQueue {
     /// # Errors
     ///
     /// [`QueueClosed`] when the connection is gone.
-    pub(crate) async fn send_frame(&self, frame: raw::ServerFrame) -> Result<(), QueueClosed> {
+    pub(crate) async fn send_frame(&self, frame: Box<raw::ServerFrame>) -> Result<(), QueueClosed> {
         match frame.kind {
             Some(kind) => self.send_kind(kind).await,
             None => Ok(()),
