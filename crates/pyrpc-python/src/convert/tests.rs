@@ -25,8 +25,8 @@ fn round_trips_keep_shapes() {
         assert_eq!(
             names,
             [
-                "NoneType", "bool", "int", "int", "int", "float", "str", "bytes", "list",
-                "dict", "set", "tuple"
+                "NoneType", "bool", "int", "int", "int", "float", "str", "bytes", "list", "dict",
+                "set", "tuple"
             ]
         );
     });
