@@ -110,12 +110,24 @@ pub(crate) struct CallState {
     /// Set when the call was dropped unfinished (cancelled by its caller,
     /// stopped at its deadline, its connection closed).
     cancelled: AtomicBool,
+    /// The call's context, whose cancellation says the same for a call the
+    /// server answers directly (no future of it is ever dropped).
+    context: Option<pyrpc_server::CallContext>,
 }
 
 impl CallState {
-    /// True once the call was dropped unfinished.
+    /// The state of a call with `context`.
+    pub(crate) fn new(context: pyrpc_server::CallContext) -> Running {
+        Arc::new(CallState {
+            context: Some(context),
+            ..CallState::default()
+        })
+    }
+
+    /// True once the call was dropped unfinished, or its context cancelled.
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+            || self.context.as_ref().is_some_and(|c| c.is_cancelled())
     }
 }
 

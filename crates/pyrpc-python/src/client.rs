@@ -14,14 +14,10 @@
 //! exist in the child) and the parent's is forgotten, never dropped, there.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyTuple};
 use pyrpc_client::ClientConfig;
-use pyrpc_proto::auth::Secret;
 use pyrpc_transport::Address;
 
 use crate::convert::Options;
@@ -31,129 +27,12 @@ use crate::resolve::{self, PyCallOptions};
 use crate::runtime;
 use pyrpc_client::RawReply;
 
-/// Seconds (a Python float) as a [`Duration`].
-pub(crate) fn seconds(name: &str, secs: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(secs).map_err(|_| {
-        PyValueError::new_err(format!(
-            "{name} must be a non-negative number of seconds, got {secs}"
-        ))
-    })
-}
+mod futures;
+mod settings;
 
-/// Python's address forms as an [`Address`]: a `(host, port)` tuple is TCP;
-/// a `str` is parsed in the syntax the `pyrpc` command and the Rust crates
-/// share (`tcp://host:port`, `host:port`, `unix:/path`, a path with a `/`);
-/// any other path-like (`pathlib.Path`) is a Unix socket path.
-///
-/// Errors say what is wrong: `ValueError` for a port out of range or a
-/// string that is not an address, `TypeError` for other types.
-pub(crate) fn address(obj: &Bound<'_, PyAny>) -> PyResult<Address> {
-    if let Ok(s) = obj.cast::<PyString>() {
-        let text = s.to_cow()?;
-        return text
-            .parse::<Address>()
-            .map_err(|e| PyValueError::new_err(e.to_string()));
-    }
-    if let Ok((host, port)) = obj.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
-        let host: String = host.extract().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!(
-                "the host of a (host, port) address is a str, not {}",
-                host.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        let port: i128 = port.extract().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!(
-                "the port of a (host, port) address is an int, not {}",
-                port.repr().map(|r| r.to_string()).unwrap_or_default()
-            ))
-        })?;
-        let port = u16::try_from(port)
-            .map_err(|_| PyValueError::new_err(format!("port {port} is out of range (0-65535)")))?;
-        return Ok(Address::tcp(host, port));
-    }
-    if let Ok(path) = obj.extract::<std::path::PathBuf>() {
-        return Ok(Address::unix(path));
-    }
-    Err(pyo3::exceptions::PyTypeError::new_err(format!(
-        "an address is a (host, port) tuple, a str ('tcp://host:port', 'unix:/path', \
-         '/path') or a path, not {}",
-        obj.repr().map(|r| r.to_string()).unwrap_or_default()
-    )))
-}
-
-/// Checks an address in any of Python's forms and returns it in the
-/// canonical one: `(host, port)` for TCP, the path as a `str` for a Unix
-/// socket. Raises `ValueError` or `TypeError` saying what is wrong.
-#[pyfunction]
-fn parse_address(py: Python<'_>, address: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    address_to_py(py, &self::address(address)?)
-}
-
-/// A shared secret given as `bytes` or `str` (UTF-8), or `None`. An empty
-/// one is refused: it would protect nothing.
-pub(crate) fn secret(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Secret>> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else {
-        return Ok(None);
-    };
-    let bytes: Vec<u8> = if let Ok(b) = obj.cast::<PyBytes>() {
-        b.as_bytes().to_vec()
-    } else if let Ok(s) = obj.cast::<PyString>() {
-        s.to_cow()?.as_bytes().to_vec()
-    } else {
-        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-            "a secret is bytes or str, not {}",
-            obj.get_type().name()?
-        )));
-    };
-    if bytes.is_empty() {
-        return Err(PyValueError::new_err("the secret is empty"));
-    }
-    Ok(Some(Secret::new(bytes)))
-}
-
-/// An [`Address`] in Python's forms (the inverse of [`address`]).
-pub(crate) fn address_to_py(py: Python<'_>, addr: &Address) -> PyResult<Py<PyAny>> {
-    match addr {
-        Address::Tcp { host, port } => Ok((host.as_str(), *port)
-            .into_pyobject(py)?
-            .into_any()
-            .unbind()),
-        Address::Unix(path) => Ok(path
-            .to_string_lossy()
-            .into_pyobject(py)?
-            .into_any()
-            .unbind()),
-    }
-}
-
-/// The settings of `ClientCore` and `MultiClientCore`, from the keyword
-/// arguments they take.
-pub(crate) fn client_config(
-    name: Option<String>,
-    max_frame_len: Option<usize>,
-    secret: Option<&Bound<'_, PyAny>>,
-    tls_ca: Option<&Bound<'_, PyAny>>,
-    tls_cert: Option<std::path::PathBuf>,
-    tls_key: Option<std::path::PathBuf>,
-    tls_server_name: Option<String>,
-) -> PyResult<ClientConfig> {
-    let d = ClientConfig::default();
-    let max_frame_len = match max_frame_len {
-        None => d.max_frame_len,
-        Some(0) => return Err(PyValueError::new_err("max_frame_len must be at least 1")),
-        Some(n) => n,
-    };
-    Ok(ClientConfig {
-        name: name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION"))),
-        max_frame_len,
-        secret: self::secret(secret)?,
-        tls: crate::tls::client_tls(tls_ca, tls_cert, tls_key, tls_server_name)?,
-        ..d
-    })
-}
+pub(crate) use futures::{resolver, CancelOnDone};
+use settings::parse_address;
+pub(crate) use settings::{address, address_to_py, client_config, seconds, secret};
 
 /// The Rust half of `pyrpc.Client`: one connection, shared by threads and
 /// tasks, re-made after `fork()`.
@@ -516,55 +395,6 @@ impl ClientCore {
             info.max_in_flight_per_connection,
         )?;
         Ok(Some(d))
-    }
-}
-
-/// Completes an asyncio future unless it was cancelled meanwhile. Runs on the
-/// event loop's thread (scheduled with `call_soon_threadsafe`).
-#[pyfunction]
-fn resolve_future(
-    future: &Bound<'_, PyAny>,
-    exc: &Bound<'_, PyAny>,
-    value: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    if future.call_method0("done")?.is_truthy()? {
-        return Ok(());
-    }
-    if exc.is_none() {
-        future.call_method1("set_result", (value,))?;
-    } else if let Err(refused) = future.call_method1("set_exception", (exc,)) {
-        // asyncio refuses some exceptions (a remote StopIteration): pass on
-        // why, rather than leave the future pending forever.
-        future.call_method1("set_exception", (refused.into_value(future.py()),))?;
-    }
-    Ok(())
-}
-
-static RESOLVER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// `resolve_future` as a Python callable, for `call_soon_threadsafe`.
-pub(crate) fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    RESOLVER
-        .get_or_try_init(py, || {
-            Ok::<_, PyErr>(wrap_pyfunction!(resolve_future, py)?.into_any().unbind())
-        })
-        .map(|f| f.bind(py))
-}
-
-/// An asyncio done-callback that aborts the call's task when the future was
-/// cancelled (`asyncio.wait_for` timing out, a cancelled task).
-#[pyclass(module = "pyrpc._pyrpc", frozen)]
-pub(crate) struct CancelOnDone {
-    pub(crate) task: tokio::task::JoinHandle<()>,
-}
-
-#[pymethods]
-impl CancelOnDone {
-    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        if future.call_method0("cancelled")?.is_truthy()? {
-            self.task.abort();
-        }
-        Ok(())
     }
 }
 

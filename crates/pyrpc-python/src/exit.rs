@@ -63,7 +63,7 @@ static LEFT: Condvar = Condvar::new();
 fn gate() -> MutexGuard<'static, Gate> {
     // A poisoned lock means a panic while changing two integers: still sound.
     let mut g = GATE.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
+    let pid = crate::runtime::current_pid();
     if g.pid != pid {
         *g = Gate {
             pid,

@@ -8,14 +8,16 @@
 //! The old one is leaked, never dropped: dropping waits for worker threads that
 //! do not exist in the child. Everything else made on the old runtime
 //! (connections, servers, tasks) is dead in the child too; [`current_pid`]
-//! lets the owners of such things notice.
+//! lets the owners of such things notice (a cached pid,
+//! refreshed by a `pthread_atfork` child handler).
 //!
 //! Waiting from Python goes through [`block_on`], which releases the GIL and
 //! wakes every [`SIGNAL_CHECK`] to look for Ctrl-C.
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -38,9 +40,59 @@ static RUNTIME: Slot = Mutex::new(None);
 /// future or for the scheduler to be free).
 static LOCAL: Slot = Mutex::new(None);
 
-/// The pid of this process.
+/// The pid of this process, as last stored: 0 before the first
+/// [`current_pid`], then set there and again in every forked child by the
+/// `pthread_atfork` child handler ([`after_fork_in_child`]).
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// Registers [`after_fork_in_child`] once per process image.
+static AT_FORK: Once = Once::new();
+
+/// The pid of this process, without a system call on every use: every call
+/// of the binding asked for it (up to three `getpid`s per call, measured
+/// with `strace -c`), to notice a `fork()`.
+///
+/// The pid is read once and cached; a `pthread_atfork` child handler stores
+/// the child's pid right after every `fork()` (Python's `os.fork`,
+/// `multiprocessing`'s fork start method, or C code calling `fork`), before
+/// any Python code of the child runs. A process image made by `exec` starts
+/// with the cache empty again.
 pub(crate) fn current_pid() -> u32 {
-    std::process::id()
+    let pid = PID.load(Ordering::Acquire);
+    if pid != 0 {
+        return pid;
+    }
+    AT_FORK.call_once(register_at_fork);
+    let pid = std::process::id();
+    if !NO_CACHE.load(Ordering::Acquire) {
+        PID.store(pid, Ordering::Release);
+    }
+    pid
+}
+
+/// Installs [`after_fork_in_child`] as a `pthread_atfork` child handler.
+/// Should that fail (it only can for lack of memory), the cache is never
+/// filled and [`current_pid`] asks the kernel every time, as it used to.
+fn register_at_fork() {
+    // SAFETY: `after_fork_in_child` is an `extern "C"` function that only
+    // makes a system call and stores into an atomic (async-signal-safe, as
+    // a child handler must be); registering it has no other effect.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    if rc != 0 {
+        tracing::warn!(rc, "pthread_atfork failed; the pid is read on every call");
+        NO_CACHE.store(true, Ordering::Release);
+    }
+}
+
+/// Set when the fork handler could not be installed: the cache stays empty.
+static NO_CACHE: AtomicBool = AtomicBool::new(false);
+
+/// Runs in the child after every `fork()`: stores the child's pid, so that
+/// the owners of things made before the fork notice at their next use.
+extern "C" fn after_fork_in_child() {
+    let pid = std::process::id();
+    PID.store(pid, Ordering::Release);
 }
 
 /// The runtime of the current process, built on first use and again after a

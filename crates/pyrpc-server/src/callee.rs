@@ -63,6 +63,105 @@ pub trait Callee: Send + Sync + 'static {
     fn takes_encoded(&self) -> bool {
         false
     }
+
+    /// True when the callee answers its calls through
+    /// [`call_then`](Self::call_then) on the thread that ran them: the
+    /// server then hands a call to it straight from the connection's
+    /// reader, and the answer goes from `done` to the connection's writer,
+    /// with no task of the server's in between (one hand-off each way). The
+    /// server still answers a cancelled call, or one past its deadline,
+    /// when that happens.
+    ///
+    /// The default is false: calls go through [`call`](Self::call) on a
+    /// task of their own. The Python binding says true: its methods run on
+    /// its own worker threads.
+    fn answers_directly(&self) -> bool {
+        false
+    }
+
+    /// Runs `method` and gives its outcome to `done`, from any thread; used
+    /// instead of [`call`](Self::call) when
+    /// [`answers_directly`](Self::answers_directly) is true. A `done`
+    /// dropped unfinished answers the call with an error.
+    ///
+    /// The default runs [`call`](Self::call) on a task of its own and
+    /// finishes `done` with its outcome.
+    fn call_then(&self, ctx: CallContext, method: &str, args: Args, done: CallDone) {
+        let fut = self.call(ctx, method, args);
+        tokio::spawn(async move { done.finish(fut.await) });
+    }
+}
+
+/// Where a callee that answers directly
+/// ([`Callee::answers_directly`]) leaves the outcome of one call: the
+/// server checks it, encodes the reply and queues it for the connection's
+/// writer on the thread that calls [`finish`](Self::finish).
+///
+/// Dropped without [`finish`](Self::finish) (a worker that went away), it
+/// answers the call with an error, so that no caller waits for nothing.
+pub struct CallDone(Option<Answer>);
+
+/// What a [`CallDone`] calls with the call's outcome.
+type Answer = Box<dyn FnOnce(Result<Value, RemoteError>) + Send>;
+
+impl CallDone {
+    /// A `done` that hands the outcome to `f` (used by the server).
+    pub(crate) fn new(f: impl FnOnce(Result<Value, RemoteError>) + Send + 'static) -> Self {
+        CallDone(Some(Box::new(f)))
+    }
+
+    /// Answers the call with `outcome` (the value the method returned, or
+    /// its error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyrpc_server::{Args, CallContext, CallDone, CallFuture, Callee, Value};
+    ///
+    /// /// Answers every call on a thread of its own.
+    /// struct Threads;
+    ///
+    /// impl Callee for Threads {
+    ///     fn call(&self, _ctx: CallContext, _method: &str, _args: Args) -> CallFuture {
+    ///         Box::pin(async { Ok(Value::from("unused")) })
+    ///     }
+    ///     fn answers_directly(&self) -> bool {
+    ///         true
+    ///     }
+    ///     fn call_then(&self, _ctx: CallContext, method: &str, _args: Args, done: CallDone) {
+    ///         let name = method.to_owned();
+    ///         std::thread::spawn(move || done.finish(Ok(Value::from(name))));
+    ///     }
+    /// }
+    /// # let _ = Threads;
+    /// ```
+    pub fn finish(mut self, outcome: Result<Value, RemoteError>) {
+        if let Some(f) = self.0.take() {
+            f(outcome);
+        }
+    }
+}
+
+impl Drop for CallDone {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            let why = if std::thread::panicking() {
+                "the call panicked before it answered"
+            } else {
+                "the call ended without an answer (the thread running it went away)"
+            };
+            f(Err(RemoteError::new(
+                pyrpc_proto::ErrorKind::Exception,
+                why,
+            )));
+        }
+    }
+}
+
+impl std::fmt::Debug for CallDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallDone")
+    }
 }
 
 impl<T: Callee + ?Sized> Callee for Arc<T> {
@@ -80,6 +179,14 @@ impl<T: Callee + ?Sized> Callee for Arc<T> {
 
     fn takes_encoded(&self) -> bool {
         (**self).takes_encoded()
+    }
+
+    fn answers_directly(&self) -> bool {
+        (**self).answers_directly()
+    }
+
+    fn call_then(&self, ctx: CallContext, method: &str, args: Args, done: CallDone) {
+        (**self).call_then(ctx, method, args, done)
     }
 }
 

@@ -20,6 +20,12 @@
 //!                        buffer (vectored writes), never copied
 //! ```
 //!
+//! A callee that answers directly (the Python binding's worker threads,
+//! `dispatch/direct.rs`) queues its replies from its own thread: the reply
+//! queue takes a reply without waiting when it has room
+//! ([`ReplyQueue::try_send`]), so the only hand-off on the way out is the
+//! writer task's wake-up.
+//!
 //! Limits, all from [`ServerConfig`](crate::ServerConfig):
 //!
 //! * a partial frame beyond [`UNCHARGED`] bytes is charged to the server-wide
@@ -35,7 +41,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Buf;
-use prost::Message;
 use pyrpc_framing::{Codec, FrameChunks, FrameError};
 // Values travel as their encoded bytes (see `pyrpc_proto::raw`): decoded by
 // the dispatcher for Rust callees, by the callee itself for the Python one.
@@ -60,6 +65,11 @@ const WRITE_BUF_KEEP: usize = 1024 * 1024;
 /// The bytes of a partial frame a connection holds without charging the
 /// server-wide budget: requests this small never touch the shared counter.
 pub(crate) const UNCHARGED: usize = 64 * 1024;
+
+mod queue;
+
+use queue::Queued;
+pub(crate) use queue::{ReplyQueue, TrySend, WeakReplyQueue};
 
 pub(crate) type ServerCodec = Codec<raw::ClientFrame, raw::ServerFrame>;
 
@@ -357,87 +367,6 @@ fn encode_response(
         Err(e) => {
             tracing::warn!(%peer, id, error = %pyrpc_proto::Report(&e), "cannot encode a reply")
         }
-    }
-}
-
-// ===== ReplyQueue =====
-
-/// The replies of one connection waiting for its writer: bounded in count
-/// (the channel) and in bytes (`room`, one permit per byte of encoded reply).
-#[derive(Clone)]
-pub(crate) struct ReplyQueue {
-    tx: mpsc::Sender<Queued>,
-    room: Arc<Semaphore>,
-    /// The most permits one reply takes: a reply larger than the whole
-    /// queue takes all of it and goes alone.
-    max: u32,
-}
-
-/// A reply and the room it takes in the queue until written.
-struct Queued {
-    frame: raw::ServerFrame,
-    /// `frame.encoded_len()`, computed once (for the room it takes).
-    len: usize,
-    room: OwnedSemaphorePermit,
-}
-
-/// The connection is gone; the reply was dropped.
-#[derive(Debug)]
-pub(crate) struct QueueClosed;
-
-impl ReplyQueue {
-    fn new(count: usize, bytes: usize) -> (Self, mpsc::Receiver<Queued>) {
-        let max = bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
-        let (tx, rx) = mpsc::channel(count.max(1));
-        let queue = ReplyQueue {
-            tx,
-            room: Arc::new(Semaphore::new(max)),
-            max: u32::try_from(max).unwrap_or(u32::MAX),
-        };
-        (queue, rx)
-    }
-
-    fn room(&self) -> Arc<Semaphore> {
-        Arc::clone(&self.room)
-    }
-
-    /// Queues a reply, waiting while the queue is full.
-    ///
-    /// # Errors
-    ///
-    /// [`QueueClosed`] when the connection is gone.
-    pub(crate) async fn send(&self, resp: raw::Response) -> Result<(), QueueClosed> {
-        self.send_kind(server_frame::Kind::Response(resp)).await
-    }
-
-    /// Queues one item of a streamed reply, as [`ReplyQueue::send`].
-    ///
-    /// # Errors
-    ///
-    /// [`QueueClosed`] when the connection is gone.
-    pub(crate) async fn send_item(&self, item: raw::StreamItem) -> Result<(), QueueClosed> {
-        self.send_kind(server_frame::Kind::Item(item)).await
-    }
-
-    async fn send_kind(&self, resp: server_frame::Kind) -> Result<(), QueueClosed> {
-        let frame = raw::ServerFrame { kind: Some(resp) };
-        // Computed once: the writer encodes with it.
-        let len = frame.encoded_len();
-        let permits = u32::try_from(len).unwrap_or(u32::MAX);
-        let room = Arc::clone(&self.room)
-            .acquire_many_owned(permits.clamp(1, self.max))
-            .await
-            .map_err(|_| QueueClosed)?;
-        self.tx
-            .send(Queued { frame, len, room })
-            .await
-            .map_err(|_| QueueClosed)
-    }
-
-    /// Waits until the queue has room (or the connection is gone).
-    async fn wait_for_room(&self) {
-        // Fair: this waits behind replies already waiting for room.
-        drop(self.room.acquire().await);
     }
 }
 

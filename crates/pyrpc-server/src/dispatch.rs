@@ -33,10 +33,12 @@ use crate::running::RunningCalls;
 use crate::server::Shared;
 
 mod call;
+mod direct;
 mod nonblocking;
 
 use call::*;
 pub(crate) use call::{not_started, panic_message, panicked};
+pub(crate) use direct::Direct;
 use nonblocking::*;
 
 /// The longest a `Fetch` may be held, whatever its `wait_ms` says.
@@ -119,8 +121,13 @@ pub(crate) async fn handle(
     match kind {
         request::Kind::Ping(_) => reply(conn, ack(id)).await,
         request::Kind::Cancel(c) => {
-            let found = conn.running.cancel(c.id);
-            tracing::debug!(peer = %conn.peer, call = c.id, found, "cancel");
+            let found = conn.running.cancel_direct(c.id);
+            tracing::debug!(peer = %conn.peer, call = c.id, found = found.is_some(), "cancel");
+            if let Some(Some(direct)) = found {
+                // A call its callee answers directly has no task to answer
+                // the cancel: it is answered here.
+                direct.cancelled().await;
+            }
             reply(conn, ack(id)).await;
         }
         request::Kind::Shutdown(_) => {
@@ -134,6 +141,9 @@ pub(crate) async fn handle(
             let resp = call_response(shared, conn, id, &method, body, None).await;
             reply(conn, resp).await;
             drop(permit);
+        }
+        request::Kind::Call(call) if answers_directly(shared) => {
+            direct::direct_call(shared, conn, id, call, received, permit).await
         }
         request::Kind::Call(call) => spawn_call(shared, conn, id, call, received, permit),
         request::Kind::Submit(s) => {

@@ -109,7 +109,7 @@ pub mod __private {
 }
 mod service;
 
-pub use callee::{CallContext, CallFuture, Callee};
+pub use callee::{CallContext, CallDone, CallFuture, Callee};
 pub use methods::Methods;
 pub use pyrpc_macros::{service, Exception};
 pub use stream::ValueStream;

@@ -9,14 +9,17 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// One registered call: its registration number, its token, and the credit
-/// of its streamed reply (none until the client grants some).
-type Entry = (u64, CancellationToken, Arc<Semaphore>);
+use crate::dispatch::Direct;
+
+/// One registered call: its registration number, its token, the credit
+/// of its streamed reply (none until the client grants some), and, for a
+/// call answered directly by its callee, what answers it when cancelled.
+type Entry = (u64, CancellationToken, Arc<Semaphore>, Option<Weak<Direct>>);
 
 /// The most streamed replies one connection may have open at once.
 pub(crate) const MAX_STREAMS: usize = 256;
@@ -48,11 +51,22 @@ impl RunningCalls {
     /// Registers the call with request `id`; its token is cancelled by
     /// [`RunningCalls::cancel`] or when `parent` is.
     pub(crate) fn register(self: &Arc<Self>, id: u64, parent: &CancellationToken) -> Registration {
+        self.register_answered(id, parent, None)
+    }
+
+    /// [`RunningCalls::register`] for a call answered directly by its
+    /// callee: [`RunningCalls::cancel_direct`] finds `direct`.
+    pub(crate) fn register_answered(
+        self: &Arc<Self>,
+        id: u64,
+        parent: &CancellationToken,
+        direct: Option<Weak<Direct>>,
+    ) -> Registration {
         let token = parent.child_token();
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let credit = Arc::new(Semaphore::new(0));
         self.lock()
-            .insert(id, (seq, token.clone(), Arc::clone(&credit)));
+            .insert(id, (seq, token.clone(), Arc::clone(&credit), direct));
         Registration {
             calls: Arc::clone(self),
             id,
@@ -69,21 +83,26 @@ impl RunningCalls {
     }
 
     /// Cancels the running call with request `id`; false when none runs.
+    #[cfg(test)]
     pub(crate) fn cancel(&self, id: u64) -> bool {
-        match self.lock().get(&id) {
-            Some((_, token, _)) => {
-                token.cancel();
-                true
-            }
-            None => false,
-        }
+        self.cancel_direct(id).is_some()
+    }
+
+    /// [`RunningCalls::cancel`], which also gives the call's [`Direct`]
+    /// answer when it has one (for the canceller to answer the call):
+    /// `None` when no call runs under `id`.
+    pub(crate) fn cancel_direct(&self, id: u64) -> Option<Option<Arc<Direct>>> {
+        let map = self.lock();
+        let (_, token, _, direct) = map.get(&id)?;
+        token.cancel();
+        Some(direct.as_ref().and_then(Weak::upgrade))
     }
 
     /// Grants the streamed reply of request `id` room for `items` more
     /// items (a `Credit`); false when no call runs under `id`.
     pub(crate) fn credit(&self, id: u64, items: u32) -> bool {
         match self.lock().get(&id) {
-            Some((_, _, credit)) => {
+            Some((_, _, credit, _)) => {
                 crate::stream::grant(credit, items);
                 true
             }
@@ -122,7 +141,7 @@ impl Drop for Registration {
         let mut map = self.calls.lock();
         if map
             .get(&self.id)
-            .is_some_and(|(seq, _, _)| *seq == self.seq)
+            .is_some_and(|(seq, _, _, _)| *seq == self.seq)
         {
             map.remove(&self.id);
         }

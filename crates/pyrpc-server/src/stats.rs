@@ -80,6 +80,17 @@ impl Stats {
         InFlight(self)
     }
 
+    /// A call starts and counts as in flight until [`Stats::leave`]: for a
+    /// call whose end is not in one scope (answered from another thread).
+    pub(crate) fn enter_detached(&self) {
+        self.in_flight.fetch_add(1, Relaxed);
+    }
+
+    /// A call counted by [`Stats::enter_detached`] ends.
+    pub(crate) fn leave(&self) {
+        self.in_flight.fetch_sub(1, Relaxed);
+    }
+
     /// A call finished after `elapsed`, failed or not.
     pub(crate) fn record(&self, elapsed: Duration, failed: bool) {
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);

@@ -66,6 +66,16 @@ pub(super) fn runs_inline(shared: &Shared, method: &str) -> bool {
     is_builtin(method) || (!shared.config.synchronous && shared.callee.runs_inline(method))
 }
 
+/// True when calls go to the callee's [`Callee::call_then`] straight from
+/// the reader (see `direct`): a callee that answers directly, outside
+/// `synchronous` mode (a call waits for its turn on a task) and without
+/// hooks (they see every call's arguments and result on the server's side).
+///
+/// [`Callee::call_then`]: crate::Callee::call_then
+pub(super) fn answers_directly(shared: &Shared) -> bool {
+    shared.callee.answers_directly() && !shared.config.synchronous && !shared.hooks.any()
+}
+
 pub(super) fn spawn_call(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
@@ -209,25 +219,37 @@ pub(super) async fn call_response(
             Some(Err(e)) => Err(e),
             None => result,
         };
-        // An outcome known only after the deadline is not sent: the caller
-        // has given up (and a result may be hundreds of MiB to encode).
-        let late = deadline.is_some_and(|d| Instant::now() > d);
-        let result = match result {
-            Err(e) if e.kind == ErrorKind::DeadlineExceeded => Err(e),
-            _ if late => Err(RemoteError::new(
-                ErrorKind::DeadlineExceeded,
-                format!("{method}() finished after the caller's timeout"),
-            )),
-            other => other,
-        };
-        count(shared, method, received, result.is_err());
-        match result {
-            Ok(v) => value(id, v),
-            Err(e) => error(id, e),
-        }
+        answer(shared, id, method, deadline, received, result)
     }
     .instrument(span)
     .await
+}
+
+/// The response to a call that ended with `result` (checked already), and
+/// the call counted. An outcome known only after the deadline is not sent:
+/// the caller has given up (and a result may be hundreds of MiB to encode).
+pub(super) fn answer(
+    shared: &Shared,
+    id: u64,
+    method: &str,
+    deadline: Option<Instant>,
+    received: Instant,
+    result: Result<Value, RemoteError>,
+) -> raw::Response {
+    let late = deadline.is_some_and(|d| Instant::now() > d);
+    let result = match result {
+        Err(e) if e.kind == ErrorKind::DeadlineExceeded => Err(e),
+        _ if late => Err(RemoteError::new(
+            ErrorKind::DeadlineExceeded,
+            format!("{method}() finished after the caller's timeout"),
+        )),
+        other => other,
+    };
+    count(shared, method, received, result.is_err());
+    match result {
+        Ok(v) => value(id, v),
+        Err(e) => error(id, e),
+    }
 }
 
 /// Counts the outcome of a call in the server's stats (docs/PROTOCOL.md,

@@ -6,6 +6,7 @@
 mod peer;
 
 mod calls;
+mod direct;
 mod handshake;
 mod hooks;
 mod limits;

@@ -1,6 +1,9 @@
 //! The handshake machines, frame by frame: no sockets, no clock.
 
 use super::*;
+use crate::auth::Secret;
+use crate::wire::{self, client_frame, server_frame, ClientFrame, ServerFrame};
+use crate::{ErrorKind, RemoteError, PROTOCOL_VERSION};
 
 const NC: Nonce = [7; crate::auth::NONCE_LEN];
 const NS: Nonce = [9; crate::auth::NONCE_LEN];

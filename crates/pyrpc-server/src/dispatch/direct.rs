@@ -1,0 +1,326 @@
+//! Calls answered directly by their callee ([`Callee::answers_directly`]:
+//! the Python binding): the connection's reader hands the call to the
+//! callee, and the thread that ran it checks the outcome, encodes the reply
+//! and queues it for the connection's writer. No task of the server's sits
+//! between the reader and the callee's thread, or between that thread and
+//! the writer: one hand-off each way (decision 0071).
+//!
+//! Whoever answers first takes the call's [`Held`] (its in-flight permit,
+//! its registration, its place among the running calls): the callee's
+//! `done`, a `Cancel` from the caller (answered by the reader), or the
+//! deadline (a watcher task, only for a call that has one). The others then
+//! find nothing to answer. A streamed reply is pumped by a task of its own,
+//! as a spawned call's is.
+//!
+//! [`Callee::answers_directly`]: crate::Callee::answers_directly
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pyrpc_proto::raw::{self, response};
+use pyrpc_proto::wire;
+use pyrpc_proto::{ErrorKind, RemoteError, Value};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use super::call::{
+    answer, check_result, count, not_started, panic_message, panicked, prepare, sleep_until_some,
+    stream_reply, CallBody,
+};
+use super::{error, reply, response as make_response, ConnCtx};
+use crate::callee::{CallContext, CallDone};
+use crate::connection::{ReplyQueue, TrySend, WeakReplyQueue};
+use crate::running::{Registration, RunningCalls};
+use crate::server::Shared;
+use crate::stream::{StreamSlot, ValueStream};
+
+/// One call answered directly by its callee.
+pub(crate) struct Direct {
+    shared: Arc<Shared>,
+    /// The connection's reply queue, without keeping its writer alive: a
+    /// call that ends after its connection stopped reading is not answered
+    /// (a spawned call is dropped then).
+    queue: WeakReplyQueue,
+    peer: Arc<str>,
+    stop: CancellationToken,
+    running: Arc<RunningCalls>,
+    authenticated: bool,
+    /// The server's runtime, for what cannot be done on the callee's
+    /// thread (a full reply queue, a streamed reply).
+    handle: tokio::runtime::Handle,
+    id: u64,
+    method: String,
+    deadline: Option<Instant>,
+    received: Instant,
+    window: u32,
+    slot: Option<StreamSlot>,
+    /// The call's registration token: cancelled by `Cancel`, the deadline
+    /// or the connection's close.
+    cancel: CancellationToken,
+    /// Taken by whoever answers the call first.
+    held: Mutex<Option<Held>>,
+    /// Cancelled once the call is answered, for a call with a deadline: it
+    /// ends the deadline's watcher.
+    answered: Option<CancellationToken>,
+}
+
+/// What a running call holds until it is answered.
+struct Held {
+    shared: Arc<Shared>,
+    /// The connection's in-flight permit, given back once the reply is
+    /// queued (or, for a stream, once the stream starts).
+    permit: Option<OwnedSemaphorePermit>,
+    registration: Registration,
+    /// Counts the call among the server's running calls, so that a
+    /// graceful shutdown waits for it.
+    _tracked: TaskTrackerToken,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.shared.stats.leave();
+    }
+}
+
+/// Hands a call to a callee that answers directly. The caller has checked
+/// that the server is not `synchronous` and runs no hooks.
+pub(super) async fn direct_call(
+    shared: &Arc<Shared>,
+    conn: &ConnCtx,
+    id: u64,
+    call: raw::Call,
+    received: Instant,
+    permit: OwnedSemaphorePermit,
+) {
+    let (method, body) = CallBody::split(call, received);
+    let (deadline, window) = (body.deadline, body.window);
+    let prepared = prepare(shared, &method, body).and_then(|p| match p.deadline {
+        Some(d) if Instant::now() >= d => Err(not_started(&method)),
+        _ => Ok(p),
+    });
+    let args = match prepared {
+        Ok(p) => p.args,
+        Err(e) => {
+            count(shared, &method, received, true);
+            return reply(conn, error(id, e)).await;
+        }
+    };
+    let slot = (window > 0).then(StreamSlot::default);
+    let direct = Arc::new_cyclic(|me| {
+        let registration = conn
+            .running
+            .register_answered(id, &conn.stop, Some(me.clone()));
+        shared.stats.enter_detached();
+        Direct {
+            shared: Arc::clone(shared),
+            queue: conn.tx.downgrade(),
+            peer: Arc::clone(&conn.peer),
+            stop: conn.stop.clone(),
+            running: Arc::clone(&conn.running),
+            authenticated: conn.authenticated,
+            handle: tokio::runtime::Handle::current(),
+            id,
+            method: method.clone(),
+            deadline,
+            received,
+            window,
+            slot: slot.clone(),
+            cancel: registration.token().clone(),
+            held: Mutex::new(Some(Held {
+                shared: Arc::clone(shared),
+                permit: Some(permit),
+                registration,
+                _tracked: shared.calls.token(),
+            })),
+            answered: deadline.map(|_| CancellationToken::new()),
+        }
+    });
+    if let (Some(deadline), Some(answered)) = (deadline, direct.answered.clone()) {
+        let watched = Arc::clone(&direct);
+        shared.calls.spawn(async move {
+            tokio::select! {
+                _ = answered.cancelled() => {}
+                _ = tokio::time::sleep_until(deadline) => watched.expire().await,
+            }
+        });
+    }
+    let ctx = CallContext::new(
+        conn.peer.to_string(),
+        deadline.map(Instant::into_std),
+        false,
+        direct.cancel.clone(),
+        slot,
+    );
+    let answering = Arc::clone(&direct);
+    let done = CallDone::new(move |outcome| answering.finish(outcome));
+    let callee = &shared.callee;
+    if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        callee.call_then(ctx, &method, args, done)
+    })) {
+        // `done` was dropped on the way out, answering the call (see
+        // `CallDone`'s drop); the message goes to the log.
+        let e = panicked(&method, panic_message(p));
+        tracing::warn!(error = %e.message, "callee panicked");
+    }
+}
+
+impl Direct {
+    /// The call's [`Held`], for whoever answers it first; `None` after.
+    fn claim(&self) -> Option<Held> {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if held.is_some() {
+            if let Some(answered) = &self.answered {
+                answered.cancel();
+            }
+        }
+        held
+    }
+
+    /// The callee's outcome (on the callee's thread): checked, encoded and
+    /// queued for the writer, or its stream started.
+    fn finish(self: &Arc<Self>, outcome: Result<Value, RemoteError>) {
+        let Some(held) = self.claim() else {
+            return;
+        };
+        if self.stop.is_cancelled() {
+            // The connection closed: nobody to answer.
+            return;
+        }
+        if outcome.is_ok() {
+            if let Some(stream) = self.slot.as_ref().and_then(StreamSlot::take) {
+                return self.stream(held, stream);
+            }
+        }
+        let outcome = outcome.and_then(|v| check_result(&self.shared, &self.method, v));
+        let resp = answer(
+            &self.shared,
+            self.id,
+            &self.method,
+            self.deadline,
+            self.received,
+            outcome,
+        );
+        self.send(resp, held);
+    }
+
+    /// Queues `resp` from this thread when the queue has room, else from a
+    /// task that waits for room; `held` goes once it is queued.
+    fn send(&self, resp: raw::Response, held: Held) {
+        let Some(queue) = self.queue.upgrade() else {
+            return;
+        };
+        match queue.try_send(resp) {
+            Ok(()) | Err(TrySend::Closed) => drop(held),
+            Err(TrySend::Full(frame)) => {
+                self.handle.spawn(async move {
+                    let _ = queue.send_frame(frame).await;
+                    drop(held);
+                });
+            }
+        }
+    }
+
+    /// The caller cancelled the call (its token is cancelled already):
+    /// answered with `CANCELLED` unless it was answered already.
+    pub(super) async fn cancelled(&self) {
+        let Some(held) = self.claim() else {
+            return;
+        };
+        self.answer_now(
+            held,
+            RemoteError::new(ErrorKind::Cancelled, "the call was cancelled by its caller"),
+        )
+        .await;
+    }
+
+    /// The call's deadline passed: stopped as if cancelled, and answered
+    /// with `DEADLINE_EXCEEDED` unless it was answered already.
+    async fn expire(&self) {
+        let Some(held) = self.claim() else {
+            return;
+        };
+        // Work the callee left behind learns of it through its context.
+        self.cancel.cancel();
+        let e = RemoteError::new(
+            ErrorKind::DeadlineExceeded,
+            format!("{}() was stopped at the caller's timeout", self.method),
+        );
+        self.answer_now(held, e).await;
+    }
+
+    async fn answer_now(&self, held: Held, e: RemoteError) {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        count(&self.shared, &self.method, self.received, true);
+        if let Some(queue) = self.queue.upgrade() {
+            let _ = queue.send(error(self.id, e)).await;
+        }
+        drop(held);
+    }
+
+    /// The connection as the stream pump wants it, while it is open.
+    fn conn(&self, tx: ReplyQueue) -> ConnCtx {
+        ConnCtx {
+            peer: Arc::clone(&self.peer),
+            tx,
+            stop: self.stop.clone(),
+            running: Arc::clone(&self.running),
+            authenticated: self.authenticated,
+        }
+    }
+
+    /// Sends a streamed reply from a task of its own, with the deadline and
+    /// cancellation of a spawned call.
+    fn stream(self: &Arc<Self>, mut held: Held, stream: ValueStream) {
+        let Some(tx) = self.queue.upgrade() else {
+            return;
+        };
+        let conn = self.conn(tx);
+        let this = Arc::clone(self);
+        self.handle.spawn(async move {
+            let (id, method) = (this.id, this.method.as_str());
+            let (shared, deadline, received) = (&this.shared, this.deadline, this.received);
+            let token = held.registration.token().clone();
+            let resp = tokio::select! {
+                r = stream_reply(shared, &conn, id, method, stream, this.window, &held.registration, &mut held.permit) => match r {
+                    Ok(_) if deadline.is_some_and(|d| Instant::now() > d) => {
+                        count(shared, method, received, true);
+                        error(id, RemoteError::new(
+                            ErrorKind::DeadlineExceeded,
+                            format!("{method}() finished its stream after the caller's timeout"),
+                        ))
+                    }
+                    Ok(items) => {
+                        count(shared, method, received, false);
+                        make_response(id, response::Kind::StreamEnd(wire::StreamEnd { items }))
+                    }
+                    Err(e) => answer(shared, id, method, deadline, received, Err(e)),
+                },
+                _ = sleep_until_some(deadline) => {
+                    token.cancel();
+                    count(shared, method, received, true);
+                    error(id, RemoteError::new(
+                        ErrorKind::DeadlineExceeded,
+                        format!("{method}() was stopped at the caller's timeout"),
+                    ))
+                }
+                _ = token.cancelled() => {
+                    if conn.stop.is_cancelled() {
+                        return;
+                    }
+                    count(shared, method, received, true);
+                    error(id, RemoteError::new(ErrorKind::Cancelled, "the call was cancelled by its caller"))
+                }
+            };
+            reply(&conn, resp).await;
+            drop(held);
+        });
+    }
+}
