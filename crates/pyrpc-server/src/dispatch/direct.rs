@@ -76,11 +76,24 @@ struct Held {
     /// Counts the call among the server's running calls, so that a
     /// graceful shutdown waits for it.
     _tracked: TaskTrackerToken,
+    /// The call has left the server's in-flight count.
+    left: bool,
+}
+
+impl Held {
+    /// Takes the call out of the in-flight count, once. Done before its
+    /// reply is queued, so that a caller who reads the stats after the
+    /// reply never counts it as running.
+    fn leave(&mut self) {
+        if !std::mem::replace(&mut self.left, true) {
+            self.shared.stats.leave();
+        }
+    }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.shared.stats.leave();
+        self.leave();
     }
 }
 
@@ -133,6 +146,7 @@ pub(super) async fn direct_call(
                 permit: Some(permit),
                 registration,
                 _tracked: shared.calls.token(),
+                left: false,
             })),
             answered: deadline.map(|_| CancellationToken::new()),
         }
@@ -211,10 +225,11 @@ impl Direct {
 
     /// Queues `resp` from this thread when the queue has room, else from a
     /// task that waits for room; `held` goes once it is queued.
-    fn send(&self, resp: raw::Response, held: Held) {
+    fn send(&self, resp: raw::Response, mut held: Held) {
         let Some(queue) = self.queue.upgrade() else {
             return;
         };
+        held.leave();
         match queue.try_send(resp) {
             Ok(()) | Err(TrySend::Closed) => drop(held),
             Err(TrySend::Full(frame)) => {
@@ -254,11 +269,12 @@ impl Direct {
         self.answer_now(held, e).await;
     }
 
-    async fn answer_now(&self, held: Held, e: RemoteError) {
+    async fn answer_now(&self, mut held: Held, e: RemoteError) {
         if self.stop.is_cancelled() {
             return;
         }
         count(&self.shared, &self.method, self.received, true);
+        held.leave();
         if let Some(queue) = self.queue.upgrade() {
             let _ = queue.send(error(self.id, e)).await;
         }
