@@ -192,12 +192,20 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
     }
 
     // Issue 15: processes=1 vs 2 (its own script and output; bench_scale.rs).
+    let mut scale_md = String::new();
     if only
         .as_ref()
         .is_none_or(|o| o.iter().any(|c| c.contains("scale")))
     {
-        if let Err(e) = crate::bench_scale::run_case(root, &env.venv, quick, &out_dir) {
-            println!("  scaling case FAILED: {e:#}");
+        match crate::bench_scale::run_case(root, &env.venv, quick, &out_dir) {
+            Ok(md) => {
+                println!("{md}");
+                scale_md = md;
+            }
+            Err(e) => {
+                println!("  scaling case FAILED: {e:#}");
+                scale_md = format!("## Processes (issue 15)\n\nThe case failed: {e:#}\n\n");
+            }
         }
     }
 
@@ -256,6 +264,7 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
         goals.len()
     );
     let _ = writeln!(md, "## Cases\n\n{cases_md}");
+    md.push_str(&scale_md);
     md.push_str(&values_md);
     md.push_str(&memory_md);
     if !failed.is_empty() {
