@@ -380,8 +380,14 @@ def main():
             # `start()` is `_bind().wait()`; bound first, so that the real
             # address (port 0 asks for a free port) can be told.
             core = server._bind()
-            print("serving " + json.dumps(server.bound_address()), flush=True)
-            core.wait()
+            try:
+                print("serving " + json.dumps(server.bound_address()), flush=True)
+                core.wait()
+            except KeyboardInterrupt:
+                # A Ctrl-C before wait() began (wait() stops the server on
+                # the ones after): stopped here, as start() does.
+                core.shutdown_sync()
+                raise
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         sys.exit(130)

@@ -197,6 +197,34 @@ def test_ctrl_c_stops_start_cleanly(spawn_server, tmp_path):
     assert not os.path.exists(s.address)
 
 
+def test_ctrl_c_between_bind_and_wait_still_removes_the_socket_file(tmp_path_factory):
+    # A Ctrl-C can land after start() bound the socket and before wait()
+    # took over: simulated by a core whose wait() is interrupted at once.
+    address = make_address("unix", tmp_path_factory)
+
+    class Interrupted:
+        def __init__(self, core):
+            self.core = core
+
+        def wait(self):
+            raise KeyboardInterrupt
+
+        def shutdown_sync(self):
+            self.core.shutdown_sync()
+
+    class Echo(Server):
+        def echo(self, x):
+            return x
+
+    s = Echo(address=address)
+    bind = s._bind
+    s._bind = lambda: Interrupted(bind())
+    with pytest.raises(KeyboardInterrupt):
+        s.start()
+    assert not os.path.exists(address)
+    assert not Client(address=address).connected()
+
+
 def test_ctrl_c_interrupts_a_waiting_call(server, tmp_path):
     script = tmp_path / "waiter.py"
     script.write_text(

@@ -237,7 +237,14 @@ class Server:
             _processes.serve(self)
             return
         with _processes.sigterm_stops_gracefully():
-            self._bind().wait()
+            core = self._bind()
+            try:
+                core.wait()
+            except BaseException:
+                # Ctrl-C between the bind and the wait (wait() handles the
+                # ones after it): stop here too, so the Unix socket file goes.
+                core.shutdown_sync()
+                raise
 
     async def serve(self) -> None:
         """Serve from inside asyncio until shut down (``await server.serve()``).
