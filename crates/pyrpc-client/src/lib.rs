@@ -60,11 +60,6 @@
 //! # Ok(()) }
 //! ```
 
-// `CallError::Remote` carries a `RemoteError` by value, as the API contract
-// (docs/decisions/0001) has it, which makes `CallError` large; errors are the
-// rare path, and boxing would change the contract's shape for every user.
-#![allow(clippy::result_large_err)]
-
 // The code `#[service]` writes names this crate `::pyrpc_client`, also in
 // this crate's own doc tests.
 extern crate self as pyrpc_client;
@@ -102,7 +97,7 @@ pub use stream::{RawReply, Reply, ReplyStream, STREAM_WINDOW};
 // What a client needs, so that `pyrpc-client` is its only pyrpc dependency.
 pub use pyrpc_proto::handshake::ClientHandshakeError;
 pub use pyrpc_proto::{
-    from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, Report, SerdeError,
-    ServerStats, Value,
+    from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, RemoteErrorInfo,
+    Report, SerdeError, ServerStats, Value,
 };
 pub use pyrpc_transport::Address;

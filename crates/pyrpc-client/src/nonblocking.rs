@@ -211,7 +211,7 @@ impl<'a> NbCall<'a> {
     }
 
     /// The server's UNKNOWN_CALL, reworded to say what it means here.
-    fn unknown_call(&self, e: RemoteError) -> RemoteError {
+    fn unknown_call(&self, mut e: RemoteError) -> RemoteError {
         let mut message = format!(
             "the server does not know non-blocking call {}: its result was \
              reaped or released, or the server restarted",
@@ -220,11 +220,9 @@ impl<'a> NbCall<'a> {
         if !e.message.is_empty() {
             message = format!("{message} ({})", e.message);
         }
-        RemoteError {
-            args: vec![Value::Str(message.clone())],
-            message,
-            ..e
-        }
+        e.args = vec![Value::Str(message.clone())];
+        e.message = message;
+        e
     }
 
     fn id_text(&self) -> String {

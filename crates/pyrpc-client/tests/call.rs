@@ -10,7 +10,7 @@ use pyrpc_client::{
     TimeoutStage,
 };
 use pyrpc_proto::wire::{self, request};
-use pyrpc_proto::{Args, ErrorKind, RemoteError, Value};
+use pyrpc_proto::{Args, ErrorKind, RemoteError, RemoteErrorInfo, Value};
 use support::{
     ack, call_of, echo_script, error, next, report, server_hello, value, FakeServer, Net, Peer,
     PIPE,
@@ -114,7 +114,7 @@ async fn call_sends_method_args_kwargs_and_timeout() {
 
 #[tokio::test]
 async fn remote_error_comes_back_with_every_field() {
-    let raised = RemoteError {
+    let raised = RemoteError::from(RemoteErrorInfo {
         kind: ErrorKind::Exception,
         type_name: "KeyError".into(),
         module: "builtins".into(),
@@ -122,7 +122,7 @@ async fn remote_error_comes_back_with_every_field() {
         message: "('k', 3)".into(),
         traceback: "Traceback (most recent call last):\n  ...".into(),
         attributes: vec![("code".into(), Value::from(28))],
-    };
+    });
     let sent = raised.clone();
     let server = FakeServer::start(Net::Tcp, move |mut peer: Peer| {
         let sent = sent.clone();

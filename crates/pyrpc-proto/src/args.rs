@@ -63,9 +63,6 @@ impl Args {
     /// # Errors
     ///
     /// A `BAD_ARGUMENTS` [`RemoteError`] worded like Python's `TypeError`.
-    // RemoteError is the error type of every method by design (ADR 0001); it
-    // is large but only built on the failure path.
-    #[allow(clippy::result_large_err)]
     pub fn expect_exactly(&self, method: &str, n: usize) -> Result<(), RemoteError> {
         if let Some((k, _)) = self.kwargs.first() {
             return Err(RemoteError::bad_arguments(format!(

@@ -60,8 +60,32 @@ pub enum ValueError {
 /// let e = RemoteError::no_such_method("nope");
 /// assert_eq!(e.type_name, "AttributeError");
 /// ```
+///
+/// Its fields ([`RemoteErrorInfo`]) are read and written through the error
+/// as if they were its own (`e.kind`, `e.message = ...`); the error itself is
+/// one pointer wide, so a `Result<T, RemoteError>` costs no more to return
+/// than a `Result<T, Box<_>>`. Build one with the constructors below, or from
+/// all of its fields with `RemoteError::from(RemoteErrorInfo { .. })`:
+///
+/// ```
+/// use pyrpc_proto::{ErrorKind, RemoteError, RemoteErrorInfo};
+///
+/// let mut e = RemoteError::from(RemoteErrorInfo {
+///     kind: ErrorKind::Exception,
+///     type_name: "DiskFull".into(),
+///     message: "disk full".into(),
+///     ..Default::default()
+/// });
+/// e.module = "app.errors".into();
+/// assert_eq!(e.to_string(), "DiskFull: disk full");
+/// assert_eq!(e.into_info().module, "app.errors");
+/// ```
+#[derive(Clone, PartialEq, Default)]
+pub struct RemoteError(Box<RemoteErrorInfo>);
+
+/// The fields of a [`RemoteError`].
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct RemoteError {
+pub struct RemoteErrorInfo {
     /// What failed.
     pub kind: ErrorKind,
     /// The exception's class name, e.g. `"ValueError"`.
@@ -96,7 +120,7 @@ impl RemoteError {
             ErrorKind::Cancelled => "asyncio",
             _ => "builtins",
         };
-        RemoteError {
+        RemoteError::from(RemoteErrorInfo {
             kind,
             type_name: type_name.to_owned(),
             module: module.to_owned(),
@@ -104,7 +128,7 @@ impl RemoteError {
             message,
             traceback: String::new(),
             attributes: Vec::new(),
-        }
+        })
     }
 
     /// An exception raised by the method: its type name, module and args. The
@@ -136,7 +160,7 @@ impl RemoteError {
             [one] => one.to_string(),
             many => Value::Tuple(many.to_vec()).to_string(),
         };
-        RemoteError {
+        RemoteError::from(RemoteErrorInfo {
             kind: ErrorKind::Exception,
             type_name,
             module,
@@ -144,7 +168,7 @@ impl RemoteError {
             message,
             traceback: String::new(),
             attributes: Vec::new(),
-        }
+        })
     }
 
     /// `NO_SUCH_METHOD` for `method`.
@@ -177,7 +201,7 @@ impl RemoteError {
     /// (the message still says what happened).
     pub fn from_wire(e: wire::RemoteError) -> Self {
         let kind = ErrorKind::try_from(e.kind).unwrap_or(ErrorKind::Exception);
-        RemoteError {
+        RemoteError::from(RemoteErrorInfo {
             kind,
             type_name: e.type_name,
             module: e.module,
@@ -193,7 +217,58 @@ impl RemoteError {
                 .into_iter()
                 .filter_map(|a| Some((a.name, Value::try_from(a.value?).ok()?)))
                 .collect(),
-        }
+        })
+    }
+}
+
+impl RemoteError {
+    /// Its fields, moved out.
+    pub fn into_info(self) -> RemoteErrorInfo {
+        *self.0
+    }
+}
+
+impl From<RemoteErrorInfo> for RemoteError {
+    fn from(info: RemoteErrorInfo) -> Self {
+        RemoteError(Box::new(info))
+    }
+}
+
+impl std::ops::Deref for RemoteError {
+    type Target = RemoteErrorInfo;
+
+    fn deref(&self) -> &RemoteErrorInfo {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RemoteError {
+    fn deref_mut(&mut self) -> &mut RemoteErrorInfo {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for RemoteError {
+    /// As its fields, under the error's name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let RemoteErrorInfo {
+            kind,
+            type_name,
+            module,
+            args,
+            message,
+            traceback,
+            attributes,
+        } = &**self;
+        f.debug_struct("RemoteError")
+            .field("kind", kind)
+            .field("type_name", type_name)
+            .field("module", module)
+            .field("args", args)
+            .field("message", message)
+            .field("traceback", traceback)
+            .field("attributes", attributes)
+            .finish()
     }
 }
 
@@ -205,6 +280,7 @@ impl From<wire::RemoteError> for RemoteError {
 
 impl From<RemoteError> for wire::RemoteError {
     fn from(e: RemoteError) -> Self {
+        let e = e.into_info();
         wire::RemoteError {
             kind: e.kind as i32,
             type_name: e.type_name,

@@ -45,9 +45,6 @@
 //! assert_eq!(v.to_string(), "(1, 'foo', 340282366920938463463374607431768211455)");
 //! ```
 
-// `RemoteError` is returned by value on purpose: it is the data a caller inspects.
-#![allow(clippy::result_large_err)]
-
 mod args;
 pub mod auth;
 mod bind;
@@ -71,7 +68,7 @@ mod value_repr;
 
 pub use args::Args;
 pub use bind::{bind_args, take_arg};
-pub use error::{ErrorKind, RemoteError, ValueError};
+pub use error::{ErrorKind, RemoteError, RemoteErrorInfo, ValueError};
 pub use exception::Exception;
 
 #[doc(hidden)]

@@ -299,7 +299,7 @@ pub(crate) fn remote_from_py(py: Python<'_>, err: &PyErr, opts: Options) -> Remo
     } else {
         ErrorKind::Exception
     };
-    RemoteError {
+    RemoteError::from(pyrpc_proto::RemoteErrorInfo {
         kind,
         type_name,
         module,
@@ -307,7 +307,7 @@ pub(crate) fn remote_from_py(py: Python<'_>, err: &PyErr, opts: Options) -> Remo
         message,
         traceback,
         attributes: exception_attributes(value.as_any(), opts),
-    }
+    })
 }
 
 /// `''.join(traceback.format_exception(type, value, tb))`, or `""` if even

@@ -16,9 +16,6 @@
 //! [`AsyncStreamIter`] (`async for`) over a `pyrpc_client::ReplyStream`.
 //! Dropping or closing one before its end cancels the call on the server.
 
-// `Result<Value, RemoteError>` is the server crate's item type.
-#![allow(clippy::result_large_err)]
-
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyStopIteration;

@@ -73,10 +73,6 @@
 //! # Ok(()) }
 //! ```
 
-// `RemoteError` is the error of every call by contract (docs/decisions/0001);
-// it is large, but built only on the failure path.
-#![allow(clippy::result_large_err)]
-
 // The code `#[service]` writes names this crate `::pyrpc_server`, also
 // in this crate's own doc tests.
 extern crate self as pyrpc_server;
@@ -119,7 +115,8 @@ mod warnlimit;
 pub use error::ServerError;
 pub use hooks::CallRecord;
 pub use pyrpc_proto::{
-    from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, SerdeError, Value,
+    from_value, to_value, Args, ErrorKind, Exception, MethodInfo, RemoteError, RemoteErrorInfo,
+    SerdeError, Value,
 };
 pub use pyrpc_transport::{Address, Listener};
 pub use server::{Server, ServerBuilder, ServerHandle};

@@ -206,7 +206,7 @@ impl ClientHandshake {
             let e = RemoteError::from(e);
             // A TLS server answers a plain client this way (docs/PROTOCOL.md, 1.).
             if e.kind == ErrorKind::Protocol && e.message.contains("requires TLS") {
-                return Err(ClientHandshakeError::TlsRequired(e.message));
+                return Err(ClientHandshakeError::TlsRequired(e.into_info().message));
             }
             return Err(ClientHandshakeError::Refused(e));
         }

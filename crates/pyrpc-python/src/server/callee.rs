@@ -2,10 +2,6 @@
 //! on the server's Python worker threads ([`Pool`]), or on tokio's blocking
 //! pool when they are all busy.
 
-// `Result<Value, RemoteError>` is what `Callee` returns (the server crate's
-// contract); boxing the error here would only add a conversion.
-#![allow(clippy::result_large_err)]
-
 use std::sync::Arc;
 
 use pyo3::prelude::*;

@@ -4,10 +4,6 @@
 //! `log_exception` hooks. Runs with the GIL held, on a worker thread
 //! (`callee.rs`).
 
-// `Result<Value, RemoteError>` is what `Callee` returns (the server crate's
-// contract); boxing the error here would only add a conversion.
-#![allow(clippy::result_large_err)]
-
 use std::collections::HashSet;
 use std::sync::Mutex;
 

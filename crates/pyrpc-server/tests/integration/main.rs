@@ -1,7 +1,7 @@
 //! Integration tests of pyrpc-server, driven by a raw-frame peer over
 //! `tokio::io::duplex` or real sockets. One binary, one module per feature.
 
-#![allow(unreachable_pub, clippy::unwrap_used, clippy::result_large_err)]
+#![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod peer;
 
