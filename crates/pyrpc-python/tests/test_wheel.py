@@ -81,7 +81,11 @@ def test_the_extension_has_no_debug_info_and_no_build_paths():
     needles = [ROOT.encode(), (home + "/.cargo").encode(), (home + "/.rustup").encode()]
     with zipfile.ZipFile(WHEEL) as whl:
         [so] = [n for n in whl.namelist() if n.endswith(".so")]
-        assert whl.getinfo(so).file_size < 8 * 1024 * 1024, whl.getinfo(so).file_size
+        # A coarse bound (the section checks below are the real ones): an
+        # unstripped build is several times larger. The stripped extension
+        # is about 8.2 MiB since the Redis store, the connection balancer and
+        # the direct call path; 12 MiB leaves room without hiding debug info.
+        assert whl.getinfo(so).file_size < 12 * 1024 * 1024, whl.getinfo(so).file_size
         sections = elf_section_names(whl.read(so))
         assert ".text" in sections and ".eh_frame" in sections, sections
         assert not [s for s in sections if s.startswith((".debug", ".zdebug"))], sections
