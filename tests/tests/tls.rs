@@ -232,3 +232,26 @@ async fn pem_files_on_disk_work() {
     still_serves(&server.addr, ctls).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_served_by_hand_on_a_tls_server_is_refused_like_a_plain_client() {
+    // `serve_stream` cannot know whether a stream it is given is encrypted:
+    // on a TLS server it must refuse it, not serve it in the clear.
+    let pki = TestPki::new();
+    let service = std::sync::Arc::new(pyrpc_tests::Service::default());
+    let server = pyrpc_server::Server::builder(pyrpc_tests::methods(service))
+        .tls(pki.server_tls(false))
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serving = tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await.unwrap();
+        server.serve_stream(stream, peer.to_string()).await.unwrap();
+    });
+    let e = failing_call(&client(&Address::tcp("127.0.0.1", port), None)).await;
+    assert!(tls_reason(&e).contains("this server requires TLS"), "{e}");
+    tokio::time::timeout(FAST, serving)
+        .await
+        .expect("the refused connection ends")
+        .unwrap();
+}

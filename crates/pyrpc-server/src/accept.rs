@@ -21,6 +21,15 @@ use crate::connection::{self, Admission, Slot};
 use crate::server::Shared;
 use crate::warnlimit::limited_warn;
 
+/// The refusal a plain connection to a TLS server gets in answer to its hello.
+pub(crate) fn tls_required() -> RemoteError {
+    RemoteError::new(
+        ErrorKind::Protocol,
+        "this server requires TLS: connect with TLS (give the client the CA \
+         bundle that signed the server's certificate, e.g. tls_ca)",
+    )
+}
+
 /// Serves one accepted connection, TLS first if the server has it.
 pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: String) {
     let slot = Slot::take(&shared);
@@ -56,14 +65,9 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
             );
         }
         (Some(_), false) => {
-            let refusal = RemoteError::new(
-                ErrorKind::Protocol,
-                "this server requires TLS: connect with TLS (give the client the CA \
-                 bundle that signed the server's certificate, e.g. tls_ca)",
-            );
             // Logged (rate-limited) with the refusal once the hello is read.
             let admission = Admission {
-                refusal: Some(refusal),
+                refusal: Some(tls_required()),
                 ..Admission::default()
             };
             connection::serve(shared, stream, peer, slot, admission).await;

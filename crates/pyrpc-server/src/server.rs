@@ -265,6 +265,12 @@ impl Server {
     ///
     /// The returned task ends when the connection closes.
     ///
+    /// The stream is served as given, so it goes through the server's
+    /// connection limit, hello and secret but not through TLS: on a server
+    /// configured with TLS, the stream's hello is refused ("this server
+    /// requires TLS"), as a plain client's is. Serve TLS connections through
+    /// [`Server::bind`] or [`Server::bind_listener`].
+    ///
     /// # Panics
     ///
     /// When called outside a tokio runtime.
@@ -279,7 +285,15 @@ impl Server {
             io,
             peer,
             slot,
-            connection::Admission::default(),
+            connection::Admission {
+                refusal: self
+                    .shared
+                    .config
+                    .tls
+                    .as_ref()
+                    .map(|_| crate::accept::tls_required()),
+                ..connection::Admission::default()
+            },
         ))
     }
 }
