@@ -169,3 +169,58 @@ async fn a_dead_worker_is_skipped() {
     let _a = accept_n(&alive, 2).await;
     assert_eq!(r.balancer.open_counts(), vec![Some(2), None]);
 }
+
+#[tokio::test]
+async fn a_worker_whose_channel_is_full_is_skipped_and_nothing_is_lost() {
+    const N: usize = 40;
+    let r = running(false, 2).await;
+    let serving = r.worker(0);
+    // Worker 1 is attached but not reading yet, and its channel is made as
+    // small as the OS allows, so it fills after a few connections.
+    let starting = r.balancer.attach(1).unwrap();
+    {
+        let slots = r.balancer.slots();
+        let slot = slots[1].as_ref().unwrap();
+        rustix::net::sockopt::set_socket_send_buffer_size(&slot.channel, 1).unwrap();
+    }
+    let mut clients = r.connect(N).await;
+    let mut served = accept_n(&serving, 1).await;
+    // Every connection was handed to someone: none was closed.
+    let handed = async {
+        loop {
+            let open: Vec<usize> = r
+                .balancer
+                .slots()
+                .iter()
+                .flatten()
+                .map(|s| s.open)
+                .collect();
+            if open.iter().sum::<usize>() == N {
+                return open[1];
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let waiting = tokio::time::timeout(T, handed)
+        .await
+        .expect("all connections handed over");
+    assert!(
+        (1..N / 2).contains(&waiting),
+        "the full channel should have been skipped: {waiting} of {N} wait for worker 1"
+    );
+    served.extend(accept_n(&serving, N - waiting - 1).await);
+    let late = Listener::from_handoff(starting, r.address.clone()).unwrap();
+    served.extend(accept_n(&late, waiting).await);
+    // The handed sockets are the clients' own connections, each once.
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(&[i as u8]).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for s in &mut served {
+        let mut got = [0u8; 1];
+        s.read_exact(&mut got).await.unwrap();
+        seen.push(got[0]);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..N as u8).collect::<Vec<u8>>());
+}
