@@ -80,7 +80,9 @@ pub struct ClientConfig {
     /// nested deeper are refused as they are decoded. The limit keeps the
     /// recursive conversions from exhausting the stack.
     ///
-    /// The default value is [`pyrpc_proto::MAX_VALUE_DEPTH`] (1024).
+    /// The default value is [`pyrpc_proto::MAX_VALUE_DEPTH`] (1024). Rust
+    /// values are decoded at most [`pyrpc_proto::VALUE_DEPTH_CEILING`]
+    /// (10,000) deep whatever this says.
     pub max_value_depth: usize,
     /// The shared secret of a server that requires authentication. With it,
     /// the client answers the server's challenge (HMAC-SHA256, see

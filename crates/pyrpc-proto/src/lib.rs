@@ -83,7 +83,7 @@ pub use ndarray::{Dtype, NdArray, MAX_NDIM};
 pub use report::Report;
 pub use serde_value::{from_value, to_value, SerdeError};
 pub use shape::Shape;
-pub use value::{Value, MAX_VALUE_DEPTH};
+pub use value::{Value, MAX_VALUE_DEPTH, VALUE_DEPTH_CEILING};
 
 /// The protocol version this crate speaks (`ProtocolVersion::PROTOCOL_VERSION_1`).
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -7,7 +7,7 @@ use crate::{Record, Value};
 
 /// The child values of a container, in order (a dict's key, value, key,
 /// value, ...; a record's field values); `None` for a value without any.
-fn children(v: &Value) -> Option<Box<dyn Iterator<Item = &Value> + '_>> {
+pub(crate) fn children(v: &Value) -> Option<Box<dyn Iterator<Item = &Value> + '_>> {
     match v {
         Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
             Some(Box::new(items.iter()))

@@ -82,7 +82,9 @@ pub struct ServerConfig {
     /// results); deeper values are answered `UNSUPPORTED_VALUE`. Bounds the
     /// recursion of value conversion on hostile input.
     ///
-    /// The default value is [`pyrpc_proto::MAX_VALUE_DEPTH`] (1024).
+    /// The default value is [`pyrpc_proto::MAX_VALUE_DEPTH`] (1024). Rust
+    /// values are decoded at most [`pyrpc_proto::VALUE_DEPTH_CEILING`]
+    /// (10,000) deep whatever this says; a Python server is not bound by it.
     pub max_value_depth: usize,
     /// The most connections served at once; one more is answered with a hello
     /// carrying an `OVERLOADED` error and closed, so a flood of connections

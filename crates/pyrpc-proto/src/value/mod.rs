@@ -17,6 +17,21 @@ use crate::wire;
 /// refused with [`ValueError::TooDeep`] instead of exhausting a stack.
 pub const MAX_VALUE_DEPTH: usize = 1024;
 
+/// The deepest [`Value`] decoded whatever the configured limit: a larger
+/// `max_depth` given to [`Value::from_wire`] (and so to every decoder of
+/// Rust values, e.g. a Rust server's or client's `max_value_depth`) counts
+/// as this one.
+///
+/// A `Value` is dropped by the compiler's recursive drop, one stack frame
+/// or so per level, as `serde_json::Value` is: 10,000 levels drop within a
+/// 2 MiB thread stack (a tokio worker's) even in a debug build, so a hostile
+/// frame cannot crash a process whose limit was raised. Clone, equality,
+/// `Debug` and `Display` use explicit stacks and have no such bound. A
+/// value built by hand deeper than this is the builder's to drop on a stack
+/// large enough (decision 0015). Python peers decode into Python objects,
+/// not `Value`s, and are not bound by it.
+pub const VALUE_DEPTH_CEILING: usize = 10_000;
+
 /// A value with Python's shapes.
 ///
 /// The variants map one to one onto Python types: `None`, `bool`, `int` (any
@@ -179,21 +194,35 @@ impl Value {
     }
 
     /// How deeply this value nests: 1 for a scalar or an empty container, one
-    /// more than the deepest item otherwise.
+    /// more than the deepest item otherwise. Walks with an explicit stack, so
+    /// any depth is measured.
     pub fn depth(&self) -> usize {
-        let children = match self {
-            Value::List(v) | Value::Tuple(v) | Value::Set(v) | Value::FrozenSet(v) => {
-                v.iter().map(Value::depth).max().unwrap_or(0)
+        self.depth_up_to(usize::MAX)
+    }
+
+    /// The depth (see [`Value::depth`]), or the first level found past
+    /// `stop`, whichever is smaller: the walk stops there.
+    fn depth_up_to(&self, stop: usize) -> usize {
+        // One iterator per open container: memory grows with the depth, not
+        // with the number of items.
+        let mut deepest = 1;
+        let mut open: Vec<_> = crate::value_ops::children(self).into_iter().collect();
+        while let Some(items) = open.last_mut() {
+            let Some(v) = items.next() else {
+                open.pop();
+                continue;
+            };
+            // `v` sits one level below the innermost open container.
+            let level = open.len() + 1;
+            deepest = deepest.max(level);
+            if level > stop {
+                break;
             }
-            Value::Dict(entries) => entries
-                .iter()
-                .map(|(k, v)| k.depth().max(v.depth()))
-                .max()
-                .unwrap_or(0),
-            Value::Record(r) => r.fields.iter().map(|(_, v)| v.depth()).max().unwrap_or(0),
-            _ => 0,
-        };
-        1 + children
+            if let Some(children) = crate::value_ops::children(v) {
+                open.push(children);
+            }
+        }
+        deepest
     }
 
     /// The value as an `i64`, if it is an int that fits.
@@ -272,27 +301,10 @@ impl Value {
     ///
     /// [`ValueError::TooDeep`] when it does.
     pub fn check_depth(&self, max_depth: usize) -> Result<(), ValueError> {
-        fn walk(v: &Value, left: usize, max: usize) -> Result<(), ValueError> {
-            if left == 0 {
-                return Err(ValueError::TooDeep { max });
-            }
-            match v {
-                Value::List(items)
-                | Value::Tuple(items)
-                | Value::Set(items)
-                | Value::FrozenSet(items) => items.iter().try_for_each(|i| walk(i, left - 1, max)),
-                Value::Dict(entries) => entries.iter().try_for_each(|(k, v)| {
-                    walk(k, left - 1, max)?;
-                    walk(v, left - 1, max)
-                }),
-                Value::Record(r) => r
-                    .fields
-                    .iter()
-                    .try_for_each(|(_, v)| walk(v, left - 1, max)),
-                _ => Ok(()),
-            }
+        if self.depth_up_to(max_depth) > max_depth {
+            return Err(ValueError::TooDeep { max: max_depth });
         }
-        walk(self, max_depth, max_depth)
+        Ok(())
     }
 
     /// Converts a wire value, refusing anything nested deeper than `max_depth`.
@@ -301,7 +313,10 @@ impl Value {
     ///
     /// [`ValueError`] for a value nested too deep, a malformed big int, or a
     /// dict whose key and value lists differ in length.
+    ///
+    /// A `max_depth` above [`VALUE_DEPTH_CEILING`] counts as the ceiling.
     pub fn from_wire(value: wire::Value, max_depth: usize) -> Result<Value, ValueError> {
+        let max_depth = max_depth.min(VALUE_DEPTH_CEILING);
         from_wire(value, max_depth, max_depth)
     }
 }

@@ -258,3 +258,43 @@ fn accessors() {
     assert_eq!(Value::from(Some("x")).as_str(), Some("x"));
     assert!(Value::from(None::<i32>).is_none());
 }
+
+/// A value `depth` deep, lists and dicts in turn (the dict's value nests).
+fn nested(depth: usize) -> Value {
+    let mut v = Value::from(1);
+    for i in 1..depth {
+        v = if i % 2 == 0 {
+            Value::list([v])
+        } else {
+            Value::Dict(vec![(Value::from(i as i64), v)])
+        };
+    }
+    v
+}
+
+#[test]
+fn decoding_stops_at_the_ceiling_whatever_the_limit_and_such_a_value_drops_on_a_small_stack() {
+    let at_ceiling = wire::Value::from(nested(VALUE_DEPTH_CEILING));
+    let deeper = wire::Value::from(nested(VALUE_DEPTH_CEILING + 1));
+    // On a thread with a tokio worker's stack: the decode is iterative and
+    // the decoded value's (recursive) drop fits.
+    let decoded = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let v = Value::from_wire(at_ceiling, usize::MAX).expect("at the ceiling");
+            let depth = v.depth();
+            assert_eq!(v.check_depth(VALUE_DEPTH_CEILING), Ok(()));
+            drop(v);
+            (depth, Value::from_wire(deeper, usize::MAX))
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(decoded.0, VALUE_DEPTH_CEILING);
+    assert_eq!(
+        decoded.1,
+        Err(ValueError::TooDeep {
+            max: VALUE_DEPTH_CEILING
+        })
+    );
+}
