@@ -52,4 +52,4 @@ mod writer;
 pub use chunks::{FrameChunks, ZERO_COPY_MIN};
 pub use codec::{Codec, Precheck, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 pub use error::FrameError;
-pub use writer::{Room, SharedWriter, TryReserveError, WriterClosed, WriterConfig};
+pub use writer::{Room, SharedWriter, TryReserveError, Turn, WriterClosed, WriterConfig};

@@ -159,6 +159,16 @@ pub struct SharedWriter<W, C> {
     config: WriterConfig,
 }
 
+impl<W, C> std::fmt::Debug for Turn<W, C>
+where
+    W: AsyncWrite + Send + Unpin + 'static,
+    C: Send + 'static,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turn").finish_non_exhaustive()
+    }
+}
+
 impl<W, C> std::fmt::Debug for SharedWriter<W, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedWriter")
@@ -167,10 +177,16 @@ impl<W, C> std::fmt::Debug for SharedWriter<W, C> {
     }
 }
 
-/// The write half, owned by the one writer; given back when dropped.
-struct Turn<W: AsyncWrite + Send + Unpin + 'static, C: Send + 'static> {
+/// The write half, owned by the one writer: returned by
+/// [`SharedWriter::enqueue`] to the sender that found no one writing, who
+/// must then write ([`Turn::write`] or [`Turn::write_now`]). Given back
+/// when dropped (what is left to write goes on from a task).
+pub struct Turn<W: AsyncWrite + Send + Unpin + 'static, C: Send + 'static> {
     writer: Arc<SharedWriter<W, C>>,
     io: Option<Io<W>>,
+    /// The turn of a drain task: dropped unfinished (its runtime shutting
+    /// down), it gives the write half back and starts no other task.
+    drain: bool,
 }
 
 impl<W, C> SharedWriter<W, C>
@@ -271,8 +287,14 @@ where
     }
 
     /// Encodes a frame with `encode` into the outbox; if no one writes,
-    /// the caller is the writer from here on.
-    fn enqueue<R>(
+    /// the caller is the writer from here on: it gets the [`Turn`] and
+    /// writes with it (after letting others queue theirs, if it likes).
+    /// [`SharedWriter::send`] and [`SharedWriter::send_now`] do both.
+    ///
+    /// # Errors
+    ///
+    /// [`WriterClosed`] when the writer is broken or closed.
+    pub fn enqueue<R>(
         self: &Arc<Self>,
         room: Room,
         encode: impl FnOnce(&mut C, &mut FrameChunks) -> R,
@@ -294,6 +316,7 @@ where
             Some(Turn {
                 writer: Arc::clone(self),
                 io,
+                drain: false,
             }),
         ))
     }
@@ -314,7 +337,7 @@ where
     ) -> Result<R, WriterClosed> {
         let (r, turn) = self.enqueue(room, encode)?;
         if let Some(turn) = turn {
-            turn.write().await.map_err(|_| WriterClosed)?;
+            turn.write().await?;
         }
         Ok(r)
     }
@@ -451,7 +474,16 @@ where
     }
 
     /// Writes until nothing is queued, awaiting the socket.
-    async fn write(mut self) -> io::Result<()> {
+    ///
+    /// # Errors
+    ///
+    /// [`WriterClosed`] when a write fails, stalls or is killed (the
+    /// writer is broken then).
+    pub async fn write(self) -> Result<(), WriterClosed> {
+        self.write_io().await.map_err(|_| WriterClosed)
+    }
+
+    async fn write_io(mut self) -> io::Result<()> {
         let writer = Arc::clone(&self.writer);
         let (stall, kill) = (writer.config.stall, &writer.config.kill);
         while self.refill() {
@@ -483,9 +515,10 @@ where
         Ok(())
     }
 
-    /// Writes what the socket takes now; on would-block hands the rest to
-    /// a drain task on `handle`'s runtime.
-    fn write_now(mut self, handle: &tokio::runtime::Handle) {
+    /// Writes what the socket takes now, without waiting (from any
+    /// thread); on would-block hands the rest to a drain task on
+    /// `handle`'s runtime.
+    pub fn write_now(mut self, handle: &tokio::runtime::Handle) {
         let mut cx = Context::from_waker(Waker::noop());
         while self.refill() {
             if self.writer.config.kill.is_cancelled() {
@@ -510,6 +543,7 @@ where
                 Poll::Ready(Err(e)) => return self.fail(&e),
                 Poll::Pending => {
                     // The socket is full: a task finishes when it drains.
+                    self.drain = true;
                     handle.spawn(async move {
                         let _ = self.write().await;
                     });
@@ -541,12 +575,13 @@ where
             self.writer.idle.notify_waiters();
             return;
         }
-        if more {
+        if more && !self.drain {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 drop(st);
                 let turn = Turn {
                     writer: Arc::clone(&self.writer),
                     io: Some(io),
+                    drain: true,
                 };
                 handle.spawn(async move {
                     let _ = turn.write().await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use pyrpc_proto::raw;
 use tokio::io::{AsyncRead, AsyncReadExt, DuplexStream};
-use tokio_stream_free::collect_ids;
+use frames::collect_ids;
 
 use super::*;
 use crate::Codec;
@@ -41,7 +41,7 @@ async fn send<W: AsyncWrite + Send + Unpin + 'static>(
         .await
 }
 
-mod tokio_stream_free {
+mod frames {
     use super::*;
     use tokio_util::codec::Decoder;
 
@@ -326,4 +326,26 @@ async fn close_waits_for_queued_frames_then_shuts_the_write_half() {
     far.read_to_end(&mut rest).await.unwrap();
     assert!(rest.is_empty(), "bytes after the last frame");
     assert_eq!(send(&w, 2, 1).await, Err(WriterClosed));
+}
+
+#[test]
+fn a_runtime_shut_down_under_a_drain_task_drops_it_quietly() {
+    // The drain task (from a writer that gave up mid-write) is dropped with
+    // its runtime: it gives the write half back and starts nothing new.
+    let (near, _far) = tokio::io::duplex(64);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let w = rt.block_on(async {
+        let w = writer(near, WriterConfig::default());
+        let r = tokio::time::timeout(Duration::from_millis(10), send(&w, 1, 1000)).await;
+        assert!(r.is_err(), "a 1000-byte frame fit a 64-byte pipe");
+        assert!(w.lock().writing, "no drain task took over");
+        w
+    });
+    drop(rt);
+    let st = w.lock();
+    assert!(!st.writing && st.io.is_some(), "the write half was lost");
+    assert!(!st.frames.is_empty(), "the unwritten rest was lost");
 }
