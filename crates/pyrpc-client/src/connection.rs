@@ -23,9 +23,9 @@ use pyrpc_transport::Address;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tokio_util::sync::CancellationToken;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace};
 
 use crate::config::ClientConfig;
@@ -234,9 +234,8 @@ impl Connection {
         let frame = ClientFrame {
             kind: Some(client_frame::Kind::Credit(wire::Credit { id, items })),
         };
-        let encode = move |codec: &mut ClientCodec, out: &mut FrameChunks| {
-            codec.encode_chunks(&frame, out)
-        };
+        let encode =
+            move |codec: &mut ClientCodec, out: &mut FrameChunks| codec.encode_chunks(&frame, out);
         match self.write_through(encode, CANCEL_SEND_TIMEOUT).await {
             Ok(()) => trace!(id, items, "credit sent"),
             Err(e) => debug!(id, error = %e, "credit not sent"),
@@ -322,7 +321,14 @@ impl Connection {
         &self,
         kind: request::Kind,
         streaming: bool,
-    ) -> Result<(PendingReply, SizedFrame, Option<mpsc::UnboundedReceiver<Bytes>>), CallError> {
+    ) -> Result<
+        (
+            PendingReply,
+            SizedFrame,
+            Option<mpsc::UnboundedReceiver<Bytes>>,
+        ),
+        CallError,
+    > {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancellable = matches!(kind, request::Kind::Call(_));
         let window = match &kind {
@@ -412,9 +418,7 @@ struct SizedFrame {
 
 impl SizedFrame {
     /// Encodes the frame into the outbox (`len` is not walked again).
-    fn encoder(
-        self,
-    ) -> impl FnOnce(&mut ClientCodec, &mut FrameChunks) -> Result<(), FrameError> {
+    fn encoder(self) -> impl FnOnce(&mut ClientCodec, &mut FrameChunks) -> Result<(), FrameError> {
         move |codec, out| codec.encode_chunks_sized(&self.frame, self.len, out)
     }
 }

@@ -11,9 +11,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use frames::collect_ids;
 use pyrpc_proto::raw;
 use tokio::io::{AsyncRead, AsyncReadExt, DuplexStream};
-use frames::collect_ids;
 
 use super::*;
 use crate::Codec;
@@ -98,7 +98,9 @@ async fn many_senders_keep_their_own_order() {
         let w = Arc::clone(&w);
         tasks.push(tokio::spawn(async move {
             for i in 0..100u64 {
-                send(&w, s * 1000 + i, (i as usize * 37) % 300).await.unwrap();
+                send(&w, s * 1000 + i, (i as usize * 37) % 300)
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -235,7 +237,10 @@ async fn the_room_is_bounded_in_bytes_and_given_back_once_written() {
     let f = frame(1, 590);
     let sending = {
         let w = Arc::clone(&w);
-        tokio::spawn(async move { w.send(first, |c, out| c.encode_chunks(&f, out).unwrap()).await })
+        tokio::spawn(async move {
+            w.send(first, |c, out| c.encode_chunks(&f, out).unwrap())
+                .await
+        })
     };
     // Still queued or being written: the room is still taken.
     tokio::task::yield_now().await;

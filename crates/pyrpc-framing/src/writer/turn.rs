@@ -210,4 +210,3 @@ async fn with_stall<T>(
 fn tracing_debug(e: &io::Error) {
     tracing::debug!(error = %e, "write failed; the connection's writer is broken");
 }
-

@@ -77,10 +77,7 @@ pub(crate) struct QueueClosed;
 impl ReplyQueue {
     /// A queue on `writer`; the receiver completes once the last clone of
     /// the queue is dropped.
-    pub(super) fn new(
-        writer: Arc<ReplyWriter>,
-        peer: Arc<str>,
-    ) -> (Self, oneshot::Receiver<()>) {
+    pub(super) fn new(writer: Arc<ReplyWriter>, peer: Arc<str>) -> (Self, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
         let queue = ReplyQueue {
             writer,
@@ -117,7 +114,9 @@ impl ReplyQueue {
         let room = self.writer.reserve(len).await.map_err(|_| QueueClosed)?;
         let peer = &self.peer;
         self.writer
-            .send(room, |codec, out| encode_response(codec, frame, len, out, peer))
+            .send(room, |codec, out| {
+                encode_response(codec, frame, len, out, peer)
+            })
             .await
             .map_err(|_| QueueClosed)
     }
