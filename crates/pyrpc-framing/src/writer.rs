@@ -47,7 +47,8 @@
 //! writer.send(room, |codec, out| codec.encode_chunks(&req, out)).await.unwrap().unwrap();
 //! let mut got = [0u8; 8];
 //! far.read_exact(&mut got).await.unwrap();
-//! assert_eq!(got, [0, 0, 0, 4, 8, 7, 18, 0]);
+//! // The length, then `id: 7` and an empty `ping` (field 6).
+//! assert_eq!(got, [0, 0, 0, 4, 8, 7, 50, 0]);
 //! # });
 //! ```
 
