@@ -8,12 +8,12 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message;
-use pyrpc_framing::{Codec, FrameChunks, FrameError};
+use pyrpc_framing::{Codec, FrameChunks, FrameError, WriterClosed, WriterConfig};
 use pyrpc_proto::handshake::{ClientHandshake, ClientSettings, ClientStep};
 // Values travel as their encoded bytes (see `pyrpc_proto::raw`): the
 // Python binding converts them itself, Rust callers decode them.
@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace};
 
 use crate::config::ClientConfig;
@@ -51,34 +52,35 @@ pub(crate) use info::Broken;
 pub use info::ServerInfo;
 use waiters::{read_loop, Shared, CANCEL_SEND_TIMEOUT};
 pub(crate) use waiters::{PendingReply, SharedHandle};
-use writer::{FrameWriter, Outbox};
+use writer::{write_alone, RequestWriter};
 
 // ===== impl Connection =====
 
 /// One connection to a server, shared by any number of concurrent callers.
 ///
 /// Writes are combined rather than handed to a writer task fed by a
-/// channel: a caller encodes its frame into the `outbox`, then takes the
-/// writer lock and writes *everything* in the outbox, its own frame and any
-/// queued by other callers meanwhile, in one (vectored) write; a caller
-/// that gets the lock after its frame went out with someone else's returns
-/// at once. A lone caller (the common ping-pong case) thus writes its own
+/// channel (the connection's [`SharedWriter`](pyrpc_framing::SharedWriter),
+/// the server's design too): a caller encodes its frame into the writer's
+/// outbox and, if no one is writing, writes *everything* queued, its own
+/// frame and any queued by other callers meanwhile, in one (vectored)
+/// write; a caller that finds a writer at work leaves its frame to it and
+/// returns. A lone caller (the common ping-pong case) thus writes its own
 /// frame with no hand-off to another task, while concurrent callers share
 /// writes: with other requests in flight, a caller yields once before
 /// writing so that callers woken with it can queue theirs first.
 ///
-/// The time spent waiting for the lock and writing is what
-/// `socket_send_timeout` bounds. Frames are encoded whole before any byte is
-/// written, and bytes not yet written stay in the writer for the next write,
-/// so a caller that gives up mid-write never leaves half a frame on the
-/// wire. A request whose send timed out may still go out with a later write.
+/// The time a caller spends writing is what `socket_send_timeout` bounds.
+/// Frames are encoded whole before any byte is written, and a caller that
+/// gives up mid-write hands the bytes not yet written to a task, so half a
+/// frame is never left on the wire. A request whose send timed out may
+/// still go out.
 pub(crate) struct Connection {
     shared: Arc<Shared>,
-    /// Frames encoded by callers and not yet taken by a writer. A `std`
-    /// mutex: held only to encode or take frames, never across an `.await`.
-    outbox: Mutex<Outbox>,
-    /// A `tokio` mutex: it is held across the write's `.await`.
-    writer: tokio::sync::Mutex<FrameWriter>,
+    /// The write half, shared by the callers.
+    writer: Arc<RequestWriter>,
+    /// Stops a write under way (a task finishing a write whose caller gave
+    /// up) when the connection closes.
+    kill: CancellationToken,
     next_id: AtomicU64,
     /// The longest frame the server accepts.
     max_send_len: usize,
@@ -138,7 +140,8 @@ impl Connection {
         let (read, write) = tokio::io::split(io);
         let mut reader =
             FramedRead::new(read, ClientCodec::with_max_frame_len(config.max_frame_len));
-        let mut writer = FrameWriter::new(Box::pin(write), config.max_frame_len);
+        let mut write: BoxedWrite = Box::pin(write);
+        let mut hello_codec = ClientCodec::with_max_frame_len(config.max_frame_len);
 
         let nonce = match &config.secret {
             Some(_) => Some(
@@ -152,8 +155,7 @@ impl Connection {
         let (mut machine, hello) = ClientHandshake::new(settings, nonce);
         let mut outgoing = hello;
         let done = loop {
-            writer
-                .send(&handshake_frame(outgoing))
+            write_alone(&mut write, &mut hello_codec, &handshake_frame(outgoing))
                 .await
                 .map_err(|e| CallError::from(Broken::from_frame(e)))?;
             let frame = read_hello(&mut reader).await?;
@@ -171,16 +173,21 @@ impl Connection {
         let mut codec = ClientCodec::with_max_frame_len(config.max_frame_len);
         codec.set_max_encode_len(max_send_len);
 
+        let kill = CancellationToken::new();
+        let writer = RequestWriter::new(
+            write,
+            codec,
+            WriterConfig {
+                kill: kill.clone(),
+                ..WriterConfig::default()
+            },
+        );
         let shared = Arc::new(Shared::new());
         let task = tokio::spawn(read_loop(reader, Arc::clone(&shared)));
         Ok(Connection {
             shared,
-            outbox: Mutex::new(Outbox {
-                codec,
-                frames: FrameChunks::new(),
-                queued: 0,
-            }),
-            writer: tokio::sync::Mutex::new(writer),
+            writer,
+            kill,
             next_id: AtomicU64::new(1),
             max_send_len,
             info,
@@ -227,17 +234,9 @@ impl Connection {
         let frame = ClientFrame {
             kind: Some(client_frame::Kind::Credit(wire::Credit { id, items })),
         };
-        let ticket = {
-            let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-            let out = &mut *out;
-            if let Err(e) = out.codec.encode_chunks(&frame, &mut out.frames) {
-                debug!(id, error = %e, "credit not encoded");
-                return;
-            }
-            out.queued += 1;
-            out.queued
-        };
-        match self.write_through(ticket, CANCEL_SEND_TIMEOUT).await {
+        let encode =
+            move |codec: &mut ClientCodec, out: &mut FrameChunks| codec.encode_chunks(&frame, out);
+        match self.write_through(encode, CANCEL_SEND_TIMEOUT).await {
             Ok(()) => trace!(id, items, "credit sent"),
             Err(e) => debug!(id, error = %e, "credit not sent"),
         }
@@ -260,8 +259,8 @@ impl Connection {
         call: raw::Call,
         send_timeout: Duration,
     ) -> Result<(PendingReply, mpsc::UnboundedReceiver<Bytes>), CallError> {
-        let (reply, ticket, items) = self.enqueue_with(request::Kind::Call(call), true)?;
-        self.write_through(ticket, send_timeout).await?;
+        let (reply, frame, items) = self.register(request::Kind::Call(call), true)?;
+        self.write_through(frame.encoder(), send_timeout).await?;
         trace!(id = reply.id, "streaming request sent");
         Ok((reply, items.expect("registered with items")))
     }
@@ -269,6 +268,7 @@ impl Connection {
     /// Breaks the connection: every waiting caller gets [`CallError::Closed`].
     pub(crate) fn close(&self) {
         self.shared.fail_all(Broken::Closed);
+        self.kill.cancel();
         self.reader.abort();
     }
 
@@ -285,8 +285,8 @@ impl Connection {
         kind: request::Kind,
         send_timeout: Duration,
     ) -> Result<PendingReply, CallError> {
-        let (reply, ticket) = self.enqueue(kind)?;
-        self.write_through(ticket, send_timeout).await?;
+        let (reply, frame, _) = self.register(kind, false)?;
+        self.write_through(frame.encoder(), send_timeout).await?;
         trace!(id = reply.id, "request sent");
         Ok(reply)
     }
@@ -303,28 +303,32 @@ impl Connection {
         second: request::Kind,
         send_timeout: Duration,
     ) -> Result<(PendingReply, PendingReply), CallError> {
-        let (a, _) = self.enqueue(first)?;
-        let (b, ticket) = self.enqueue(second)?;
-        self.write_through(ticket, send_timeout).await?;
+        let (a, first, _) = self.register(first, false)?;
+        let (b, second, _) = self.register(second, false)?;
+        let encode = move |codec: &mut ClientCodec, out: &mut FrameChunks| {
+            first.encoder()(codec, out)?;
+            second.encoder()(codec, out)
+        };
+        self.write_through(encode, send_timeout).await?;
         trace!(first = a.id, second = b.id, "requests sent");
         Ok((a, b))
     }
 
-    /// Registers a request's waiter and encodes the request into the
-    /// outbox; returns the waiter and the request's ticket.
-    fn enqueue(&self, kind: request::Kind) -> Result<(PendingReply, u64), CallError> {
-        let (reply, ticket, _) = self.enqueue_with(kind, false)?;
-        Ok((reply, ticket))
-    }
-
-    /// [`Connection::enqueue`], registering an item channel too when
-    /// `streaming`.
+    /// Registers a request's waiter (with an item channel too when
+    /// `streaming`); returns the waiter and the frame to send.
     #[allow(clippy::type_complexity)]
-    fn enqueue_with(
+    fn register(
         &self,
         kind: request::Kind,
         streaming: bool,
-    ) -> Result<(PendingReply, u64, Option<mpsc::UnboundedReceiver<Bytes>>), CallError> {
+    ) -> Result<
+        (
+            PendingReply,
+            SizedFrame,
+            Option<mpsc::UnboundedReceiver<Bytes>>,
+        ),
+        CallError,
+    > {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancellable = matches!(kind, request::Kind::Call(_));
         let window = match &kind {
@@ -359,51 +363,63 @@ impl Connection {
             rx,
             cancel_on_drop: cancellable,
         };
-        let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-        let out = &mut *out;
-        // `len` was computed above: not walked again.
-        if let Err(e) = out.codec.encode_chunks_sized(&frame, len, &mut out.frames) {
-            return Err(ProtocolError::Encode(Arc::new(e)).into());
-        }
-        out.queued += 1;
-        Ok((reply, out.queued, items))
+        Ok((reply, SizedFrame { frame, len }, items))
     }
 
-    /// Waits until the request with `ticket` is written (by this caller,
-    /// along with everything queued, or by another), for at most
+    /// Queues the frames `encode` writes into the outbox and, if no one
+    /// else is writing, writes everything queued, for at most
     /// `send_timeout`.
-    async fn write_through(&self, ticket: u64, send_timeout: Duration) -> Result<(), CallError> {
+    async fn write_through(
+        &self,
+        encode: impl FnOnce(&mut ClientCodec, &mut FrameChunks) -> Result<(), FrameError>,
+        send_timeout: Duration,
+    ) -> Result<(), CallError> {
         let write = async {
-            if self.shared.len() > 1 {
-                // Others are in flight: let those woken with us queue their
-                // frames, so one write carries them all.
-                tokio::task::yield_now().await;
+            // The client bounds its outbox by its callers' timeouts, not
+            // by room: this never waits.
+            let room = self.writer.reserve(0).await?;
+            let (encoded, turn) = self.writer.enqueue(room, encode)?;
+            if let Err(e) = encoded {
+                // Nothing of it was queued (a dropped turn still writes
+                // what others queued).
+                return Ok(Err(e));
             }
-            let mut writer = self.writer.lock().await;
-            if writer.written >= ticket {
-                return Ok(());
+            if let Some(turn) = turn {
+                if self.shared.len() > 1 {
+                    // Others are in flight: let those woken with us queue
+                    // their frames, so one write carries them all.
+                    tokio::task::yield_now().await;
+                }
+                turn.write().await?;
             }
-            let upto = {
-                let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-                writer.pending.append(&mut out.frames);
-                out.queued
-            };
-            writer.write_pending().await?;
-            writer.written = upto;
-            Ok::<(), FrameError>(())
+            Ok(Ok(()))
         };
         match tokio::time::timeout(send_timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if e.is_io() => {
-                debug!(error = %pyrpc_proto::Report(&e), "writing to the server failed");
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(ProtocolError::Encode(Arc::new(e)).into()),
+            Ok(Err(WriterClosed)) => {
+                debug!("writing to the server failed");
                 self.close();
                 Err(CallError::Closed)
             }
-            Ok(Err(e)) => Err(ProtocolError::Encode(Arc::new(e)).into()),
             Err(_) => Err(CallError::Timeout {
                 stage: TimeoutStage::Send,
             }),
         }
+    }
+}
+
+/// A request frame and its encoded length (computed once, to check it
+/// against the server's limit).
+struct SizedFrame {
+    frame: ClientFrame,
+    len: usize,
+}
+
+impl SizedFrame {
+    /// Encodes the frame into the outbox (`len` is not walked again).
+    fn encoder(self) -> impl FnOnce(&mut ClientCodec, &mut FrameChunks) -> Result<(), FrameError> {
+        move |codec, out| codec.encode_chunks_sized(&self.frame, self.len, out)
     }
 }
 

@@ -1,54 +1,50 @@
 //! One connection: the hello, then a reader that hands requests to
-//! `dispatch` (at most `max_in_flight_per_connection` at a time) and one
-//! writer task that sends the replies.
-//!
-//! The writer is a task of its own rather than a future joined with the
-//! reader on the connection's task: joined, every reply the reader queued
-//! woke the running task itself, and the extra poll and wake-up cost more
-//! server CPU per sequential call (~19-40 µs against ~12-19 µs, measured
-//! with the bench's `seq` over a Unix socket) than the hand-off saves.
+//! `dispatch` (at most `max_in_flight_per_connection` at a time), whose
+//! replies reach the socket through the connection's one
+//! [`SharedWriter`] (the same writer design as the client's).
 //!
 //! ```text
-//!            +--------+   request + permit   +-------------+
-//!  socket -> | reader | -------------------> | dispatch /  |
-//!            +--------+                      | call tasks  |
-//!                                            +-------------+
-//!            +--------+   ReplyQueue (bounded         |
-//!  socket <- | writer | <---- in count and bytes) ---+
-//!            +--------+  frames batched, flushed when the queue is empty;
-//!                        a large `bytes` payload is written from its own
-//!                        buffer (vectored writes), never copied
+//!            +--------+   request + permit   +-------------------+
+//!  socket -> | reader | -------------------> | dispatch / calls / |
+//!            +--------+                      | worker threads     |
+//!                                            +-------------------+
+//!                                                      |  reply
+//!            +--------------+  encoded into the outbox  v
+//!  socket <- | SharedWriter | <--------------------------+
+//!            +--------------+  written by whoever finds it free, with
+//!                              everything queued (vectored writes; a large
+//!                              `bytes` payload is never copied)
 //! ```
 //!
-//! A callee that answers directly (the Python binding's worker threads,
-//! `dispatch/direct.rs`) queues its replies from its own thread: the reply
-//! queue takes a reply without waiting when it has room
-//! ([`ReplyQueue::try_send`]), so the only hand-off on the way out is the
-//! writer task's wake-up.
+//! There is no writer task: a call's task, the reader (for an error it
+//! answers itself) or a Python worker thread (`dispatch/direct.rs`) writes
+//! its reply itself when no one else is writing, together with whatever
+//! was queued meanwhile; a reply that finds a writer at work is left for
+//! it. A worker thread writes without blocking, and hands what the socket
+//! does not take now to a task ([`ReplyQueue::try_send`]), so in the common
+//! case its reply reaches the socket with no hand-off at all.
 //!
 //! Limits, all from [`ServerConfig`](crate::ServerConfig):
 //!
 //! * a partial frame beyond [`UNCHARGED`] bytes is charged to the server-wide
 //!   [`ByteBudget`] before its bytes are read; a connection that would go
 //!   over it is closed;
-//! * the reply queue holds at most `max_queued_reply_bytes`; while it is
-//!   full the reader reads nothing (backpressure reaches the client's socket);
+//! * replies queued and not yet written take at most
+//!   `max_queued_reply_bytes`; while that room is full the reader reads
+//!   nothing (backpressure reaches the client's socket);
 //! * `idle_timeout`: a connection that sends nothing while none of its calls
 //!   runs, or whose replies make no progress, is closed.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Buf;
-use pyrpc_framing::{Codec, FrameChunks, FrameError};
+use pyrpc_framing::{Codec, FrameChunks, FrameError, SharedWriter, WriterConfig};
 // Values travel as their encoded bytes (see `pyrpc_proto::raw`): decoded by
 // the dispatcher for Rust callees, by the callee itself for the Python one.
 use pyrpc_proto::raw::{self, client_frame, server_frame};
 use pyrpc_proto::{ErrorKind, RemoteError};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
 
 use crate::dispatch::{self, ConnCtx};
 use crate::hello;
@@ -56,19 +52,13 @@ use crate::reader::{FrameReader, ReadError};
 use crate::server::Shared;
 use crate::warnlimit::limited_warn;
 
-/// The write buffer's starting capacity.
-const READ_CHUNK: usize = 8 * 1024;
-/// Replies are gathered into one write up to about this many bytes.
-const WRITE_BATCH: usize = 256 * 1024;
-/// A write buffer grown past this (by a large reply) is given back afterwards.
-const WRITE_BUF_KEEP: usize = 1024 * 1024;
 /// The bytes of a partial frame a connection holds without charging the
 /// server-wide budget: requests this small never touch the shared counter.
 pub(crate) const UNCHARGED: usize = 64 * 1024;
 
 mod queue;
 
-use queue::Queued;
+use queue::BoxedWrite;
 pub(crate) use queue::{ReplyQueue, TrySend, WeakReplyQueue};
 
 pub(crate) type ServerCodec = Codec<raw::ClientFrame, raw::ServerFrame>;
@@ -118,19 +108,21 @@ pub(crate) async fn serve<S>(
     let stop = shared.close.child_token();
     let kill = shared.kill.child_token();
     let in_flight = shared.config.max_in_flight_per_connection.max(1);
-    let (queue, rx) = ReplyQueue::new(in_flight, shared.config.max_queued_reply_bytes);
-    let writer = tokio::spawn(write_loop(
-        wr,
+    let writer = SharedWriter::new(
+        Box::pin(wr) as BoxedWrite,
         codec,
-        rx,
-        queue.room(),
-        shared.config.idle_timeout,
-        stop.clone(),
-        kill.clone(),
-        peer.clone(),
-    ));
+        WriterConfig {
+            room: Some(shared.config.max_queued_reply_bytes),
+            stall: shared.config.idle_timeout,
+            kill: kill.clone(),
+            // A write that fails or stalls ends the connection.
+            broken: stop.clone(),
+        },
+    );
+    let peer_name: Arc<str> = Arc::from(peer.as_str());
+    let (queue, replies_queued) = ReplyQueue::new(Arc::clone(&writer), Arc::clone(&peer_name));
     let conn = ConnCtx {
-        peer: Arc::from(peer.as_str()),
+        peer: peer_name,
         tx: queue.clone(),
         stop: stop.clone(),
         running: Arc::default(),
@@ -234,111 +226,22 @@ pub(crate) async fn serve<S>(
         drop(queue);
         drop(reader);
     };
-    // The writer ends once every reply queued by running calls is sent (they
-    // hold clones of the queue) or the connection is killed.
+    // The connection ends once every running call has sent its reply (they
+    // hold clones of the queue) and the writer has written them all, or
+    // once it is killed.
     reading.await;
-    let _ = writer.await;
-    tracing::debug!(%peer, "connection closed");
-}
-
-/// Writes all of `buf` (with vectored writes: a large payload is its own
-/// chunk, never copied into a write buffer), failing with `TimedOut` when
-/// one write makes no progress for `stall` (the client stopped reading).
-async fn write_progressing<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    buf: &mut FrameChunks,
-    stall: Option<Duration>,
-) -> std::io::Result<()> {
-    let Some(stall) = stall else {
-        wr.write_all_buf(buf).await?;
-        return wr.flush().await;
-    };
-    let stalled = || {
-        std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "the client read nothing for the idle timeout",
-        )
-    };
-    while buf.has_remaining() {
-        let n = tokio::time::timeout(stall, wr.write_buf(buf))
-            .await
-            .map_err(|_| stalled())??;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-    }
-    tokio::time::timeout(stall, wr.flush())
-        .await
-        .map_err(|_| stalled())?
-}
-
-/// Sends queued replies: encodes all that are queued into one buffer, writes
-/// and flushes it, and repeats, so replies are batched under load. The room
-/// the replies took in the queue is given back once they are written.
-#[allow(clippy::too_many_arguments)]
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    mut codec: ServerCodec,
-    mut rx: mpsc::Receiver<Queued>,
-    room: Arc<Semaphore>,
-    stall: Option<Duration>,
-    stop: CancellationToken,
-    kill: CancellationToken,
-    peer: String,
-) {
-    // Callers waiting for room learn that the connection is gone once the
-    // writer is: their replies are dropped, not kept.
-    struct CloseOnDrop(Arc<Semaphore>);
-    impl Drop for CloseOnDrop {
-        fn drop(&mut self) {
-            self.0.close();
-        }
-    }
-    let _close = CloseOnDrop(room);
-    let mut buf = FrameChunks::with_capacity(READ_CHUNK);
-    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
-    loop {
-        let first = tokio::select! {
-            r = rx.recv() => r,
-            _ = kill.cancelled() => return,
-        };
-        let Some(first) = first else { break };
-        held.push(first.room);
-        encode_response(&mut codec, first.frame, first.len, &mut buf, &peer);
-        while buf.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(q) => {
-                    held.push(q.room);
-                    encode_response(&mut codec, q.frame, q.len, &mut buf, &peer);
-                }
-                Err(_) => break,
-            }
-        }
-        let written = tokio::select! {
-            r = write_progressing(&mut wr, &mut buf, stall) => r,
-            _ = kill.cancelled() => return,
-        };
-        if let Err(e) = written {
-            tracing::debug!(%peer, error = %pyrpc_proto::Report(&e), "write failed; closing the connection");
-            stop.cancel();
-            return;
-        }
-        held.clear();
-        buf.clear();
-        if buf.buffer_capacity() > WRITE_BUF_KEEP {
-            buf = FrameChunks::with_capacity(READ_CHUNK);
-        }
-    }
     tokio::select! {
-        _ = wr.shutdown() => {}
+        _ = replies_queued => {}
         _ = kill.cancelled() => {}
     }
+    writer.close().await;
+    tracing::debug!(%peer, "connection closed");
 }
 
 /// Appends one reply frame (a response or a stream item); a reply larger
 /// than the peer accepts becomes a `FRAME_TOO_LARGE` error for the same
 /// request (for a stream item, that error ends the stream on the client).
-fn encode_response(
+pub(super) fn encode_response(
     codec: &mut ServerCodec,
     reply: raw::ServerFrame,
     len: usize,

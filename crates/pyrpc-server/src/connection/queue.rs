@@ -1,54 +1,69 @@
-//! [`ReplyQueue`]: the replies of one connection on their way to its
-//! writer, bounded in count and in bytes.
+//! [`ReplyQueue`]: how the replies of one connection reach its socket,
+//! through the connection's [`SharedWriter`] (decision 0071): whoever
+//! answers writes, when no one else is writing; the room of replies queued
+//! and not yet written is bounded in bytes.
 
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
 
 use prost::Message;
+use pyrpc_framing::{SharedWriter, TryReserveError};
 use pyrpc_proto::raw::{self, server_frame};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::io::AsyncWrite;
+use tokio::sync::oneshot;
 
-/// The replies of one connection waiting for its writer: bounded in count
-/// (the channel) and in bytes (`room`, one permit per byte of encoded reply).
+use super::{encode_response, ServerCodec};
+
+/// The write half of any stream, boxed so that [`ReplyQueue`] is not generic.
+pub(super) type BoxedWrite = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// The connection's writer.
+pub(super) type ReplyWriter = SharedWriter<BoxedWrite, ServerCodec>;
+
+/// A handle on a connection's writer held by its reader and its running
+/// calls. The connection ends once the last one is gone and the writer has
+/// written everything (see [`Alive`]).
 #[derive(Clone)]
 pub(crate) struct ReplyQueue {
-    tx: mpsc::Sender<Queued>,
-    room: Arc<Semaphore>,
-    /// The most permits one reply takes: a reply larger than the whole
-    /// queue takes all of it and goes alone.
-    max: u32,
+    writer: Arc<ReplyWriter>,
+    alive: Arc<Alive>,
+    peer: Arc<str>,
+    /// The server's runtime: a reply written from a thread that is no task
+    /// of it hands what the socket does not take now to a task there.
+    handle: tokio::runtime::Handle,
 }
 
-/// A reply and the room it takes in the queue until written.
-pub(super) struct Queued {
-    pub(super) frame: raw::ServerFrame,
-    /// `frame.encoded_len()`, computed once (for the room it takes).
-    pub(super) len: usize,
-    pub(super) room: OwnedSemaphorePermit,
+/// Dropped with the last [`ReplyQueue`]: tells `serve` the connection's
+/// replies are all queued.
+struct Alive {
+    _gone: oneshot::Sender<()>,
 }
 
-/// A [`ReplyQueue`] that does not keep the writer alive (see
+/// A [`ReplyQueue`] that does not keep the connection open (see
 /// [`ReplyQueue::downgrade`]).
 #[derive(Clone)]
 pub(crate) struct WeakReplyQueue {
-    tx: mpsc::WeakSender<Queued>,
-    room: Arc<Semaphore>,
-    max: u32,
+    writer: Arc<ReplyWriter>,
+    alive: Weak<Alive>,
+    peer: Arc<str>,
+    handle: tokio::runtime::Handle,
 }
 
 impl WeakReplyQueue {
-    /// The queue, while the connection's writer still runs.
+    /// The queue, while the connection is still open.
     pub(crate) fn upgrade(&self) -> Option<ReplyQueue> {
         Some(ReplyQueue {
-            tx: self.tx.upgrade()?,
-            room: Arc::clone(&self.room),
-            max: self.max,
+            writer: Arc::clone(&self.writer),
+            alive: self.alive.upgrade()?,
+            peer: Arc::clone(&self.peer),
+            handle: self.handle.clone(),
         })
     }
 }
 
-/// Why [`ReplyQueue::try_send`] did not queue a reply.
+/// Why [`ReplyQueue::try_send`] did not send a reply.
 pub(crate) enum TrySend {
-    /// No room now: the reply's frame, to queue with
+    /// No room now: the reply's frame, to send with
     /// [`ReplyQueue::send_frame`].
     Full(Box<raw::ServerFrame>),
     /// The connection is gone.
@@ -60,22 +75,21 @@ pub(crate) enum TrySend {
 pub(crate) struct QueueClosed;
 
 impl ReplyQueue {
-    pub(super) fn new(count: usize, bytes: usize) -> (Self, mpsc::Receiver<Queued>) {
-        let max = bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
-        let (tx, rx) = mpsc::channel(count.max(1));
+    /// A queue on `writer`; the receiver completes once the last clone of
+    /// the queue is dropped.
+    pub(super) fn new(writer: Arc<ReplyWriter>, peer: Arc<str>) -> (Self, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
         let queue = ReplyQueue {
-            tx,
-            room: Arc::new(Semaphore::new(max)),
-            max: u32::try_from(max).unwrap_or(u32::MAX),
+            writer,
+            alive: Arc::new(Alive { _gone: tx }),
+            peer,
+            handle: tokio::runtime::Handle::current(),
         };
         (queue, rx)
     }
 
-    pub(super) fn room(&self) -> Arc<Semaphore> {
-        Arc::clone(&self.room)
-    }
-
-    /// Queues a reply, waiting while the queue is full.
+    /// Sends a reply, waiting while the queue is full and, when no one else
+    /// is writing, while it is written.
     ///
     /// # Errors
     ///
@@ -84,7 +98,7 @@ impl ReplyQueue {
         self.send_kind(server_frame::Kind::Response(resp)).await
     }
 
-    /// Queues one item of a streamed reply, as [`ReplyQueue::send`].
+    /// Sends one item of a streamed reply, as [`ReplyQueue::send`].
     ///
     /// # Errors
     ///
@@ -95,22 +109,23 @@ impl ReplyQueue {
 
     async fn send_kind(&self, resp: server_frame::Kind) -> Result<(), QueueClosed> {
         let frame = raw::ServerFrame { kind: Some(resp) };
-        // Computed once: the writer encodes with it.
+        // Computed once: the encoder uses it.
         let len = frame.encoded_len();
-        let permits = u32::try_from(len).unwrap_or(u32::MAX);
-        let room = Arc::clone(&self.room)
-            .acquire_many_owned(permits.clamp(1, self.max))
-            .await
-            .map_err(|_| QueueClosed)?;
-        self.tx
-            .send(Queued { frame, len, room })
+        let room = self.writer.reserve(len).await.map_err(|_| QueueClosed)?;
+        let peer = &self.peer;
+        self.writer
+            .send(room, |codec, out| {
+                encode_response(codec, frame, len, out, peer)
+            })
             .await
             .map_err(|_| QueueClosed)
     }
 
-    /// Queues a reply at once, from any thread, when the queue has room for
-    /// it; gives it back when the queue is full (the caller then waits with
-    /// [`ReplyQueue::send`] on a task).
+    /// Sends a reply at once, from any thread, when the queue has room for
+    /// it: written by this thread if no one else is writing and the socket
+    /// takes it (the rest, if any, by a task); gives it back when the queue
+    /// is full (the caller then waits with [`ReplyQueue::send_frame`] on a
+    /// task).
     ///
     /// # Errors
     ///
@@ -121,22 +136,20 @@ impl ReplyQueue {
             kind: Some(server_frame::Kind::Response(resp)),
         };
         let len = frame.encoded_len();
-        let permits = u32::try_from(len).unwrap_or(u32::MAX).clamp(1, self.max);
-        let room = match Arc::clone(&self.room).try_acquire_many_owned(permits) {
+        let room = match self.writer.try_reserve(len) {
             Ok(room) => room,
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(TrySend::Closed),
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                return Err(TrySend::Full(Box::new(frame)))
-            }
+            Err(TryReserveError::Full) => return Err(TrySend::Full(Box::new(frame))),
+            Err(TryReserveError::Closed(_)) => return Err(TrySend::Closed),
         };
-        match self.tx.try_send(Queued { frame, len, room }) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(q)) => Err(TrySend::Full(Box::new(q.frame))),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySend::Closed),
-        }
+        let peer = &self.peer;
+        self.writer
+            .send_now(room, &self.handle, |codec, out| {
+                encode_response(codec, frame, len, out, peer)
+            })
+            .map_err(|_| TrySend::Closed)
     }
 
-    /// Queues a reply frame given back by [`ReplyQueue::try_send`], waiting
+    /// Sends a reply frame given back by [`ReplyQueue::try_send`], waiting
     /// while the queue is full.
     ///
     /// # Errors
@@ -149,19 +162,20 @@ impl ReplyQueue {
         }
     }
 
-    /// A handle that does not keep the connection's writer alive: a reply
-    /// queued through it after the connection stopped reading is dropped.
+    /// A handle that does not keep the connection open: a reply sent
+    /// through it after the connection stopped reading and its other
+    /// replies went out is dropped.
     pub(crate) fn downgrade(&self) -> WeakReplyQueue {
         WeakReplyQueue {
-            tx: self.tx.downgrade(),
-            room: Arc::clone(&self.room),
-            max: self.max,
+            writer: Arc::clone(&self.writer),
+            alive: Arc::downgrade(&self.alive),
+            peer: Arc::clone(&self.peer),
+            handle: self.handle.clone(),
         }
     }
 
     /// Waits until the queue has room (or the connection is gone).
     pub(super) async fn wait_for_room(&self) {
-        // Fair: this waits behind replies already waiting for room.
-        drop(self.room.acquire().await);
+        self.writer.wait_for_room().await;
     }
 }

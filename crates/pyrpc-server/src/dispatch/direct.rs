@@ -1,9 +1,11 @@
 //! Calls answered directly by their callee ([`Callee::answers_directly`]:
 //! the Python binding): the connection's reader hands the call to the
 //! callee, and the thread that ran it checks the outcome, encodes the reply
-//! and queues it for the connection's writer. No task of the server's sits
-//! between the reader and the callee's thread, or between that thread and
-//! the writer: one hand-off each way (decision 0071).
+//! and writes it to the socket itself when no one else is writing (the
+//! connection's `SharedWriter`). No task of the server's sits between the
+//! reader and the callee's thread, or between that thread and the socket:
+//! one hand-off on the way in, none on the way out while the socket has
+//! room (decision 0071).
 //!
 //! Whoever answers first takes the call's [`Held`] (its in-flight permit,
 //! its registration, its place among the running calls): the callee's
@@ -223,7 +225,8 @@ impl Direct {
         self.send(resp, held);
     }
 
-    /// Queues `resp` from this thread when the queue has room, else from a
+    /// Writes `resp` from this thread when the queue has room (what the
+    /// socket does not take now goes on from a task), else sends it from a
     /// task that waits for room; `held` goes once it is queued.
     fn send(&self, resp: raw::Response, mut held: Held) {
         let Some(queue) = self.queue.upgrade() else {
