@@ -48,6 +48,19 @@ def test_every_shape_comes_back_as_itself(value):
     assert type(back) is type(value)
 
 
+def test_packed_lists_are_lists_that_can_grow_and_shrink():
+    # The decoder fills a new list's slots directly (decision 0014): the list
+    # must be an ordinary one afterwards.
+    back = _pyrpc._loads(_pyrpc._dumps(list(range(-50, 50))))
+    back.append(7)
+    back.extend([1.5] * 100)
+    del back[:150]
+    assert back == [1.5] * 51
+    floats = _pyrpc._loads(_pyrpc._dumps([0.5] * 9))
+    floats.insert(0, "x")
+    assert floats == ["x"] + [0.5] * 9
+
+
 def test_records_share_their_key_objects():
     records = [{"id": i, "name": f"n{i}"} for i in range(1000)]
     back = _pyrpc._loads(_pyrpc._dumps(records))

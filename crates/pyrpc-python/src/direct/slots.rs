@@ -79,7 +79,8 @@ impl<'py> NewList<'py> {
         let fast = layout_ok(py);
         // SAFETY: a new list or NULL with an exception set; its empty slots
         // are NULL, which its deallocator allows if some stay empty.
-        let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))? };
+        let list =
+            unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))? };
         let items = if fast && n > 0 {
             // SAFETY: the layout was checked above.
             unsafe { (*list.as_ptr().cast::<ListLayout>()).ob_item }
@@ -119,7 +120,10 @@ mod tests {
     fn the_list_layout_is_the_one_assumed() {
         Python::initialize();
         Python::attach(|py| {
-            assert!(layout_ok(py), "PyListObject's layout differs: the slow path is taken");
+            assert!(
+                layout_ok(py),
+                "PyListObject's layout differs: the slow path is taken"
+            );
             let list = NewList::new(py, 3).unwrap();
             for i in 0..3 {
                 let Ok(int) = (i as i64 * 1000).into_pyobject(py);
