@@ -2,7 +2,8 @@
 conversions it makes (client dumps, server loads, server dumps, client loads),
 for pyrpc and for pickle over a plain Unix socket (issue 10, item 6).
 
-``python bench/python/values_overhead.py [repeats]`` prints, per case, the
+``python bench/python/values_overhead.py [repeats] [case]`` (``case``: part
+of a case's name, e.g. ``ints``; all cases without it) prints, per case, the
 median round trip, the CPU time of a round trip (client and server
 processes, every thread), the least CPU time of each conversion in this
 process, and what is left (round trip or its CPU minus two dumps and two
@@ -54,6 +55,7 @@ def best(fn, repeats):
 
 def main():
     repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    only = sys.argv[2] if len(sys.argv) > 2 else ""
     tmp = tempfile.mkdtemp()
     pyrpc_addr = os.path.join(tmp, "pyrpc.sock")
     pickle_addr = os.path.join(tmp, "pickle.sock")
@@ -77,6 +79,8 @@ def main():
     sock.connect(pickle_addr)
     try:
         for name, make in vp.CASES.items():
+            if only not in name:
+                continue
             value = make()
             pb, kb = _pyrpc._dumps(value), pickle.dumps(value, protocol=5)
             rt_y, rt_k = vp.median_times(
