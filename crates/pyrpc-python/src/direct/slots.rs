@@ -66,10 +66,16 @@ fn layout_ok(py: Python<'_>) -> bool {
 }
 
 /// A list made at its final length whose empty slots are filled in order.
+///
+/// The item array is looked up again for every item, and a slot is stored
+/// into only while it is in range and still empty: decoding an item can run
+/// Python code (a record's constructor, a `gc` callback), which could reach
+/// the half-built list through `gc.get_objects()` and resize it. Anything
+/// unexpected goes through `PyList_SetItem`, which checks for itself.
 pub(super) struct NewList<'py> {
     list: Bound<'py, PyAny>,
-    /// The list's item array when [`layout_ok`], else NULL.
-    items: *mut *mut ffi::PyObject,
+    /// Whether lists are laid out as [`ListLayout`] ([`layout_ok`]).
+    fast: bool,
 }
 
 impl<'py> NewList<'py> {
@@ -81,29 +87,31 @@ impl<'py> NewList<'py> {
         // are NULL, which its deallocator allows if some stay empty.
         let list =
             unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))? };
-        let items = if fast && n > 0 {
-            // SAFETY: the layout was checked above.
-            unsafe { (*list.as_ptr().cast::<ListLayout>()).ob_item }
-        } else {
-            std::ptr::null_mut()
-        };
-        Ok(NewList { list, items })
+        Ok(NewList { list, fast })
     }
 
-    /// Puts `obj` (a new reference, stolen) into empty slot `i`.
+    /// Puts `obj` (a new reference, stolen) into slot `i`, which the caller
+    /// has not filled yet.
     ///
     /// # Safety
     ///
-    /// `i` is below the length given to [`NewList::new`], slot `i` is still
-    /// empty, and `obj` is a valid owned reference.
+    /// `i` is below the length given to [`NewList::new`], each `i` is given
+    /// once, and `obj` is a valid owned reference.
     #[allow(unsafe_code)]
     #[inline(always)]
     pub(super) unsafe fn set(&self, i: usize, obj: *mut ffi::PyObject) {
-        if self.items.is_null() {
-            ffi::PyList_SetItem(self.list.as_ptr(), i as ffi::Py_ssize_t, obj);
-        } else {
-            *self.items.add(i) = obj;
+        let list = self.list.as_ptr();
+        if self.fast {
+            let l = list.cast::<ListLayout>();
+            if i < (*l).ob_base.ob_size as usize {
+                let slot = (*l).ob_item.add(i);
+                if (*slot).is_null() {
+                    *slot = obj;
+                    return;
+                }
+            }
         }
+        ffi::PyList_SetItem(list, i as ffi::Py_ssize_t, obj);
     }
 
     /// The list.
