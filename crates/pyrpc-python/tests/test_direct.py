@@ -68,6 +68,15 @@ def test_records_share_their_key_objects():
     assert len({id(k) for d in back for k in d}) == 2
 
 
+def test_a_key_near_the_end_of_the_bytes_is_still_shared():
+    # The key cache reads 8 bytes at a time where the buffer has them and
+    # copies near its end; both must file the same key alike.
+    for last in (None, 0, ""):
+        back = _pyrpc._loads(_pyrpc._dumps([{"k": 1}, {"k": 2}, {"k": last}]))
+        assert back == [{"k": 1}, {"k": 2}, {"k": last}]
+        assert len({id(k) for d in back for k in d}) == 1
+
+
 def test_cached_keys_that_look_alike_stay_apart():
     # Keys the cache files under the same length, first and last 8 bytes
     # (long ones differ only in the middle; short ones by one byte), mixed in
