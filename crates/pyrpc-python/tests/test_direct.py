@@ -48,11 +48,33 @@ def test_every_shape_comes_back_as_itself(value):
     assert type(back) is type(value)
 
 
+def test_packed_lists_are_lists_that_can_grow_and_shrink():
+    # The decoder fills a new list's slots directly (decision 0014): the list
+    # must be an ordinary one afterwards.
+    back = _pyrpc._loads(_pyrpc._dumps(list(range(-50, 50))))
+    back.append(7)
+    back.extend([1.5] * 100)
+    del back[:150]
+    assert back == [1.5] * 51
+    floats = _pyrpc._loads(_pyrpc._dumps([0.5] * 9))
+    floats.insert(0, "x")
+    assert floats == ["x"] + [0.5] * 9
+
+
 def test_records_share_their_key_objects():
     records = [{"id": i, "name": f"n{i}"} for i in range(1000)]
     back = _pyrpc._loads(_pyrpc._dumps(records))
     assert back == records
     assert len({id(k) for d in back for k in d}) == 2
+
+
+def test_a_key_near_the_end_of_the_bytes_is_still_shared():
+    # The key cache reads 8 bytes at a time where the buffer has them and
+    # copies near its end; both must file the same key alike.
+    for last in (None, 0, ""):
+        back = _pyrpc._loads(_pyrpc._dumps([{"k": 1}, {"k": 2}, {"k": last}]))
+        assert back == [{"k": 1}, {"k": 2}, {"k": last}]
+        assert len({id(k) for d in back for k in d}) == 1
 
 
 def test_cached_keys_that_look_alike_stay_apart():

@@ -209,3 +209,16 @@ def test_int_and_float_lists_arrive_as_plain_lists_of_their_types(client):
     assert nan[0] != nan[0] and nan[1] == 1.0
     # The server computes with them as lists.
     assert client.types_of(list(range(5)), [1.5]) == (["list", "list"], {})
+
+
+def test_packed_ints_of_every_varint_length_come_back(client):
+    """The packed-int reader takes 8 bytes at a time (decision 0014): every
+    varint length (1-10 bytes), both signs, and lists whose bytes end short of,
+    on and past an 8-byte word."""
+    ints = [0, -1, 1, 2**63 - 1, -(2**63)]
+    for bits in range(6, 63, 7):
+        ints += [2**bits - 1, 2**bits, -(2**bits), -(2**bits) - 1]
+    lists = [ints] + [ints[:n] for n in range(1, 12)] + [list(range(n)) for n in (7, 8, 9, 100)]
+    (got,), _ = client.echo(lists)
+    assert got == lists
+    assert all(type(x) is int for xs in got for x in xs)

@@ -8,6 +8,7 @@ use pyrpc_proto::{raw, ValueError};
 
 use super::keys::KeyCache;
 use super::packed;
+use super::slots::NewList;
 use super::wire::*;
 use crate::convert::{self, Options};
 
@@ -186,14 +187,14 @@ impl<'py> Decoder<'_, 'py> {
                 n += 1;
             }
         }
-        // SAFETY: creating a list or tuple of `n` empty slots; a slot left
-        // empty by an error below is NULL, which their deallocators allow.
-        let seq = unsafe {
-            let ptr = match kind {
-                Sequence::List => ffi::PyList_New(n as ffi::Py_ssize_t),
-                Sequence::Tuple => ffi::PyTuple_New(n as ffi::Py_ssize_t),
-            };
-            Bound::from_owned_ptr_or_err(self.py, ptr)?
+        // A list or tuple of `n` empty slots; a slot left empty by an error
+        // below is NULL, which their deallocators allow.
+        let seq = match kind {
+            Sequence::List => Filling::List(NewList::new(self.py, n)?),
+            // SAFETY: a new tuple or NULL with an exception set.
+            Sequence::Tuple => Filling::Tuple(unsafe {
+                Bound::from_owned_ptr_or_err(self.py, ffi::PyTuple_New(n as ffi::Py_ssize_t))?
+            }),
         };
         let mut i: usize = 0;
         pos = start;
@@ -210,15 +211,19 @@ impl<'py> Decoder<'_, 'py> {
             // slot of a sequence nobody else has seen, and cannot fail for
             // an index in range.
             unsafe {
-                let at = i as ffi::Py_ssize_t;
-                match kind {
-                    Sequence::List => ffi::PyList_SetItem(seq.as_ptr(), at, item.into_ptr()),
-                    Sequence::Tuple => ffi::PyTuple_SetItem(seq.as_ptr(), at, item.into_ptr()),
-                };
+                match &seq {
+                    Filling::List(list) => list.set(i, item.into_ptr()),
+                    Filling::Tuple(t) => {
+                        ffi::PyTuple_SetItem(t.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr());
+                    }
+                }
             }
             i += 1;
         }
-        Ok(seq)
+        Ok(match seq {
+            Filling::List(list) => list.into_any(),
+            Filling::Tuple(t) => t,
+        })
     }
 
     /// A set or frozenset of the items of an `Items` message.
@@ -365,6 +370,12 @@ fn set_item<'py>(
         return Err(PyErr::fetch(dict.py()));
     }
     Ok(())
+}
+
+/// The sequence [`Decoder::sequence`] is filling.
+enum Filling<'py> {
+    List(NewList<'py>),
+    Tuple(Bound<'py, PyAny>),
 }
 
 /// Which sequence [`Decoder::sequence`] makes.

@@ -51,11 +51,24 @@ impl<'py> KeyCache<'py> {
         if !(2..=KEY_CACHE_MAX_LEN + 2).contains(&len) || msg[0] != STR {
             return None;
         }
+        // Up to 8 bytes of the message from `at`, zero-padded: one unaligned
+        // load masked to the message where the buffer has 8 bytes there. (A
+        // copy of a variable length was a `memcpy` call per word, and its
+        // byte stores stalled the 8-byte load that followed.)
         let word = |at: usize| {
-            let mut w = [0u8; 8];
             let take = (len - at).min(8);
-            w[..take].copy_from_slice(&msg[at..at + take]);
-            u64::from_le_bytes(w)
+            let whole = buf
+                .get(s + at..s + at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok());
+            match whole {
+                Some(b) if take == 8 => u64::from_le_bytes(b),
+                Some(b) => u64::from_le_bytes(b) & ((1u64 << (take * 8)) - 1),
+                None => {
+                    let mut w = [0u8; 8];
+                    w[..take].copy_from_slice(&msg[at..at + take]);
+                    u64::from_le_bytes(w)
+                }
+            }
         };
         let (first, last) = (word(0), word(len.saturating_sub(8)));
         let h = (first ^ last.rotate_left(29) ^ len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);

@@ -18,6 +18,7 @@ mod decode;
 mod encode;
 mod keys;
 mod packed;
+mod slots;
 #[cfg(test)]
 mod tests;
 mod wire;

@@ -10,7 +10,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::wire::{malformed, read_len, read_varint, DecodeError, ITEM};
+use super::slots::NewList;
+use super::wire::{malformed, read_len, read_varint, truncated, varint, DecodeError, ITEM};
 
 /// `Value.int_list` (field 32, length-delimited) as its two key bytes.
 pub(super) const INT_LIST: [u8; 2] = [0x82, 0x02];
@@ -126,6 +127,43 @@ pub(super) fn payload(
     Ok((e == end).then_some((s, e)))
 }
 
+/// Reads the varint at `data[*pos..]`: with one 8-byte load and no loop
+/// when 8 bytes are left and the varint fits in them, else byte by byte.
+#[inline(always)]
+fn packed_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
+    if let Some(chunk) = data.get(*pos..*pos + 8) {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(le);
+        // The high bit of each byte is clear where a varint ends.
+        let stops = !word & 0x8080_8080_8080_8080;
+        if stops != 0 {
+            // Every bit up to the first stop: the varint's bytes.
+            let keep = stops ^ (stops - 1);
+            let mut x = word & keep & 0x7f7f_7f7f_7f7f_7f7f;
+            // Pack the 7-bit groups: pairs, then quads, then all eight.
+            x = ((x & 0x7f00_7f00_7f00_7f00) >> 1) | (x & 0x007f_007f_007f_007f);
+            x = ((x & 0x3fff_0000_3fff_0000) >> 2) | (x & 0x0000_3fff_0000_3fff);
+            x = ((x & 0x0fff_ffff_0000_0000) >> 4) | (x & 0x0000_0000_0fff_ffff);
+            *pos += (stops.trailing_zeros() as usize + 1) / 8;
+            return Some(x);
+        }
+    }
+    varint(data, pos, data.len())
+}
+
+/// How many varints `data` holds: one ends at each byte below 0x80 (counted
+/// eight bytes at a time).
+fn count_varints(data: &[u8]) -> usize {
+    let words = data.chunks_exact(8);
+    let tail = words.remainder().iter().filter(|&&b| b < 0x80).count();
+    words.fold(tail, |n, w| {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(w);
+        n + (!u64::from_le_bytes(le) & 0x8080_8080_8080_8080).count_ones() as usize
+    })
+}
+
 /// A list of the ints packed in `buf[start..end]`.
 #[allow(unsafe_code)]
 pub(super) fn read_ints<'py>(
@@ -135,27 +173,23 @@ pub(super) fn read_ints<'py>(
     end: usize,
 ) -> Result<Bound<'py, PyAny>, DecodeError> {
     let data = &buf[start..end];
-    // One varint ends at each byte below 0x80.
-    let n = data.iter().filter(|&&b| b < 0x80).count();
+    let n = count_varints(data);
     if data.last().is_some_and(|&b| b >= 0x80) {
         return Err(malformed("truncated packed int"));
     }
-    // SAFETY: a new list of `n` empty slots (NULL until set, which its
-    // deallocator allows if an error leaves some empty).
-    let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))? };
+    let list = NewList::new(py, n)?;
     let mut pos = 0;
     for i in 0..n {
-        let z = read_varint(data, &mut pos, data.len())?;
+        let z = packed_varint(data, &mut pos).ok_or_else(truncated)?;
         let v = (z >> 1) as i64 ^ -((z & 1) as i64);
-        // SAFETY: a new int or NULL with an exception set; `i < n`, and
-        // `PyList_SetItem` steals the reference into an empty slot of a list
-        // nobody else has seen yet.
+        // SAFETY: a new int or NULL with an exception set; `i < n`, each
+        // slot once, and the reference is stolen by the list.
         unsafe {
             let int = ffi::PyLong_FromLongLong(v);
             if int.is_null() {
                 return Err(PyErr::fetch(py).into());
             }
-            ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, int);
+            list.set(i, int);
         }
     }
     Ok(list.into_any())
@@ -174,8 +208,7 @@ pub(super) fn read_floats<'py>(
         return Err(malformed("packed floats not a multiple of 8 bytes"));
     }
     let n = data.len() / 8;
-    // SAFETY: as in `read_ints`.
-    let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))? };
+    let list = NewList::new(py, n)?;
     for (i, chunk) in data.chunks_exact(8).enumerate() {
         let mut le = [0u8; 8];
         le.copy_from_slice(chunk);
@@ -185,8 +218,51 @@ pub(super) fn read_floats<'py>(
             if f.is_null() {
                 return Err(PyErr::fetch(py).into());
             }
-            ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, f);
+            list.set(i, f);
         }
     }
     Ok(list.into_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(mut z: u64, out: &mut Vec<u8>) {
+        while z >= 0x80 {
+            out.push(z as u8 | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    #[test]
+    fn packed_varint_reads_what_the_byte_loop_reads() {
+        let mut values = vec![0, 1, 127, 128, 300, 16_383, 16_384, u64::MAX, u64::MAX - 1];
+        for bits in 1..64 {
+            values.extend([(1u64 << bits) - 1, 1u64 << bits, (1u64 << bits) + 1]);
+        }
+        let mut data = Vec::new();
+        for &v in &values {
+            put(v, &mut data);
+        }
+        // Every varint read both ways, including the last ones, where fewer
+        // than 8 bytes are left.
+        let (mut fast, mut slow) = (0, 0);
+        for &v in &values {
+            assert_eq!(packed_varint(&data, &mut fast), Some(v));
+            assert_eq!(varint(&data, &mut slow, data.len()), Some(v));
+            assert_eq!(fast, slow);
+        }
+        assert_eq!(fast, data.len());
+        assert_eq!(count_varints(&data), values.len());
+        for cut in 0..data.len().min(40) {
+            let part = &data[cut..];
+            let slow = part.iter().filter(|&&b| b < 0x80).count();
+            assert_eq!(count_varints(part), slow);
+        }
+        // Truncated: a continuation byte at the very end.
+        let mut pos = 0;
+        assert_eq!(packed_varint(&[0x80, 0x80], &mut pos), None);
+    }
 }
