@@ -11,13 +11,19 @@
 //! lets the owners of such things notice (a cached pid,
 //! refreshed by a `pthread_atfork` child handler).
 //!
+//! Blocking calls run on current-thread runtimes ([`Local`]) driven by the
+//! calling threads: one per `ClientCore` ([`new_local`]), so that threads
+//! with clients of their own each wait in their own `epoll` for their own
+//! replies, and a shared one ([`local`]) for the clients over several
+//! servers.
+//!
 //! Waiting from Python goes through [`block_on`], which releases the GIL and
 //! wakes every [`SIGNAL_CHECK`] to look for Ctrl-C.
 
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -32,13 +38,85 @@ type Slot = Mutex<Option<(u32, &'static Runtime)>>;
 /// The runtime of this process, with the pid it was made in.
 static RUNTIME: Slot = Mutex::new(None);
 
-/// The current-thread runtime the blocking (`Client.call`) path runs on: the
+/// The shared current-thread runtime of the blocking calls of the clients
+/// over several servers (see [`Local`]).
+static LOCAL: Mutex<Option<(u32, LocalRt)>> = Mutex::new(None);
+
+/// A current-thread runtime that blocking (`Client.call`) calls run on: the
 /// calling thread itself drives the connection (writes the request, waits in
 /// `epoll` for the reply, reads it), with no hand-over to a runtime worker
 /// and back. Threads sharing a client take turns driving it (tokio lets one
 /// `block_on` at a time own the scheduler; the others wait for their own
-/// future or for the scheduler to be free).
-static LOCAL: Slot = Mutex::new(None);
+/// future, or for the scheduler to be free).
+///
+/// Each `ClientCore` has its own ([`new_local`]): with one runtime for every
+/// client of the process, eight threads with a client each took turns too,
+/// and a thread whose reply came was woken by whichever thread owned the
+/// scheduler (about two context switches and five futex calls per call
+/// instead of one wake-up). Its connection's tasks live there, so dropping
+/// it (when the client and its streams are gone) closes the connection.
+/// Made before a `fork()`, it is forgotten in the child, never dropped
+/// (see the module docs).
+pub(crate) struct Local {
+    rt: Option<Runtime>,
+    pid: u32,
+}
+
+/// A shared [`Local`].
+pub(crate) type LocalRt = Arc<Local>;
+
+impl Local {
+    /// The runtime.
+    pub(crate) fn runtime(&self) -> &Runtime {
+        self.rt.as_ref().expect("taken only when dropped")
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let Some(rt) = self.rt.take() else { return };
+        if self.pid != current_pid() {
+            // The parent's: its epoll and tasks are not ours to touch.
+            std::mem::forget(rt);
+        } else if tokio::runtime::Handle::try_current().is_ok() {
+            // On a thread of another runtime (the last reference dropped
+            // in a task): shutting down there is refused; do it beside.
+            let spawned = std::thread::Builder::new()
+                .name("pyrpc-drop".into())
+                .spawn(move || rt.shutdown_background());
+            if let Err(e) = spawned {
+                tracing::debug!(error = %e, "no thread to drop a client runtime; leaked");
+            }
+        } else {
+            // Drops its tasks (closing the connection) without waiting for
+            // blocking-pool threads (a DNS lookup).
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A new current-thread runtime for one client's blocking calls.
+///
+/// # Errors
+///
+/// As [`get`].
+pub(crate) fn new_local() -> PyResult<LocalRt> {
+    let rt = build_local().map_err(no_runtime)?;
+    Ok(Arc::new(Local {
+        rt: Some(rt),
+        pid: current_pid(),
+    }))
+}
+
+fn build_local() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+fn no_runtime(e: std::io::Error) -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start the pyrpc runtime: {e}"))
+}
 
 /// The pid of this process, as last stored: 0 before the first
 /// [`current_pid`], then set there and again in every forked child by the
@@ -110,18 +188,24 @@ pub(crate) fn get() -> PyResult<&'static Runtime> {
     })
 }
 
-/// The current-thread runtime of this process ([`LOCAL`]), built on first
-/// use and again after a `fork()`.
+/// The shared current-thread runtime of this process ([`LOCAL`]), built on
+/// first use and again after a `fork()`.
 ///
 /// # Errors
 ///
 /// As [`get`].
-pub(crate) fn local() -> PyResult<&'static Runtime> {
-    get_or_build(&LOCAL, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    })
+pub(crate) fn local() -> PyResult<LocalRt> {
+    let pid = current_pid();
+    let mut slot = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, rt)) = &*slot {
+        if *owner == pid {
+            return Ok(Arc::clone(rt));
+        }
+    }
+    // The parent's, if any, is forgotten by its `Drop`.
+    let rt = new_local()?;
+    *slot = Some((pid, Arc::clone(&rt)));
+    Ok(rt)
 }
 
 fn get_or_build(
@@ -137,9 +221,7 @@ fn get_or_build(
             return Ok(rt);
         }
     }
-    let rt = build().map_err(|e| {
-        pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start the pyrpc runtime: {e}"))
-    })?;
+    let rt = build().map_err(no_runtime)?;
     // Leaked on purpose: see the module docs.
     let rt: &'static Runtime = Box::leak(Box::new(rt));
     *slot = Some((pid, rt));
@@ -161,21 +243,21 @@ where
     block_on_in(py, get()?, fut)
 }
 
-/// [`block_on`] on the current-thread runtime ([`local`]): for futures
-/// whose connections live there.
+/// [`block_on`] on a current-thread runtime ([`Local`]): for futures whose
+/// connections live there.
 ///
 /// # Errors
 ///
 /// As [`block_on`].
-pub(crate) fn block_on_local<F>(py: Python<'_>, fut: F) -> PyResult<F::Output>
+pub(crate) fn block_on_local<F>(py: Python<'_>, rt: &Local, fut: F) -> PyResult<F::Output>
 where
     F: Future + Send,
     F::Output: Send,
 {
-    block_on_in(py, local()?, fut)
+    block_on_in(py, rt.runtime(), fut)
 }
 
-fn block_on_in<F>(py: Python<'_>, rt: &'static Runtime, fut: F) -> PyResult<F::Output>
+fn block_on_in<F>(py: Python<'_>, rt: &Runtime, fut: F) -> PyResult<F::Output>
 where
     F: Future + Send,
     F::Output: Send,
@@ -198,7 +280,7 @@ where
 
 /// [`block_on_in`]'s loop: waits for `fut`, dropping it when a signal
 /// handler raises.
-fn wait_interruptibly<F>(py: Python<'_>, rt: &'static Runtime, fut: F) -> PyResult<F::Output>
+fn wait_interruptibly<F>(py: Python<'_>, rt: &Runtime, fut: F) -> PyResult<F::Output>
 where
     F: Future + Send,
     F::Output: Send,
