@@ -158,6 +158,9 @@ impl Drop for ClientCore {
             // The client first: its runtime's tasks end with the runtime.
             Some((owner, rt, client)) if owner == pid => {
                 drop(client);
+                if rt.is_shared() {
+                    flush(&rt);
+                }
                 drop(rt);
             }
             // Made before a fork: see `client`.
@@ -175,6 +178,26 @@ impl Drop for ClientCore {
             None => {}
         }
     }
+}
+
+/// Gives the shared runtime (which runs only while some thread waits in a
+/// call) a few turns, so that a dropped client's reader task ends (freeing
+/// its buffer) and its socket closes now, not at the process's next call.
+/// Not from inside a runtime (a garbage collection on one of its threads):
+/// `block_on` is refused there, and the next call runs it then.
+fn flush(rt: &runtime::Local) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return;
+    }
+    crate::exit::attach(|py| {
+        crate::exit::detach(py, || {
+            rt.runtime().block_on(async {
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
+            });
+        });
+    });
 }
 
 /// A method as `ClientCore.list_methods` returns it: `(name, signature, doc)`.

@@ -22,7 +22,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
@@ -60,7 +60,18 @@ static LOCAL: Mutex<Option<(u32, LocalRt)>> = Mutex::new(None);
 pub(crate) struct Local {
     rt: Option<Runtime>,
     pid: u32,
+    /// Counted in [`OWN_RUNTIMES`] (a client's own, not the shared one).
+    counted: bool,
 }
+
+/// The most clients with runtimes of their own at once; the clients made
+/// past it share [`local`]. A runtime holds four descriptors (its `epoll`,
+/// an event fd, the signal driver's): without a bound, a process with a few
+/// hundred clients would run out of descriptors.
+pub(crate) const MAX_OWN_RUNTIMES: usize = 64;
+
+/// Clients' own runtimes alive in this process.
+static OWN_RUNTIMES: AtomicUsize = AtomicUsize::new(0);
 
 /// A shared [`Local`].
 pub(crate) type LocalRt = Arc<Local>;
@@ -70,10 +81,20 @@ impl Local {
     pub(crate) fn runtime(&self) -> &Runtime {
         self.rt.as_ref().expect("taken only when dropped")
     }
+
+    /// True for the shared runtime ([`local`]), which outlives its clients.
+    pub(crate) fn is_shared(&self) -> bool {
+        !self.counted
+    }
 }
 
 impl Drop for Local {
     fn drop(&mut self) {
+        // A parent's runtime is not counted in a child (the count starts
+        // at 0 there: see `after_fork_in_child`).
+        if self.counted && self.pid == current_pid() {
+            OWN_RUNTIMES.fetch_sub(1, Ordering::AcqRel);
+        }
         let Some(rt) = self.rt.take() else { return };
         if self.pid != current_pid() {
             // The parent's: its epoll and tasks are not ours to touch.
@@ -95,16 +116,38 @@ impl Drop for Local {
     }
 }
 
-/// A new current-thread runtime for one client's blocking calls.
+/// A new current-thread runtime for one client's blocking calls, or the
+/// shared one ([`local`]) when [`MAX_OWN_RUNTIMES`] clients have their own.
 ///
 /// # Errors
 ///
 /// As [`get`].
 pub(crate) fn new_local() -> PyResult<LocalRt> {
-    let rt = build_local().map_err(no_runtime)?;
+    if OWN_RUNTIMES.fetch_add(1, Ordering::AcqRel) >= MAX_OWN_RUNTIMES {
+        OWN_RUNTIMES.fetch_sub(1, Ordering::AcqRel);
+        return local();
+    }
+    // Counted from here: the `Local` (or the error path) gives it back.
+    let rt = match build_local() {
+        Ok(rt) => rt,
+        Err(e) => {
+            OWN_RUNTIMES.fetch_sub(1, Ordering::AcqRel);
+            return Err(no_runtime(e));
+        }
+    };
     Ok(Arc::new(Local {
         rt: Some(rt),
         pid: current_pid(),
+        counted: true,
+    }))
+}
+
+/// A runtime for [`local`]'s slot, never counted.
+fn new_shared_local() -> PyResult<LocalRt> {
+    Ok(Arc::new(Local {
+        rt: Some(build_local().map_err(no_runtime)?),
+        pid: current_pid(),
+        counted: false,
     }))
 }
 
@@ -171,6 +214,8 @@ static NO_CACHE: AtomicBool = AtomicBool::new(false);
 extern "C" fn after_fork_in_child() {
     let pid = std::process::id();
     PID.store(pid, Ordering::Release);
+    // The parent's clients' runtimes are forgotten here, never dropped.
+    OWN_RUNTIMES.store(0, Ordering::Release);
 }
 
 /// The runtime of the current process, built on first use and again after a
@@ -203,7 +248,7 @@ pub(crate) fn local() -> PyResult<LocalRt> {
         }
     }
     // The parent's, if any, is forgotten by its `Drop`.
-    let rt = new_local()?;
+    let rt = new_shared_local()?;
     *slot = Some((pid, Arc::clone(&rt)));
     Ok(rt)
 }
