@@ -4,8 +4,8 @@
 //! original API: class attributes, `__getattr__` relays, per-call keyword
 //! stripping and the logging hooks. It hands each call to a `ClientCore` with
 //! the options already resolved. `ClientCore` converts the arguments, runs the
-//! call on the runtime of [`crate::runtime`] with the GIL released, and maps
-//! the outcome back.
+//! call on its own current-thread runtime ([`runtime::Local`]) with the GIL
+//! released, and maps the outcome back.
 //!
 //! One `ClientCore` is shared by every thread using the `Client`: it holds one
 //! [`pyrpc_client::Client`], which multiplexes concurrent calls over one
@@ -24,7 +24,7 @@ use crate::convert::Options;
 use crate::direct;
 use crate::errors;
 use crate::resolve::{self, PyCallOptions};
-use crate::runtime;
+use crate::runtime::{self, LocalRt};
 use pyrpc_client::RawReply;
 
 mod futures;
@@ -46,11 +46,11 @@ pub(crate) struct ClientCore {
     /// Whether this side sends other objects pickled and unpickles received
     /// pickles (`Client.allow_pickle`).
     allow_pickle: bool,
-    /// The Rust client of the blocking calls (its connection lives on the
-    /// current-thread runtime, driven by the calling threads) and the pid
-    /// that made it. A std mutex: it is held only to clone an `Arc`, never
-    /// across an await.
-    inner: Mutex<Option<(u32, pyrpc_client::Client)>>,
+    /// The Rust client of the blocking calls, the current-thread runtime
+    /// its connection lives on (this client's own, driven by the calling
+    /// threads), and the pid that made them. A std mutex: it is held only
+    /// to clone two `Arc`s, never across an await.
+    inner: Mutex<Option<(u32, LocalRt, pyrpc_client::Client)>>,
     /// The Rust client of `co_call` (its own connection, on the
     /// multi-thread runtime, which runs it in the background); made on the
     /// first `co_call`.
@@ -58,32 +58,42 @@ pub(crate) struct ClientCore {
 }
 
 impl ClientCore {
-    /// The Rust client of this process for blocking calls, made on first
-    /// use and after a fork.
-    fn client(&self) -> PyResult<pyrpc_client::Client> {
-        self.client_in(&self.inner, runtime::local()?)
+    /// The Rust client of this process for blocking calls and the runtime
+    /// to run them on, made on first use and after a fork.
+    fn client(&self) -> PyResult<(LocalRt, pyrpc_client::Client)> {
+        let pid = runtime::current_pid();
+        let mut slot = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((owner, rt, client)) = &*slot {
+            if *owner == pid {
+                return Ok((LocalRt::clone(rt), client.clone()));
+            }
+        }
+        // Made by the parent before a fork: its connection and tasks do not
+        // exist here, and dropping them could touch the parent's dead
+        // runtime. Forget them.
+        if let Some(stale) = slot.take() {
+            std::mem::forget(stale);
+        }
+        let rt = runtime::new_local()?;
+        let client = {
+            let _entered = rt.runtime().enter();
+            pyrpc_client::Client::with_config(self.address.clone(), self.config.clone())
+        };
+        *slot = Some((pid, LocalRt::clone(&rt), client.clone()));
+        Ok((rt, client))
     }
 
     /// The Rust client of this process for `co_call`.
     fn async_client(&self) -> PyResult<pyrpc_client::Client> {
-        self.client_in(&self.async_inner, runtime::get()?)
-    }
-
-    fn client_in(
-        &self,
-        slot: &Mutex<Option<(u32, pyrpc_client::Client)>>,
-        rt: &'static tokio::runtime::Runtime,
-    ) -> PyResult<pyrpc_client::Client> {
+        let rt = runtime::get()?;
         let pid = runtime::current_pid();
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.async_inner.lock().unwrap_or_else(|e| e.into_inner());
         match slot.take() {
             Some((owner, client)) if owner == pid => {
                 *slot = Some((owner, client.clone()));
                 return Ok(client);
             }
-            // Made by the parent before a fork: its connection and tasks do
-            // not exist here, and dropping it could touch the parent's dead
-            // runtime. Forget it.
+            // Made by the parent before a fork: see `client`.
             Some((_, stale)) => std::mem::forget(stale),
             None => {}
         }
@@ -134,40 +144,60 @@ impl ClientCore {
 }
 
 impl Drop for ClientCore {
-    /// Closes the connections. The blocking one lives on the current-thread
-    /// runtime, which runs only while some thread waits in a call: turn it
-    /// a few times here so its reader task ends (freeing its buffer) and the
-    /// socket closes now, not at the process's next call.
+    /// Closes the connections. The blocking one closes with its runtime
+    /// (dropped here unless a stream of it is still being read), which
+    /// drops the connection's tasks.
     fn drop(&mut self) {
         let pid = runtime::current_pid();
-        let mut closed_local = false;
-        for (slot, local) in [(&mut self.inner, true), (&mut self.async_inner, false)] {
-            match slot.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
-                Some((owner, client)) if owner == pid => {
-                    drop(client);
-                    closed_local |= local;
+        match self
+            .inner
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            // The client first: its runtime's tasks end with the runtime.
+            Some((owner, rt, client)) if owner == pid => {
+                drop(client);
+                if rt.is_shared() {
+                    flush(&rt);
                 }
-                // Made before a fork: see `client_in`.
-                Some((_, stale)) => std::mem::forget(stale),
-                None => {}
+                drop(rt);
             }
+            // Made before a fork: see `client`.
+            Some(stale) => std::mem::forget(stale),
+            None => {}
         }
-        // Not from inside a runtime (a garbage collection on one of its
-        // threads): `block_on` is refused there. The next call runs it then.
-        if !closed_local || tokio::runtime::Handle::try_current().is_ok() {
-            return;
+        match self
+            .async_inner
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some((owner, client)) if owner == pid => drop(client),
+            Some(stale) => std::mem::forget(stale),
+            None => {}
         }
-        let Ok(rt) = runtime::local() else { return };
-        crate::exit::attach(|py| {
-            crate::exit::detach(py, || {
-                rt.block_on(async {
-                    for _ in 0..4 {
-                        tokio::task::yield_now().await;
-                    }
-                });
+    }
+}
+
+/// Gives the shared runtime (which runs only while some thread waits in a
+/// call) a few turns, so that a dropped client's reader task ends (freeing
+/// its buffer) and its socket closes now, not at the process's next call.
+/// Not from inside a runtime (a garbage collection on one of its threads):
+/// `block_on` is refused there, and the next call runs it then.
+fn flush(rt: &runtime::Local) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return;
+    }
+    crate::exit::attach(|py| {
+        crate::exit::detach(py, || {
+            rt.runtime().block_on(async {
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
             });
         });
-    }
+    });
 }
 
 /// A method as `ClientCore.list_methods` returns it: `(name, signature, doc)`.
@@ -250,9 +280,9 @@ impl ClientCore {
             nb_fetch_timeout,
         }
         .resolve()?;
-        let client = self.client()?;
+        let (rt, client) = self.client()?;
         let call_args = direct::encode_args(args, kwargs, self.send_options(&client))?;
-        let result = runtime::block_on_local(py, async {
+        let result = runtime::block_on_local(py, &rt, async {
             if nonblocking {
                 client
                     .nb_call_raw_with(method, call_args, &opts)
@@ -264,7 +294,7 @@ impl ClientCore {
                     .await
             }
         })?;
-        resolve::reply(py, result, self.result_options(&client))
+        resolve::reply(py, &rt, result, self.result_options(&client))
     }
 
     /// Starts `method(*args, **kwargs)` and returns an `asyncio.Future` of
@@ -320,14 +350,14 @@ impl ClientCore {
     #[pyo3(signature = (timeout = 0.1))]
     fn connected(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds("timeout", timeout)?;
-        let client = self.client()?;
-        runtime::block_on_local(py, async { client.connected(timeout).await })
+        let (rt, client) = self.client()?;
+        runtime::block_on_local(py, &rt, async { client.connected(timeout).await })
     }
 
     /// Asks the server to shut down; returns once it acknowledged.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
-        let client = self.client()?;
-        match runtime::block_on_local(py, async { client.shutdown().await })? {
+        let (rt, client) = self.client()?;
+        match runtime::block_on_local(py, &rt, async { client.shutdown().await })? {
             Ok(()) => Ok(()),
             Err(e) => Err(errors::call_error(py, e, self.recv_options())),
         }
@@ -336,8 +366,8 @@ impl ClientCore {
     /// The server's methods (`ListMethods`), as `(name, signature, doc)`
     /// tuples sorted by name, the built-ins `connected` and `shutdown` last.
     fn list_methods(&self, py: Python<'_>) -> PyResult<Vec<MethodTuple>> {
-        let client = self.client()?;
-        match runtime::block_on_local(py, async { client.list_methods().await })? {
+        let (rt, client) = self.client()?;
+        match runtime::block_on_local(py, &rt, async { client.list_methods().await })? {
             Ok(methods) => Ok(methods
                 .into_iter()
                 .map(|m| (m.name, m.signature, m.doc))
@@ -348,8 +378,8 @@ impl ClientCore {
 
     /// The server's statistics (`Stats`) as a dict; durations in seconds.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let client = self.client()?;
-        let s = match runtime::block_on_local(py, async { client.stats().await })? {
+        let (rt, client) = self.client()?;
+        let s = match runtime::block_on_local(py, &rt, async { client.stats().await })? {
             Ok(s) => s,
             Err(e) => return Err(errors::call_error(py, e, self.recv_options())),
         };
@@ -380,7 +410,7 @@ impl ClientCore {
                 _ => None,
             }
         };
-        let Some(info) = self.client()?.server_info().or_else(async_info) else {
+        let Some(info) = self.client()?.1.server_info().or_else(async_info) else {
             return Ok(None);
         };
         let d = PyDict::new(py);

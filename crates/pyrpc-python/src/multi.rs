@@ -15,7 +15,7 @@ use crate::convert::Options;
 use crate::direct;
 use crate::errors;
 use crate::resolve::{self, PyCallOptions};
-use crate::runtime;
+use crate::runtime::{self, LocalRt};
 
 type Slot = Mutex<Option<(u32, MultiClient)>>;
 
@@ -36,19 +36,18 @@ pub(crate) struct MultiClientCore {
 }
 
 impl MultiClientCore {
-    fn client(&self) -> PyResult<MultiClient> {
-        self.client_in(&self.inner, runtime::local()?)
+    /// The client of blocking calls and the (shared) runtime it lives on.
+    fn client(&self) -> PyResult<(LocalRt, MultiClient)> {
+        let rt = runtime::local()?;
+        let client = self.client_in(&self.inner, rt.runtime())?;
+        Ok((rt, client))
     }
 
     fn async_client(&self) -> PyResult<MultiClient> {
         self.client_in(&self.async_inner, runtime::get()?)
     }
 
-    fn client_in(
-        &self,
-        slot: &Slot,
-        rt: &'static tokio::runtime::Runtime,
-    ) -> PyResult<MultiClient> {
+    fn client_in(&self, slot: &Slot, rt: &tokio::runtime::Runtime) -> PyResult<MultiClient> {
         let pid = runtime::current_pid();
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         match slot.take() {
@@ -165,7 +164,7 @@ impl MultiClientCore {
 
     /// How many calls each server answered, in address order.
     fn served(&self) -> PyResult<Vec<u64>> {
-        Ok(self.client()?.served())
+        Ok(self.client()?.1.served())
     }
 
     /// Calls `method(*args, **kwargs)` on one of the servers.
@@ -202,9 +201,9 @@ impl MultiClientCore {
         } else {
             Retry::Never
         };
-        let client = self.client()?;
+        let (rt, client) = self.client()?;
         let call_args = direct::encode_args(args, kwargs, self.send_options(&client))?;
-        let result = runtime::block_on_local(py, async {
+        let result = runtime::block_on_local(py, &rt, async {
             if nonblocking {
                 client
                     .nb_call_raw_with(method, call_args, &opts)
@@ -216,7 +215,7 @@ impl MultiClientCore {
                     .await
             }
         })?;
-        resolve::reply(py, result, self.recv_options())
+        resolve::reply(py, &rt, result, self.recv_options())
     }
 
     /// As `ClientCore.co_call`, on one of the servers.
@@ -275,14 +274,14 @@ impl MultiClientCore {
     #[pyo3(signature = (timeout = 0.1))]
     fn connected(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds("timeout", timeout)?;
-        let client = self.client()?;
-        runtime::block_on_local(py, async { client.connected(timeout).await })
+        let (rt, client) = self.client()?;
+        runtime::block_on_local(py, &rt, async { client.connected(timeout).await })
     }
 
     /// Asks every server to shut down.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
-        let client = self.client()?;
-        match runtime::block_on_local(py, async { client.shutdown().await })? {
+        let (rt, client) = self.client()?;
+        match runtime::block_on_local(py, &rt, async { client.shutdown().await })? {
             Ok(()) => Ok(()),
             Err(e) => Err(errors::call_error(py, e, self.recv_options())),
         }
@@ -290,8 +289,8 @@ impl MultiClientCore {
 
     /// The methods of one server that answers.
     fn list_methods(&self, py: Python<'_>) -> PyResult<Vec<MethodTuple>> {
-        let client = self.client()?;
-        match runtime::block_on_local(py, async { client.list_methods().await })? {
+        let (rt, client) = self.client()?;
+        match runtime::block_on_local(py, &rt, async { client.list_methods().await })? {
             Ok(methods) => Ok(methods
                 .into_iter()
                 .map(|m| (m.name, m.signature, m.doc))
@@ -302,8 +301,8 @@ impl MultiClientCore {
 
     /// The statistics of one server that answers, as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let client = self.client()?;
-        let s = match runtime::block_on_local(py, async { client.stats().await })? {
+        let (rt, client) = self.client()?;
+        let s = match runtime::block_on_local(py, &rt, async { client.stats().await })? {
             Ok(s) => s,
             Err(e) => return Err(errors::call_error(py, e, self.recv_options())),
         };
@@ -323,7 +322,7 @@ impl MultiClientCore {
 
     /// What the first server met announced, as a dict, or `None`.
     fn server_info<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(info) = self.client()?.server_info() else {
+        let Some(info) = self.client()?.1.server_info() else {
             return Ok(None);
         };
         let d = PyDict::new(py);

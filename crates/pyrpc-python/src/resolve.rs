@@ -11,7 +11,7 @@ use pyrpc_client::{CallError, CallOptions, RawReply};
 use crate::client::{decoded, resolver, seconds, CancelOnDone};
 use crate::convert::Options;
 use crate::errors;
-use crate::runtime;
+use crate::runtime::{self, LocalRt};
 use crate::stream::{AsyncStreamIter, StreamIter};
 
 /// The per-call options, as Python passes them (seconds as floats).
@@ -48,14 +48,18 @@ impl PyCallOptions {
 
 /// A blocking call's reply as Python sees it: the value, a
 /// `StreamIterator` for a streamed reply, or the call's exception.
+/// A stream's items come through `rt`, the runtime its connection lives on.
 pub(crate) fn reply(
     py: Python<'_>,
+    rt: &LocalRt,
     result: Result<RawReply, CallError>,
     recv: Options,
 ) -> PyResult<Py<PyAny>> {
     match result {
         Ok(RawReply::Value(value)) => decoded(py, value, recv),
-        Ok(RawReply::Stream(s)) => Ok(Py::new(py, StreamIter::new(*s, recv))?.into_any()),
+        Ok(RawReply::Stream(s)) => {
+            Ok(Py::new(py, StreamIter::new(*s, LocalRt::clone(rt), recv))?.into_any())
+        }
         Err(e) => Err(errors::call_error(py, e, recv)),
     }
 }

@@ -11,13 +11,19 @@
 //! lets the owners of such things notice (a cached pid,
 //! refreshed by a `pthread_atfork` child handler).
 //!
+//! Blocking calls run on current-thread runtimes ([`Local`]) driven by the
+//! calling threads: one per `ClientCore` ([`new_local`]), so that threads
+//! with clients of their own each wait in their own `epoll` for their own
+//! replies, and a shared one ([`local`]) for the clients over several
+//! servers.
+//!
 //! Waiting from Python goes through [`block_on`], which releases the GIL and
 //! wakes every [`SIGNAL_CHECK`] to look for Ctrl-C.
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -32,13 +38,128 @@ type Slot = Mutex<Option<(u32, &'static Runtime)>>;
 /// The runtime of this process, with the pid it was made in.
 static RUNTIME: Slot = Mutex::new(None);
 
-/// The current-thread runtime the blocking (`Client.call`) path runs on: the
+/// The shared current-thread runtime of the blocking calls of the clients
+/// over several servers (see [`Local`]).
+static LOCAL: Mutex<Option<(u32, LocalRt)>> = Mutex::new(None);
+
+/// A current-thread runtime that blocking (`Client.call`) calls run on: the
 /// calling thread itself drives the connection (writes the request, waits in
 /// `epoll` for the reply, reads it), with no hand-over to a runtime worker
 /// and back. Threads sharing a client take turns driving it (tokio lets one
 /// `block_on` at a time own the scheduler; the others wait for their own
-/// future or for the scheduler to be free).
-static LOCAL: Slot = Mutex::new(None);
+/// future, or for the scheduler to be free).
+///
+/// Each `ClientCore` has its own ([`new_local`]): with one runtime for every
+/// client of the process, eight threads with a client each took turns too,
+/// and a thread whose reply came was woken by whichever thread owned the
+/// scheduler (about two context switches and five futex calls per call
+/// instead of one wake-up). Its connection's tasks live there, so dropping
+/// it (when the client and its streams are gone) closes the connection.
+/// Made before a `fork()`, it is forgotten in the child, never dropped
+/// (see the module docs).
+pub(crate) struct Local {
+    rt: Option<Runtime>,
+    pid: u32,
+    /// Counted in [`OWN_RUNTIMES`] (a client's own, not the shared one).
+    counted: bool,
+}
+
+/// The most clients with runtimes of their own at once; the clients made
+/// past it share [`local`]. A runtime holds four descriptors (its `epoll`,
+/// an event fd, the signal driver's): without a bound, a process with a few
+/// hundred clients would run out of descriptors.
+pub(crate) const MAX_OWN_RUNTIMES: usize = 64;
+
+/// Clients' own runtimes alive in this process.
+static OWN_RUNTIMES: AtomicUsize = AtomicUsize::new(0);
+
+/// A shared [`Local`].
+pub(crate) type LocalRt = Arc<Local>;
+
+impl Local {
+    /// The runtime.
+    pub(crate) fn runtime(&self) -> &Runtime {
+        self.rt.as_ref().expect("taken only when dropped")
+    }
+
+    /// True for the shared runtime ([`local`]), which outlives its clients.
+    pub(crate) fn is_shared(&self) -> bool {
+        !self.counted
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // A parent's runtime is not counted in a child (the count starts
+        // at 0 there: see `after_fork_in_child`).
+        if self.counted && self.pid == current_pid() {
+            OWN_RUNTIMES.fetch_sub(1, Ordering::AcqRel);
+        }
+        let Some(rt) = self.rt.take() else { return };
+        if self.pid != current_pid() {
+            // The parent's: its epoll and tasks are not ours to touch.
+            std::mem::forget(rt);
+        } else if tokio::runtime::Handle::try_current().is_ok() {
+            // On a thread of another runtime (the last reference dropped
+            // in a task): shutting down there is refused; do it beside.
+            let spawned = std::thread::Builder::new()
+                .name("pyrpc-drop".into())
+                .spawn(move || rt.shutdown_background());
+            if let Err(e) = spawned {
+                tracing::debug!(error = %e, "no thread to drop a client runtime; leaked");
+            }
+        } else {
+            // Drops its tasks (closing the connection) without waiting for
+            // blocking-pool threads (a DNS lookup).
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A new current-thread runtime for one client's blocking calls, or the
+/// shared one ([`local`]) when [`MAX_OWN_RUNTIMES`] clients have their own.
+///
+/// # Errors
+///
+/// As [`get`].
+pub(crate) fn new_local() -> PyResult<LocalRt> {
+    if OWN_RUNTIMES.fetch_add(1, Ordering::AcqRel) >= MAX_OWN_RUNTIMES {
+        OWN_RUNTIMES.fetch_sub(1, Ordering::AcqRel);
+        return local();
+    }
+    // Counted from here: the `Local` (or the error path) gives it back.
+    let rt = match build_local() {
+        Ok(rt) => rt,
+        Err(e) => {
+            OWN_RUNTIMES.fetch_sub(1, Ordering::AcqRel);
+            return Err(no_runtime(e));
+        }
+    };
+    Ok(Arc::new(Local {
+        rt: Some(rt),
+        pid: current_pid(),
+        counted: true,
+    }))
+}
+
+/// A runtime for [`local`]'s slot, never counted.
+fn new_shared_local() -> PyResult<LocalRt> {
+    Ok(Arc::new(Local {
+        rt: Some(build_local().map_err(no_runtime)?),
+        pid: current_pid(),
+        counted: false,
+    }))
+}
+
+fn build_local() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+fn no_runtime(e: std::io::Error) -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start the pyrpc runtime: {e}"))
+}
 
 /// The pid of this process, as last stored: 0 before the first
 /// [`current_pid`], then set there and again in every forked child by the
@@ -93,6 +214,8 @@ static NO_CACHE: AtomicBool = AtomicBool::new(false);
 extern "C" fn after_fork_in_child() {
     let pid = std::process::id();
     PID.store(pid, Ordering::Release);
+    // The parent's clients' runtimes are forgotten here, never dropped.
+    OWN_RUNTIMES.store(0, Ordering::Release);
 }
 
 /// The runtime of the current process, built on first use and again after a
@@ -110,18 +233,24 @@ pub(crate) fn get() -> PyResult<&'static Runtime> {
     })
 }
 
-/// The current-thread runtime of this process ([`LOCAL`]), built on first
-/// use and again after a `fork()`.
+/// The shared current-thread runtime of this process ([`LOCAL`]), built on
+/// first use and again after a `fork()`.
 ///
 /// # Errors
 ///
 /// As [`get`].
-pub(crate) fn local() -> PyResult<&'static Runtime> {
-    get_or_build(&LOCAL, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    })
+pub(crate) fn local() -> PyResult<LocalRt> {
+    let pid = current_pid();
+    let mut slot = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, rt)) = &*slot {
+        if *owner == pid {
+            return Ok(Arc::clone(rt));
+        }
+    }
+    // The parent's, if any, is forgotten by its `Drop`.
+    let rt = new_shared_local()?;
+    *slot = Some((pid, Arc::clone(&rt)));
+    Ok(rt)
 }
 
 fn get_or_build(
@@ -137,9 +266,7 @@ fn get_or_build(
             return Ok(rt);
         }
     }
-    let rt = build().map_err(|e| {
-        pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start the pyrpc runtime: {e}"))
-    })?;
+    let rt = build().map_err(no_runtime)?;
     // Leaked on purpose: see the module docs.
     let rt: &'static Runtime = Box::leak(Box::new(rt));
     *slot = Some((pid, rt));
@@ -161,21 +288,21 @@ where
     block_on_in(py, get()?, fut)
 }
 
-/// [`block_on`] on the current-thread runtime ([`local`]): for futures
-/// whose connections live there.
+/// [`block_on`] on a current-thread runtime ([`Local`]): for futures whose
+/// connections live there.
 ///
 /// # Errors
 ///
 /// As [`block_on`].
-pub(crate) fn block_on_local<F>(py: Python<'_>, fut: F) -> PyResult<F::Output>
+pub(crate) fn block_on_local<F>(py: Python<'_>, rt: &Local, fut: F) -> PyResult<F::Output>
 where
     F: Future + Send,
     F::Output: Send,
 {
-    block_on_in(py, local()?, fut)
+    block_on_in(py, rt.runtime(), fut)
 }
 
-fn block_on_in<F>(py: Python<'_>, rt: &'static Runtime, fut: F) -> PyResult<F::Output>
+fn block_on_in<F>(py: Python<'_>, rt: &Runtime, fut: F) -> PyResult<F::Output>
 where
     F: Future + Send,
     F::Output: Send,
@@ -198,7 +325,7 @@ where
 
 /// [`block_on_in`]'s loop: waits for `fut`, dropping it when a signal
 /// handler raises.
-fn wait_interruptibly<F>(py: Python<'_>, rt: &'static Runtime, fut: F) -> PyResult<F::Output>
+fn wait_interruptibly<F>(py: Python<'_>, rt: &Runtime, fut: F) -> PyResult<F::Output>
 where
     F: Future + Send,
     F::Output: Send,

@@ -99,3 +99,25 @@ def test_co_nb_calls_from_asyncio(svc):
     assert asyncio.run(main()) == list(range(5))
     # A non-blocking call reached the server as `echo`, not `nb_echo`.
     assert pyrpc.stats(client)["errors"] == 0
+
+
+def test_clients_past_a_bound_share_one_runtime(server):
+    # Each client runs its blocking calls on a runtime of its own (decision
+    # 0085), which holds a few descriptors; past 64 clients alive at once
+    # the next ones share one runtime, so each adds just its connection.
+    def fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    first = [Client(address=server.address) for _ in range(64)]
+    for c in first:
+        assert c.echo(1) == ((1,), {})
+    at_bound = fds()
+    more = [Client(address=server.address) for _ in range(100)]
+    for c in more:
+        assert c.echo(2) == ((2,), {})
+    # 100 connections, and the shared runtime if it was not made before.
+    assert fds() - at_bound <= 100 + 8
+    del first, more, c
+    gc.collect()
+    assert fds() <= before + 8  # every client's runtime and socket closed

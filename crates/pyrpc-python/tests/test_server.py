@@ -99,6 +99,29 @@ def test_client_logging_hooks(server):
     assert "KeyError: 'k'" in tb
 
 
+def test_client_logging_hooks_set_late_are_seen(server, monkeypatch):
+    # A call with the default hooks skips logging altogether; hooks set on
+    # the instance or the class after the client made calls still log.
+    c = Client(address=server.address)
+    assert c.echo(0) == ((0,), {})
+    on_instance = []
+    c.get_call_logging_func = lambda: on_instance.append
+    c.echo(1)
+    assert on_instance == ["    echo -> ((1,), {})"]
+    del c.get_call_logging_func
+    c.echo(2)
+    assert len(on_instance) == 1
+    seen = []
+    c.log_call = lambda callmsg, result: seen.append((callmsg[0], result))
+    c.echo(3)
+    assert seen == [("echo", ((3,), {}))]
+    del c.log_call
+    on_class = []
+    monkeypatch.setattr(Client, "get_call_logging_func", lambda self: on_class.append)
+    c.echo(4)
+    assert on_class == ["    echo -> ((4,), {})"]
+
+
 def test_hooks_default_to_none():
     assert Client().get_call_logging_func() is None
     assert Client().get_exception_logging_func() is None

@@ -51,6 +51,24 @@ def test_a_blocking_call_of_a_generator_method_iterates(client, method):
     assert client.value() == "a value"
 
 
+def test_a_stream_whose_client_was_closed_ends_with_a_clear_error(stream_server):
+    # A stream holds the runtime its items come through, not the connection:
+    # closing the client closes the connection, and the stream ends with
+    # NoSocket (after any items already received), neither hanging nor
+    # crashing; the stream's own drop afterwards is harmless.
+    c = Client(address=stream_server.address)
+    it = c.count(1000)
+    pyrpc.close(c)
+    del c
+    got = []
+    with pytest.raises(pyrpc.NoSocket):
+        for item in it:
+            got.append(item)
+    assert got == list(range(len(got)))
+    del it
+    assert list(Client(address=stream_server.address).count(300)) == list(range(300))
+
+
 @pytest.mark.parametrize("method", ["count", "acount"])
 def test_async_for_over_a_co_call(client, method):
     async def main():

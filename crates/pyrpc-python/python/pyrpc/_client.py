@@ -73,27 +73,46 @@ class _Method:
         self._mode = mode
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._mode == "co":
+        mode = self._mode
+        if mode == "call":
+            return self._client._call(self._name, args, kwargs, False)
+        if mode == "co":
             return self._client._co(self._name, args, kwargs, False)
-        if self._mode == "co_nb":
+        if mode == "co_nb":
             return self._client._co(self._name, args, kwargs, True)
-        return self._client._call(self._name, args, kwargs, self._mode == "nb")
+        return self._client._call(self._name, args, kwargs, True)
 
     def __repr__(self) -> str:
         prefix = "" if self._mode == "call" else self._mode + "_"
         return "<remote method %s%s of %r>" % (prefix, self._name, self._client)
 
 
-def _method(client: "Client", name: str) -> _Method:
-    """The remote method ``name`` of ``client``, with its call mode taken
-    from the prefix (``co_nb_``, ``co_``, ``nb_``)."""
+def _split(name: str) -> Tuple[str, str]:
+    """A remote method's name and call mode, from the attribute name's
+    prefix (``co_nb_``, ``co_``, ``nb_``)."""
     if name.startswith("co_"):
         if name.startswith("co_nb_"):
-            return _Method(client, name[6:], "co_nb")
-        return _Method(client, name[3:], "co")
+            return name[6:], "co_nb"
+        return name[3:], "co"
     if name.startswith("nb_"):
-        return _Method(client, name[3:], "nb")
-    return _Method(client, name, "call")
+        return name[3:], "nb"
+    return name, "call"
+
+
+#: ``_split`` of the attribute names seen so far (a program uses a few
+#: dozen); at most ``_SPLIT_MAX``, past which names are split every time.
+_SPLITS: Dict[str, Tuple[str, str]] = {}
+_SPLIT_MAX = 4096
+
+
+def _method(client: "Client", name: str) -> _Method:
+    """The remote method ``name`` of ``client``."""
+    split = _SPLITS.get(name)
+    if split is None:
+        split = _split(name)
+        if len(_SPLITS) < _SPLIT_MAX:
+            _SPLITS[name] = split
+    return _Method(client, split[0], split[1])
 
 
 class Client:
@@ -310,12 +329,19 @@ class Client:
     def _core(self) -> "Union[_pyrpc.ClientCore, _pyrpc.MultiClientCore]":
         d = self.__dict__
         core: Optional[Union[_pyrpc.ClientCore, _pyrpc.MultiClientCore]] = d.get("_pyrpc_core")
+        # The settings the core was made with, read on every call (any may
+        # have been changed on the client or its class since): a plain tuple,
+        # as cheap to build and compare as it gets.
+        address = self.address
         key = (
-            tuple(self.address) if isinstance(self.address, list) else self.address,
-            bool(self.allow_pickle),
-            int(self.max_frame_len),
+            tuple(address) if isinstance(address, list) else address,
+            self.allow_pickle,
+            self.max_frame_len,
             self.secret,
-            tuple(_tls_settings(self).values()),
+            self.tls_ca,
+            self.tls_cert,
+            self.tls_key,
+            self.tls_server_name,
         )
         if core is not None and d.get("_pyrpc_core_key") == key:
             return core
@@ -363,7 +389,42 @@ class Client:
             )[:60] + "\n"
             self.log_exception(head + tb)
 
+    def _logs_calls(self) -> bool:
+        """False when the call-logging hooks are the defaults (whose
+        ``log_call`` does nothing): then no call builds its log message."""
+        cls = type(self)
+        if cls.log_call is not _DEFAULT_LOG_CALL or cls.get_call_logging_func is not _DEFAULT_CALL_LOGGER:
+            return True
+        d = self.__dict__
+        return "log_call" in d or "get_call_logging_func" in d
+
     def _call(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], nonblocking: bool) -> Any:
+        # Runs on every call: no per-call option (the common case) means no
+        # options dict, and the settings go straight to the core.
+        if kwargs and not _CALL_OPTION_NAMES.isdisjoint(kwargs):
+            return self._call_with_options(method, args, kwargs, nonblocking)
+        try:
+            ret = self._core().call(
+                method,
+                args,
+                kwargs,
+                nonblocking=nonblocking,
+                call_timeout=self.call_timeout,
+                socket_connect_timeout=self.socket_connect_timeout,
+                socket_send_timeout=self.socket_send_timeout,
+                socket_recv_timeout=self.socket_recv_timeout,
+                nb_fetch_tick=self.nb_fetch_tick,
+                nb_fetch_timeout=self.nb_fetch_timeout,
+            )
+        except Exception as exc:
+            self._failed(method, args, kwargs, exc)
+            raise
+        if self._logs_calls() and not isinstance(ret, _pyrpc.StreamIterator):
+            self.log_call((method, args, kwargs), ret)
+        return ret
+
+    def _call_with_options(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], nonblocking: bool) -> Any:
+        """``_call`` for a call given per-call options (``call_timeout=``, ...)."""
         opts, nolog = self._options(kwargs)
         try:
             ret = self._core().call(method, args, kwargs, nonblocking=nonblocking, **opts)
@@ -410,6 +471,9 @@ class Client:
             self.log_call((method, args, kwargs), ret)
         return ret
 
+
+_DEFAULT_LOG_CALL = Client.log_call
+_DEFAULT_CALL_LOGGER = Client.get_call_logging_func
 
 # The Client class's own public names (connected, shutdown, log_call, ...):
 # a subclass attribute with one of these names is not a misspelt setting.

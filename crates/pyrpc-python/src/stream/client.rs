@@ -9,19 +9,24 @@ use pyo3::prelude::*;
 use pyrpc_client::{CallError, ReplyStream};
 
 use crate::convert::Options;
-use crate::{errors, runtime};
+use crate::errors;
+use crate::runtime::{self, Local, LocalRt};
 
 /// A blocking iterator over a streamed reply (`for item in client.m()`).
 #[pyclass(module = "pyrpc._pyrpc", name = "StreamIterator", frozen)]
 pub(crate) struct StreamIter {
     stream: Mutex<Option<ReplyStream>>,
+    /// The current-thread runtime the stream's connection lives on (kept
+    /// running while the stream is: it is dropped after the stream).
+    rt: LocalRt,
     opts: Options,
 }
 
 impl StreamIter {
-    pub(crate) fn new(stream: ReplyStream, opts: Options) -> Self {
+    pub(crate) fn new(stream: ReplyStream, rt: LocalRt, opts: Options) -> Self {
         StreamIter {
             stream: Mutex::new(Some(stream)),
+            rt,
             opts,
         }
     }
@@ -64,7 +69,7 @@ impl StreamIter {
         // An item already here is taken without a trip through the runtime.
         let got = match futures::FutureExt::now_or_never(stream.next_raw()) {
             Some(got) => got,
-            None => runtime::block_on_local(py, stream.next_raw())?,
+            None => runtime::block_on_local(py, &self.rt, stream.next_raw())?,
         };
         match step(py, got, self.opts) {
             Ok(Some(v)) => Ok(v),
@@ -84,7 +89,7 @@ impl StreamIter {
         let taken = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
         if taken.is_some() {
             drop(taken);
-            flush_local(py)?;
+            flush_local(py, &self.rt);
         }
         Ok(())
     }
@@ -102,9 +107,8 @@ impl Drop for StreamIter {
             // The `Cancel` goes out on the current-thread runtime, which only
             // runs while someone waits on it: give it a few turns now.
             if tokio::runtime::Handle::try_current().is_err() {
-                crate::exit::attach(|py| {
-                    let _ = flush_local(py);
-                });
+                let rt = &self.rt;
+                crate::exit::attach(|py| flush_local(py, rt));
             }
         }
     }
@@ -112,16 +116,14 @@ impl Drop for StreamIter {
 
 /// Gives the current-thread runtime a few turns, so what a dropped stream
 /// queued (its `Cancel`, credits) goes out now.
-fn flush_local(py: Python<'_>) -> PyResult<()> {
-    let rt = runtime::local()?;
+fn flush_local(py: Python<'_>, rt: &Local) {
     crate::exit::detach(py, || {
-        rt.block_on(async {
+        rt.runtime().block_on(async {
             for _ in 0..16 {
                 tokio::task::yield_now().await;
             }
         })
     });
-    Ok(())
 }
 
 /// An async iterator over a streamed reply (`async for item in client.co_m()`).
