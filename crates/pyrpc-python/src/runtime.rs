@@ -299,7 +299,23 @@ where
     F: Future + Send,
     F::Output: Send,
 {
-    block_on_in(py, rt.runtime(), fut)
+    block_on_in(py, rt.runtime(), async move {
+        catch_up().await;
+        fut.await
+    })
+}
+
+/// Lets a runtime that nobody drove since its last call read what came
+/// meanwhile before a new call starts: above all a connection the server
+/// closed (its idle timeout, a restart). The reader task then marks it
+/// closed and the call opens a new one, instead of sending into the closed
+/// one and failing with "connection closed before the reply arrived".
+///
+/// The first yield lets the scheduler poll the I/O driver (without
+/// waiting), which wakes the reader task; the second lets it run.
+async fn catch_up() {
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
 }
 
 fn block_on_in<F>(py: Python<'_>, rt: &Runtime, fut: F) -> PyResult<F::Output>

@@ -94,7 +94,9 @@ def test_idle_connections_are_closed_after_idle_timeout(spawn_server):
     while pyrpc.stats(watcher)["connections"] > 1:
         assert time.monotonic() < deadline, "the idle connection was not closed"
         time.sleep(0.05)
-    # The closed client reconnects by itself.
+    # The closed client reconnects by itself: no thread drove its runtime
+    # since the server closed the connection (each client has its own), so
+    # the call must notice the close before it sends.
     assert idle.echo(2) == ((2,), {})
 
 
