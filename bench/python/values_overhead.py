@@ -13,14 +13,12 @@ wall times. Uses ``bench/python/values_vs_pickle.py``'s servers.
 
 import os
 import pickle
-import socket
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import values_vs_pickle as vp  # noqa: E402
-from pyrpc import Client, _pyrpc  # noqa: E402
+from pyrpc import _pyrpc  # noqa: E402
 
 
 def cpu_ns(pid):
@@ -56,27 +54,9 @@ def best(fn, repeats):
 def main():
     repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     only = sys.argv[2] if len(sys.argv) > 2 else ""
-    tmp = tempfile.mkdtemp()
-    pyrpc_addr = os.path.join(tmp, "pyrpc.sock")
-    pickle_addr = os.path.join(tmp, "pickle.sock")
-    pid = os.fork()
-    if pid == 0:
-        vp.Echo(address=pyrpc_addr).start()
-        os._exit(0)
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(pickle_addr)
-    listener.listen(1)
-    pid2 = os.fork()
-    if pid2 == 0:
-        vp.pickle_server(listener)
-        os._exit(0)
-    listener.close()
-    client = Client(address=pyrpc_addr)
-    deadline = time.monotonic() + 20
-    while not client.connected(0.2):
-        assert time.monotonic() < deadline, "pyrpc server did not start"
-    sock = socket.socket(socket.AF_UNIX)
-    sock.connect(pickle_addr)
+    servers = vp.Servers()
+    client, sock = servers.client, servers.sock
+    pid, pid2 = servers.pids
     try:
         for name, make in vp.CASES.items():
             if only not in name:
@@ -98,10 +78,7 @@ def main():
                       f"  cpu-conv {cpu - conv * 1e3:5.1f} ms", flush=True)
             print(f"{'':34s} ratio {rt_y / rt_k:4.2f}", flush=True)
     finally:
-        sock.close()
-        client.shutdown()
-        os.waitpid(pid, 0)
-        os.waitpid(pid2, 0)
+        servers.close()
 
 
 if __name__ == "__main__":

@@ -77,32 +77,48 @@ def median_times(fns, repeats):
     return [statistics.median(t) for t in times]
 
 
+class Servers:
+    """The pyrpc echo server and the pickle server, each in a forked process
+    (as in the issue's measurement), with a client of each: ``client`` (pyrpc)
+    and ``sock`` (the pickle socket); ``pids`` are the servers' processes."""
+
+    def __init__(self):
+        tmp = tempfile.mkdtemp()
+        pyrpc_addr = os.path.join(tmp, "pyrpc.sock")
+        pickle_addr = os.path.join(tmp, "pickle.sock")
+        pid = os.fork()
+        if pid == 0:
+            Echo(address=pyrpc_addr).start()
+            os._exit(0)
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(pickle_addr)
+        listener.listen(1)
+        pid2 = os.fork()
+        if pid2 == 0:
+            pickle_server(listener)
+            os._exit(0)
+        listener.close()
+        self.pids = (pid, pid2)
+        self.client = Client(address=pyrpc_addr)
+        deadline = time.monotonic() + 20
+        while not self.client.connected(0.2):
+            assert time.monotonic() < deadline, "pyrpc server did not start"
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(pickle_addr)
+
+    def close(self):
+        self.sock.close()
+        self.client.shutdown()
+        for pid in self.pids:
+            os.waitpid(pid, 0)
+
+
 def main():
     as_json = "--json" in sys.argv
     numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
     repeats = int(numbers[0]) if numbers else 5
-    tmp = tempfile.mkdtemp()
-    # Both servers run in their own process, as in the issue's measurement.
-    pyrpc_addr = os.path.join(tmp, "pyrpc.sock")
-    pickle_addr = os.path.join(tmp, "pickle.sock")
-    pid = os.fork()
-    if pid == 0:
-        Echo(address=pyrpc_addr).start()
-        os._exit(0)
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(pickle_addr)
-    listener.listen(1)
-    pid2 = os.fork()
-    if pid2 == 0:
-        pickle_server(listener)
-        os._exit(0)
-    listener.close()
-    client = Client(address=pyrpc_addr)
-    deadline = time.monotonic() + 20
-    while not client.connected(0.2):
-        assert time.monotonic() < deadline, "pyrpc server did not start"
-    sock = socket.socket(socket.AF_UNIX)
-    sock.connect(pickle_addr)
+    servers = Servers()
+    client, sock = servers.client, servers.sock
     try:
         for name, make in CASES.items():
             value = make()
@@ -117,10 +133,7 @@ def main():
             print(f"{name:36s} pyrpc {t_pyrpc * 1000:7.1f} ms  pickle {t_pickle * 1000:7.1f} ms  "
                   f"ratio {t_pyrpc / t_pickle:4.2f}", flush=True)
     finally:
-        sock.close()
-        client.shutdown()
-        os.waitpid(pid, 0)
-        os.waitpid(pid2, 0)
+        servers.close()
 
 
 if __name__ == "__main__":
