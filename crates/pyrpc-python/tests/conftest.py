@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -10,6 +11,14 @@ import time
 import pytest
 
 from pyrpc import Client
+
+# Tests send SIGINT to child processes as Ctrl-C would. A test run started
+# with SIGINT ignored (`nohup ... &` from a script, which ignores it) passes
+# that on to every child, whose Python then raises no KeyboardInterrupt and
+# the test waits forever. A handler here is reset to the default across
+# exec, so the children get SIGINT's default back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVE = os.path.join(HERE, "serve.py")
