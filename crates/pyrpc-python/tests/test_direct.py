@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+import pyrpc
 from pyrpc import _pyrpc
 
 SHAPES = [
@@ -121,3 +122,31 @@ def test_malformed_bytes_are_a_clear_error(data):
 def test_unsendable_objects_name_their_place():
     with pytest.raises(TypeError, match=r"type object at value\[1\]\['x'\]"):
         _pyrpc._dumps([1, {"x": object()}])
+
+
+class Meddler:
+    """Sent through a registered encoder that changes the container it is in:
+    the encoder runs Python code in the middle of the container's encoding,
+    while plain items are written from the container's own references."""
+
+    def __init__(self, meddle):
+        self.meddle = meddle
+
+
+pyrpc.register_type(Meddler, lambda m: m.meddle(), lambda v: v, name="test_direct.Meddler")
+
+
+def test_a_dict_changed_while_it_is_sent_is_refused():
+    d = {}
+    d.update({"first": "plain", "m": Meddler(lambda: d.clear() or 7), "after": "x" * 50})
+    with pytest.raises(TypeError, match="dict changed size while it was being sent"):
+        _pyrpc._dumps(d)
+
+
+def test_a_list_emptied_while_it_is_sent_stops_at_its_new_end():
+    # The items after the meddler are freed by the clear: they must not be
+    # read from the list's old references.
+    items = ["x" * 100, 2.5]
+    items[1:1] = [Meddler(lambda: items.clear() or 7)]
+    items += [f"freed {i}" for i in range(50)]
+    assert _pyrpc._loads(_pyrpc._dumps(items)) == ["x" * 100, 7]

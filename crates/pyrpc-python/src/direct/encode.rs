@@ -146,7 +146,7 @@ impl Encoder {
             self.buf.extend_from_slice(&[NONE, 0]);
         } else if obj.is_exact_instance_of::<PyBool>() {
             self.buf
-                .extend_from_slice(&[BOOL, u8::from(obj.is_truthy().unwrap_or(false))]);
+                .extend_from_slice(&[BOOL, u8::from(obj.is(PyBool::new(obj.py(), true)))]);
         } else if obj.is_exact_instance_of::<PyInt>() {
             match small_int(obj) {
                 Some(i) => {
@@ -166,7 +166,9 @@ impl Encoder {
         } else if let Ok(l) = obj.cast_exact::<PyList>() {
             self.list(l, left, level)?;
         } else if let Ok(t) = obj.cast_exact::<PyTuple>() {
-            self.nested(&[TUPLE], |e| e.items(t.iter(), left, level))?;
+            self.nested(&[TUPLE], |e| {
+                e.seq_items(t.as_any(), &TUPLE_ITEMS, left, level)
+            })?;
         } else if let Ok(d) = obj.cast_exact::<PyDict>() {
             self.nested(&[DICT], |e| e.dict(d, left, level))?;
         } else if let Ok(s) = obj.cast_exact::<PySet>() {
@@ -211,7 +213,112 @@ impl Encoder {
                 None => {}
             }
         }
-        self.nested(&[LIST], |e| e.items(l.iter(), left, level))
+        self.nested(&[LIST], |e| {
+            e.seq_items(l.as_any(), &LIST_ITEMS, left, level)
+        })
+    }
+
+    /// The items of a list or tuple (`of` says which), each as an `ITEM`.
+    /// Exact scalars are written from the sequence's own (borrowed)
+    /// references; anything else is held while it is written, since writing
+    /// it may run Python code that changes a list (the next item is then
+    /// looked up afresh).
+    #[allow(unsafe_code)]
+    #[inline(never)]
+    fn seq_items(
+        &mut self,
+        seq: &Bound<'_, PyAny>,
+        of: &SeqFns,
+        left: usize,
+        level: usize,
+    ) -> Result<(), Fail> {
+        let plain_ok = left > 1 && level < NESTED_MAX_DEPTH;
+        let mut i = 0;
+        loop {
+            // SAFETY: `seq` is a live list or tuple, as `of` says; `get`
+            // returns a borrowed reference (NULL past the end, which
+            // `i < len` rules out), and nothing runs Python code before it
+            // is used or taken.
+            let item = unsafe {
+                if i as ffi::Py_ssize_t >= (of.len)(seq.as_ptr()) {
+                    return Ok(());
+                }
+                (of.get)(seq.as_ptr(), i as ffi::Py_ssize_t)
+            };
+            // SAFETY: as above.
+            if plain_ok && unsafe { self.plain(item) } {
+                i += 1;
+                continue;
+            }
+            // SAFETY: a live borrowed reference, taken before any Python
+            // code can run.
+            let item = unsafe { Bound::from_borrowed_ptr(seq.py(), item) };
+            self.nested(&[ITEM], |e| e.value(&item, left - 1, level + 1))
+                .map_err(|f| at(f, || format!("[{i}]")))?;
+            i += 1;
+        }
+    }
+
+    /// Writes `obj` as an `ITEM` when it is `None` or an exact `bool`,
+    /// `int` within 64 bits, `float` or `str` whose UTF-8 CPython can give,
+    /// and says whether it did. Runs no Python code, so `obj` may be a
+    /// reference borrowed from a container; writes nothing when it returns
+    /// false (the caller then takes the general path, which reports errors).
+    ///
+    /// # Safety
+    ///
+    /// `obj` must be a live object, with the GIL held.
+    #[allow(unsafe_code)]
+    #[inline]
+    unsafe fn plain(&mut self, obj: *mut ffi::PyObject) -> bool {
+        self.plain_as(ITEM, obj)
+    }
+
+    /// [`Encoder::plain`], as the field `key` (`ITEM` or `DICT_VALUE`).
+    ///
+    /// # Safety
+    ///
+    /// As [`Encoder::plain`].
+    #[allow(unsafe_code)]
+    #[inline]
+    unsafe fn plain_as(&mut self, key: u8, obj: *mut ffi::PyObject) -> bool {
+        let ty = ffi::Py_TYPE(obj);
+        if obj == ffi::Py_None() {
+            self.buf.extend_from_slice(&[key, 2, NONE, 0]);
+        } else if ty == std::ptr::addr_of_mut!(ffi::PyBool_Type) {
+            self.buf
+                .extend_from_slice(&[key, 2, BOOL, u8::from(obj == ffi::Py_True())]);
+        } else if ty == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+            self.buf.extend_from_slice(&[key, 9, FLOAT]);
+            self.buf
+                .extend_from_slice(&ffi::PyFloat_AsDouble(obj).to_le_bytes());
+        } else if ty == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+            if overflow != 0 {
+                return false;
+            }
+            let z = ((v << 1) ^ (v >> 63)) as u64;
+            self.buf
+                .extend_from_slice(&[key, varint_len(z) as u8 + 1, INT]);
+            self.varint(z);
+        } else if ty == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+            let mut size: ffi::Py_ssize_t = 0;
+            let data = utf8_ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
+            if data.is_null() {
+                // Lone surrogates: the general path raises the error.
+                ffi::PyErr_Clear();
+                return false;
+            }
+            let text = std::slice::from_raw_parts(data.cast::<u8>(), size as usize);
+            let body = 1 + varint_len(text.len() as u64) + text.len();
+            self.buf.push(key);
+            self.varint(body as u64);
+            self.len_delimited(STR, text);
+        } else {
+            return false;
+        }
+        true
     }
 
     #[inline(never)]
@@ -228,13 +335,50 @@ impl Encoder {
         Ok(())
     }
 
+    /// A dict's keys and values, interleaved. A pair of exact scalars is
+    /// written from the dict's own (borrowed) references; any other pair is
+    /// held while it is written, since writing it may run Python code, and
+    /// the dict must not change size meanwhile.
+    #[allow(unsafe_code)]
     #[inline(never)]
     fn dict(&mut self, d: &Bound<'_, PyDict>, left: usize, level: usize) -> Result<(), Fail> {
-        for (k, v) in d.iter() {
+        let py = d.py();
+        let plain_ok = left > 1 && level < NESTED_MAX_DEPTH;
+        let size = d.len();
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+        // SAFETY: `d` is a live dict; `PyDict_Next` gives borrowed
+        // references, used before any Python code runs or taken first.
+        while unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
+            // SAFETY: live borrowed references (above).
+            if plain_ok && unsafe { is_plain(k) && is_plain(v) } {
+                let mark = self.buf.len();
+                // SAFETY: as above; neither call runs Python code.
+                if unsafe { self.plain_as(ITEM, k) && self.plain_as(DICT_VALUE, v) } {
+                    continue;
+                }
+                self.buf.truncate(mark);
+            }
+            // SAFETY: live borrowed references, taken before any Python
+            // code can run.
+            let (k, v) = unsafe {
+                (
+                    Bound::from_borrowed_ptr(py, k),
+                    Bound::from_borrowed_ptr(py, v),
+                )
+            };
             self.nested(&[ITEM], |e| e.value(&k, left - 1, level + 1))
                 .map_err(|f| at(f, || format!("{} (a key)", convert::key_segment(&k))))?;
             self.nested(&[DICT_VALUE], |e| e.value(&v, left - 1, level + 1))
                 .map_err(|f| at(f, || convert::key_segment(&k)))?;
+            if d.len() != size {
+                return Err(ConvertError::new(
+                    d.as_any(),
+                    "dict changed size while it was being sent".to_string(),
+                )
+                .into());
+            }
         }
         Ok(())
     }
@@ -257,6 +401,45 @@ impl Encoder {
         self.buf.extend_from_slice(&raw::encode_value(v));
         Ok(())
     }
+}
+
+/// How [`Encoder::seq_items`] reads a list or a tuple.
+struct SeqFns {
+    len: unsafe extern "C" fn(*mut ffi::PyObject) -> ffi::Py_ssize_t,
+    get: unsafe extern "C" fn(*mut ffi::PyObject, ffi::Py_ssize_t) -> *mut ffi::PyObject,
+}
+
+const LIST_ITEMS: SeqFns = SeqFns {
+    len: ffi::PyList_Size,
+    get: ffi::PyList_GetItem,
+};
+
+const TUPLE_ITEMS: SeqFns = SeqFns {
+    len: ffi::PyTuple_Size,
+    get: ffi::PyTuple_GetItem,
+};
+
+/// Whether [`Encoder::plain`] may write `obj`: `None` or an exact `bool`,
+/// `int`, `float` or `str` (an int or str it then cannot write sends the
+/// pair the general way).
+///
+/// # Safety
+///
+/// `obj` must be a live object.
+#[allow(unsafe_code)]
+#[inline]
+unsafe fn is_plain(obj: *mut ffi::PyObject) -> bool {
+    let ty = ffi::Py_TYPE(obj);
+    obj == ffi::Py_None()
+        || ty == std::ptr::addr_of_mut!(ffi::PyBool_Type)
+        || ty == std::ptr::addr_of_mut!(ffi::PyFloat_Type)
+        || ty == std::ptr::addr_of_mut!(ffi::PyLong_Type)
+        || ty == std::ptr::addr_of_mut!(ffi::PyUnicode_Type)
+}
+
+/// The bytes of `v` as a varint.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Adds a path segment to a conversion error.
