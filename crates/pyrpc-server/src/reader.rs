@@ -1,6 +1,7 @@
 //! [`FrameReader`]: reads a connection's frames, charging large partial
 //! frames to the server-wide byte budget, and [`ReadError`].
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use bytes::{BufMut, BytesMut};
 use pyrpc_framing::FrameError;
 use pyrpc_proto::raw;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 
 use crate::budget::ByteBudget;
@@ -80,6 +82,14 @@ pub(crate) struct FrameReader<R> {
     budget: Arc<ByteBudget>,
     /// What this reader has taken from `budget`.
     charged: usize,
+    /// The idle timer, made at the first read with an idle timeout. It is
+    /// moved on only when it fires (to `idle` after the reader last
+    /// started to wait, if it waited since), so a read registers nothing with the runtime's timer wheel:
+    /// a `timeout` around each read did, twice per request.
+    idle_timer: Option<Pin<Box<Sleep>>>,
+    /// When the reader last started to wait for bytes: the idle time
+    /// counts from there, as it did from the start of each timed read.
+    waiting_since: Instant,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -92,6 +102,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: BytesMut::new(),
             budget,
             charged: 0,
+            idle_timer: None,
+            waiting_since: Instant::now(),
         }
     }
 
@@ -125,17 +137,35 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
                 self.charged = want;
             }
-            let n = loop {
-                let mut limited = (&mut self.buf).limit(spare);
-                let read = self.io.read_buf(&mut limited);
-                match idle {
-                    None => break read.await?,
-                    // `read_buf` is cancel safe: a timed-out read lost nothing.
-                    Some(idle) => match tokio::time::timeout(idle, read).await {
-                        Ok(n) => break n?,
-                        Err(_) if busy() => continue,
-                        Err(_) => return Err(ReadError::Idle),
-                    },
+            let mut limited = (&mut self.buf).limit(spare);
+            let read = self.io.read_buf(&mut limited);
+            let n = match idle {
+                None => read.await?,
+                Some(idle) => {
+                    self.waiting_since = Instant::now();
+                    let timer = self
+                        .idle_timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    // `read_buf` is cancel safe, but the read is kept across
+                    // the timer's firings anyway.
+                    tokio::pin!(read);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            n = &mut read => break n?,
+                            () = timer.as_mut() => {
+                                let now = Instant::now();
+                                let due = self.waiting_since + idle;
+                                if due > now {
+                                    timer.as_mut().reset(due);
+                                } else if busy() {
+                                    timer.as_mut().reset(now + idle);
+                                } else {
+                                    return Err(ReadError::Idle);
+                                }
+                            }
+                        }
+                    }
                 }
             };
             self.settle();
