@@ -190,3 +190,60 @@ impl<R> Drop for FrameReader<R> {
         self.budget.release(self.charged);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pyrpc_proto::raw::{client_frame, ClientFrame, Request};
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::codec::Encoder;
+
+    fn ping_frame(id: u64) -> BytesMut {
+        let mut codec: pyrpc_framing::Codec<raw::ServerFrame, ClientFrame> =
+            pyrpc_framing::Codec::with_max_frame_len(1 << 20);
+        let frame = ClientFrame {
+            kind: Some(client_frame::Kind::Request(Request {
+                id,
+                kind: Some(raw::request::Kind::Ping(Default::default())),
+            })),
+        };
+        let mut buf = BytesMut::new();
+        codec.encode(frame, &mut buf).expect("encodes");
+        buf
+    }
+
+    /// The idle timer, made once and moved only when it fires, still counts
+    /// from the start of each wait: traffic every 150 ms keeps a 200 ms idle
+    /// timeout from firing (as does a busy connection), and 200 ms of silence
+    /// then ends the connection.
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_counts_from_each_wait() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let budget = Arc::new(ByteBudget::new(1 << 20));
+        let mut reader = FrameReader::new(server, 1 << 20, budget);
+        let idle = Some(Duration::from_millis(200));
+        let start = Instant::now();
+        for id in 0..10u64 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            client.write_all(&ping_frame(id)).await.expect("writes");
+            let frame = reader.next(idle, &|| false).await.expect("no idle timeout");
+            assert!(frame.is_some(), "frame {id}");
+        }
+        // A wait that starts long after the last byte (a call ran inline on
+        // the reader meanwhile) gets its full timeout.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let waited = Instant::now();
+        let busy_until = waited + Duration::from_millis(300);
+        let busy = move || Instant::now() < busy_until;
+        match reader.next(idle, &busy).await {
+            Err(ReadError::Idle) => {}
+            other => panic!("expected the idle timeout, got {other:?}"),
+        }
+        let idle_for = Instant::now() - waited;
+        assert!(
+            idle_for >= Duration::from_millis(400) && idle_for <= Duration::from_millis(450),
+            "busy for 300 ms, then 200 ms idle: closed after {idle_for:?}"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(1500));
+    }
+}
