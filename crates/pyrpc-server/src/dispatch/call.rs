@@ -318,7 +318,8 @@ pub(super) fn prepare(
     }
     // A few keywords are checked against each other in place; a set (an
     // allocation and a copy of each name) only for many.
-    let mut seen = (call.kwargs.len() > FEW_KWARGS).then(|| HashSet::with_capacity(call.kwargs.len()));
+    let mut seen =
+        (call.kwargs.len() > FEW_KWARGS).then(|| HashSet::with_capacity(call.kwargs.len()));
     for kw in call.kwargs {
         let repeated = match &mut seen {
             Some(seen) => !seen.insert(kw.name.clone()),
