@@ -277,9 +277,21 @@ where
 
     /// Waits until the outbox has some room (or the writer is closed).
     pub async fn wait_for_room(&self) {
+        if self.has_room() {
+            return;
+        }
         if let Some((sem, _)) = &self.room {
             drop(sem.acquire().await);
         }
+    }
+
+    /// True when a byte of room is free now, or the writer has no bound
+    /// (what [`SharedWriter::wait_for_room`] would not wait for), without
+    /// taking it.
+    pub fn has_room(&self) -> bool {
+        self.room
+            .as_ref()
+            .is_none_or(|(sem, _)| sem.available_permits() > 0)
     }
 
     /// Encodes a frame with `encode` into the outbox; if no one writes,

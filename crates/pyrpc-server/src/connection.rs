@@ -133,26 +133,39 @@ pub(crate) async fn serve<S>(
     // permit taken is a call (or a waiting fetch) of this connection.
     let busy = || permits.available_permits() + 1 < in_flight;
     let reading = async {
+        // One wait for the connection's end, registered once and raced with
+        // every wait below (a fresh one per select registered and removed a
+        // waiter each time: six lock round trips per request).
+        let stopped = stop.clone().cancelled_owned();
+        tokio::pin!(stopped);
         loop {
+            if stop.is_cancelled() {
+                break;
+            }
             // Take a permit before reading: with `in_flight` requests running,
             // stop reading (backpressure) rather than pile up tasks.
-            let permit = tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                p = Arc::clone(&permits).acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
+            let permit = match Arc::clone(&permits).try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => tokio::select! {
+                    biased;
+                    _ = &mut stopped => break,
+                    p = Arc::clone(&permits).acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
                 },
             };
             // Neither read while the client leaves its replies unread.
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                _ = queue.wait_for_room() => {}
+            if !queue.has_room() {
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => break,
+                    _ = queue.wait_for_room() => {}
+                }
             }
             let frame = tokio::select! {
                 biased;
-                _ = stop.cancelled() => break,
+                _ = &mut stopped => break,
                 f = reader.next(shared.config.idle_timeout, &busy) => f,
             };
             match frame {

@@ -1,6 +1,7 @@
 //! [`FrameReader`]: reads a connection's frames, charging large partial
 //! frames to the server-wide byte budget, and [`ReadError`].
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use bytes::{BufMut, BytesMut};
 use pyrpc_framing::FrameError;
 use pyrpc_proto::raw;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 
 use crate::budget::ByteBudget;
@@ -80,6 +82,14 @@ pub(crate) struct FrameReader<R> {
     budget: Arc<ByteBudget>,
     /// What this reader has taken from `budget`.
     charged: usize,
+    /// The idle timer, made at the first read with an idle timeout. It is
+    /// moved on only when it fires (to `idle` after the reader last
+    /// started to wait, if it waited since), so a read registers nothing with the runtime's timer wheel:
+    /// a `timeout` around each read did, twice per request.
+    idle_timer: Option<Pin<Box<Sleep>>>,
+    /// When the reader last started to wait for bytes: the idle time
+    /// counts from there, as it did from the start of each timed read.
+    waiting_since: Instant,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -92,6 +102,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: BytesMut::new(),
             budget,
             charged: 0,
+            idle_timer: None,
+            waiting_since: Instant::now(),
         }
     }
 
@@ -125,17 +137,35 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
                 self.charged = want;
             }
-            let n = loop {
-                let mut limited = (&mut self.buf).limit(spare);
-                let read = self.io.read_buf(&mut limited);
-                match idle {
-                    None => break read.await?,
-                    // `read_buf` is cancel safe: a timed-out read lost nothing.
-                    Some(idle) => match tokio::time::timeout(idle, read).await {
-                        Ok(n) => break n?,
-                        Err(_) if busy() => continue,
-                        Err(_) => return Err(ReadError::Idle),
-                    },
+            let mut limited = (&mut self.buf).limit(spare);
+            let read = self.io.read_buf(&mut limited);
+            let n = match idle {
+                None => read.await?,
+                Some(idle) => {
+                    self.waiting_since = Instant::now();
+                    let timer = self
+                        .idle_timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    // `read_buf` is cancel safe, but the read is kept across
+                    // the timer's firings anyway.
+                    tokio::pin!(read);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            n = &mut read => break n?,
+                            () = timer.as_mut() => {
+                                let now = Instant::now();
+                                let due = self.waiting_since + idle;
+                                if due > now {
+                                    timer.as_mut().reset(due);
+                                } else if busy() {
+                                    timer.as_mut().reset(now + idle);
+                                } else {
+                                    return Err(ReadError::Idle);
+                                }
+                            }
+                        }
+                    }
                 }
             };
             self.settle();
@@ -158,5 +188,62 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 impl<R> Drop for FrameReader<R> {
     fn drop(&mut self) {
         self.budget.release(self.charged);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pyrpc_proto::raw::{client_frame, ClientFrame, Request};
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::codec::Encoder;
+
+    fn ping_frame(id: u64) -> BytesMut {
+        let mut codec: pyrpc_framing::Codec<raw::ServerFrame, ClientFrame> =
+            pyrpc_framing::Codec::with_max_frame_len(1 << 20);
+        let frame = ClientFrame {
+            kind: Some(client_frame::Kind::Request(Request {
+                id,
+                kind: Some(raw::request::Kind::Ping(Default::default())),
+            })),
+        };
+        let mut buf = BytesMut::new();
+        codec.encode(frame, &mut buf).expect("encodes");
+        buf
+    }
+
+    /// The idle timer, made once and moved only when it fires, still counts
+    /// from the start of each wait: traffic every 150 ms keeps a 200 ms idle
+    /// timeout from firing (as does a busy connection), and 200 ms of silence
+    /// then ends the connection.
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_counts_from_each_wait() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let budget = Arc::new(ByteBudget::new(1 << 20));
+        let mut reader = FrameReader::new(server, 1 << 20, budget);
+        let idle = Some(Duration::from_millis(200));
+        let start = Instant::now();
+        for id in 0..10u64 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            client.write_all(&ping_frame(id)).await.expect("writes");
+            let frame = reader.next(idle, &|| false).await.expect("no idle timeout");
+            assert!(frame.is_some(), "frame {id}");
+        }
+        // A wait that starts long after the last byte (a call ran inline on
+        // the reader meanwhile) gets its full timeout.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let waited = Instant::now();
+        let busy_until = waited + Duration::from_millis(300);
+        let busy = move || Instant::now() < busy_until;
+        match reader.next(idle, &busy).await {
+            Err(ReadError::Idle) => {}
+            other => panic!("expected the idle timeout, got {other:?}"),
+        }
+        let idle_for = Instant::now() - waited;
+        assert!(
+            idle_for >= Duration::from_millis(400) && idle_for <= Duration::from_millis(450),
+            "busy for 300 ms, then 200 ms idle: closed after {idle_for:?}"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(1500));
     }
 }

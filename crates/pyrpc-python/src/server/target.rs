@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use pyo3::exceptions::{PyAttributeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyModule, PyTuple};
+use pyo3::types::{PyDict, PyModule, PyString, PyTuple};
 use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
 
 use crate::aio::LoopSlot;
@@ -250,10 +250,12 @@ impl Target {
         };
         let server = server.bind(py);
         let callee = callee.bind(py);
-        if is_property(callee, method) {
+        // One Python string for both lookups (each made its own).
+        let name = PyString::new(py, method);
+        if is_property(callee, &name) {
             return Err(RemoteError::no_such_method(method));
         }
-        let func = match callee.getattr(method) {
+        let func = match callee.getattr(&name) {
             Ok(f) if f.is_callable() && module_serves(callee, method, &f) => f,
             Ok(_) => return Err(RemoteError::no_such_method(method)),
             Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
@@ -298,7 +300,9 @@ impl Target {
         let mut out = Vec::new();
         for name in callee.dir()? {
             let name: String = name.extract()?;
-            if name.starts_with('_') || self.reserved.contains(&name) || is_property(callee, &name)
+            if name.starts_with('_')
+                || self.reserved.contains(&name)
+                || is_property(callee, &PyString::new(py, &name))
             {
                 continue;
             }
@@ -359,7 +363,7 @@ pub(super) fn module_serves(
 /// True when `name` is a property (or `functools.cached_property`) of the
 /// callee's class: never served, and never run to find out whether its value
 /// is callable (a getter may have side effects).
-pub(super) fn is_property(callee: &Bound<'_, PyAny>, name: &str) -> bool {
+pub(super) fn is_property(callee: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
     let py = callee.py();
     let types = PROPERTY_TYPES.get_or_try_init(py, || {
         let property = py.import("builtins")?.getattr("property")?;

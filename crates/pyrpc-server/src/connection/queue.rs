@@ -175,6 +175,11 @@ impl ReplyQueue {
     }
 
     /// Waits until the queue has room (or the connection is gone).
+    /// True when a reply could be queued now without waiting for room.
+    pub(super) fn has_room(&self) -> bool {
+        self.writer.has_room()
+    }
+
     pub(super) async fn wait_for_room(&self) {
         self.writer.wait_for_room().await;
     }

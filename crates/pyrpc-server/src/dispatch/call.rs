@@ -187,10 +187,14 @@ pub(super) async fn call_response(
     async move {
         let (deadline, window, received) = (call.deadline, call.window, call.received);
         let slot = (spawned.is_some() && window > 0).then(StreamSlot::default);
-        let cancel = spawned
-            .as_ref()
-            .map(|(r, _)| r.token().clone())
-            .unwrap_or_default();
+        // A call run on the reader's task has no registration (a `Cancel`
+        // is read only after it): its context is cancelled with the
+        // connection (a clone, where a token of its own cost an allocation
+        // per call).
+        let cancel = match &spawned {
+            Some((r, _)) => r.token().clone(),
+            None => conn.stop.clone(),
+        };
         let result = match prepare(shared, method, call) {
             Ok(p) => run_prepared(shared, &conn.peer, method, p, false, cancel, slot.clone()).await,
             Err(e) => Err(e),
@@ -312,9 +316,16 @@ pub(super) fn prepare(
         args.args
             .push(convert(v, &|| format!("argument {}", i + 1))?);
     }
-    let mut seen = HashSet::with_capacity(call.kwargs.len());
+    // A few keywords are checked against each other in place; a set (an
+    // allocation and a copy of each name) only for many.
+    let mut seen =
+        (call.kwargs.len() > FEW_KWARGS).then(|| HashSet::with_capacity(call.kwargs.len()));
     for kw in call.kwargs {
-        if !seen.insert(kw.name.clone()) {
+        let repeated = match &mut seen {
+            Some(seen) => !seen.insert(kw.name.clone()),
+            None => args.kwargs.iter().any(|(name, _)| *name == kw.name),
+        };
+        if repeated {
             return Err(RemoteError::bad_arguments(format!(
                 "{method}() got multiple values for keyword argument '{}'",
                 kw.name
@@ -329,6 +340,9 @@ pub(super) fn prepare(
         received: call.received,
     })
 }
+
+/// Up to this many keyword arguments are checked for repeats without a set.
+const FEW_KWARGS: usize = 8;
 
 /// When a call received at `received` with `timeout_ms` (0 = none) stops
 /// being waited for.

@@ -137,7 +137,7 @@ pub(super) async fn direct_call(
             authenticated: conn.authenticated,
             handle: tokio::runtime::Handle::current(),
             id,
-            method: method.clone(),
+            method,
             deadline,
             received,
             window,
@@ -172,12 +172,13 @@ pub(super) async fn direct_call(
     let answering = Arc::clone(&direct);
     let done = CallDone::new(move |outcome| answering.finish(outcome));
     let callee = &shared.callee;
+    let method = direct.method.as_str();
     if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        callee.call_then(ctx, &method, args, done)
+        callee.call_then(ctx, method, args, done)
     })) {
         // `done` was dropped on the way out, answering the call (see
         // `CallDone`'s drop); the message goes to the log.
-        let e = panicked(&method, panic_message(p));
+        let e = panicked(method, panic_message(p));
         tracing::warn!(error = %e.message, "callee panicked");
     }
 }

@@ -449,3 +449,33 @@ async fn context_tells_peer_deadline_and_mode() {
         ])
     );
 }
+
+/// A keyword given twice is refused, whether the call has a few keywords
+/// (checked by a scan) or many (checked with a set); distinct ones pass.
+#[tokio::test]
+async fn a_repeated_keyword_is_bad_arguments_with_few_or_many_keywords() {
+    let (s, _) = default_server();
+    let mut p = Peer::connect(&s).await;
+    for n in [2usize, 8, 9, 20] {
+        let mut args = Args::new();
+        for i in 0..n {
+            args = args.kwarg(format!("k{i}"), i as i64);
+        }
+        let distinct = call("echo", args.clone(), 0);
+        let v = p.ask(1, request::Kind::Call(distinct)).await.value();
+        assert!(
+            v.to_string().contains(&format!("'k{}': {}", n - 1, n - 1)),
+            "{n}: {v}"
+        );
+        let mut repeated = call("echo", args, 0);
+        repeated.kwargs[n - 1].name = "k0".into();
+        let e = p.ask(2, request::Kind::Call(repeated)).await.error();
+        assert_eq!(e.kind, ErrorKind::BadArguments, "{n} keywords");
+        assert!(
+            e.message
+                .contains("multiple values for keyword argument 'k0'"),
+            "{}",
+            e.message
+        );
+    }
+}
