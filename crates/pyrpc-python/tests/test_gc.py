@@ -128,3 +128,46 @@ def test_dropped_client_closes_its_connection_at_once(server):
     del c
     gc.collect()
     assert not (mine & sockets())
+
+
+class Freed:
+    """Records, when freed, whether the client had its reply by then: its
+    ``__del__`` waits (up to 10 s) for the test to say the reply arrived."""
+
+    def __init__(self, reply_arrived, log):
+        self.reply_arrived = reply_arrived
+        self.freed_log = log
+
+    def __del__(self):
+        self.freed_log.append("after the reply" if self.reply_arrived.wait(10) else "before the reply")
+
+
+class Keeper(Server):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reply_arrived = threading.Event()
+        self.freed_log = []
+
+    def fill(self, box):
+        # `box` is the call's decoded argument: it lives as long as the call.
+        box.append(Freed(self.reply_arrived, self.freed_log))
+        return len(box)
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_a_calls_arguments_are_freed_after_its_reply_is_sent(tmp_path, synchronous):
+    # Freeing a big argument or result takes about as long as decoding it:
+    # the caller gets its reply first. (Freed before the reply, the __del__
+    # would wait its 10 s for a reply that waits for it.)
+    server = Keeper(address=str(tmp_path / "s"), synchronous=synchronous)
+    server.start_in_thread()
+    try:
+        assert Client(address=server.address).fill([1, 2]) == 3
+        server.reply_arrived.set()
+        deadline = time.monotonic() + 10
+        while not server.freed_log and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.freed_log == ["after the reply"]
+    finally:
+        server.reply_arrived.set()
+        server.shutdown_sync()

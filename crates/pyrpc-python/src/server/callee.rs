@@ -164,7 +164,13 @@ impl PyCallee {
                 )));
             }
             match aio::with_current(&running, || target.run(py, &method, args)) {
-                Ran::Done(outcome) => reply.send(outcome),
+                Ran::Done(outcome, leftovers) => {
+                    reply.send(outcome);
+                    // The arguments and the result are freed once the reply
+                    // is on its way (a big value takes as long to free as to
+                    // make), still with the GIL held.
+                    drop(leftovers);
+                }
                 Ran::Coroutine(coro, finish) => {
                     let complete: aio::Complete = Box::new(move |py, out| finish.complete(py, out));
                     let coro = coro.into_bound(py);

@@ -113,8 +113,9 @@ impl CallLog {
 
 /// What running a method gave.
 pub(super) enum Ran {
-    /// The call's outcome.
-    Done(Result<Value, RemoteError>),
+    /// The call's outcome, and the call's Python objects, to let go of
+    /// once the reply is on its way.
+    Done(Result<Value, RemoteError>, Option<Leftovers>),
     /// An `async def` method's coroutine, still to run on the event loop,
     /// and how to finish the call with its outcome.
     Coroutine(Py<PyAny>, Finish),
@@ -134,6 +135,14 @@ pub(super) struct Finish {
     pub(super) call_log: CallLog,
 }
 
+/// A finished call's arguments and what its method returned or raised,
+/// held until the reply is on its way: freeing a big value takes about as
+/// long as making it, and the caller need not wait for that.
+pub(super) struct Leftovers {
+    _finish: Finish,
+    _outcome: PyResult<Py<PyAny>>,
+}
+
 impl Finish {
     /// Converts what the method returned (or raised) into the call's
     /// outcome, calling `log_call` or `log_exception`.
@@ -142,15 +151,38 @@ impl Finish {
         py: Python<'_>,
         outcome: PyResult<Bound<'_, PyAny>>,
     ) -> Result<Value, RemoteError> {
+        self.outcome(py, &outcome)
+    }
+
+    /// [`Finish::complete`], keeping the call's objects: the caller lets go
+    /// of them once the reply is sent ([`Leftovers`]).
+    fn complete_keeping(
+        self,
+        py: Python<'_>,
+        outcome: PyResult<Bound<'_, PyAny>>,
+    ) -> (Result<Value, RemoteError>, Leftovers) {
+        let answer = self.outcome(py, &outcome);
+        let leftovers = Leftovers {
+            _finish: self,
+            _outcome: outcome.map(Bound::unbind),
+        };
+        (answer, leftovers)
+    }
+
+    fn outcome(
+        &self,
+        py: Python<'_>,
+        outcome: &PyResult<Bound<'_, PyAny>>,
+    ) -> Result<Value, RemoteError> {
         let server = self.server.bind(py);
         let (pargs, pkwargs) = (self.args.bind(py), self.kwargs.bind(py));
         let method = self.method.as_str();
         match outcome {
             // Written straight into its encoded form, sent as it is.
-            Ok(ret) => match crate::direct::encode(&ret, self.opts) {
+            Ok(ret) => match crate::direct::encode(ret, self.opts) {
                 Ok(v) => {
                     if self.call_log.wanted(py) {
-                        log(server, "log_call", &ret, method, pargs, pkwargs);
+                        log(server, "log_call", ret, method, pargs, pkwargs);
                     }
                     Ok(Value::Encoded(v))
                 }
@@ -183,7 +215,7 @@ impl Finish {
                     pargs,
                     pkwargs,
                 );
-                Err(raised(py, &err, self.opts))
+                Err(raised(py, err, self.opts))
             }
         }
     }
@@ -228,7 +260,7 @@ impl Target {
     pub(super) fn run(&self, py: Python<'_>, method: &str, args: Args) -> Ran {
         match self.start(py, method, args) {
             Ok(ran) => ran,
-            Err(e) => Ran::Done(Err(e)),
+            Err(e) => Ran::Done(Err(e), None),
         }
     }
 
@@ -282,7 +314,10 @@ impl Target {
         Ok(match outcome {
             Ok(ret) if is_coroutine(&ret) => Ran::Coroutine(ret.unbind(), finish),
             Ok(ret) if stream::generator_kind(&ret).is_some() => Ran::Generator(ret.unbind()),
-            other => Ran::Done(finish.complete(py, other)),
+            other => {
+                let (answer, leftovers) = finish.complete_keeping(py, other);
+                Ran::Done(answer, Some(leftovers))
+            }
         })
     }
 
