@@ -185,7 +185,10 @@ pub(crate) fn new_local() -> PyResult<LocalRt> {
 
 /// A runtime for [`local`]'s slot, never counted.
 fn new_shared_local() -> PyResult<LocalRt> {
-    Ok(Arc::new(Local::new(build_local().map_err(no_runtime)?, false)))
+    Ok(Arc::new(Local::new(
+        build_local().map_err(no_runtime)?,
+        false,
+    )))
 }
 
 fn build_local() -> std::io::Result<Runtime> {
