@@ -6,9 +6,11 @@
 //! connection breaks, every waiting caller gets the reason and the connection
 //! is marked closed, so that the client makes a new one for the next call.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -394,15 +396,30 @@ impl Connection {
             }
             Ok(Ok(()))
         };
-        match tokio::time::timeout(send_timeout, write).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(ProtocolError::Encode(Arc::new(e)).into()),
-            Ok(Err(WriterClosed)) => {
+        // Most writes are done on their first poll (the socket has room):
+        // those need no timer (no clock read, no timer entry). The timer
+        // starts at the first poll that waits. (Not `timeout` around a
+        // polled-once future: it would poll it again at once, cutting the
+        // yield that lets concurrent callers share a write.)
+        let mut write = std::pin::pin!(write);
+        let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let written = std::future::poll_fn(|cx| {
+            if let Poll::Ready(done) = write.as_mut().poll(cx) {
+                return Poll::Ready(Some(done));
+            }
+            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(send_timeout)));
+            timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        match written {
+            Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(ProtocolError::Encode(Arc::new(e)).into()),
+            Some(Err(WriterClosed)) => {
                 debug!("writing to the server failed");
                 self.close();
                 Err(CallError::Closed)
             }
-            Err(_) => Err(CallError::Timeout {
+            None => Err(CallError::Timeout {
                 stage: TimeoutStage::Send,
             }),
         }

@@ -253,7 +253,11 @@ impl ClientCore {
     }
 
     /// Calls `method(*args, **kwargs)` on the server and returns its result.
-    #[pyo3(signature = (method, args, kwargs = None, *, nonblocking = false,
+    ///
+    /// Every parameter may be given by position: `pyrpc.Client` passes them
+    /// so on every call, which PyO3 takes without matching ten keyword
+    /// names.
+    #[pyo3(signature = (method, args, kwargs = None, nonblocking = false,
         call_timeout = None, socket_connect_timeout = None, socket_send_timeout = None,
         socket_recv_timeout = None, nb_fetch_tick = None, nb_fetch_timeout = None))]
     #[allow(clippy::too_many_arguments)]

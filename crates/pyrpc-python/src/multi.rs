@@ -168,9 +168,14 @@ impl MultiClientCore {
     }
 
     /// Calls `method(*args, **kwargs)` on one of the servers.
-    #[pyo3(signature = (method, args, kwargs = None, *, nonblocking = false, idempotent = false,
+    ///
+    /// Every parameter may be given by position, in `ClientCore.call`'s
+    /// order (`idempotent` last): `pyrpc.Client` passes them so on every
+    /// call, which PyO3 takes without matching keyword names.
+    #[pyo3(signature = (method, args, kwargs = None, nonblocking = false,
         call_timeout = None, socket_connect_timeout = None, socket_send_timeout = None,
-        socket_recv_timeout = None, nb_fetch_tick = None, nb_fetch_timeout = None))]
+        socket_recv_timeout = None, nb_fetch_tick = None, nb_fetch_timeout = None,
+        idempotent = false))]
     #[allow(clippy::too_many_arguments)]
     fn call(
         &self,
@@ -179,13 +184,13 @@ impl MultiClientCore {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
         nonblocking: bool,
-        idempotent: bool,
         call_timeout: Option<f64>,
         socket_connect_timeout: Option<f64>,
         socket_send_timeout: Option<f64>,
         socket_recv_timeout: Option<f64>,
         nb_fetch_tick: Option<f64>,
         nb_fetch_timeout: Option<f64>,
+        idempotent: bool,
     ) -> PyResult<Py<PyAny>> {
         let opts = PyCallOptions {
             call_timeout,

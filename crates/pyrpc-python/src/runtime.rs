@@ -22,9 +22,9 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
@@ -62,6 +62,34 @@ pub(crate) struct Local {
     pid: u32,
     /// Counted in [`OWN_RUNTIMES`] (a client's own, not the shared one).
     counted: bool,
+    /// When a thread last stopped driving it ([`block_on_local`] returned),
+    /// in µs since [`epoch`]; [`NEVER`] before the first time. A call that
+    /// starts within [`CATCH_UP_AFTER`] of it skips [`catch_up`].
+    left_at: AtomicU64,
+}
+
+/// [`Local::left_at`] before anyone drove the runtime.
+const NEVER: u64 = u64::MAX;
+
+/// How long a [`Local`] runtime may go undriven before a blocking call first
+/// lets it read what came meanwhile ([`catch_up`]). A server closes an idle
+/// connection after its `idle_timeout` (300 s by default) of silence from
+/// the client, counted from the last frame; a call that starts within this
+/// much of the previous one's end cannot find its connection closed for
+/// idleness (unless the server's idle timeout is shorter still), and a
+/// sequential caller (thousands of calls a second) never pays the two
+/// scheduler turns and `epoll_wait`s of the catch-up.
+pub(crate) const CATCH_UP_AFTER: Duration = Duration::from_millis(1);
+
+/// The process's reference instant for [`Local::left_at`].
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Microseconds from [`epoch`] to now.
+fn now_us() -> u64 {
+    u64::try_from(epoch().elapsed().as_micros()).unwrap_or(NEVER - 1)
 }
 
 /// The most clients with runtimes of their own at once; the clients made
@@ -85,6 +113,23 @@ impl Local {
     /// True for the shared runtime ([`local`]), which outlives its clients.
     pub(crate) fn is_shared(&self) -> bool {
         !self.counted
+    }
+
+    /// A new `Local` around `rt`, never driven yet.
+    fn new(rt: Runtime, counted: bool) -> Local {
+        Local {
+            rt: Some(rt),
+            pid: current_pid(),
+            counted,
+            left_at: AtomicU64::new(NEVER),
+        }
+    }
+
+    /// True unless a thread stopped driving the runtime less than
+    /// [`CATCH_UP_AFTER`] ago.
+    fn needs_catch_up(&self) -> bool {
+        let left = self.left_at.load(Ordering::Relaxed);
+        left == NEVER || now_us().saturating_sub(left) >= CATCH_UP_AFTER.as_micros() as u64
     }
 }
 
@@ -135,20 +180,15 @@ pub(crate) fn new_local() -> PyResult<LocalRt> {
             return Err(no_runtime(e));
         }
     };
-    Ok(Arc::new(Local {
-        rt: Some(rt),
-        pid: current_pid(),
-        counted: true,
-    }))
+    Ok(Arc::new(Local::new(rt, true)))
 }
 
 /// A runtime for [`local`]'s slot, never counted.
 fn new_shared_local() -> PyResult<LocalRt> {
-    Ok(Arc::new(Local {
-        rt: Some(build_local().map_err(no_runtime)?),
-        pid: current_pid(),
-        counted: false,
-    }))
+    Ok(Arc::new(Local::new(
+        build_local().map_err(no_runtime)?,
+        false,
+    )))
 }
 
 fn build_local() -> std::io::Result<Runtime> {
@@ -299,14 +339,19 @@ where
     F: Future + Send,
     F::Output: Send,
 {
-    block_on_in(py, rt.runtime(), async move {
-        catch_up().await;
+    let catch = rt.needs_catch_up();
+    let out = block_on_in(py, rt.runtime(), async move {
+        if catch {
+            catch_up().await;
+        }
         fut.await
-    })
+    });
+    rt.left_at.store(now_us(), Ordering::Relaxed);
+    out
 }
 
-/// Lets a runtime that nobody drove since its last call read what came
-/// meanwhile before a new call starts: above all a connection the server
+/// Lets a runtime that nobody drove for a while ([`CATCH_UP_AFTER`]) read
+/// what came meanwhile before a new call starts: above all a connection the server
 /// closed (its idle timeout, a restart). The reader task then marks it
 /// closed and the call opens a new one, instead of sending into the closed
 /// one and failing with "connection closed before the reply arrived".

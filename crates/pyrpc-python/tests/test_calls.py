@@ -248,3 +248,23 @@ def test_remote_methods_are_not_kept_and_call_options_still_stripped(client):
     # The cached methods stay behind when a client is pickled.
     state = pickle.loads(pickle.dumps(client)).__dict__
     assert not any(isinstance(v, pyrpc._client._Method) for v in state.values())
+
+
+def test_the_core_takes_a_calls_settings_by_position_or_keyword(client):
+    # `Client` passes them by position (cheaper to parse): each must land in
+    # its own place. A call timeout in the wrong slot would not fire here.
+    core = client._core()
+    names = ("call_timeout", "socket_connect_timeout", "socket_send_timeout",
+             "socket_recv_timeout", "nb_fetch_tick", "nb_fetch_timeout")
+    settings = (0.3, 10, 10, 0.1, 1, 5)
+    with pytest.raises(pyrpc.Timeout):
+        core.call("sleep", (1,), None, False, *settings)
+    with pytest.raises(pyrpc.Timeout):
+        core.call("sleep", (1,), None, nonblocking=False, **dict(zip(names, settings)))
+    assert core.call("echo", (1,), {"a": 2}, False, None, 10, 10, 0.1, 1, 5) == ((1,), {"a": 2})
+    # Through the client: a setting changed between calls applies to the next.
+    client.call_timeout = 0.3
+    with pytest.raises(pyrpc.Timeout):
+        client.sleep(1)
+    client.call_timeout = None
+    assert client.echo(3) == ((3,), {})

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 import math
+import operator
 import os
 import threading
 import time
@@ -44,6 +45,13 @@ _CALL_OPTION_NAMES = frozenset(CALL_OPTIONS)
 #: The options that are also Client settings (all but ``nolog`` and
 #: ``idempotent``).
 _SETTINGS = CALL_OPTIONS[:-2]
+#: A client's settings of every call, as a tuple in ``ClientCore.call``'s
+#: positional order: one C call instead of six attribute loads.
+_settings_of = operator.attrgetter(*_SETTINGS)
+#: The settings a client's core is made with (see ``Client._core``).
+_core_key_of = operator.attrgetter(
+    "address", "allow_pickle", "max_frame_len", "secret", "tls_ca", "tls_cert", "tls_key", "tls_server_name"
+)
 
 # Guards the lazy creation of a client's core. Re-made in a forked child, in
 # case another thread of the parent held it at the moment of the fork.
@@ -331,18 +339,11 @@ class Client:
         core: Optional[Union[_pyrpc.ClientCore, _pyrpc.MultiClientCore]] = d.get("_pyrpc_core")
         # The settings the core was made with, read on every call (any may
         # have been changed on the client or its class since): a plain tuple,
-        # as cheap to build and compare as it gets.
-        address = self.address
-        key = (
-            tuple(address) if isinstance(address, list) else address,
-            self.allow_pickle,
-            self.max_frame_len,
-            self.secret,
-            self.tls_ca,
-            self.tls_cert,
-            self.tls_key,
-            self.tls_server_name,
-        )
+        # read by one C call, as cheap to build and compare as it gets.
+        key = _core_key_of(self)
+        if isinstance(key[0], list):
+            # A copy: a list changed in place is a new key.
+            key = (tuple(key[0]),) + key[1:]
         if core is not None and d.get("_pyrpc_core_key") == key:
             return core
         with _core_lock:
@@ -404,18 +405,8 @@ class Client:
         if kwargs and not _CALL_OPTION_NAMES.isdisjoint(kwargs):
             return self._call_with_options(method, args, kwargs, nonblocking)
         try:
-            ret = self._core().call(
-                method,
-                args,
-                kwargs,
-                nonblocking=nonblocking,
-                call_timeout=self.call_timeout,
-                socket_connect_timeout=self.socket_connect_timeout,
-                socket_send_timeout=self.socket_send_timeout,
-                socket_recv_timeout=self.socket_recv_timeout,
-                nb_fetch_tick=self.nb_fetch_tick,
-                nb_fetch_timeout=self.nb_fetch_timeout,
-            )
+            # By position: the core takes them without matching names.
+            ret = self._core().call(method, args, kwargs, nonblocking, *_settings_of(self))
         except Exception as exc:
             self._failed(method, args, kwargs, exc)
             raise

@@ -64,7 +64,6 @@ class _ClientCoreBase:
         method: str,
         args: Tuple[Any, ...],
         kwargs: Optional[Dict[str, Any]] = None,
-        *,
         nonblocking: bool = False,
         call_timeout: Optional[float] = None,
         socket_connect_timeout: Optional[float] = None,
@@ -176,15 +175,14 @@ class MultiClientCore(_ClientCoreBase):
         method: str,
         args: Tuple[Any, ...],
         kwargs: Optional[Dict[str, Any]] = None,
-        *,
         nonblocking: bool = False,
-        idempotent: bool = False,
         call_timeout: Optional[float] = None,
         socket_connect_timeout: Optional[float] = None,
         socket_send_timeout: Optional[float] = None,
         socket_recv_timeout: Optional[float] = None,
         nb_fetch_tick: Optional[float] = None,
         nb_fetch_timeout: Optional[float] = None,
+        idempotent: bool = False,
     ) -> Any:
         """As :meth:`ClientCore.call` on one of the servers; ``idempotent``
         lets a blocking call run again on the next server after a broken
