@@ -474,8 +474,10 @@ _CLIENT_MACHINERY = frozenset(name for name in vars(Client) if not name.startswi
 def close(client: Client) -> None:
     """Close ``client``'s connection now (``with Client(...)`` does it at
     the end of the block). Calls running on it in other threads finish
-    first: they hold the connection until they return. A later call on
-    ``client`` connects again.
+    first: they hold the connection until they return. A streamed reply
+    still being read does not hold it: its iteration ends with ``NoSocket``
+    after the items already received. A later call on ``client`` connects
+    again.
 
     A function rather than a method, so it never hides a remote method named
     ``close``: ``client.close()`` calls the server.
