@@ -16,8 +16,10 @@
 //! `bench/results.png` (keeping the hand-written analysis section of
 //! RESULTS.md); `--quick` runs every case once with tiny counts (under a
 //! minute) and writes to `target/bench/` instead, as does `--case a,b`
-//! (also spelled `--only`), which runs only the cases whose id contains one
-//! of the comma-separated strings (e.g. `--case raw,rust-seq`). All exit
+//! (also spelled `--only`), which runs only the cases named by the
+//! comma-separated strings: a case whose id is one of them, or whose id
+//! contains one that is no case's whole id (e.g. `--case raw,rust-seq`:
+//! `raw` is the raw Rust ping-pong alone, not also `py-raw`). All exit
 //! non-zero when a case failed to run; none judges the numbers by its exit
 //! code.
 
@@ -81,8 +83,8 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
         return crate::bench_stream::run(root);
     }
     let quick = opts.quick;
-    // `--case a,b` (or `--only a,b`): run only the cases whose id contains
-    // one of the comma-separated strings; the results then go to
+    // `--case a,b` (or `--only a,b`): run only the cases the
+    // comma-separated strings name; the results then go to
     // `target/bench/`, never over `bench/RESULTS.md`.
     let only = opts.case.clone();
     let plan = Plan::new(quick);
@@ -102,7 +104,8 @@ pub(crate) fn run(root: &Path, opts: &Options) -> Result<()> {
     )?;
     let mut cases = plan.cases();
     if let Some(only) = &only {
-        cases.retain(|c| only.iter().any(|o| c.id.contains(o.as_str())));
+        let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+        cases.retain(|c| named(only, &c.id, &ids));
     }
     // A run of Rust cases only (`--case rust-seq`) needs no Python at all.
     let needs_python = cases.iter().any(|c| {
@@ -356,5 +359,37 @@ mod tests {
                 .collect()
         };
         assert_eq!(ids(Plan::new(true)), ids(Plan::new(false)));
+    }
+}
+
+/// Whether `--case` names `id` (of the cases `ids`): a name that is a case's
+/// whole id names that case alone (`raw` is not also `py-raw`); any other
+/// name, every case whose id contains it.
+fn named(names: &[String], id: &str, ids: &[String]) -> bool {
+    names
+        .iter()
+        .any(|n| id == n || (!ids.contains(n) && id.contains(n.as_str())))
+}
+
+#[cfg(test)]
+mod case_names {
+    use super::named;
+
+    #[test]
+    fn a_whole_id_names_one_case_and_a_part_names_every_case_containing_it() {
+        let ids: Vec<String> = ["raw", "py-raw", "raw-bulk", "py-seq", "py-seq-sync"]
+            .map(String::from)
+            .to_vec();
+        let picked = |names: &[&str]| -> Vec<&str> {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            ids.iter()
+                .filter(|id| named(&names, id, &ids))
+                .map(String::as_str)
+                .collect()
+        };
+        assert_eq!(picked(&["raw"]), ["raw"]);
+        assert_eq!(picked(&["py-seq"]), ["py-seq"]);
+        assert_eq!(picked(&["seq"]), ["py-seq", "py-seq-sync"]);
+        assert_eq!(picked(&["bulk", "py-raw"]), ["py-raw", "raw-bulk"]);
     }
 }
