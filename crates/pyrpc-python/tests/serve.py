@@ -225,7 +225,10 @@ class AsyncServer(Server):
         return self._inside
 
     async def wait_then_mark(self, path):
-        """Waits (long) for nothing; writes what ended it to ``path``."""
+        """Waits (long) for nothing; writes what ended it to ``path`` (and
+        ``started`` to ``path + ".started"`` once it runs)."""
+        with open(path + ".started", "w") as f:
+            f.write("started")
         try:
             await asyncio.sleep(600)
             outcome = "finished"
