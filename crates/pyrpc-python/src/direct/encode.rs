@@ -4,9 +4,7 @@ use bytes::Bytes;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{
-    PyBool, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple,
-};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple};
 use pyrpc_proto::raw::{self, RawArgs};
 use pyrpc_proto::NESTED_MAX_DEPTH;
 
@@ -110,6 +108,13 @@ impl Encoder {
         let at = self.buf.len();
         self.buf.push(0);
         body(self)?;
+        self.close_len(at);
+        Ok(())
+    }
+
+    /// Writes the length of what follows the one byte set aside at `at`,
+    /// moving it when the length needs more than that byte.
+    fn close_len(&mut self, at: usize) {
         let len = self.buf.len() - at - 1;
         if len < 0x80 {
             self.buf[at] = len as u8;
@@ -126,11 +131,11 @@ impl Encoder {
             n += 1;
             self.buf.splice(at..at + 1, head[..n].iter().copied());
         }
-        Ok(())
     }
 
     /// Writes the fields of one `Value` message for `obj`; `left` levels
     /// are allowed from here, `level` is this value's depth.
+    #[allow(unsafe_code)]
     fn value(&mut self, obj: &Bound<'_, PyAny>, left: usize, level: usize) -> Result<(), Fail> {
         if left == 0 {
             return Err(ConvertError::new(
@@ -142,23 +147,14 @@ impl Encoder {
         if level > NESTED_MAX_DEPTH {
             return Err(Fail::Deep);
         }
-        if obj.is_none() {
-            self.buf.extend_from_slice(&[NONE, 0]);
-        } else if obj.is_exact_instance_of::<PyBool>() {
-            self.buf
-                .extend_from_slice(&[BOOL, u8::from(obj.is(PyBool::new(obj.py(), true)))]);
+        // SAFETY: `obj` is a live object and the GIL is held.
+        if unsafe { self.scalar(obj.as_ptr()) } {
+            // None, or an exact bool, int within 64 bits, float or str.
         } else if obj.is_exact_instance_of::<PyInt>() {
-            match small_int(obj) {
-                Some(i) => {
-                    self.buf.push(INT);
-                    self.varint(((i << 1) ^ (i >> 63)) as u64);
-                }
-                None => self.other(obj, left, level)?,
-            }
-        } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
-            self.buf.push(FLOAT);
-            self.buf.extend_from_slice(&f.value().to_le_bytes());
+            // Beyond 64 bits.
+            self.other(obj, left, level)?;
         } else if let Ok(s) = obj.cast_exact::<PyString>() {
+            // Not UTF-8 (lone surrogates): the error names it.
             let text = utf8(s).map_err(|e| ConvertError::new(obj, e.to_string()))?;
             self.len_delimited(STR, text);
         } else if let Ok(b) = obj.cast_exact::<PyBytes>() {
@@ -246,7 +242,7 @@ impl Encoder {
                 (of.get)(seq.as_ptr(), i as ffi::Py_ssize_t)
             };
             // SAFETY: as above.
-            if plain_ok && unsafe { self.plain(item) } {
+            if plain_ok && unsafe { self.plain_as(ITEM, item) } {
                 i += 1;
                 continue;
             }
@@ -259,37 +255,47 @@ impl Encoder {
         }
     }
 
-    /// Writes `obj` as an `ITEM` when it is `None` or an exact `bool`,
-    /// `int` within 64 bits, `float` or `str` whose UTF-8 CPython can give,
-    /// and says whether it did. Runs no Python code, so `obj` may be a
-    /// reference borrowed from a container; writes nothing when it returns
-    /// false (the caller then takes the general path, which reports errors).
+    /// Writes `obj` as the field `key` (`ITEM` or `DICT_VALUE`) when it is
+    /// `None` or an exact `bool`, `int` within 64 bits, `float` or `str`
+    /// whose UTF-8 CPython can give, and says whether it did (writing
+    /// nothing otherwise: the caller then takes the general path, which
+    /// reports errors). Runs no Python code, so `obj` may be a reference
+    /// borrowed from a container.
     ///
     /// # Safety
     ///
     /// `obj` must be a live object, with the GIL held.
     #[allow(unsafe_code)]
     #[inline]
-    unsafe fn plain(&mut self, obj: *mut ffi::PyObject) -> bool {
-        self.plain_as(ITEM, obj)
+    unsafe fn plain_as(&mut self, key: u8, obj: *mut ffi::PyObject) -> bool {
+        let mark = self.buf.len();
+        self.buf.extend_from_slice(&[key, 0]);
+        if !self.scalar(obj) {
+            self.buf.truncate(mark);
+            return false;
+        }
+        self.close_len(mark + 1);
+        true
     }
 
-    /// [`Encoder::plain`], as the field `key` (`ITEM` or `DICT_VALUE`).
+    /// Writes the fields of `obj`'s `Value` when it is one of the scalars
+    /// [`Encoder::plain_as`] names, and says whether it did (writing nothing
+    /// otherwise). Runs no Python code.
     ///
     /// # Safety
     ///
-    /// As [`Encoder::plain`].
+    /// As [`Encoder::plain_as`].
     #[allow(unsafe_code)]
     #[inline]
-    unsafe fn plain_as(&mut self, key: u8, obj: *mut ffi::PyObject) -> bool {
+    unsafe fn scalar(&mut self, obj: *mut ffi::PyObject) -> bool {
         let ty = ffi::Py_TYPE(obj);
         if obj == ffi::Py_None() {
-            self.buf.extend_from_slice(&[key, 2, NONE, 0]);
+            self.buf.extend_from_slice(&[NONE, 0]);
         } else if ty == std::ptr::addr_of_mut!(ffi::PyBool_Type) {
             self.buf
-                .extend_from_slice(&[key, 2, BOOL, u8::from(obj == ffi::Py_True())]);
+                .extend_from_slice(&[BOOL, u8::from(obj == ffi::Py_True())]);
         } else if ty == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
-            self.buf.extend_from_slice(&[key, 9, FLOAT]);
+            self.buf.push(FLOAT);
             self.buf
                 .extend_from_slice(&ffi::PyFloat_AsDouble(obj).to_le_bytes());
         } else if ty == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
@@ -298,10 +304,8 @@ impl Encoder {
             if overflow != 0 {
                 return false;
             }
-            let z = ((v << 1) ^ (v >> 63)) as u64;
-            self.buf
-                .extend_from_slice(&[key, varint_len(z) as u8 + 1, INT]);
-            self.varint(z);
+            self.buf.push(INT);
+            self.varint(((v << 1) ^ (v >> 63)) as u64);
         } else if ty == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
             let mut size: ffi::Py_ssize_t = 0;
             let data = utf8_ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
@@ -311,9 +315,6 @@ impl Encoder {
                 return false;
             }
             let text = std::slice::from_raw_parts(data.cast::<u8>(), size as usize);
-            let body = 1 + varint_len(text.len() as u64) + text.len();
-            self.buf.push(key);
-            self.varint(body as u64);
             self.len_delimited(STR, text);
         } else {
             return false;
@@ -437,27 +438,12 @@ unsafe fn is_plain(obj: *mut ffi::PyObject) -> bool {
         || ty == std::ptr::addr_of_mut!(ffi::PyUnicode_Type)
 }
 
-/// The bytes of `v` as a varint.
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
 /// Adds a path segment to a conversion error.
 fn at(f: Fail, segment: impl FnOnce() -> String) -> Fail {
     match f {
         Fail::Convert(e) => Fail::Convert(e.at(segment())),
         deep => deep,
     }
-}
-
-/// The value of an exact `int` that fits in 64 bits.
-#[allow(unsafe_code)]
-fn small_int(obj: &Bound<'_, PyAny>) -> Option<i64> {
-    let mut overflow = 0;
-    // SAFETY: `obj` is a live `int`; the call sets `overflow` instead of
-    // raising when the value does not fit, and cannot fail otherwise.
-    let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
-    (overflow == 0).then_some(v)
 }
 
 #[allow(unsafe_code)]
