@@ -5,6 +5,7 @@
 //! it as one of its own (`ServerCore.bind(handoff=...)`), TLS and all.
 
 use std::os::fd::IntoRawFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
@@ -20,6 +21,10 @@ use crate::runtime;
 pub(crate) struct ConnectionBalancer {
     balancer: Balancer,
     address: Address,
+    /// The workers' ends of the channels made before accepting began, each
+    /// until its first `attach`: a connection accepted before a worker
+    /// process is started waits in its channel rather than being closed.
+    first_ends: Mutex<Vec<Option<StdUnixStream>>>,
     /// Stops the accept loop; `None` once closed.
     stop: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
 }
@@ -49,6 +54,9 @@ impl ConnectionBalancer {
         .map_err(bind_error)?;
         let address = listener.local_address().map_err(bind_error)?;
         let balancer = Balancer::new(workers);
+        let first_ends = (0..workers)
+            .map(|i| balancer.attach(i).map(Some))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = runtime::get()?.spawn(balancer.clone().run(listener, async move {
             let _ = stopped.await;
@@ -56,14 +64,31 @@ impl ConnectionBalancer {
         Ok(ConnectionBalancer {
             balancer,
             address,
+            first_ends: Mutex::new(first_ends),
             stop: Mutex::new(Some((stop, task))),
         })
     }
 
-    /// A new channel for worker `i` (replacing a dead worker's): returns
-    /// the file descriptor of the worker's end, which the caller owns.
-    fn attach(&self, i: usize) -> PyResult<i32> {
-        Ok(self.balancer.attach(i)?.into_raw_fd())
+    /// The channel for worker `i`: the one made with the balancer the first
+    /// time (connections accepted since wait in it), a new one after that
+    /// (replacing a dead worker's). Returns the file descriptor of the
+    /// worker's end, which the caller owns.
+    fn attach(&self, py: Python<'_>, i: usize) -> PyResult<i32> {
+        // Without the GIL: the balancer's lock is also taken on the runtime,
+        // whose log lines take the GIL.
+        let end = crate::exit::detach(py, || {
+            let first = self
+                .first_ends
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(i)
+                .and_then(Option::take);
+            match first {
+                Some(end) => Ok(end),
+                None => self.balancer.attach(i),
+            }
+        })?;
+        Ok(end.into_raw_fd())
     }
 
     /// Open connections per worker as last reported (None: not attached,

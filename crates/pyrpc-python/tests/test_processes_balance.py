@@ -7,6 +7,7 @@ test so that its balancer's counts can be read."""
 import collections
 import concurrent.futures
 import os
+import socket
 import threading
 import time
 
@@ -15,7 +16,7 @@ import pytest
 from certs import make_pki
 from conftest import free_port
 from processes_server import WorkerServer
-from pyrpc import AuthError, Client, TlsError, _processes
+from pyrpc import AuthError, Client, TlsError, _processes, _pyrpc
 from pyrpc import close as close_client
 
 
@@ -147,3 +148,35 @@ def test_shutdown_lets_a_running_call_finish(tmp_path):
     finally:
         s.stop()
     assert not Client(address=s.address).connected()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_a_connection_made_before_the_workers_start_waits_for_them(transport, tmp_path):
+    """The balancer accepts from the moment it binds, before the supervisor
+    has started any worker. A connection made then waits in a worker's
+    channel for it. It used to be closed, and the warning saying so was
+    logged under the balancer's lock: with the supervisor holding the GIL
+    in ``attach`` and the log line waiting for the GIL, the supervisor hung
+    before starting its workers (seen as a server that never came up)."""
+    address = ("127.0.0.1", 0) if transport == "tcp" else str(tmp_path / "s")
+    balancer = _pyrpc.ConnectionBalancer(address, 2)
+    try:
+        bound = balancer.local_address()
+        family = socket.AF_INET if transport == "tcp" else socket.AF_UNIX
+        with socket.socket(family, socket.SOCK_STREAM) as early:
+            early.connect(tuple(bound) if transport == "tcp" else bound)
+            early.sendall(b"early")
+            # The first worker's channel, as the supervisor takes it to
+            # start worker 0: the connection is (or will be) in it.
+            with socket.socket(fileno=balancer.attach(0)) as channel:
+                channel.settimeout(30)
+                msg, fds, _, _ = socket.recv_fds(channel, 1, 1)
+                assert msg == b"C" and len(fds) == 1
+                with socket.socket(fileno=fds[0]) as handed:
+                    handed.settimeout(30)
+                    assert handed.recv(5) == b"early"
+            # Worker 1's first channel too is the one made up front; later
+            # attaches (a replaced worker) make new ones.
+            os.close(balancer.attach(1))
+    finally:
+        balancer.close()

@@ -178,6 +178,29 @@ impl Balancer {
             Stream::Unix(s) => s.as_fd(),
             Stream::Tls(_) => return,
         };
+        // Logged once the lock is let go: a log line may wait for another
+        // lock (Python's GIL, in a Python server) whose holder may be
+        // waiting for this one (`attach`).
+        let (outcome, skipped) = self.choose_and_send(fd);
+        for (worker, e) in skipped {
+            if e.kind() == ErrorKind::WouldBlock {
+                tracing::debug!(%peer, worker, "a worker's channel is full; trying another");
+            } else {
+                tracing::warn!(%peer, worker, error = %e, "a worker refused a connection");
+            }
+        }
+        if outcome.is_none() {
+            tracing::warn!(%peer, "no worker to hand the connection to; closing it");
+        }
+    }
+
+    /// Under the lock: sends `fd` to the best worker that takes it. Returns
+    /// the worker that did (`None`: none could) and the workers that
+    /// refused it, with why.
+    fn choose_and_send(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> (Option<usize>, Vec<(usize, io::Error)>) {
         let mut slots = self.slots();
         for slot in slots.iter_mut().flatten() {
             slot.read_reports();
@@ -187,6 +210,7 @@ impl Balancer {
         // Workers whose channel is full for now (a worker not reading yet):
         // skipped for this connection only.
         let mut full = vec![false; slots.len()];
+        let mut skipped = Vec::new();
         loop {
             let best = slots
                 .iter_mut()
@@ -195,24 +219,23 @@ impl Balancer {
                 .filter(|(i, s)| !s.gone && !full[*i])
                 .min_by_key(|(i, s)| (s.open, (i + n - turn) % n));
             let Some((i, slot)) = best else {
-                tracing::warn!(%peer, "no worker to hand the connection to; closing it");
-                return;
+                return (None, skipped);
             };
             match send_fd(&slot.channel, fd) {
                 Ok(()) => {
                     slot.open += 1;
                     self.turn.store(i + 1, Ordering::Relaxed);
-                    return;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    tracing::debug!(%peer, worker = i, "a worker's channel is full; trying another");
-                    full[i] = true;
+                    return (Some(i), skipped);
                 }
                 Err(e) => {
-                    // Its channel is closed: a worker that exited gets no
-                    // more until replaced.
-                    tracing::warn!(%peer, worker = i, error = %e, "a worker refused a connection");
-                    slot.gone = true;
+                    if e.kind() == ErrorKind::WouldBlock {
+                        full[i] = true;
+                    } else {
+                        // Its channel is closed: a worker that exited gets
+                        // no more until replaced.
+                        slot.gone = true;
+                    }
+                    skipped.push((i, e));
                 }
             }
         }
