@@ -39,7 +39,7 @@ pub(crate) fn test(root: &Path, cli: Option<&Path>) -> Result<Venv> {
     );
     run(
         venv.command(venv.python())
-            .args(["-m", "pytest", "-q", "crates/pyrpc-python/tests"])
+            .args(["-m", "pytest", "-q", "-rfE", "crates/pyrpc-python/tests"])
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .env("PYRPC_REQUIRE_MYPY", "1")
             .env("PYRPC_MYPY_CACHE", root.join("target/mypy-cache"))
@@ -201,7 +201,8 @@ fn suite(
         "-m",
         "pytest",
         "-q",
-        "-rs",
+        // Skips, failures and errors each get a line in the short summary.
+        "-rsfE",
         "-p",
         "no:cacheprovider",
         "crates/pyrpc-python/tests",
@@ -225,5 +226,38 @@ fn suite(
         start.elapsed(),
         log.display()
     );
+    // The log stays on the machine: what failed is named here, so that CI's
+    // own output says which test to look at.
+    for line in failures(&text) {
+        println!("    CPython {version}: {line}");
+    }
     outcome.is_ok()
+}
+
+/// The short summary's `FAILED` and `ERROR` lines of a pytest log.
+fn failures(log: &str) -> impl Iterator<Item = &str> {
+    log.lines()
+        .filter(|l| l.starts_with("FAILED ") || l.starts_with("ERROR "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failures;
+
+    #[test]
+    fn failures_are_the_short_summarys_failed_and_error_lines() {
+        let log = "..F.E\n___ test_b ___\n    FAILED in a traceback\n\
+                   =========================== short test summary info ===\n\
+                   SKIPPED [1] t.py:3: TCP only\n\
+                   FAILED t.py::test_b - RuntimeError: did not come up\n\
+                   ERROR t.py::test_c - OSError\n\
+                   1 failed, 1 error, 3 passed in 1.0s\n";
+        assert_eq!(
+            failures(log).collect::<Vec<_>>(),
+            [
+                "FAILED t.py::test_b - RuntimeError: did not come up",
+                "ERROR t.py::test_c - OSError"
+            ]
+        );
+    }
 }

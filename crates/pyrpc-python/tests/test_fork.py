@@ -9,6 +9,12 @@ import pytest
 
 from pyrpc import Client, Server
 
+# Forking a process that runs threads is what these tests are about: 3.12's
+# warning that it may deadlock says what the tests check does not happen.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
+)
+
 
 def child_calls(client, n=20):
     results = [client.add(i, 1) for i in range(n)]
