@@ -5,14 +5,17 @@ README.md: the blocks that call ``.start()`` are servers, run in the background
 until they answer at their ``address``; the others are clients, run once the
 servers are up, and must print what the README says they print. The README's
 server binds port 50300 as written; if something else holds that port the test
-is skipped, saying so.
+is skipped, saying so. The suites of several CPythons run at once in CI: a lock
+file lets one of them at a time use the port.
 
 docs/guide-python.md: each block is a whole script (it starts its own server on
 a free port) and must exit 0.
 """
 
 import ast
+import fcntl
 import os
+import tempfile
 import re
 import signal
 import socket
@@ -61,6 +64,16 @@ def port_is_free(port):
 
 
 def test_readme_quick_start(tmp_path):
+    # Another suite running at the same time (CI runs two CPythons at once)
+    # would bind the same port: its server could answer this suite's
+    # clients, then stop under them.
+    lock = os.path.join(tempfile.gettempdir(), "pyrpc-test-readme-port.lock")
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        run_readme_quick_start(tmp_path)
+
+
+def run_readme_quick_start(tmp_path):
     blocks = python_blocks(README)
     servers = [b for b in blocks if ".start()" in b]
     clients = [b for b in blocks if ".start()" not in b]
