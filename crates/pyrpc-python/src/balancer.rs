@@ -93,8 +93,9 @@ impl ConnectionBalancer {
 
     /// Open connections per worker as last reported (None: not attached,
     /// not ready yet, or gone).
-    fn open_counts(&self) -> Vec<Option<usize>> {
-        self.balancer.open_counts()
+    fn open_counts(&self, py: Python<'_>) -> Vec<Option<usize>> {
+        // Without the GIL, as `attach`: the lock is the runtime's too.
+        crate::exit::detach(py, || self.balancer.open_counts())
     }
 
     /// The address bound (the real port for port 0).

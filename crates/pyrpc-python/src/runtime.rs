@@ -241,7 +241,9 @@ fn register_at_fork() {
     #[allow(unsafe_code)]
     let rc = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
     if rc != 0 {
-        tracing::warn!(rc, "pthread_atfork failed; the pid is read on every call");
+        // Not logged: this runs under the exit gate's lock (its first
+        // caller is often `exit::gate`), and a log line takes that lock.
+        // Nothing is lost but speed: the pid is read on every call.
         NO_CACHE.store(true, Ordering::Release);
     }
 }

@@ -7,6 +7,7 @@ the credit window."""
 
 import asyncio
 import os
+import threading
 import time
 
 import pytest
@@ -117,6 +118,38 @@ def test_items_arrive_as_they_are_produced(client, stream_server):
     Client(address=stream_server.address).open_gate()
     assert next(it) == "opened"
     assert list(it) == []
+
+
+def test_closing_the_iterator_from_another_thread_while_one_waits_for_an_item(client, stream_server):
+    # One thread waits in next() for an item `gated` yields only once the
+    # gate is opened; another closes the iterator meanwhile. close() used
+    # to wait for the iterating thread while holding the GIL, which that
+    # thread needs to take its item: the whole process hung.
+    it = client.gated()
+    assert next(it) == "first"
+    got = []
+    waiting = threading.Event()
+
+    def iterate():
+        waiting.set()
+        try:
+            got.append(next(it))
+        except StopIteration:  # close() came first: the stream ended
+            got.append(StopIteration)
+
+    reader = threading.Thread(target=iterate, daemon=True)
+    reader.start()
+    assert waiting.wait(20)
+    closer = threading.Thread(target=it.close, daemon=True)
+    closer.start()
+    Client(address=stream_server.address).open_gate()
+    reader.join(30)
+    closer.join(30)
+    assert not reader.is_alive() and not closer.is_alive()
+    assert got in (["opened"], [StopIteration])
+    with pytest.raises(StopIteration):
+        next(it)
+    assert client.value() == "a value"
 
 
 @pytest.mark.parametrize("method", ["endless", "aendless"])

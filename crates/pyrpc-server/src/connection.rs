@@ -260,7 +260,7 @@ pub(super) fn encode_response(
     len: usize,
     buf: &mut FrameChunks,
     peer: &str,
-) {
+) -> Option<Unsent> {
     let id = match &reply.kind {
         Some(server_frame::Kind::Response(r)) => r.id,
         Some(server_frame::Kind::Item(i)) => i.id,
@@ -268,21 +268,35 @@ pub(super) fn encode_response(
     };
     tracing::trace!(%peer, id, "response");
     let frame = |kind| raw::ServerFrame { kind: Some(kind) };
-    match codec.encode_chunks_sized(&reply, len, buf) {
-        Ok(()) => {}
+    let error = match codec.encode_chunks_sized(&reply, len, buf) {
+        Ok(()) => return None,
         Err(FrameError::TooLarge { len, max }) => {
             let e = RemoteError::new(
                 ErrorKind::FrameTooLarge,
                 format!("the reply of {len} bytes is larger than the limit of {max} bytes"),
             );
             let err = server_frame::Kind::Response(dispatch::error(id, e));
-            if let Err(e) = codec.encode_chunks(&frame(err), buf) {
-                tracing::warn!(%peer, id, error = %pyrpc_proto::Report(&e), "cannot encode a reply");
-            }
+            codec.encode_chunks(&frame(err), buf).err()?
         }
-        Err(e) => {
-            tracing::warn!(%peer, id, error = %pyrpc_proto::Report(&e), "cannot encode a reply")
-        }
+        Err(e) => e,
+    };
+    Some(Unsent { id, error })
+}
+
+/// A reply [`encode_response`] could not encode, not even as an error. It
+/// runs under the writer's lock, so the caller logs this after letting go
+/// of it: a log line may wait for another lock (the GIL, in a Python
+/// server) whose holder may be waiting for the writer.
+#[must_use]
+pub(super) struct Unsent {
+    id: u64,
+    error: FrameError,
+}
+
+impl Unsent {
+    pub(super) fn log(&self, peer: &str) {
+        let Unsent { id, error } = self;
+        tracing::warn!(%peer, id, error = %pyrpc_proto::Report(error), "cannot encode a reply");
     }
 }
 

@@ -84,9 +84,15 @@ impl StreamIter {
         }
     }
 
-    /// Stops the stream: the server closes the generator. Idempotent.
+    /// Stops the stream: the server closes the generator. Idempotent. From
+    /// another thread than one iterating, it returns once that thread's
+    /// `next()` has its item.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Waits without the GIL: the iterating thread holds the lock and
+        // needs the GIL to hand over its item.
+        let taken = crate::exit::detach(py, || {
+            self.stream.lock().unwrap_or_else(|e| e.into_inner()).take()
+        });
         if taken.is_some() {
             drop(taken);
             flush_local(py, &self.rt);

@@ -113,12 +113,17 @@ impl ReplyQueue {
         let len = frame.encoded_len();
         let room = self.writer.reserve(len).await.map_err(|_| QueueClosed)?;
         let peer = &self.peer;
-        self.writer
+        let unsent = self
+            .writer
             .send(room, |codec, out| {
                 encode_response(codec, frame, len, out, peer)
             })
             .await
-            .map_err(|_| QueueClosed)
+            .map_err(|_| QueueClosed)?;
+        if let Some(unsent) = unsent {
+            unsent.log(peer);
+        }
+        Ok(())
     }
 
     /// Sends a reply at once, from any thread, when the queue has room for
@@ -142,11 +147,16 @@ impl ReplyQueue {
             Err(TryReserveError::Closed(_)) => return Err(TrySend::Closed),
         };
         let peer = &self.peer;
-        self.writer
+        let unsent = self
+            .writer
             .send_now(room, &self.handle, |codec, out| {
                 encode_response(codec, frame, len, out, peer)
             })
-            .map_err(|_| TrySend::Closed)
+            .map_err(|_| TrySend::Closed)?;
+        if let Some(unsent) = unsent {
+            unsent.log(peer);
+        }
+        Ok(())
     }
 
     /// Sends a reply frame given back by [`ReplyQueue::try_send`], waiting
