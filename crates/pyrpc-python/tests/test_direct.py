@@ -145,6 +145,30 @@ def test_an_item_message_of_two_fields_takes_the_last():
     assert d == {1.5: 1.5} and type(next(iter(d))) is float
 
 
+
+def test_big_dicts_made_at_their_size_keep_order_and_repeated_keys():
+    # A dict message over 512 bytes is counted first and made at its final
+    # size (decision 0018): order, every kind of key, and a key repeated 300
+    # times (one item, its last value) all come back as before.
+    big = {f"key{i}": i * 0.5 for i in range(5000)}
+    big.update({i: [i] for i in range(100)})
+    back = _pyrpc._loads(_pyrpc._dumps(big))
+    assert back == big and list(back) == list(big)
+    key = _msg(0x0A, _msg(0x32, b"ab"))
+    items = b"".join(key + _msg(0x12, b"\x18" + _varint(z)) for z in range(2, 602, 2))
+    data = bytes([0x62]) + _varint(len(items)) + items
+    assert _pyrpc._loads(data) == {"ab": 300}
+
+
+def _varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def test_deep_values_use_the_flat_encoding_and_come_back():
     v = 1
     for _ in range(500):

@@ -8,6 +8,7 @@ use pyrpc_proto::{raw, ValueError};
 
 use super::keys::KeyCache;
 use super::packed;
+use super::presize;
 use super::refs::Refs;
 use super::slots::NewList;
 use super::wire::*;
@@ -337,15 +338,20 @@ impl<'py> Decoder<'_, 'py> {
         left: usize,
     ) -> Result<Bound<'py, PyAny>, DecodeError> {
         let buf: &[u8] = self.buf;
-        let dict = PyDict::new(self.py);
+        // Only small dicts (records) share their keys: a big dict's keys are
+        // all different, and looking them up would only cost time. A big
+        // one is made at its final size instead.
+        let cached = end - start <= SMALL_DICT_BYTES;
+        let dict = if cached {
+            PyDict::new(self.py)
+        } else {
+            presize::new_dict(self.py, presize::count_keys(buf, start, end)?)?
+        };
         // Keys and values interleaved (what pyrpc's encoders write) go in
         // as they come; otherwise they wait here and are paired at the end.
         let mut pending: Option<Bound<'py, PyAny>> = None;
         let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut values: Vec<Bound<'py, PyAny>> = Vec::new();
-        // Only small dicts (records) share their keys: a big dict's keys are
-        // all different, and looking them up would only cost time.
-        let cached = end - start <= SMALL_DICT_BYTES;
         let mut pos = start;
         while pos < end {
             let key = read_varint(buf, &mut pos, end)?;
