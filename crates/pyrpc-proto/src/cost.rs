@@ -153,6 +153,18 @@ pub fn client_frame_cost(body: &[u8]) -> FrameCost {
             stack.pop();
             continue;
         }
+        if msg == Msg::Values && stack.len() < MAX_NESTING {
+            // A list's or dict's items in a loop of their own; a container
+            // item gets its stack entry, anything else is read below.
+            match items_run(body, &mut pos, end, &mut count) {
+                Run::End => continue,
+                Run::Container(field_end) => {
+                    stack.push((Msg::Value, field_end));
+                    continue;
+                }
+                Run::Other => {}
+            }
+        }
         let Some(tag) = varint(body, &mut pos) else {
             return FrameCost {
                 values: count,
@@ -187,6 +199,12 @@ pub fn client_frame_cost(body: &[u8]) -> FrameCost {
             Some(inner) if tag & 7 == 2 && stack.len() < MAX_NESTING => {
                 if inner == Msg::Value {
                     count += 1;
+                    // Most values are scalars: passed over whole, without
+                    // a stack entry and the loop's rounds for it.
+                    if is_leaf_value(body, pos, field_end) {
+                        pos = field_end;
+                        continue;
+                    }
                 }
                 stack.push((inner, field_end));
             }
@@ -202,6 +220,87 @@ pub fn client_frame_cost(body: &[u8]) -> FrameCost {
         values: count,
         array_bytes,
     }
+}
+
+/// Where [`items_run`] stopped.
+enum Run {
+    /// At the end of the message.
+    End,
+    /// After the key and length of an item that is a container, which ends
+    /// here.
+    Container(usize),
+    /// Before a field that is not an item, or is malformed.
+    Other,
+}
+
+/// Counts the items (`Value` fields 1 and 2) of the `Values` message that
+/// ends at `end`, from `*pos`, passing over the scalar ones whole.
+#[inline(always)]
+fn items_run(body: &[u8], pos: &mut usize, end: usize, count: &mut u64) -> Run {
+    while *pos < end {
+        let at = *pos;
+        let item = match body.get(at) {
+            Some(&(ITEM | DICT_VALUE)) => {
+                *pos += 1;
+                varint(body, pos)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .and_then(|n| pos.checked_add(n))
+                    .filter(|&e| e <= end)
+            }
+            _ => None,
+        };
+        let Some(field_end) = item else {
+            *pos = at;
+            return Run::Other;
+        };
+        *count += 1;
+        if !is_leaf_value(body, *pos, field_end) {
+            return Run::Container(field_end);
+        }
+        *pos = field_end;
+    }
+    Run::End
+}
+
+/// `Items.items` / `Dict.keys` and `Dict.values`: field 1 and 2, length-
+/// delimited.
+const ITEM: u8 = 1 << 3 | 2;
+const DICT_VALUE: u8 = 2 << 3 | 2;
+
+/// Whether the `Value` message `body[pos..end]` has no field the scan
+/// follows (a `None`, `bool`, `int`, `float`, `str`, `bytes`, ...), so that
+/// [`client_frame_cost`] can pass over it whole. `false` for a container and
+/// for malformed bytes, which the scan's loop then reads as before (and
+/// stops at).
+#[inline(always)]
+fn is_leaf_value(body: &[u8], mut pos: usize, end: usize) -> bool {
+    while pos < end {
+        let Some(tag) = varint(body, &mut pos) else {
+            return false;
+        };
+        let skip = match tag & 7 {
+            0 => match varint(body, &mut pos) {
+                Some(_) => 0,
+                None => return false,
+            },
+            1 => 8,
+            5 => 4,
+            2 if child(Msg::Value, tag >> 3).is_none() => match varint(body, &mut pos) {
+                Some(n) => n,
+                None => return false,
+            },
+            _ => return false,
+        };
+        match usize::try_from(skip)
+            .ok()
+            .and_then(|s| pos.checked_add(s))
+            .filter(|&e| e <= end)
+        {
+            Some(next) => pos = next,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// The items of one field of an `IntList` or `FloatList` (`tag`, with
@@ -266,6 +365,127 @@ mod tests {
         assert!(matches!(w.kind, Some(wire::value::Kind::IntList(_))));
         // 1000 + 1, 10 + 1, and the kwarg dict (3)
         assert_eq!(client_frame_values(&call(vec![w, floats.into()])), 1015);
+    }
+
+    /// The scan as it was before scalar values were passed over whole: one
+    /// stack entry per message.
+    fn stepwise_cost(body: &[u8]) -> FrameCost {
+        let mut c = FrameCost::default();
+        let mut stack: Vec<(Msg, usize)> = vec![(Msg::ClientFrame, body.len())];
+        let mut pos = 0usize;
+        while let Some(&(msg, end)) = stack.last() {
+            if pos >= end {
+                stack.pop();
+                continue;
+            }
+            let Some(tag) = varint(body, &mut pos) else {
+                return c;
+            };
+            let skip = match tag & 7 {
+                0 => varint(body, &mut pos).map(|_| 0),
+                1 => Some(8),
+                5 => Some(4),
+                2 => varint(body, &mut pos),
+                _ => None,
+            };
+            let Some(field_end) = skip
+                .and_then(|s| usize::try_from(s).ok())
+                .and_then(|s| pos.checked_add(s))
+                .filter(|&e| e <= end)
+            else {
+                return c;
+            };
+            if matches!(msg, Msg::IntList | Msg::FloatList) {
+                c.values += packed_items(msg, tag, &body[pos..field_end]);
+                pos = field_end;
+                continue;
+            }
+            match child(msg, tag >> 3) {
+                Some(inner) if tag & 7 == 2 && stack.len() < 128 => {
+                    c.values += u64::from(inner == Msg::Value);
+                    stack.push((inner, field_end));
+                }
+                _ => {
+                    if msg == Msg::NdArray && tag == (3 << 3 | 2) {
+                        c.array_bytes += skip.unwrap_or(0);
+                    }
+                    pos = field_end;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn passing_over_scalars_counts_as_the_stepwise_scan_does() {
+        let records = Value::list((0..50).map(|i| {
+            Value::dict([
+                (Value::from("id"), Value::from(i)),
+                (Value::from("name"), Value::from(format!("n{i}"))),
+                (Value::from("score"), Value::from(f64::from(i) * 1.5)),
+                (Value::from("ok"), Value::from(i % 2 == 0)),
+                (Value::from("none"), Value::None),
+                (Value::from("b"), Value::Bytes(vec![1u8; 3].into())),
+            ])
+        }));
+        let mut deep = Value::from(1);
+        for _ in 0..40 {
+            deep = Value::list([deep, Value::from("x")]);
+        }
+        let array = crate::NdArray::new(crate::Dtype::Uint8, vec![9], vec![7u8; 9].into())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Nested past the scan's 128 levels, by hand (prost would not).
+        let field = |tag: u8, inner: Vec<u8>| {
+            let mut out = vec![tag];
+            let mut n = inner.len();
+            while n >= 0x80 {
+                out.push(n as u8 | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+            out.extend(inner);
+            out
+        };
+        let mut v = vec![0x18, 0x02];
+        for i in 0..140 {
+            let mut items = field(0x0a, v);
+            items.extend(field(0x0a, vec![0x18, i]));
+            v = field(0x42, items);
+        }
+        let mut call_msg = field(0x0a, b"m".to_vec());
+        call_msg.extend(field(0x12, v));
+        let too_deep = field(0x12, [vec![0x08, 0x01], field(0x12, call_msg)].concat());
+        let frames = [
+            too_deep,
+            call(vec![records.into()]),
+            call(vec![deep.into(), Value::from(array).into()]),
+            call(vec![Value::list((0..300).map(Value::from)).into()]),
+            call(vec![wire::Value::default(), Value::from(-5).into()]),
+        ];
+        // The cap is reached: fewer than the 281 values are counted.
+        let deep_count = client_frame_cost(&frames[0]).values;
+        assert!((100..281).contains(&deep_count), "{deep_count}");
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for frame in &frames {
+            assert_eq!(client_frame_cost(frame), stepwise_cost(frame));
+            // Every cut, and bytes changed at random: malformed frames end
+            // both counts at the same place.
+            for cut in 0..frame.len() {
+                let part = &frame[..cut];
+                assert_eq!(client_frame_cost(part), stepwise_cost(part), "cut {cut}");
+            }
+            for _ in 0..2000 {
+                let mut bent = frame.clone();
+                for _ in 0..3 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let at = (seed >> 8) as usize % bent.len();
+                    bent[at] = seed as u8;
+                }
+                assert_eq!(client_frame_cost(&bent), stepwise_cost(&bent), "{bent:?}");
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@ test_values.py, test_depth.py and the rest; these look at the conversion."""
 
 import datetime
 import decimal
+import struct
+import sys
 import uuid
 
 import pytest
@@ -89,6 +91,82 @@ def test_cached_keys_that_look_alike_stay_apart():
     got = _pyrpc._loads(_pyrpc._dumps(records))
     assert got == records
     assert [list(r) for r in got] == [list(r) for r in records]
+
+
+
+def test_decoding_keeps_reference_counts_exact():
+    # Container items are counted inline where the interpreter allows it
+    # (decision 0017): a shared key is held once per dict and by nothing
+    # else afterwards, and the singletons' counts (mortal before 3.12) do not
+    # drift over many decodes.
+    records = [{"id": i, "ok": i % 2 == 0, "none": None, "f": 0.5} for i in range(100)]
+    data = _pyrpc._dumps(records)
+    singletons = (True, False, None)
+
+    def counts_after(decodes):
+        for _ in range(decodes):
+            _pyrpc._loads(data)
+        return [sys.getrefcount(o) for o in singletons]
+
+    first = counts_after(1)
+    if sys.version_info < (3, 12):
+        assert counts_after(300) == first
+    back = _pyrpc._loads(data)
+    assert back == records
+    key = next(iter(back[0]))
+    # 100 dicts, `key` and getrefcount's argument.
+    assert sys.getrefcount(key) == 102
+    del back
+    assert sys.getrefcount(key) == 2
+
+
+def _msg(tag, body):
+    return bytes([tag, len(body)]) + body
+
+
+def test_a_key_repeated_in_one_dict_keeps_its_last_value():
+    # key "ab" twice in each of three dicts (only a hand-made message does
+    # this): the dict keeps the first key object and the last value.
+    key = _msg(0x0A, _msg(0x32, b"ab"))
+    pair = lambda z: key + _msg(0x12, bytes([0x18, z]))  # noqa: E731
+    one = _msg(0x62, pair(2) + pair(4))
+    data = _msg(0x42, _msg(0x0A, one) * 3)
+    back = _pyrpc._loads(data)
+    assert back == [{"ab": 2}] * 3
+    assert sys.getrefcount(next(iter(back[0]))) == 3 + 2
+
+
+def test_an_item_message_of_two_fields_takes_the_last():
+    # A Value with an int field and then a float field is the float (the
+    # last field of a oneof wins), in a list and as a dict's key and value.
+    two = bytes([0x18, 0x02, 0x29]) + struct.pack("<d", 1.5)
+    assert _pyrpc._loads(_msg(0x42, _msg(0x0A, two))) == [1.5]
+    d = _pyrpc._loads(_msg(0x62, _msg(0x0A, two) + _msg(0x12, two)))
+    assert d == {1.5: 1.5} and type(next(iter(d))) is float
+
+
+
+def test_big_dicts_made_at_their_size_keep_order_and_repeated_keys():
+    # A dict message over 512 bytes is counted first and made at its final
+    # size (decision 0018): order, every kind of key, and a key repeated 300
+    # times (one item, its last value) all come back as before.
+    big = {f"key{i}": i * 0.5 for i in range(5000)}
+    big.update({i: [i] for i in range(100)})
+    back = _pyrpc._loads(_pyrpc._dumps(big))
+    assert back == big and list(back) == list(big)
+    key = _msg(0x0A, _msg(0x32, b"ab"))
+    items = b"".join(key + _msg(0x12, b"\x18" + _varint(z)) for z in range(2, 602, 2))
+    data = bytes([0x62]) + _varint(len(items)) + items
+    assert _pyrpc._loads(data) == {"ab": 300}
+
+
+def _varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def test_deep_values_use_the_flat_encoding_and_come_back():

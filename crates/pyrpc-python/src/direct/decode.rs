@@ -3,11 +3,13 @@
 use bytes::Bytes;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyFrozenSet, PySet};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PySet};
 use pyrpc_proto::{raw, ValueError};
 
 use super::keys::KeyCache;
 use super::packed;
+use super::presize;
+use super::refs::Refs;
 use super::slots::NewList;
 use super::wire::*;
 use crate::convert::{self, Options};
@@ -26,11 +28,13 @@ pub(crate) fn decode(
     value: &Bytes,
     opts: Options,
 ) -> Result<Py<PyAny>, DecodeError> {
+    let refs = Refs::get(py);
     let mut dec = Decoder {
         py,
         buf: value,
         opts,
-        keys: KeyCache::new(),
+        keys: KeyCache::new(refs),
+        refs,
     };
     Ok(dec.value(0, value.len(), opts.max_depth)?.unbind())
 }
@@ -44,6 +48,8 @@ struct Decoder<'a, 'py> {
     buf: &'a Bytes,
     opts: Options,
     keys: KeyCache<'py>,
+    /// How reference counts are changed ([`Refs`]).
+    refs: Refs,
 }
 
 impl<'py> Decoder<'_, 'py> {
@@ -69,11 +75,11 @@ impl<'py> Decoder<'_, 'py> {
             let obj = match key {
                 k if k == u64::from(NONE) => {
                     read_len(buf, &mut pos, end)?;
-                    py.None().into_bound(py)
+                    self.singleton(none_ptr())
                 }
                 k if k == u64::from(BOOL) => {
                     let b = read_varint(buf, &mut pos, end)? != 0;
-                    PyBool::new(py, b).to_owned().into_any()
+                    self.singleton(bool_ptr(b))
                 }
                 k if k == u64::from(INT) => {
                     let z = read_varint(buf, &mut pos, end)?;
@@ -140,7 +146,65 @@ impl<'py> Decoder<'_, 'py> {
             };
             out = Some(obj);
         }
-        Ok(out.unwrap_or_else(|| py.None().into_bound(py)))
+        Ok(out.unwrap_or_else(|| self.singleton(none_ptr())))
+    }
+
+    /// A new reference to `None`, `True` or `False` (counted inline).
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    fn singleton(&self, obj: *mut ffi::PyObject) -> Bound<'py, PyAny> {
+        // SAFETY: one of the interpreter's singletons, alive for as long as
+        // it runs; the GIL is held; the added reference is the result's.
+        unsafe {
+            self.refs.incref(obj);
+            Bound::from_owned_ptr(self.py, obj)
+        }
+    }
+
+    /// An item of a container (a list's or tuple's item, a dict's key or
+    /// value) whose `Value` message is at `s..e`, inside a container with
+    /// `left` levels left. A message of one `None`, `bool`, `int`, `float`
+    /// or `str` field (what pyrpc's encoders write for one) is read here
+    /// without [`Decoder::value`]'s loop; anything else (and anything
+    /// malformed, for its error) goes there.
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    fn item(&mut self, s: usize, e: usize, left: usize) -> Result<Bound<'py, PyAny>, DecodeError> {
+        let buf: &[u8] = self.buf;
+        // One level down must be allowed at all (`value` checks it there).
+        if left > 1 && e - s >= 2 {
+            let tag = buf[s];
+            let py = self.py;
+            match tag {
+                INT => {
+                    let mut pos = s + 1;
+                    if let Some(z) = varint(buf, &mut pos, e).filter(|_| pos == e) {
+                        let i = (z >> 1) as i64 ^ -((z & 1) as i64);
+                        let Ok(int) = i.into_pyobject(py);
+                        return Ok(int.into_any());
+                    }
+                }
+                FLOAT if e - s == 9 => {
+                    let mut le = [0u8; 8];
+                    le.copy_from_slice(&buf[s + 1..e]);
+                    return Ok(PyFloat::new(py, f64::from_le_bytes(le)).into_any());
+                }
+                BOOL if e - s == 2 && buf[s + 1] < 0x80 => {
+                    return Ok(self.singleton(bool_ptr(buf[s + 1] != 0)));
+                }
+                NONE if e - s == 2 && buf[s + 1] == 0 => {
+                    return Ok(self.singleton(none_ptr()));
+                }
+                STR => {
+                    let mut pos = s + 1;
+                    if let Some((ts, te)) = len_range(buf, &mut pos, e).filter(|_| pos == e) {
+                        return self.str(ts, te);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.value(s, e, left - 1)
     }
 
     /// A `str` from UTF-8 that CPython checks as it decodes.
@@ -205,7 +269,7 @@ impl<'py> Decoder<'_, 'py> {
                 continue;
             }
             let (s, e) = read_len(buf, &mut pos, end)?;
-            let item = self.value(s, e, left - 1)?;
+            let item = self.item(s, e, left)?;
             // SAFETY: `i < n` (the same fields were counted above); the
             // SetItem functions steal the item's reference, fill an empty
             // slot of a sequence nobody else has seen, and cannot fail for
@@ -274,15 +338,20 @@ impl<'py> Decoder<'_, 'py> {
         left: usize,
     ) -> Result<Bound<'py, PyAny>, DecodeError> {
         let buf: &[u8] = self.buf;
-        let dict = PyDict::new(self.py);
+        // Only small dicts (records) share their keys: a big dict's keys are
+        // all different, and looking them up would only cost time. A big
+        // one is made at its final size instead.
+        let cached = end - start <= SMALL_DICT_BYTES;
+        let dict = if cached {
+            PyDict::new(self.py)
+        } else {
+            presize::new_dict(self.py, presize::count_keys(buf, start, end)?)?
+        };
         // Keys and values interleaved (what pyrpc's encoders write) go in
         // as they come; otherwise they wait here and are paired at the end.
         let mut pending: Option<Bound<'py, PyAny>> = None;
         let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut values: Vec<Bound<'py, PyAny>> = Vec::new();
-        // Only small dicts (records) share their keys: a big dict's keys are
-        // all different, and looking them up would only cost time.
-        let cached = end - start <= SMALL_DICT_BYTES;
         let mut pos = start;
         while pos < end {
             let key = read_varint(buf, &mut pos, end)?;
@@ -301,7 +370,7 @@ impl<'py> Decoder<'_, 'py> {
                 let k = match probe.and_then(|p| self.keys.get(buf, s, e, p)) {
                     Some(k) => k,
                     None => {
-                        let k = self.value(s, e, left - 1)?;
+                        let k = self.item(s, e, left)?;
                         if let Some(p) = probe {
                             self.keys.put(s, e, p, &k);
                         }
@@ -312,9 +381,11 @@ impl<'py> Decoder<'_, 'py> {
                     keys.push(earlier);
                 }
             } else {
-                let v = self.value(s, e, left - 1)?;
+                let v = self.item(s, e, left)?;
                 match pending.take() {
-                    Some(k) if keys.is_empty() && values.is_empty() => set_item(&dict, &k, &v)?,
+                    Some(k) if keys.is_empty() && values.is_empty() => {
+                        set_item(&dict, k, v, self.refs)?;
+                    }
                     other => {
                         keys.extend(other);
                         values.push(v);
@@ -331,7 +402,7 @@ impl<'py> Decoder<'_, 'py> {
             .into());
         }
         for (k, v) in keys.into_iter().zip(values) {
-            dict.set_item(k, v)?;
+            set_item(&dict, k, v, self.refs)?;
         }
         Ok(dict.into_any())
     }
@@ -355,21 +426,52 @@ impl<'py> Decoder<'_, 'py> {
 }
 
 /// `dict[k] = v` with CPython's own function (no conversion of the
-/// arguments on the way).
+/// arguments on the way); our references to `k` and `v` are then released
+/// (counted inline: the dict holds them now, so these are not the last).
 #[allow(unsafe_code)]
 #[inline]
 fn set_item<'py>(
     dict: &Bound<'py, PyDict>,
-    k: &Bound<'py, PyAny>,
-    v: &Bound<'py, PyAny>,
+    k: Bound<'py, PyAny>,
+    v: Bound<'py, PyAny>,
+    refs: Refs,
 ) -> PyResult<()> {
-    // SAFETY: three live objects, the first a dict; `PyDict_SetItem` takes
-    // its own references and returns -1 with an exception set on failure
-    // (an unhashable key).
-    if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), k.as_ptr(), v.as_ptr()) } < 0 {
-        return Err(PyErr::fetch(dict.py()));
+    let (k, v) = (k.into_ptr(), v.into_ptr());
+    // SAFETY: three live objects, the first a dict, the GIL held;
+    // `PyDict_SetItem` takes its own references and returns -1 with an
+    // exception set on failure (an unhashable key); the two references
+    // released are the ones `into_ptr` gave up.
+    unsafe {
+        let r = ffi::PyDict_SetItem(dict.as_ptr(), k, v);
+        refs.decref(k);
+        refs.decref(v);
+        if r < 0 {
+            return Err(PyErr::fetch(dict.py()));
+        }
     }
     Ok(())
+}
+
+/// `None` (borrowed).
+#[allow(unsafe_code)]
+#[inline(always)]
+fn none_ptr() -> *mut ffi::PyObject {
+    // SAFETY: the address of the interpreter's `None`.
+    unsafe { ffi::Py_None() }
+}
+
+/// `True` or `False` (borrowed).
+#[allow(unsafe_code)]
+#[inline(always)]
+fn bool_ptr(b: bool) -> *mut ffi::PyObject {
+    // SAFETY: the addresses of the interpreter's `True` and `False`.
+    unsafe {
+        if b {
+            ffi::Py_True()
+        } else {
+            ffi::Py_False()
+        }
+    }
 }
 
 /// The sequence [`Decoder::sequence`] is filling.

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use super::refs::Refs;
 use super::wire::STR;
 
 /// Recently decoded dict keys that were short strings, by their encoded
@@ -14,6 +15,7 @@ use super::wire::STR;
 /// loaded to pick its slot; a longer one is compared byte by byte as well.
 pub(super) struct KeyCache<'py> {
     slots: Vec<Option<Slot<'py>>>,
+    refs: Refs,
 }
 
 struct Slot<'py> {
@@ -38,8 +40,11 @@ const KEY_CACHE_MAX_LEN: usize = 64;
 const WORDS_COVER: usize = 16;
 
 impl<'py> KeyCache<'py> {
-    pub(super) fn new() -> Self {
-        KeyCache { slots: Vec::new() }
+    pub(super) fn new(refs: Refs) -> Self {
+        KeyCache {
+            slots: Vec::new(),
+            refs,
+        }
     }
 
     /// The probe of a key message `buf[s..e]`, if it is a cacheable str:
@@ -80,7 +85,9 @@ impl<'py> KeyCache<'py> {
         })
     }
 
-    /// The cached key for the message `buf[s..e]` that gave `probe`.
+    /// The cached key for the message `buf[s..e]` that gave `probe` (a new
+    /// reference, counted inline).
+    #[allow(unsafe_code)]
     #[inline]
     pub(super) fn get(
         &self,
@@ -94,7 +101,13 @@ impl<'py> KeyCache<'py> {
                 if slot.probe == probe
                     && (probe.len <= WORDS_COVER || buf[slot.at.0..slot.at.1] == buf[s..e]) =>
             {
-                Some(slot.obj.clone())
+                let obj = slot.obj.as_ptr();
+                // SAFETY: a live object the slot holds a reference to; the
+                // GIL is held (`'py`); the added reference is the result's.
+                unsafe {
+                    self.refs.incref(obj);
+                    Some(Bound::from_owned_ptr(slot.obj.py(), obj))
+                }
             }
             _ => None,
         }

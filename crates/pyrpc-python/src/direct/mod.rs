@@ -18,6 +18,8 @@ mod decode;
 mod encode;
 mod keys;
 mod packed;
+mod presize;
+mod refs;
 mod slots;
 #[cfg(test)]
 mod tests;
