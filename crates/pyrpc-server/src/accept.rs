@@ -12,6 +12,7 @@
 //! requires TLS"); a TLS client of a plain server sees the connection close
 //! during its handshake, which it reports as "the server may not speak TLS".
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use pyrpc_proto::{ErrorKind, RemoteError};
@@ -33,8 +34,15 @@ pub(crate) fn tls_required() -> RemoteError {
 /// Serves one accepted connection, TLS first if the server has it.
 pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: String) {
     let slot = Slot::take(&shared);
+    // A plain socket's descriptor: a thread that answered a call may wait
+    // on it for the next request (`connection/linger.rs`).
+    let fd = match &stream {
+        Stream::Tcp(s) => Some(s.as_raw_fd()),
+        Stream::Unix(s) => Some(s.as_raw_fd()),
+        Stream::Tls(_) => None,
+    };
     if matches!(stream, Stream::Unix(_)) {
-        return connection::serve(shared, stream, peer, slot, Admission::default()).await;
+        return connection::serve(shared, stream, peer, slot, Admission::default(), fd).await;
     }
     let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
     let first = tokio::select! {
@@ -56,7 +64,7 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
     };
     match (&shared.config.tls, tls_first) {
         (None, false) => {
-            connection::serve(shared, stream, peer, slot, Admission::default()).await;
+            connection::serve(shared, stream, peer, slot, Admission::default(), fd).await;
         }
         (None, true) => {
             limited_warn!(shared.warn_limit, target: "pyrpc.auth",
@@ -70,7 +78,7 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
                 refusal: Some(tls_required()),
                 ..Admission::default()
             };
-            connection::serve(shared, stream, peer, slot, admission).await;
+            connection::serve(shared, stream, peer, slot, admission, None).await;
         }
         (Some(tls), true) => {
             let tls = tls.clone();
@@ -85,7 +93,7 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
                         client_cert: tls.requires_client_cert(),
                         ..Admission::default()
                     };
-                    connection::serve(shared, stream, peer, slot, admission).await;
+                    connection::serve(shared, stream, peer, slot, admission, None).await;
                 }
                 Ok(Err(e)) => {
                     limited_warn!(shared.warn_limit, target: "pyrpc.auth",
