@@ -58,8 +58,10 @@ pub(crate) const UNCHARGED: usize = 64 * 1024;
 
 mod linger;
 mod queue;
+mod socket;
 
 pub(crate) use linger::Linger;
+pub(crate) use socket::PlainSocket;
 use linger::{BoxedRead, ConnReader};
 use queue::BoxedWrite;
 pub(crate) use queue::{ReplyQueue, TrySend, WeakReplyQueue};
@@ -83,7 +85,7 @@ pub(crate) async fn serve<S>(
     peer: String,
     slot: Slot,
     admission: Admission,
-    fd: Option<std::os::fd::RawFd>,
+    socket: Option<PlainSocket>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -131,10 +133,10 @@ pub(crate) async fn serve<S>(
     // A thread that answered a call directly may wait for the next request
     // itself (`linger`): only on a plain socket, for a callee that answers
     // directly.
-    let fd = fd.filter(|_| dispatch::answers_directly(&shared));
+    let socket = socket.filter(|_| dispatch::answers_directly(&shared));
     let linger = Arc::new(Linger::new(
         reader,
-        fd,
+        socket.as_ref(),
         shared.config.idle_timeout,
         Arc::clone(&permits),
         in_flight,

@@ -24,7 +24,6 @@
 //! [`LINGER_WAIT`]. Only plain TCP and Unix sockets linger (the thread
 //! reads the raw socket); TLS connections keep the reader task's reads.
 
-use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -36,6 +35,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::socket::{sys, PlainSocket, WeakSocket};
 use crate::reader::{FrameReader, ReadError};
 
 /// The longest a thread waits for its connection's next request before it
@@ -58,7 +58,7 @@ pub(crate) type Read = (
 /// The read side of one connection (see the module docs).
 pub(crate) struct Linger {
     /// The socket, when a thread may wait on it (plain TCP and Unix).
-    fd: Option<RawFd>,
+    socket: Option<WeakSocket>,
     slot: Mutex<Slot>,
     idle: Option<Duration>,
     /// The connection's in-flight permits: the reader task holds one while
@@ -80,13 +80,13 @@ struct Slot {
 impl Linger {
     pub(crate) fn new(
         reader: ConnReader,
-        fd: Option<RawFd>,
+        socket: Option<&PlainSocket>,
         idle: Option<Duration>,
         permits: Arc<Semaphore>,
         in_flight: usize,
     ) -> Self {
         Linger {
-            fd,
+            socket: socket.map(PlainSocket::downgrade),
             slot: Mutex::new(Slot {
                 reader: Some(reader),
                 frame: None,
@@ -150,7 +150,7 @@ impl Linger {
 
     /// No call of the connection runs (the caller's own is answered).
     pub(crate) fn is_quiet(&self) -> bool {
-        self.fd.is_some() && self.permits.available_permits() + 1 >= self.in_flight
+        self.socket.is_some() && self.permits.available_permits() + 1 >= self.in_flight
     }
 
     /// Waits (blocking, at most [`LINGER_WAIT`]) for the connection's next
@@ -159,7 +159,8 @@ impl Linger {
     /// Otherwise the caller holds the reader and must give it back with
     /// [`give_back`](Self::give_back).
     pub(crate) fn wait_next(&self, stop: &CancellationToken) -> Option<(ConnReader, Read)> {
-        let fd = self.fd?;
+        let socket = self.socket.as_ref()?.upgrade()?;
+        let fd = socket.fd();
         let mut reader = {
             let mut slot = self.lock();
             if slot.closed || slot.frame.is_some() {
@@ -167,6 +168,8 @@ impl Linger {
             }
             slot.reader.take()?
         };
+        // Nothing that arrives now wakes the runtime: only this thread.
+        socket.unregister_reads();
         let until = Instant::now() + LINGER_WAIT;
         let read = loop {
             if let Some(decoded) = reader.try_decode() {
@@ -244,47 +247,4 @@ fn with_body(
         _ => None,
     };
     (r, body)
-}
-
-/// The two system calls a lingering thread makes.
-#[allow(unsafe_code)]
-mod sys {
-    use std::mem::MaybeUninit;
-    use std::os::fd::RawFd;
-    use std::time::Duration;
-
-    /// Waits until `fd` is readable (or closed), for at most `max`; false
-    /// when the time ran out.
-    pub(super) fn wait_readable(fd: RawFd, max: Duration) -> std::io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN | libc::POLLRDHUP,
-            revents: 0,
-        };
-        let ms = max.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-        // SAFETY: one valid `pollfd`, whose fd the caller keeps open.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(n > 0)
-    }
-
-    /// One non-blocking `recv` into `dst`.
-    pub(super) fn recv(fd: RawFd, dst: &mut [MaybeUninit<u8>]) -> std::io::Result<usize> {
-        // SAFETY: `dst` is valid for writes of its length; `recv` writes at
-        // most that many bytes; the caller keeps `fd` open.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                dst.as_mut_ptr().cast(),
-                dst.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(n as usize)
-    }
 }
