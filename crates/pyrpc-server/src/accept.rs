@@ -41,6 +41,11 @@ async fn serve_plain(
     slot: Slot,
     admission: Admission,
 ) {
+    // Only where a thread may wait on it: other servers keep tokio's
+    // sockets.
+    if !crate::dispatch::answers_directly(&shared) {
+        return connection::serve(shared, stream, peer, slot, admission, None).await;
+    }
     let fd: std::io::Result<OwnedFd> = match stream {
         Stream::Tcp(s) => s.into_std().map(OwnedFd::from),
         Stream::Unix(s) => s.into_std().map(OwnedFd::from),
