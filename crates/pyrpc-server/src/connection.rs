@@ -61,10 +61,10 @@ mod queue;
 mod socket;
 
 pub(crate) use linger::Linger;
-pub(crate) use socket::PlainSocket;
 use linger::{BoxedRead, ConnReader};
 use queue::BoxedWrite;
 pub(crate) use queue::{ReplyQueue, TrySend, WeakReplyQueue};
+pub(crate) use socket::PlainSocket;
 
 pub(crate) type ServerCodec = Codec<raw::ClientFrame, raw::ServerFrame>;
 

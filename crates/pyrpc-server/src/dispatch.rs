@@ -38,8 +38,8 @@ mod nonblocking;
 
 use call::*;
 pub(crate) use call::{answers_directly, not_started, panic_message, panicked};
-pub use direct::{lingering_thread, serve_next_here};
 pub(crate) use direct::Direct;
+pub use direct::{lingering_thread, serve_next_here};
 use nonblocking::*;
 
 /// The longest a `Fetch` may be held, whatever its `wait_ms` says.

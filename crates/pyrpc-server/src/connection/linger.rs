@@ -50,10 +50,7 @@ pub(crate) type ConnReader = FrameReader<BoxedRead>;
 
 /// A frame read (or why none could be), with the body of an undecodable
 /// one for an error answer.
-pub(crate) type Read = (
-    Result<Option<raw::ClientFrame>, ReadError>,
-    Option<Bytes>,
-);
+pub(crate) type Read = (Result<Option<raw::ClientFrame>, ReadError>, Option<Bytes>);
 
 /// The read side of one connection (see the module docs).
 pub(crate) struct Linger {
@@ -128,7 +125,9 @@ impl Linger {
             return Poll::Pending;
         };
         let busy = || self.busy();
-        reader.poll_next(cx, self.idle, &busy).map(|r| with_body(reader, r))
+        reader
+            .poll_next(cx, self.idle, &busy)
+            .map(|r| with_body(reader, r))
     }
 
     /// Ends the connection's reads: the reader (and the socket's read half)
@@ -236,10 +235,7 @@ impl Linger {
 }
 
 /// A read's result, with the undecodable frame's body when it failed.
-fn with_body(
-    reader: &mut ConnReader,
-    r: Result<Option<raw::ClientFrame>, ReadError>,
-) -> Read {
+fn with_body(reader: &mut ConnReader, r: Result<Option<raw::ClientFrame>, ReadError>) -> Read {
     let body = match &r {
         Err(ReadError::Frame(
             pyrpc_framing::FrameError::Refused(_) | pyrpc_framing::FrameError::Decode(_),

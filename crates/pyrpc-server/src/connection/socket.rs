@@ -161,11 +161,7 @@ impl AsyncWrite for PlainSocket {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 r => return Poll::Ready(r),
             }
-            inner.registered(
-                &mut slot,
-                || inner.fd.try_clone(),
-                Interest::WRITABLE,
-            )?;
+            inner.registered(&mut slot, || inner.fd.try_clone(), Interest::WRITABLE)?;
         }
         let Some(reg) = slot.as_ref() else {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));

@@ -158,13 +158,13 @@ pub(super) async fn direct_call(
     received: Instant,
     permit: OwnedSemaphorePermit,
 ) {
-    if let Err(resp) = start(shared, conn, id, call, received, permit) {
+    if let Some(resp) = start(shared, conn, id, call, received, permit) {
         reply(conn, resp).await;
     }
 }
 
 /// [`direct_call`] up to its answer: the error reply when the call could
-/// not be handed to the callee.
+/// not be handed to the callee, `None` when it was.
 fn start(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
@@ -172,7 +172,7 @@ fn start(
     call: raw::Call,
     received: Instant,
     permit: OwnedSemaphorePermit,
-) -> Result<(), raw::Response> {
+) -> Option<raw::Response> {
     let (method, body) = CallBody::split(call, received);
     let (deadline, window) = (body.deadline, body.window);
     let prepared = prepare(shared, &method, body).and_then(|p| match p.deadline {
@@ -183,7 +183,7 @@ fn start(
         Ok(p) => p.args,
         Err(e) => {
             count(shared, &method, received, true);
-            return Err(error(id, e));
+            return Some(error(id, e));
         }
     };
     let slot = (window > 0).then(StreamSlot::default);
@@ -246,7 +246,7 @@ fn start(
         let e = panicked(method, panic_message(p));
         tracing::warn!(error = %e.message, "callee panicked");
     }
-    Ok(())
+    None
 }
 
 impl Direct {
@@ -341,7 +341,7 @@ impl Direct {
         };
         tracing::trace!(peer = %self.peer, id = req.id, "request (read by the answering thread)");
         let conn = self.conn(tx);
-        if let Err(resp) = start(&self.shared, &conn, req.id, call, received, permit) {
+        if let Some(resp) = start(&self.shared, &conn, req.id, call, received, permit) {
             if let Err(TrySend::Full(frame)) = conn.tx.try_send(resp) {
                 let tx = conn.tx.clone();
                 self.handle.spawn(async move {
