@@ -24,6 +24,12 @@
 //! does not take now to a task ([`ReplyQueue::try_send`]), so in the common
 //! case its reply reaches the socket with no hand-off at all.
 //!
+//! The reader's frames come from the connection's [`Linger`] slot: after a
+//! Python worker answers a call, it may take the read side and wait (at
+//! most a few milliseconds) for the connection's next request itself, so
+//! that a sequential caller's request wakes that one thread and not the
+//! runtime (`connection/linger.rs`, `connection/socket.rs`, decision 0074).
+//!
 //! Limits, all from [`ServerConfig`](crate::ServerConfig):
 //!
 //! * a partial frame beyond [`UNCHARGED`] bytes is charged to the server-wide
