@@ -256,3 +256,51 @@ pub(super) mod sys {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads and writes on a real socket pair, across a dropped read
+    /// registration: data that came while unregistered is read once the
+    /// next read registers again, and a full socket's write waits for room.
+    #[tokio::test]
+    async fn reads_and_writes_across_a_dropped_registration() {
+        let (ours, mut peer) = std::os::unix::net::UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let mut sock = PlainSocket::new(OwnedFd::from(ours));
+        peer.write_all(b"one").expect("peer writes");
+        let mut buf = [0u8; 16];
+        let n = sock.read(&mut buf).await.expect("reads");
+        assert_eq!(&buf[..n], b"one");
+
+        sock.unregister_reads();
+        peer.write_all(b"two").expect("peer writes");
+        assert!(sys::wait_readable(sock.fd(), Duration::from_secs(5)).expect("polls"));
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .expect("registered again, the waiting bytes are seen")
+            .expect("reads");
+        assert_eq!(&buf[..n], b"two");
+
+        // Fill the socket, then let the peer drain it while we write.
+        let big = vec![7u8; 4 << 20];
+        let drain = std::thread::spawn(move || {
+            let mut got = 0;
+            let mut chunk = vec![0u8; 1 << 16];
+            while got < 4 << 20 {
+                got += peer.read(&mut chunk).expect("peer reads");
+            }
+            got
+        });
+        tokio::time::timeout(Duration::from_secs(20), sock.write_all(&big))
+            .await
+            .expect("the write waits for room and finishes")
+            .expect("writes");
+        assert_eq!(drain.join().expect("drain"), 4 << 20);
+        sock.shutdown().await.expect("shuts down");
+    }
+}
