@@ -7,7 +7,7 @@
 //! too would wake the runtime whenever the peer drains a reply (a Unix
 //! socket signals room on every read). A write that finds the socket full
 //! registers a second descriptor (a `dup` of the socket) for writability
-//! and keeps it until the writer has drained.
+//! until the socket takes bytes again.
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -166,13 +166,20 @@ impl AsyncWrite for PlainSocket {
         let Some(reg) = slot.as_ref() else {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
-        loop {
+        let sent = loop {
             let mut guard = ready!(reg.poll_write_ready(cx))?;
             match guard.try_io(|_| sys::send(fd, bufs)) {
-                Ok(r) => return Poll::Ready(r),
+                Ok(r) => break r,
                 Err(_would_block) => continue,
             }
+        };
+        if sent.is_ok() {
+            // The socket took bytes: unregistered again, so that the peer's
+            // reads do not wake the runtime; the next full socket registers.
+            let _entered = inner.handle.enter();
+            drop(slot.take());
         }
+        Poll::Ready(sent)
     }
 
     fn is_write_vectored(&self) -> bool {
