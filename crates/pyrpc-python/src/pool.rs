@@ -9,6 +9,34 @@ use pyo3::prelude::*;
 /// One call for a [`Pool`] worker: runs with the GIL held.
 pub(crate) type Job = Box<dyn FnOnce(Python<'_>) + Send>;
 
+/// A worker's slot for a call handed to it while it waits for its
+/// connection's next request ([`run_here`]).
+enum Here {
+    Closed,
+    Open,
+    Job(Job),
+}
+
+thread_local! {
+    static HERE: std::cell::Cell<Here> = const { std::cell::Cell::new(Here::Closed) };
+}
+
+/// Runs `job` on this thread next, when this thread is a worker waiting
+/// for its connection's next request (`pyrpc_server::serve_next_here`);
+/// gives the job back otherwise.
+pub(crate) fn run_here(job: Job) -> Result<(), Job> {
+    match HERE.replace(Here::Closed) {
+        Here::Open => {
+            HERE.set(Here::Job(job));
+            Ok(())
+        }
+        other => {
+            HERE.set(other);
+            Err(job)
+        }
+    }
+}
+
 /// What the workers of a [`Pool`] share.
 struct Shared {
     state: Mutex<PoolState>,
@@ -136,6 +164,7 @@ fn worker(shared: &Shared, first: Job) {
 /// each attached. Once the interpreter is exiting, the thread parks for good
 /// when it would take the GIL back (see `exit`).
 fn worker_loop(py: Python<'_>, shared: &Shared, first: Job) {
+    pyrpc_server::lingering_thread();
     crate::exit::detach(py, || {
         let mut job = Some(first);
         loop {
@@ -147,6 +176,16 @@ fn worker_loop(py: Python<'_>, shared: &Shared, first: Job) {
                     // dropped reply channel, the worker carries on.
                     let _ = std::panic::catch_unwind(AssertUnwindSafe(|| j(py)));
                 });
+                // The connection of the call just answered may send its
+                // next request within a few milliseconds: waited for here,
+                // and run here (one thread woken per call), see
+                // `pyrpc_server::serve_next_here`.
+                HERE.set(Here::Open);
+                pyrpc_server::serve_next_here();
+                if let Here::Job(next) = HERE.replace(Here::Closed) {
+                    job = Some(next);
+                    continue;
+                }
             }
             let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             loop {

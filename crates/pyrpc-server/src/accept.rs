@@ -12,12 +12,13 @@
 //! requires TLS"); a TLS client of a plain server sees the connection close
 //! during its handshake, which it reports as "the server may not speak TLS".
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use pyrpc_proto::{ErrorKind, RemoteError};
 use pyrpc_transport::Stream;
 
-use crate::connection::{self, Admission, Slot};
+use crate::connection::{self, Admission, PlainSocket, Slot};
 use crate::server::Shared;
 use crate::warnlimit::limited_warn;
 
@@ -30,11 +31,42 @@ pub(crate) fn tls_required() -> RemoteError {
     )
 }
 
+/// Serves a plain TCP or Unix connection on a [`PlainSocket`], which a
+/// thread that answered a call may wait on for the next request
+/// (`connection/linger.rs`).
+async fn serve_plain(
+    shared: Arc<Shared>,
+    stream: Stream,
+    peer: String,
+    slot: Slot,
+    admission: Admission,
+) {
+    // Only where a thread may wait on it: other servers keep tokio's
+    // sockets.
+    if !crate::dispatch::answers_directly(&shared) {
+        return connection::serve(shared, stream, peer, slot, admission, None).await;
+    }
+    let fd: std::io::Result<OwnedFd> = match stream {
+        Stream::Tcp(s) => s.into_std().map(OwnedFd::from),
+        Stream::Unix(s) => s.into_std().map(OwnedFd::from),
+        tls => return connection::serve(shared, tls, peer, slot, admission, None).await,
+    };
+    match fd {
+        Ok(fd) => {
+            let socket = PlainSocket::new(fd);
+            connection::serve(shared, socket.clone(), peer, slot, admission, Some(socket)).await
+        }
+        Err(e) => {
+            tracing::debug!(%peer, error = %pyrpc_proto::Report(&e), "connection failed before its hello");
+        }
+    }
+}
+
 /// Serves one accepted connection, TLS first if the server has it.
 pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: String) {
     let slot = Slot::take(&shared);
     if matches!(stream, Stream::Unix(_)) {
-        return connection::serve(shared, stream, peer, slot, Admission::default()).await;
+        return serve_plain(shared, stream, peer, slot, Admission::default()).await;
     }
     let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
     let first = tokio::select! {
@@ -56,7 +88,7 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
     };
     match (&shared.config.tls, tls_first) {
         (None, false) => {
-            connection::serve(shared, stream, peer, slot, Admission::default()).await;
+            serve_plain(shared, stream, peer, slot, Admission::default()).await;
         }
         (None, true) => {
             limited_warn!(shared.warn_limit, target: "pyrpc.auth",
@@ -70,7 +102,7 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
                 refusal: Some(tls_required()),
                 ..Admission::default()
             };
-            connection::serve(shared, stream, peer, slot, admission).await;
+            connection::serve(shared, stream, peer, slot, admission, None).await;
         }
         (Some(tls), true) => {
             let tls = tls.clone();
@@ -85,7 +117,7 @@ pub(crate) async fn serve_accepted(shared: Arc<Shared>, stream: Stream, peer: St
                         client_cert: tls.requires_client_cert(),
                         ..Admission::default()
                     };
-                    connection::serve(shared, stream, peer, slot, admission).await;
+                    connection::serve(shared, stream, peer, slot, admission, None).await;
                 }
                 Ok(Err(e)) => {
                     limited_warn!(shared.warn_limit, target: "pyrpc.auth",

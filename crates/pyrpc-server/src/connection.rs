@@ -24,6 +24,12 @@
 //! does not take now to a task ([`ReplyQueue::try_send`]), so in the common
 //! case its reply reaches the socket with no hand-off at all.
 //!
+//! The reader's frames come from the connection's [`Linger`] slot: after a
+//! Python worker answers a call, it may take the read side and wait (at
+//! most a few milliseconds) for the connection's next request itself, so
+//! that a sequential caller's request wakes that one thread and not the
+//! runtime (`connection/linger.rs`, `connection/socket.rs`, decision 0074).
+//!
 //! Limits, all from [`ServerConfig`](crate::ServerConfig):
 //!
 //! * a partial frame beyond [`UNCHARGED`] bytes is charged to the server-wide
@@ -56,10 +62,15 @@ use crate::warnlimit::limited_warn;
 /// server-wide budget: requests this small never touch the shared counter.
 pub(crate) const UNCHARGED: usize = 64 * 1024;
 
+mod linger;
 mod queue;
+mod socket;
 
+pub(crate) use linger::Linger;
+use linger::{BoxedRead, ConnReader};
 use queue::BoxedWrite;
 pub(crate) use queue::{ReplyQueue, TrySend, WeakReplyQueue};
+pub(crate) use socket::PlainSocket;
 
 pub(crate) type ServerCodec = Codec<raw::ClientFrame, raw::ServerFrame>;
 
@@ -80,6 +91,7 @@ pub(crate) async fn serve<S>(
     peer: String,
     slot: Slot,
     admission: Admission,
+    socket: Option<PlainSocket>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -87,8 +99,8 @@ pub(crate) async fn serve<S>(
     let overloaded = _slot.open > shared.config.max_connections;
     tracing::debug!(%peer, "connection opened");
     let (rd, mut wr) = tokio::io::split(io);
-    let mut reader = FrameReader::new(
-        rd,
+    let mut reader: ConnReader = FrameReader::new(
+        Box::pin(rd) as BoxedRead,
         shared.config.max_frame_len,
         Arc::clone(&shared.buffered),
     );
@@ -121,17 +133,28 @@ pub(crate) async fn serve<S>(
     );
     let peer_name: Arc<str> = Arc::from(peer.as_str());
     let (queue, replies_queued) = ReplyQueue::new(Arc::clone(&writer), Arc::clone(&peer_name));
+    let permits = Arc::new(Semaphore::new(in_flight));
+    // While the reader waits for a frame it holds one permit; any other
+    // permit taken is a call (or a waiting fetch) of this connection.
+    // A thread that answered a call directly may wait for the next request
+    // itself (`linger`): only on a plain socket, for a callee that answers
+    // directly.
+    let socket = socket.filter(|_| dispatch::answers_directly(&shared));
+    let linger = Arc::new(Linger::new(
+        reader,
+        socket.as_ref(),
+        shared.config.idle_timeout,
+        Arc::clone(&permits),
+        in_flight,
+    ));
     let conn = ConnCtx {
         peer: peer_name,
         tx: queue.clone(),
         stop: stop.clone(),
         running: Arc::default(),
         authenticated,
+        linger: Arc::clone(&linger),
     };
-    let permits = Arc::new(Semaphore::new(in_flight));
-    // While the reader waits for a frame it holds one permit; any other
-    // permit taken is a call (or a waiting fetch) of this connection.
-    let busy = || permits.available_permits() + 1 < in_flight;
     let reading = async {
         // One wait for the connection's end, registered once and raced with
         // every wait below (a fresh one per select registered and removed a
@@ -163,10 +186,10 @@ pub(crate) async fn serve<S>(
                     _ = queue.wait_for_room() => {}
                 }
             }
-            let frame = tokio::select! {
+            let (frame, undecodable) = tokio::select! {
                 biased;
                 _ = &mut stopped => break,
-                f = reader.next(shared.config.idle_timeout, &busy) => f,
+                f = linger.next() => f,
             };
             match frame {
                 Ok(Some(raw::ClientFrame {
@@ -200,7 +223,7 @@ pub(crate) async fn serve<S>(
                     break;
                 }
                 Err(ReadError::Frame(FrameError::Refused(why))) => {
-                    let body = reader.codec.take_undecodable().unwrap_or_default();
+                    let body = undecodable.unwrap_or_default();
                     if dispatch::answer_refused(&conn, &body, &why).await {
                         tracing::debug!(%peer, %why, "request refused before decoding");
                         continue;
@@ -211,7 +234,7 @@ pub(crate) async fn serve<S>(
                     break;
                 }
                 Err(ReadError::Frame(FrameError::Decode(e))) => {
-                    let body = reader.codec.take_undecodable().unwrap_or_default();
+                    let body = undecodable.unwrap_or_default();
                     if dispatch::answer_undecodable(&conn, &body, &e.to_string()).await {
                         tracing::debug!(%peer, error = %pyrpc_proto::Report(&e), "undecodable request answered with an error");
                         continue;
@@ -235,9 +258,9 @@ pub(crate) async fn serve<S>(
                 }
             }
         }
+        linger.close();
         drop(conn);
         drop(queue);
-        drop(reader);
     };
     // The connection ends once every running call has sent its reply (they
     // hold clones of the queue) and the writer has written them all, or

@@ -37,8 +37,9 @@ mod direct;
 mod nonblocking;
 
 use call::*;
-pub(crate) use call::{not_started, panic_message, panicked};
+pub(crate) use call::{answers_directly, not_started, panic_message, panicked};
 pub(crate) use direct::Direct;
+pub use direct::{lingering_thread, serve_next_here};
 use nonblocking::*;
 
 /// The longest a `Fetch` may be held, whatever its `wait_ms` says.
@@ -60,6 +61,9 @@ pub(crate) struct ConnCtx {
     /// The client proved the shared secret or presented a verified client
     /// certificate.
     pub(crate) authenticated: bool,
+    /// The connection's read side, which a thread that answered a call may
+    /// borrow to wait for the next request (`connection/linger.rs`).
+    pub(crate) linger: Arc<crate::connection::Linger>,
 }
 
 /// Why `conn` may not shut the server down, if it may not

@@ -1,14 +1,16 @@
 //! [`FrameReader`]: reads a connection's frames, charging large partial
 //! frames to the server-wide byte budget, and [`ReadError`].
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use pyrpc_framing::FrameError;
 use pyrpc_proto::raw;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 
@@ -90,6 +92,8 @@ pub(crate) struct FrameReader<R> {
     /// When the reader last started to wait for bytes: the idle time
     /// counts from there, as it did from the start of each timed read.
     waiting_since: Instant,
+    /// The reader is waiting for bytes (since `waiting_since`).
+    waiting: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -104,6 +108,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             charged: 0,
             idle_timer: None,
             waiting_since: Instant::now(),
+            waiting: false,
         }
     }
 
@@ -117,62 +122,123 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         idle: Option<Duration>,
         busy: &(dyn Fn() -> bool + Sync),
     ) -> Result<Option<raw::ClientFrame>, ReadError> {
+        std::future::poll_fn(|cx| self.poll_next(cx, idle, busy)).await
+    }
+
+    /// [`next`](Self::next) as a poll: all of its state (the buffer, the
+    /// idle timer, when the wait began) lives in the reader, so it may be
+    /// polled by different tasks or threads in turn (`connection/linger.rs`
+    /// polls it with the reader task's waker from a worker thread).
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        idle: Option<Duration>,
+        busy: &(dyn Fn() -> bool + Sync),
+    ) -> Poll<Result<Option<raw::ClientFrame>, ReadError>> {
         loop {
-            let decoded = self.codec.decode(&mut self.buf);
-            if !matches!(decoded, Ok(None)) {
-                self.settle();
-                return Ok(decoded?);
+            if let Some(decoded) = self.try_decode() {
+                return Poll::Ready(decoded);
             }
-            if self.buf.capacity() == self.buf.len() {
-                self.buf.reserve(READ_CHUNK);
-            }
-            let spare = (self.buf.capacity() - self.buf.len()).min(MAX_READ);
-            // Charge what the buffer may hold after this read, before reading.
-            let want = (self.buf.len() + spare).saturating_sub(UNCHARGED);
-            if want > self.charged {
-                if !self.budget.try_charge(want - self.charged) {
-                    return Err(ReadError::Budget {
-                        buffered: self.budget.used(),
-                    });
-                }
-                self.charged = want;
-            }
+            let spare = match self.make_room() {
+                Ok(spare) => spare,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
             let mut limited = (&mut self.buf).limit(spare);
-            let read = self.io.read_buf(&mut limited);
-            let n = match idle {
-                None => read.await?,
-                Some(idle) => {
-                    self.waiting_since = Instant::now();
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut limited) {
+                Poll::Ready(read) => {
+                    self.waiting = false;
+                    self.settle();
+                    match read {
+                        Ok(0) => return Poll::Ready(Ok(None)),
+                        Ok(_) => {}
+                        Err(e) => return Poll::Ready(Err(e.into())),
+                    }
+                }
+                Poll::Pending => {
+                    self.settle();
+                    let Some(idle) = idle else {
+                        return Poll::Pending;
+                    };
+                    if !std::mem::replace(&mut self.waiting, true) {
+                        self.waiting_since = Instant::now();
+                    }
                     let timer = self
                         .idle_timer
                         .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                    // `read_buf` is cancel safe, but the read is kept across
-                    // the timer's firings anyway.
-                    tokio::pin!(read);
                     loop {
-                        tokio::select! {
-                            biased;
-                            n = &mut read => break n?,
-                            () = timer.as_mut() => {
-                                let now = Instant::now();
-                                let due = self.waiting_since + idle;
-                                if due > now {
-                                    timer.as_mut().reset(due);
-                                } else if busy() {
-                                    timer.as_mut().reset(now + idle);
-                                } else {
-                                    return Err(ReadError::Idle);
-                                }
-                            }
+                        if timer.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        let now = Instant::now();
+                        let due = self.waiting_since + idle;
+                        if due > now {
+                            timer.as_mut().reset(due);
+                        } else if busy() {
+                            timer.as_mut().reset(now + idle);
+                        } else {
+                            return Poll::Ready(Err(ReadError::Idle));
                         }
                     }
                 }
-            };
-            self.settle();
-            if n == 0 {
-                return Ok(None);
             }
         }
+    }
+
+    /// A whole frame already in the buffer (or the error decoding it), if
+    /// there is one.
+    pub(crate) fn try_decode(&mut self) -> Option<Result<Option<raw::ClientFrame>, ReadError>> {
+        let decoded = self.codec.decode(&mut self.buf);
+        if matches!(decoded, Ok(None)) {
+            return None;
+        }
+        self.settle();
+        Some(decoded.map_err(ReadError::from))
+    }
+
+    /// Grows the buffer for a read and charges the budget for what it may
+    /// hold after it; the most bytes the read may take.
+    fn make_room(&mut self) -> Result<usize, ReadError> {
+        if self.buf.capacity() == self.buf.len() {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let spare = (self.buf.capacity() - self.buf.len()).min(MAX_READ);
+        // Charge what the buffer may hold after this read, before reading.
+        let want = (self.buf.len() + spare).saturating_sub(UNCHARGED);
+        if want > self.charged {
+            if !self.budget.try_charge(want - self.charged) {
+                return Err(ReadError::Budget {
+                    buffered: self.budget.used(),
+                });
+            }
+            self.charged = want;
+        }
+        Ok(spare)
+    }
+
+    /// Reads what `read` gives into the buffer (a worker thread's read of
+    /// the raw socket, `connection/linger.rs`); `Ok(0)` is the peer's end.
+    pub(crate) fn read_with(
+        &mut self,
+        read: impl FnOnce(&mut [std::mem::MaybeUninit<u8>]) -> std::io::Result<usize>,
+    ) -> Result<usize, ReadError> {
+        let spare = self.make_room()?;
+        let dst = &mut self.buf.spare_capacity_mut()[..spare];
+        let n = read(dst);
+        let n = match n {
+            Ok(n) => n.min(spare),
+            Err(e) => {
+                self.settle();
+                return Err(e.into());
+            }
+        };
+        // SAFETY: `read` initialised the first `n` bytes of the spare room
+        // (`sys::recv` writes at most the length it is given).
+        #[allow(unsafe_code)]
+        unsafe {
+            self.buf.set_len(self.buf.len() + n);
+        }
+        self.settle();
+        Ok(n)
     }
 
     /// Gives back what the buffer no longer holds.

@@ -294,6 +294,7 @@ impl Server {
                     .map(|_| crate::accept::tls_required()),
                 ..connection::Admission::default()
             },
+            None,
         ))
     }
 }

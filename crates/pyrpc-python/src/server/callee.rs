@@ -46,6 +46,12 @@ impl Callee for PyCallee {
     fn call_then(&self, ctx: CallContext, method: &str, args: Args, done: CallDone) {
         let handle = tokio::runtime::Handle::current();
         let job = self.job(ctx, method, args, Reply::Direct { done, handle });
+        // A worker that waits for this connection's next request runs it
+        // itself; otherwise an idle worker is woken.
+        let job = match crate::pool::run_here(job) {
+            Ok(()) => return,
+            Err(job) => job,
+        };
         if let Err(job) = self.pool.submit(job) {
             // Every worker is busy: a blocking-pool thread, attached for
             // this call only. A job that cannot run (the interpreter is

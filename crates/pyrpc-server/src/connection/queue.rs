@@ -186,7 +186,7 @@ impl ReplyQueue {
 
     /// Waits until the queue has room (or the connection is gone).
     /// True when a reply could be queued now without waiting for room.
-    pub(super) fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.writer.has_room()
     }
 

@@ -72,7 +72,7 @@ pub(super) fn runs_inline(shared: &Shared, method: &str) -> bool {
 /// hooks (they see every call's arguments and result on the server's side).
 ///
 /// [`Callee::call_then`]: crate::Callee::call_then
-pub(super) fn answers_directly(shared: &Shared) -> bool {
+pub(crate) fn answers_directly(shared: &Shared) -> bool {
     shared.callee.answers_directly() && !shared.config.synchronous && !shared.hooks.any()
 }
 

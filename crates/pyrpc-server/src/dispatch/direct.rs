@@ -16,6 +16,7 @@
 //!
 //! [`Callee::answers_directly`]: crate::Callee::answers_directly
 
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -28,15 +29,61 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::call::{
-    answer, check_result, count, not_started, panic_message, panicked, prepare, sleep_until_some,
-    stream_reply, CallBody,
+    answer, check_result, count, not_started, panic_message, panicked, prepare, runs_inline,
+    sleep_until_some, stream_reply, CallBody,
 };
 use super::{error, reply, response as make_response, ConnCtx};
 use crate::callee::{CallContext, CallDone};
-use crate::connection::{ReplyQueue, TrySend, WeakReplyQueue};
+use crate::connection::{Linger, ReplyQueue, TrySend, WeakReplyQueue};
 use crate::running::{Registration, RunningCalls};
 use crate::server::Shared;
 use crate::stream::{StreamSlot, ValueStream};
+
+thread_local! {
+    /// This thread waits for the next request of the connection whose call
+    /// it answered ([`lingering_thread`]).
+    static LINGERS: Cell<bool> = const { Cell::new(false) };
+    /// The call this thread answered last, for [`serve_next_here`].
+    static NEXT: Cell<Option<Arc<Direct>>> = const { Cell::new(None) };
+}
+
+/// Marks the calling thread as one that calls [`serve_next_here`] after
+/// each call it answers through [`CallDone`]: a thread of the callee's own
+/// pool that runs one call at a time (the Python binding's workers).
+///
+/// # Examples
+///
+/// ```
+/// // A worker thread of a callee that answers directly:
+/// std::thread::spawn(|| {
+///     pyrpc_server::lingering_thread();
+///     // ... run a call, `done.finish(outcome)`, then:
+///     let started = pyrpc_server::serve_next_here();
+///     assert!(!started, "no call was answered on this thread");
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn lingering_thread() {
+    LINGERS.set(true);
+}
+
+/// After a call answered on this thread ([`CallDone::finish`]): waits a
+/// few milliseconds, blocking, for the next request of the same
+/// connection, and when it is a call for the callee, hands it to
+/// [`Callee::call_then`] from this thread (the callee may then run it here,
+/// so that a caller making one call after another wakes one thread per
+/// call). Returns true when a call was handed over. Does nothing (false)
+/// unless [`lingering_thread`] was called on this thread, the connection is
+/// a plain TCP or Unix socket, and no other call of it runs.
+///
+/// [`Callee::call_then`]: crate::Callee::call_then
+pub fn serve_next_here() -> bool {
+    match NEXT.take() {
+        Some(direct) => direct.serve_next(),
+        None => false,
+    }
+}
 
 /// One call answered directly by its callee.
 pub(crate) struct Direct {
@@ -49,6 +96,8 @@ pub(crate) struct Direct {
     stop: CancellationToken,
     running: Arc<RunningCalls>,
     authenticated: bool,
+    /// The connection's read side, for the next request.
+    linger: Arc<Linger>,
     /// The server's runtime, for what cannot be done on the callee's
     /// thread (a full reply queue, a streamed reply).
     handle: tokio::runtime::Handle,
@@ -109,6 +158,21 @@ pub(super) async fn direct_call(
     received: Instant,
     permit: OwnedSemaphorePermit,
 ) {
+    if let Some(resp) = start(shared, conn, id, call, received, permit) {
+        reply(conn, resp).await;
+    }
+}
+
+/// [`direct_call`] up to its answer: the error reply when the call could
+/// not be handed to the callee, `None` when it was.
+fn start(
+    shared: &Arc<Shared>,
+    conn: &ConnCtx,
+    id: u64,
+    call: raw::Call,
+    received: Instant,
+    permit: OwnedSemaphorePermit,
+) -> Option<raw::Response> {
     let (method, body) = CallBody::split(call, received);
     let (deadline, window) = (body.deadline, body.window);
     let prepared = prepare(shared, &method, body).and_then(|p| match p.deadline {
@@ -119,7 +183,7 @@ pub(super) async fn direct_call(
         Ok(p) => p.args,
         Err(e) => {
             count(shared, &method, received, true);
-            return reply(conn, error(id, e)).await;
+            return Some(error(id, e));
         }
     };
     let slot = (window > 0).then(StreamSlot::default);
@@ -135,6 +199,7 @@ pub(super) async fn direct_call(
             stop: conn.stop.clone(),
             running: Arc::clone(&conn.running),
             authenticated: conn.authenticated,
+            linger: Arc::clone(&conn.linger),
             handle: tokio::runtime::Handle::current(),
             id,
             method,
@@ -181,6 +246,7 @@ pub(super) async fn direct_call(
         let e = panicked(method, panic_message(p));
         tracing::warn!(error = %e.message, "callee panicked");
     }
+    None
 }
 
 impl Direct {
@@ -224,6 +290,79 @@ impl Direct {
             outcome,
         );
         self.send(resp, held);
+        if LINGERS.get() {
+            NEXT.set(Some(Arc::clone(self)));
+        }
+    }
+
+    /// Waits on this thread for the connection's next request (see
+    /// `connection/linger.rs`) and hands it to the callee from here; true
+    /// when a call was handed over.
+    fn serve_next(&self) -> bool {
+        let linger = &self.linger;
+        if self.stop.is_cancelled() || !linger.is_quiet() {
+            return false;
+        }
+        let Some(tx) = self.queue.upgrade() else {
+            return false;
+        };
+        if !tx.has_room() {
+            return false;
+        }
+        let _entered = self.handle.enter();
+        let Some((reader, read)) = linger.wait_next(&self.stop) else {
+            return false;
+        };
+        let received = Instant::now();
+        let req = match read {
+            (
+                Ok(Some(raw::ClientFrame {
+                    kind: Some(raw::client_frame::Kind::Request(req)),
+                })),
+                _,
+            ) if self.may_start(&req) => req,
+            other => {
+                linger.give_back(reader, Some(other));
+                return false;
+            }
+        };
+        let Ok(permit) = Arc::clone(linger.permits()).try_acquire_owned() else {
+            let frame = raw::ClientFrame {
+                kind: Some(raw::client_frame::Kind::Request(req)),
+            };
+            linger.give_back(reader, Some((Ok(Some(frame)), None)));
+            return false;
+        };
+        // The reader task watches the socket again (for `Cancel`) while the
+        // call runs, without being woken now.
+        linger.give_back(reader, None);
+        let Some(raw::request::Kind::Call(call)) = req.kind else {
+            return false;
+        };
+        tracing::trace!(peer = %self.peer, id = req.id, "request (read by the answering thread)");
+        let conn = self.conn(tx);
+        if let Some(resp) = start(&self.shared, &conn, req.id, call, received, permit) {
+            if let Err(TrySend::Full(frame)) = conn.tx.try_send(resp) {
+                let tx = conn.tx.clone();
+                self.handle.spawn(async move {
+                    let _ = tx.send_frame(frame).await;
+                });
+            }
+        }
+        true
+    }
+
+    /// A request this thread may start itself: a call that `dispatch::handle`
+    /// would hand to the callee directly.
+    fn may_start(&self, req: &raw::Request) -> bool {
+        match &req.kind {
+            Some(raw::request::Kind::Call(c)) => {
+                !self.shared.shutdown.is_cancelled()
+                    && c.method != "shutdown"
+                    && !runs_inline(&self.shared, &c.method)
+            }
+            _ => false,
+        }
     }
 
     /// Writes `resp` from this thread when the queue has room (what the
@@ -293,6 +432,7 @@ impl Direct {
             stop: self.stop.clone(),
             running: Arc::clone(&self.running),
             authenticated: self.authenticated,
+            linger: Arc::clone(&self.linger),
         }
     }
 
