@@ -76,6 +76,16 @@ pub(crate) fn answers_directly(shared: &Shared) -> bool {
     shared.callee.answers_directly() && !shared.config.synchronous && !shared.hooks.any()
 }
 
+/// True when a call of `method` goes to the callee's
+/// [`Callee::call_then`] (`direct`): the one rule for the reader
+/// (`dispatch::handle`) and for a worker that read the request itself
+/// (`Direct::serve_next`).
+///
+/// [`Callee::call_then`]: crate::Callee::call_then
+pub(super) fn goes_direct(shared: &Shared, method: &str) -> bool {
+    !runs_inline(shared, method) && answers_directly(shared)
+}
+
 pub(super) fn spawn_call(
     shared: &Arc<Shared>,
     conn: &ConnCtx,

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::call::{
-    answer, check_result, count, not_started, panic_message, panicked, prepare, runs_inline,
+    answer, check_result, count, goes_direct, not_started, panic_message, panicked, prepare,
     sleep_until_some, stream_reply, CallBody,
 };
 use super::{error, reply, response as make_response, ConnCtx};
@@ -357,9 +357,7 @@ impl Direct {
     fn may_start(&self, req: &raw::Request) -> bool {
         match &req.kind {
             Some(raw::request::Kind::Call(c)) => {
-                !self.shared.shutdown.is_cancelled()
-                    && c.method != "shutdown"
-                    && !runs_inline(&self.shared, &c.method)
+                !self.shared.shutdown.is_cancelled() && goes_direct(&self.shared, &c.method)
             }
             _ => false,
         }
