@@ -147,9 +147,10 @@ impl Linger {
         &self.permits
     }
 
-    /// No call of the connection runs (the caller's own is answered).
+    /// A plain socket, and no call of the connection runs (the caller's own
+    /// is answered).
     pub(crate) fn is_quiet(&self) -> bool {
-        self.socket.is_some() && self.permits.available_permits() + 1 >= self.in_flight
+        self.socket.is_some() && !self.busy()
     }
 
     /// Waits (blocking, at most [`LINGER_WAIT`]) for the connection's next
