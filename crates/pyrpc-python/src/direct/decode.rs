@@ -83,7 +83,7 @@ impl<'py> Decoder<'_, 'py> {
                 }
                 k if k == u64::from(INT) => {
                     let z = read_varint(buf, &mut pos, end)?;
-                    let i = (z >> 1) as i64 ^ -((z & 1) as i64);
+                    let i = unzigzag(z);
                     let Ok(int) = i.into_pyobject(py);
                     int.into_any()
                 }
@@ -179,7 +179,7 @@ impl<'py> Decoder<'_, 'py> {
                 INT => {
                     let mut pos = s + 1;
                     if let Some(z) = varint(buf, &mut pos, e).filter(|_| pos == e) {
-                        let i = (z >> 1) as i64 ^ -((z & 1) as i64);
+                        let i = unzigzag(z);
                         let Ok(int) = i.into_pyobject(py);
                         return Ok(int.into_any());
                     }

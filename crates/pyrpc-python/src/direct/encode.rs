@@ -305,7 +305,7 @@ impl Encoder {
                 return false;
             }
             self.buf.push(INT);
-            self.varint(((v << 1) ^ (v >> 63)) as u64);
+            self.varint(zigzag(v));
         } else if ty == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
             let mut size: ffi::Py_ssize_t = 0;
             let data = utf8_ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);

@@ -11,7 +11,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::slots::NewList;
-use super::wire::{malformed, read_len, read_varint, truncated, varint, DecodeError, ITEM};
+use super::wire::{
+    malformed, read_len, read_varint, truncated, unzigzag, varint, zigzag, DecodeError, ITEM,
+};
 
 /// `Value.int_list` (field 32, length-delimited) as its two key bytes.
 pub(super) const INT_LIST: [u8; 2] = [0x82, 0x02];
@@ -79,7 +81,7 @@ pub(super) fn write_ints(l: &Bound<'_, PyList>, out: &mut Vec<u8>) -> bool {
             if overflow != 0 {
                 return false;
             }
-            let mut z = ((v << 1) ^ (v >> 63)) as u64;
+            let mut z = zigzag(v);
             while z >= 0x80 {
                 out.push(z as u8 | 0x80);
                 z >>= 7;
@@ -181,7 +183,7 @@ pub(super) fn read_ints<'py>(
     let mut pos = 0;
     for i in 0..n {
         let z = packed_varint(data, &mut pos).ok_or_else(truncated)?;
-        let v = (z >> 1) as i64 ^ -((z & 1) as i64);
+        let v = unzigzag(z);
         // SAFETY: a new int or NULL with an exception set; `i < n`, each
         // slot once, and the reference is stolen by the list.
         unsafe {

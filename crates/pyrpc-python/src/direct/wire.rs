@@ -49,6 +49,19 @@ pub(super) fn malformed(why: &str) -> DecodeError {
     DecodeError::Value(ValueError::Undecodable(why.to_owned()))
 }
 
+/// An `sint64`'s zigzag form: small magnitudes of either sign stay small
+/// (0, -1, 1, -2 ... become 0, 1, 2, 3 ...).
+#[inline(always)]
+pub(super) fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// The `sint64` of a zigzag varint ([`zigzag`]'s inverse).
+#[inline(always)]
+pub(super) fn unzigzag(z: u64) -> i64 {
+    (z >> 1) as i64 ^ -((z & 1) as i64)
+}
+
 /// Reads a varint at `*pos`, before `end`; `None` when truncated or too long.
 #[inline(always)]
 pub(super) fn varint(buf: &[u8], pos: &mut usize, end: usize) -> Option<u64> {
@@ -132,5 +145,25 @@ pub(super) fn skip(buf: &[u8], pos: &mut usize, end: usize, wt: u64) -> Result<(
         Ok(())
     } else {
         Err(truncated())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{unzigzag, zigzag};
+
+    #[test]
+    fn zigzag_is_protobufs_sint64_and_round_trips() {
+        for (v, z) in [
+            (0, 0),
+            (-1, 1),
+            (1, 2),
+            (-2, 3),
+            (i64::MAX, u64::MAX - 1),
+            (i64::MIN, u64::MAX),
+        ] {
+            assert_eq!(zigzag(v), z, "{v}");
+            assert_eq!(unzigzag(z), v, "{z}");
+        }
     }
 }
