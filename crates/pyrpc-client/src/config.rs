@@ -71,7 +71,10 @@ pub struct ClientConfig {
     pub nb_fetch_timeout: Duration,
     /// The longest frame accepted from the server, in bytes, announced in the
     /// client's hello so the server never sends a longer one (it answers
-    /// `FRAME_TOO_LARGE` instead).
+    /// `FRAME_TOO_LARGE` instead). At least
+    /// [`pyrpc_proto::MIN_MAX_FRAME_LEN`] (1,024): a server refuses the
+    /// hello of a client announcing less, and the connection fails with
+    /// that error.
     ///
     /// The default value is [`pyrpc_framing::DEFAULT_MAX_FRAME_LEN`] (640 MiB).
     pub max_frame_len: usize,

@@ -283,7 +283,7 @@ async fn request_larger_than_the_server_accepts_is_refused_without_dropping_the_
     let server = FakeServer::start(Net::Tcp, |mut peer: Peer| async move {
         let mut hello = server_hello();
         if let Some(c) = hello.capabilities.as_mut() {
-            c.max_frame_len = 1000;
+            c.max_frame_len = 1500;
         }
         peer.read_hello().await;
         peer.send_hello(hello).await;
@@ -299,7 +299,7 @@ async fn request_larger_than_the_server_accepts_is_refused_without_dropping_the_
     match &err {
         CallError::Protocol(p) => {
             assert!(
-                matches!(p, ProtocolError::RequestTooLarge { max: 1000, .. }),
+                matches!(p, ProtocolError::RequestTooLarge { max: 1500, .. }),
                 "{p:?}"
             )
         }

@@ -32,7 +32,7 @@ mod settings;
 
 pub(crate) use futures::{resolver, CancelOnDone};
 use settings::parse_address;
-pub(crate) use settings::{address, address_to_py, client_config, seconds, secret};
+pub(crate) use settings::{address, address_to_py, client_config, frame_limit, seconds, secret};
 
 /// The Rust half of `pyrpc.Client`: one connection, shared by threads and
 /// tasks, re-made after `fork()`.

@@ -111,7 +111,7 @@ impl ServerCore {
             request_clean_interval: seconds("request_clean_interval", request_clean_interval)?,
             allow_pickle,
             unix_mode,
-            max_frame_len: positive("max_frame_len", max_frame_len, d.max_frame_len)?,
+            max_frame_len: crate::client::frame_limit(max_frame_len, d.max_frame_len)?,
             max_connections: positive("max_connections", max_connections, d.max_connections)?,
             max_in_flight_per_connection: positive(
                 "max_in_flight_per_connection",

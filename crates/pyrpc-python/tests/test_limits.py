@@ -1,5 +1,7 @@
 """Server and client limits set from Python (class attributes or keywords)."""
 
+import socket
+import struct
 import time
 
 import pytest
@@ -46,6 +48,59 @@ def test_zero_limits_are_refused():
         Server(address=("127.0.0.1", 0), max_frame_len=0).start_in_thread()
     with pytest.raises(ValueError, match="max_frame_len"):
         Client(address=("127.0.0.1", 1), max_frame_len=0).echo()
+
+
+def test_frame_limits_under_the_protocol_minimum_are_refused():
+    for limit in (1, 100, 1023):
+        with pytest.raises(ValueError, match="at least 1024 bytes"):
+            Server(address=("127.0.0.1", 0), max_frame_len=limit).start_in_thread()
+        with pytest.raises(ValueError, match="at least 1024 bytes"):
+            Client(address=("127.0.0.1", 1), max_frame_len=limit).echo()
+
+
+def raw_hello(address, max_frame_len, then_read=True):
+    """Send a ClientHello (protocol 1, ``max_frame_len``) on a plain socket
+    and return the body of the server's answer and (``then_read``) the next
+    byte it sends: ``b""`` when it closes the connection."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family) as s:
+        s.settimeout(10)
+        s.connect(address)
+        hello = bytes([0x08, 0x01, 0x18]) + varint(max_frame_len)
+        body = bytes([0x0A, len(hello)]) + hello
+        s.sendall(struct.pack(">I", len(body)) + body)
+        head = recv_exactly(s, 4)
+        answer = recv_exactly(s, struct.unpack(">I", head)[0])
+        return answer, s.recv(1) if then_read else None
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def recv_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        assert chunk, "connection closed after %d of %d bytes" % (len(data), n)
+        data += chunk
+    return data
+
+
+def test_a_client_announcing_a_limit_under_the_minimum_is_refused_and_serving_goes_on(server):
+    # Such a client could not be sent even a FRAME_TOO_LARGE error: its calls
+    # would go unanswered, so the hello is refused, with the reason.
+    answer, after = raw_hello(server.address, 50)
+    assert b"max_frame_len of 50 bytes is under the protocol's minimum of 1024" in answer
+    assert after == b"", "the connection is closed after the refusal"
+    answer, _ = raw_hello(server.address, 1024, then_read=False)
+    assert b"minimum" not in answer
+    assert Client(address=server.address).echo(1) == ((1,), {})
 
 
 @pytest.fixture(scope="module")

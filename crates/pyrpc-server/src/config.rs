@@ -74,7 +74,8 @@ pub struct ServerConfig {
     /// the connection (seen from the frame header, before anything is
     /// allocated). Announced in the hello. Frames sent are capped by this and
     /// by the client's own limit; a result that does not fit is answered
-    /// `FRAME_TOO_LARGE`.
+    /// `FRAME_TOO_LARGE`. At least [`pyrpc_proto::MIN_MAX_FRAME_LEN`]
+    /// (1,024): clients refuse a server announcing less.
     ///
     /// The default value is [`pyrpc_framing::DEFAULT_MAX_FRAME_LEN`] (640 MiB).
     pub max_frame_len: usize,

@@ -167,7 +167,7 @@ fn log_refusal(
             limited_warn!(shared.warn_limit, target: "pyrpc.auth",
                 %peer, "refusing a client: {}", error.message);
         }
-        RefusalCause::NotHello | RefusalCause::Version => {
+        RefusalCause::NotHello | RefusalCause::Version | RefusalCause::FrameLimit => {
             limited_warn!(shared.warn_limit, target: "pyrpc.server",
                 %peer, error = %error, "refusing connection");
         }

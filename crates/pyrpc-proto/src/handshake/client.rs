@@ -79,6 +79,18 @@ pub enum ClientHandshakeError {
          shared secret"
     )]
     BadProof,
+    /// The server announced a max frame length under
+    /// [`MIN_MAX_FRAME_LEN`](crate::MIN_MAX_FRAME_LEN): it could not be sent
+    /// a call.
+    #[error(
+        "the server's max_frame_len of {theirs} bytes is under the protocol's minimum \
+         of {} bytes",
+        crate::MIN_MAX_FRAME_LEN
+    )]
+    FrameLimit {
+        /// The server's announced limit.
+        theirs: u64,
+    },
     /// A secret is set but no nonce was given to [`ClientHandshake::new`].
     #[error("no random nonce to authenticate with")]
     NoNonce,
@@ -263,6 +275,9 @@ impl ClientHandshake {
             });
         }
         let theirs = hello.capabilities.map_or(0, |c| c.max_frame_len);
+        if theirs > 0 && theirs < crate::MIN_MAX_FRAME_LEN as u64 {
+            return Err(ClientHandshakeError::FrameLimit { theirs });
+        }
         let max_send_len = match theirs {
             0 => self.settings.max_frame_len,
             n => usize::try_from(n).unwrap_or(usize::MAX),

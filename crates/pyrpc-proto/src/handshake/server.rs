@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::Nonce;
 use crate::auth::Secret;
 use crate::wire::{self, client_frame, server_frame, ClientFrame, ServerFrame};
-use crate::{ErrorKind, RemoteError, PROTOCOL_VERSION};
+use crate::{ErrorKind, RemoteError, MIN_MAX_FRAME_LEN, PROTOCOL_VERSION};
 
 /// What a server says about itself in its hello, and its secret.
 #[derive(Clone, Debug)]
@@ -72,6 +72,9 @@ pub enum RefusalCause {
     NoAnswer,
     /// The client did not answer the challenge in time.
     Timeout,
+    /// The client announced a max frame length under
+    /// [`MIN_MAX_FRAME_LEN`](crate::MIN_MAX_FRAME_LEN).
+    FrameLimit,
 }
 
 /// What the server does after feeding in a frame.
@@ -239,6 +242,19 @@ impl ServerHandshake {
                     format!(
                         "unsupported protocol version {}; this server speaks {PROTOCOL_VERSION}",
                         h.protocol_version
+                    ),
+                ),
+            );
+        }
+        if h.max_frame_len > 0 && h.max_frame_len < MIN_MAX_FRAME_LEN as u64 {
+            return self.refuse(
+                RefusalCause::FrameLimit,
+                RemoteError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "the client's max_frame_len of {} bytes is under the protocol's \
+                         minimum of {MIN_MAX_FRAME_LEN} bytes",
+                        h.max_frame_len
                     ),
                 ),
             );

@@ -115,6 +115,48 @@ fn a_client_without_a_limit_gets_none_and_a_server_without_one_gets_ours() {
 }
 
 #[test]
+fn a_limit_under_the_protocol_minimum_is_refused_on_both_sides() {
+    let hello_with = |limit: usize| {
+        let (_, mut frame) = ClientHandshake::new(ClientSettings::new("c", limit), None);
+        if let Some(client_frame::Kind::Hello(h)) = &mut frame.kind {
+            h.max_frame_len = limit as u64;
+        }
+        frame
+    };
+    match server(None, None).on_frame(hello_with(crate::MIN_MAX_FRAME_LEN - 1), Admission::Admit) {
+        ServerStep::Refuse { cause, error, .. } => {
+            assert_eq!(cause, RefusalCause::FrameLimit);
+            assert_eq!(error.kind, ErrorKind::Protocol);
+            assert!(error.message.contains("1023"), "{}", error.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        server(None, None).on_frame(hello_with(crate::MIN_MAX_FRAME_LEN), Admission::Admit),
+        ServerStep::Ready { established, .. } if established.max_encode_len == Some(1024)
+    ));
+
+    let tiny = |limit: u64| wire::ServerHello {
+        protocol_version: PROTOCOL_VERSION,
+        capabilities: Some(wire::Capabilities {
+            max_frame_len: limit,
+            ..caps()
+        }),
+        ..Default::default()
+    };
+    let (mut c, _) = client(None, None);
+    assert_eq!(
+        c.on_frame(as_frame(tiny(100))).err(),
+        Some(ClientHandshakeError::FrameLimit { theirs: 100 })
+    );
+    let (mut c, _) = client(None, None);
+    assert!(matches!(
+        c.on_frame(as_frame(tiny(1024))),
+        Ok(ClientStep::Ready(done)) if done.max_send_len == 1024
+    ));
+}
+
+#[test]
 fn the_server_refuses_a_first_frame_that_is_no_hello() {
     let mut s = server(None, None);
     match s.on_frame(ping(), Admission::Admit) {

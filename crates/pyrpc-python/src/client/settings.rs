@@ -110,6 +110,20 @@ pub(crate) fn address_to_py(py: Python<'_>, addr: &Address) -> PyResult<Py<PyAny
 
 /// The settings of `ClientCore` and `MultiClientCore`, from the keyword
 /// arguments they take.
+/// A client's or server's `max_frame_len`: `default` when not given, a
+/// `ValueError` under the protocol's minimum (a peer limited to fewer bytes
+/// could not be sent even the error saying a reply is too large).
+pub(crate) fn frame_limit(given: Option<usize>, default: usize) -> PyResult<usize> {
+    match given {
+        None => Ok(default),
+        Some(n) if n < pyrpc_proto::MIN_MAX_FRAME_LEN => Err(PyValueError::new_err(format!(
+            "max_frame_len must be at least {} bytes (the protocol's minimum), got {n}",
+            pyrpc_proto::MIN_MAX_FRAME_LEN
+        ))),
+        Some(n) => Ok(n),
+    }
+}
+
 pub(crate) fn client_config(
     name: Option<String>,
     max_frame_len: Option<usize>,
@@ -120,11 +134,7 @@ pub(crate) fn client_config(
     tls_server_name: Option<String>,
 ) -> PyResult<ClientConfig> {
     let d = ClientConfig::default();
-    let max_frame_len = match max_frame_len {
-        None => d.max_frame_len,
-        Some(0) => return Err(PyValueError::new_err("max_frame_len must be at least 1")),
-        Some(n) => n,
-    };
+    let max_frame_len = frame_limit(max_frame_len, d.max_frame_len)?;
     Ok(ClientConfig {
         name: name.unwrap_or_else(|| format!("pyrpc-python/{}", env!("CARGO_PKG_VERSION"))),
         max_frame_len,

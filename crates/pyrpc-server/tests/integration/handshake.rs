@@ -58,6 +58,18 @@ async fn unsupported_version_is_refused_and_closed() {
 }
 
 #[tokio::test]
+async fn a_frame_limit_under_the_minimum_is_refused_and_closed() {
+    let s = server(&Gate::new(), ServerConfig::default());
+    let mut p = Peer::raw(&s);
+    let hello = p.hello(100).await;
+    let e = RemoteError::from(hello.error.expect("refused"));
+    assert_eq!(e.kind, ErrorKind::Protocol);
+    assert!(e.message.contains("minimum of 1024"), "{}", e.message);
+    assert!(p.recv().await.is_none(), "connection must close");
+    assert!(Peer::raw(&s).hello(1024).await.error.is_none());
+}
+
+#[tokio::test]
 async fn request_before_hello_is_refused() {
     let s = server(&Gate::new(), ServerConfig::default());
     let mut p = Peer::raw(&s);

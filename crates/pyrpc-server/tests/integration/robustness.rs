@@ -80,18 +80,18 @@ async fn garbage_before_hello_closes_the_connection() {
 async fn a_result_larger_than_the_client_accepts_is_frame_too_large() {
     let s = server(&Gate::new(), ServerConfig::default());
     let mut p = Peer::raw(&s);
-    assert!(p.hello(200).await.error.is_none());
+    assert!(p.hello(1024).await.error.is_none());
     // fits
     assert!(matches!(
         p.call_wait("echo", Args::new().arg("x".repeat(50))).await,
         Outcome::Value(_)
     ));
-    // does not fit in 200 bytes
+    // does not fit in 1024 bytes (the smallest limit a client may announce)
     let e = p
-        .call_wait("echo", Args::new().arg("x".repeat(500)))
+        .call_wait("echo", Args::new().arg("x".repeat(1500)))
         .await
         .error();
     assert_eq!(e.kind, ErrorKind::FrameTooLarge);
-    assert!(e.message.contains("200"), "{}", e.message);
+    assert!(e.message.contains("1024"), "{}", e.message);
     assert_eq!(p.ping().await, Outcome::Ack);
 }
