@@ -16,6 +16,8 @@ use crate::runtime::{self, Local, LocalRt};
 #[pyclass(module = "pyrpc._pyrpc", name = "StreamIterator", frozen)]
 pub(crate) struct StreamIter {
     stream: Mutex<Option<ReplyStream>>,
+    /// Set by `close()`: a `next()` waiting for an item stops waiting.
+    closed: tokio::sync::watch::Sender<bool>,
     /// The current-thread runtime the stream's connection lives on (kept
     /// running while the stream is: it is dropped after the stream).
     rt: LocalRt,
@@ -26,6 +28,7 @@ impl StreamIter {
     pub(crate) fn new(stream: ReplyStream, rt: LocalRt, opts: Options) -> Self {
         StreamIter {
             stream: Mutex::new(Some(stream)),
+            closed: tokio::sync::watch::Sender::new(false),
             rt,
             opts,
         }
@@ -66,10 +69,29 @@ impl StreamIter {
         let Some(stream) = slot.as_mut() else {
             return Err(PyStopIteration::new_err(()));
         };
+        if *self.closed.borrow() {
+            // `close()` from another thread: it takes the stream next.
+            return Err(PyStopIteration::new_err(()));
+        }
         // An item already here is taken without a trip through the runtime.
         let got = match futures::FutureExt::now_or_never(stream.next_raw()) {
             Some(got) => got,
-            None => runtime::block_on_local(py, &self.rt, stream.next_raw())?,
+            None => {
+                let mut closed = self.closed.subscribe();
+                let waited = runtime::block_on_local(py, &self.rt, async {
+                    tokio::select! {
+                        biased;
+                        _ = closed.wait_for(|c| *c) => None,
+                        got = stream.next_raw() => Some(got),
+                    }
+                })?;
+                match waited {
+                    Some(got) => got,
+                    // Closed while waiting: the stream is left for `close()`
+                    // to drop (and to send its `Cancel`).
+                    None => return Err(PyStopIteration::new_err(())),
+                }
+            }
         };
         match step(py, got, self.opts) {
             Ok(Some(v)) => Ok(v),
@@ -84,12 +106,14 @@ impl StreamIter {
         }
     }
 
-    /// Stops the stream: the server closes the generator. Idempotent. From
-    /// another thread than one iterating, it returns once that thread's
-    /// `next()` has its item.
+    /// Stops the stream: the server closes the generator. Idempotent. A
+    /// `next()` waiting for an item in another thread stops waiting and
+    /// raises `StopIteration`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        // Waits without the GIL: the iterating thread holds the lock and
-        // needs the GIL to hand over its item.
+        self.closed.send_replace(true);
+        // Waits without the GIL: the iterating thread holds the lock until
+        // its `next()` returns, and may need the GIL to hand over an item
+        // that arrived first.
         let taken = crate::exit::detach(py, || {
             self.stream.lock().unwrap_or_else(|e| e.into_inner()).take()
         });
