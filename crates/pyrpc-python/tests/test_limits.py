@@ -1,12 +1,11 @@
 """Server and client limits set from Python (class attributes or keywords)."""
 
-import socket
-import struct
 import time
 
 import pytest
 
 import pyrpc
+import rawwire
 from pyrpc import Client, ProtocolError, RemoteError, Server, _pyrpc
 
 MIB = 1024 * 1024
@@ -62,34 +61,10 @@ def raw_hello(address, max_frame_len, then_read=True):
     """Send a ClientHello (protocol 1, ``max_frame_len``) on a plain socket
     and return the body of the server's answer and (``then_read``) the next
     byte it sends: ``b""`` when it closes the connection."""
-    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-    with socket.socket(family) as s:
-        s.settimeout(10)
-        s.connect(address)
-        hello = bytes([0x08, 0x01, 0x18]) + varint(max_frame_len)
-        body = bytes([0x0A, len(hello)]) + hello
-        s.sendall(struct.pack(">I", len(body)) + body)
-        head = recv_exactly(s, 4)
-        answer = recv_exactly(s, struct.unpack(">I", head)[0])
+    with rawwire.connect(address, timeout=10) as s:
+        s.sendall(rawwire.hello(max_frame_len))
+        answer = rawwire.recv_frame(s)
         return answer, s.recv(1) if then_read else None
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def recv_exactly(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        assert chunk, "connection closed after %d of %d bytes" % (len(data), n)
-        data += chunk
-    return data
 
 
 def test_a_client_announcing_a_limit_under_the_minimum_is_refused_and_serving_goes_on(server):
