@@ -8,7 +8,8 @@
 //! bytes once; and the limit is the scan's, [`decoded_budget`] of the
 //! arguments' bytes. A container charges for all its items when it has
 //! counted them (before it allocates its slots), so what is allocated is
-//! never more than what was charged.
+//! never more than what was charged, but for the items of one dict of at
+//! most 512 bytes (a record), charged together once it is made.
 
 use pyrpc_proto::cost::{decoded_budget, DECODED_VALUE_BYTES};
 

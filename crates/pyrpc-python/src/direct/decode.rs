@@ -375,6 +375,10 @@ impl<'py> Decoder<'_, 'py> {
         };
         // Keys and values interleaved (what pyrpc's encoders write) go in
         // as they come; otherwise they wait here and are paired at the end.
+        // A small dict's keys and values are charged together once it is
+        // made (one charge a record, not one an item): what it holds
+        // before then is bounded by its 512 bytes.
+        let mut fields: u64 = 0;
         let mut pending: Option<Bound<'py, PyAny>> = None;
         let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut values: Vec<Bound<'py, PyAny>> = Vec::new();
@@ -387,7 +391,9 @@ impl<'py> Decoder<'_, 'py> {
                 continue;
             }
             let (s, e) = read_len(buf, &mut pos, end)?;
-            if cached || !is_key {
+            if cached {
+                fields += 1;
+            } else if !is_key {
                 self.budget.values(1)?;
             }
             if is_key {
@@ -422,6 +428,7 @@ impl<'py> Decoder<'_, 'py> {
                 }
             }
         }
+        self.budget.values(fields)?;
         keys.extend(pending);
         if keys.len() != values.len() {
             return Err(ValueError::DictLengths {
