@@ -195,8 +195,8 @@ fn arguments_are_counted_without_what_they_hold() {
 /// server charges, argument by argument, adds up to the server's scan.
 #[test]
 fn value_cost_adds_up_to_the_frame_cost() {
-    let a = crate::NdArray::new(crate::Dtype::Uint8, vec![100], vec![1u8; 100].into())
-        .expect("array");
+    let a =
+        crate::NdArray::new(crate::Dtype::Uint8, vec![100], vec![1u8; 100].into()).expect("array");
     let args = [
         Value::list((0..100).map(|i| Value::list([Value::from(i), Value::None]))),
         Value::dict([(Value::from("k"), Value::from(a))]),
