@@ -406,13 +406,9 @@ fn to_python_level(py: Python<'_>, value: Value, opts: Options) -> PyResult<Py<P
         }
         Value::ByteArray(b) => PyByteArray::new(py, &b).into_any().unbind(),
         Value::NdArray(a) => crate::ndarray::to_python(py, &a, opts)?,
-        Value::Encoded(b) => match crate::direct::decode(py, &b, opts) {
-            Ok(obj) => obj,
-            Err(crate::direct::DecodeError::Py(e)) => return Err(e),
-            Err(crate::direct::DecodeError::Value(e)) => {
-                return Err(pyo3::exceptions::PyValueError::new_err(e.to_string()))
-            }
-        },
+        Value::Encoded(b) => {
+            crate::direct::decode(py, &b, opts).map_err(crate::direct::DecodeError::into_pyerr)?
+        }
         Value::Record(r) => {
             let Record {
                 type_name,
@@ -468,14 +464,31 @@ pub(crate) fn from_args<'py>(
     args: pyrpc_proto::Args,
     opts: Options,
 ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    // Encoded arguments (the server's) are decoded within one budget for
+    // them all (decision 0019): the server counted only the arguments.
+    let encoded: u64 = args
+        .args
+        .iter()
+        .chain(args.kwargs.iter().map(|(_, v)| v))
+        .map(|v| match v {
+            Value::Encoded(b) => b.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    let mut budget = crate::direct::Budget::for_arguments(encoded);
+    let mut one = |v: Value| match v {
+        Value::Encoded(b) => crate::direct::decode_within(py, &b, opts, &mut budget)
+            .map_err(crate::direct::DecodeError::into_pyerr),
+        v => to_python(py, v, opts),
+    };
     let positional = args
         .args
         .into_iter()
-        .map(|v| to_python(py, v, opts))
+        .map(&mut one)
         .collect::<PyResult<Vec<_>>>()?;
     let kwargs = PyDict::new(py);
     for (k, v) in args.kwargs {
-        kwargs.set_item(k, to_python(py, v, opts)?)?;
+        kwargs.set_item(k, one(v)?)?;
     }
     Ok((PyTuple::new(py, positional)?, kwargs))
 }

@@ -64,6 +64,19 @@ pub trait Callee: Send + Sync + 'static {
         false
     }
 
+    /// True when the callee, which [takes encoded](Self::takes_encoded)
+    /// values, charges each value it decodes against the decoded-size
+    /// budget (`pyrpc_proto::cost::decoded_budget` of the arguments'
+    /// bytes, `DECODED_VALUE_BYTES` a value, as the server's scan counts
+    /// them) and refuses the call with `UNSUPPORTED_VALUE` as soon as the
+    /// total passes it. The server then counts only a request's top-level
+    /// arguments before decoding its frame, not everything they hold
+    /// (decision 0019). The Python binding does; the default is false: the
+    /// server scans every request frame over 3 MiB in full first.
+    fn bounds_decoded_size(&self) -> bool {
+        false
+    }
+
     /// True when the callee answers its calls through
     /// [`call_then`](Self::call_then) on the thread that ran them: the
     /// server then hands a call to it straight from the connection's
@@ -179,6 +192,10 @@ impl<T: Callee + ?Sized> Callee for Arc<T> {
 
     fn takes_encoded(&self) -> bool {
         (**self).takes_encoded()
+    }
+
+    fn bounds_decoded_size(&self) -> bool {
+        (**self).bounds_decoded_size()
     }
 
     fn answers_directly(&self) -> bool {

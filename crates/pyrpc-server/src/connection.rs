@@ -104,6 +104,9 @@ pub(crate) async fn serve<S>(
         shared.config.max_frame_len,
         Arc::clone(&shared.buffered),
     );
+    if shared.callee.bounds_decoded_size() {
+        reader.codec.set_precheck(dispatch::arguments_check);
+    }
 
     // ----- hello (and authentication) -----
     let greeted =

@@ -229,7 +229,7 @@ pub(crate) async fn answer_undecodable(conn: &ConnCtx, body: &[u8], why: &str) -
 /// The memory a request may take once decoded: 4 times its frame, and never
 /// less than this (so ordinary requests of small frames, a million ints in
 /// 5 MB, are never refused).
-pub(crate) const DECODED_FLOOR: u64 = 256 * 1024 * 1024;
+pub(crate) const DECODED_FLOOR: u64 = pyrpc_proto::cost::DECODED_FLOOR;
 
 /// Refuses a request frame whose values would take more memory decoded than
 /// `max(4 x frame, DECODED_FLOOR)` (a 64 MB frame of empty values is 33M
@@ -246,14 +246,37 @@ pub(crate) fn decoded_size_check(body: &[u8]) -> Result<(), String> {
     let cost = pyrpc_proto::cost::client_frame_cost(body);
     let values = cost.values;
     let estimate = cost.decoded_bytes();
-    let budget = (body.len() as u64).saturating_mul(4).max(DECODED_FLOOR);
+    over_budget(body.len(), values, estimate)
+}
+
+/// [`decoded_size_check`] for a callee that charges each value against the
+/// budget as it decodes it (`Callee::bounds_decoded_size`): only the
+/// call's arguments are counted here (the server holds one entry for each
+/// before the callee sees them), not what they hold (decision 0019).
+pub(crate) fn arguments_check(body: &[u8]) -> Result<(), String> {
+    let most = (body.len() as u64).saturating_mul(pyrpc_proto::cost::DECODED_VALUE_BYTES);
+    if most <= DECODED_FLOOR {
+        return Ok(());
+    }
+    let values = pyrpc_proto::cost::client_frame_arguments(body);
+    over_budget(
+        body.len(),
+        values,
+        values.saturating_mul(pyrpc_proto::cost::DECODED_VALUE_BYTES),
+    )
+}
+
+/// The refusal of a frame of `len` bytes whose `values` take `estimate`
+/// bytes decoded, if that is over its budget.
+fn over_budget(len: usize, values: u64, estimate: u64) -> Result<(), String> {
+    let budget = pyrpc_proto::cost::decoded_budget(len as u64);
     if estimate > budget {
         return Err(format!(
             "its {values} values would take about {} MiB decoded, more than the \
              server's budget of {} MiB for a {} MiB frame",
             estimate >> 20,
             budget >> 20,
-            body.len() >> 20
+            len >> 20
         ));
     }
     Ok(())

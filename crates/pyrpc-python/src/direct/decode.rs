@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PySet};
 use pyrpc_proto::{raw, ValueError};
 
+use super::budget::Budget;
 use super::keys::KeyCache;
 use super::packed;
 use super::presize;
@@ -28,6 +29,19 @@ pub(crate) fn decode(
     value: &Bytes,
     opts: Options,
 ) -> Result<Py<PyAny>, DecodeError> {
+    decode_within(py, value, opts, &mut Budget::unlimited())
+}
+
+/// [`decode`], charging each value to `budget` before the memory for it is
+/// taken (see `super::budget`): a Python `ValueError` naming the budget
+/// as soon as the total passes it, with everything made so far freed.
+pub(crate) fn decode_within(
+    py: Python<'_>,
+    value: &Bytes,
+    opts: Options,
+    budget: &mut Budget,
+) -> Result<Py<PyAny>, DecodeError> {
+    budget.values(1)?;
     let refs = Refs::get(py);
     let mut dec = Decoder {
         py,
@@ -35,8 +49,11 @@ pub(crate) fn decode(
         opts,
         keys: KeyCache::new(refs),
         refs,
+        budget: *budget,
     };
-    Ok(dec.value(0, value.len(), opts.max_depth)?.unbind())
+    let out = dec.value(0, value.len(), opts.max_depth);
+    *budget = dec.budget;
+    Ok(out?.unbind())
 }
 
 /// The largest dict message (in bytes) whose short str keys go through the
@@ -50,6 +67,8 @@ struct Decoder<'a, 'py> {
     keys: KeyCache<'py>,
     /// How reference counts are changed ([`Refs`]).
     refs: Refs,
+    /// What is left of the decoded-size budget.
+    budget: Budget,
 }
 
 impl<'py> Decoder<'_, 'py> {
@@ -136,9 +155,9 @@ impl<'py> Decoder<'_, 'py> {
                         .into());
                     }
                     if key == packed::INT_LIST_KEY {
-                        packed::read_ints(py, buf, s, e)?
+                        packed::read_ints(py, buf, s, e, &mut self.budget)?
                     } else {
-                        packed::read_floats(py, buf, s, e)?
+                        packed::read_floats(py, buf, s, e, &mut self.budget)?
                     }
                 }
                 // Every other kind (and anything odd) through the Value path.
@@ -251,6 +270,8 @@ impl<'py> Decoder<'_, 'py> {
                 n += 1;
             }
         }
+        // Its items charged before their slots are made.
+        self.budget.values(n as u64)?;
         // A list or tuple of `n` empty slots; a slot left empty by an error
         // below is NULL, which their deallocators allow.
         let seq = match kind {
@@ -321,6 +342,7 @@ impl<'py> Decoder<'_, 'py> {
             let key = read_varint(buf, &mut pos, end)?;
             if key == u64::from(ITEM) {
                 let (s, e) = read_len(buf, &mut pos, end)?;
+                self.budget.values(1)?;
                 out.push(self.value(s, e, left - 1)?);
             } else {
                 skip(buf, &mut pos, end, key & 7)?;
@@ -345,10 +367,18 @@ impl<'py> Decoder<'_, 'py> {
         let dict = if cached {
             PyDict::new(self.py)
         } else {
-            presize::new_dict(self.py, presize::count_keys(buf, start, end)?)?
+            // Its keys charged before its table is made; its values as
+            // they come.
+            let n = presize::count_keys(buf, start, end)?;
+            self.budget.values(n as u64)?;
+            presize::new_dict(self.py, n)?
         };
         // Keys and values interleaved (what pyrpc's encoders write) go in
         // as they come; otherwise they wait here and are paired at the end.
+        // A small dict's keys and values are charged together once it is
+        // made (one charge a record, not one an item): what it holds
+        // before then is bounded by its 512 bytes.
+        let mut fields: u64 = 0;
         let mut pending: Option<Bound<'py, PyAny>> = None;
         let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut values: Vec<Bound<'py, PyAny>> = Vec::new();
@@ -361,6 +391,11 @@ impl<'py> Decoder<'_, 'py> {
                 continue;
             }
             let (s, e) = read_len(buf, &mut pos, end)?;
+            if cached {
+                fields += 1;
+            } else if !is_key {
+                self.budget.values(1)?;
+            }
             if is_key {
                 let probe = if cached {
                     KeyCache::probe(buf, s, e)
@@ -393,6 +428,7 @@ impl<'py> Decoder<'_, 'py> {
                 }
             }
         }
+        self.budget.values(fields)?;
         keys.extend(pending);
         if keys.len() != values.len() {
             return Err(ValueError::DictLengths {
@@ -415,6 +451,11 @@ impl<'py> Decoder<'_, 'py> {
         end: usize,
         left: usize,
     ) -> Result<Bound<'py, PyAny>, DecodeError> {
+        // What the `Value` tree and the objects made from it take, charged
+        // as the server's scan would before it is made.
+        let cost = pyrpc_proto::cost::value_cost(&self.buf[start..end]);
+        self.budget.values(cost.values)?;
+        self.budget.bytes_of(cost.array_bytes)?;
         let value = raw::decode_value(self.buf.slice(start..end), left).map_err(|e| match e {
             ValueError::TooDeep { .. } => ValueError::TooDeep {
                 max: self.opts.max_depth,

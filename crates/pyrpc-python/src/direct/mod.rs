@@ -14,6 +14,7 @@
 //! A value nested deeper than [`pyrpc_proto::NESTED_MAX_DEPTH`] is written by
 //! the `Value` path, which picks the flat encoding for it (PROTOCOL.md §5).
 
+mod budget;
 mod decode;
 mod encode;
 mod keys;
@@ -31,7 +32,8 @@ use pyo3::types::PyBytes;
 
 use crate::convert::Options;
 
-pub(crate) use decode::{decode, DecodeError};
+pub(crate) use budget::Budget;
+pub(crate) use decode::{decode, decode_within, DecodeError};
 pub(crate) use encode::{encode, encode_args};
 
 /// `_pyrpc._dumps(obj)`: the bytes of `obj` as a `pyrpc.v1.Value` message,
@@ -46,8 +48,5 @@ pub(crate) fn _dumps<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyByte
 /// decode to, as a call's result does (for tests and benchmarks).
 #[pyfunction]
 pub(crate) fn _loads(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
-    decode(py, &Bytes::copy_from_slice(data), Options::default()).map_err(|e| match e {
-        DecodeError::Py(e) => e,
-        DecodeError::Value(e) => pyo3::exceptions::PyValueError::new_err(e.to_string()),
-    })
+    decode(py, &Bytes::copy_from_slice(data), Options::default()).map_err(DecodeError::into_pyerr)
 }

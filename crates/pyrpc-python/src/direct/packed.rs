@@ -10,6 +10,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::budget::Budget;
 use super::slots::NewList;
 use super::wire::{
     malformed, read_len, read_varint, truncated, unzigzag, varint, zigzag, DecodeError, ITEM,
@@ -166,19 +167,22 @@ fn count_varints(data: &[u8]) -> usize {
     })
 }
 
-/// A list of the ints packed in `buf[start..end]`.
+/// A list of the ints packed in `buf[start..end]`, each charged to
+/// `budget` before the list is made.
 #[allow(unsafe_code)]
 pub(super) fn read_ints<'py>(
     py: Python<'py>,
     buf: &[u8],
     start: usize,
     end: usize,
+    budget: &mut Budget,
 ) -> Result<Bound<'py, PyAny>, DecodeError> {
     let data = &buf[start..end];
     let n = count_varints(data);
     if data.last().is_some_and(|&b| b >= 0x80) {
         return Err(malformed("truncated packed int"));
     }
+    budget.values(n as u64)?;
     let list = NewList::new(py, n)?;
     let mut pos = 0;
     for i in 0..n {
@@ -197,19 +201,22 @@ pub(super) fn read_ints<'py>(
     Ok(list.into_any())
 }
 
-/// A list of the doubles packed in `buf[start..end]`.
+/// A list of the doubles packed in `buf[start..end]`, charged as
+/// [`read_ints`] does.
 #[allow(unsafe_code)]
 pub(super) fn read_floats<'py>(
     py: Python<'py>,
     buf: &[u8],
     start: usize,
     end: usize,
+    budget: &mut Budget,
 ) -> Result<Bound<'py, PyAny>, DecodeError> {
     let data = &buf[start..end];
     if data.len() % 8 != 0 {
         return Err(malformed("packed floats not a multiple of 8 bytes"));
     }
     let n = data.len() / 8;
+    budget.values(n as u64)?;
     let list = NewList::new(py, n)?;
     for (i, chunk) in data.chunks_exact(8).enumerate() {
         let mut le = [0u8; 8];

@@ -79,14 +79,24 @@ pub(super) struct NewList<'py> {
 }
 
 impl<'py> NewList<'py> {
-    /// A new list of `n` empty (NULL) slots.
+    /// A new list of `n` empty (NULL) slots, untracked by the garbage
+    /// collector until [`into_any`](Self::into_any): the collections that
+    /// the objects made for its items set off do not walk it again and
+    /// again (as CPython's own builders leave a container untracked until
+    /// it is complete), and no Python code can reach it half-built.
     #[allow(unsafe_code)]
     pub(super) fn new(py: Python<'py>, n: usize) -> PyResult<Self> {
         let fast = layout_ok(py);
         // SAFETY: a new list or NULL with an exception set; its empty slots
-        // are NULL, which its deallocator allows if some stay empty.
-        let list =
-            unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))? };
+        // are NULL, which its deallocator allows if some stay empty. A new
+        // list is tracked; untracking it is allowed (its deallocator
+        // untracks only a tracked object), and nothing but `into_any`
+        // tracks it again.
+        let list = unsafe {
+            let list = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))?;
+            ffi::PyObject_GC_UnTrack(list.as_ptr().cast());
+            list
+        };
         Ok(NewList { list, fast })
     }
 
@@ -114,8 +124,12 @@ impl<'py> NewList<'py> {
         ffi::PyList_SetItem(list, i as ffi::Py_ssize_t, obj);
     }
 
-    /// The list.
+    /// The list, complete and tracked by the garbage collector again.
+    #[allow(unsafe_code)]
     pub(super) fn into_any(self) -> Bound<'py, PyAny> {
+        // SAFETY: the list was untracked by `new` and nothing else tracks
+        // it; the GIL is held.
+        unsafe { ffi::PyObject_GC_Track(self.list.as_ptr().cast()) };
         self.list
     }
 }
@@ -141,7 +155,16 @@ mod tests {
                     list.set(i, int.into_ptr())
                 };
             }
+            let gc = py.import("gc").unwrap();
+            let tracked = |l: &Bound<'_, PyAny>| {
+                gc.call_method1("is_tracked", (l,))
+                    .unwrap()
+                    .extract::<bool>()
+                    .unwrap()
+            };
+            assert!(!tracked(&list.list), "untracked while it is filled");
             let list = list.into_any();
+            assert!(tracked(&list), "tracked once complete");
             assert_eq!(list.extract::<Vec<i64>>().unwrap(), vec![0, 1000, 2000]);
         });
     }

@@ -190,3 +190,43 @@ fn packed_lists_respect_the_depth_limit_and_refuse_bad_bytes() {
         assert!(obj.eq(eval(py, c_str!("[1, -2]"))).expect("comparable"));
     });
 }
+
+/// The decoder charges exactly what the server's scan counts for the same
+/// value (one for the value, `cost::value_cost` for what it holds), and
+/// refuses as soon as the total passes a budget, leaving none of the
+/// objects it made behind.
+#[test]
+fn the_budget_is_charged_as_the_scan_counts() {
+    use super::{decode_within, Budget};
+    use pyrpc_proto::cost::{value_cost, DECODED_VALUE_BYTES};
+    Python::initialize();
+    Python::attach(|py| {
+        let exprs = [
+            c_str!("[None] * 1000"),
+            c_str!("[{'a': i, 'b': 'x', 'c': 1.5, 'd': None} for i in range(300)]"),
+            c_str!("{str(i): float(i) for i in range(3000)}"),
+            c_str!("(list(range(1000)), [0.5] * 100, {1, 2}, frozenset({3}), [[[]]])"),
+            c_str!("[__import__('datetime').date(2020, 1, i) for i in range(1, 20)]"),
+        ];
+        for expr in exprs {
+            let obj = eval(py, expr);
+            let bytes = encode(&obj, Options::default()).expect("encodes");
+            let cost = value_cost(&bytes);
+            let counted = (1 + cost.values) * DECODED_VALUE_BYTES + cost.array_bytes;
+            let mut budget = Budget::with_limit(counted);
+            let back = match decode_within(py, &bytes, Options::default(), &mut budget) {
+                Ok(v) => v.into_bound(py),
+                Err(_) => panic!("decodes within {counted} bytes: {expr:?}"),
+            };
+            assert!(back.eq(&obj).expect("comparable"), "{expr:?}");
+            assert_eq!(budget.spent(), counted, "{expr:?}");
+            let mut short = Budget::with_limit(counted - 1);
+            match decode_within(py, &bytes, Options::default(), &mut short) {
+                Err(DecodeError::Py(e)) => {
+                    assert!(e.to_string().contains("budget"), "{e}");
+                }
+                _ => panic!("refused one byte short: {expr:?}"),
+            }
+        }
+    });
+}

@@ -32,6 +32,17 @@ pub(crate) enum DecodeError {
     Value(ValueError),
 }
 
+impl DecodeError {
+    /// The Python exception for this error: Python's own, or a
+    /// `ValueError` saying what was wrong with the bytes.
+    pub(crate) fn into_pyerr(self) -> PyErr {
+        match self {
+            DecodeError::Py(e) => e,
+            DecodeError::Value(e) => pyo3::exceptions::PyValueError::new_err(e.to_string()),
+        }
+    }
+}
+
 impl From<PyErr> for DecodeError {
     fn from(e: PyErr) -> Self {
         DecodeError::Py(e)

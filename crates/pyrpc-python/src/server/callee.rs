@@ -36,6 +36,13 @@ impl Callee for PyCallee {
         true
     }
 
+    /// Arguments are decoded within the decoded-size budget
+    /// (`convert::from_args`, decision 0019), so the server does not scan
+    /// request frames first.
+    fn bounds_decoded_size(&self) -> bool {
+        true
+    }
+
     /// Calls are answered from the worker thread that ran them
     /// (`CallDone`): one hand-off from the connection's reader to the
     /// worker, one from the worker to the connection's writer.

@@ -76,3 +76,46 @@ fn frames_the_budget_check_skips_cannot_pass_the_floor() {
     assert!(c.decoded_bytes() <= DECODED_FLOOR);
     assert!(decoded_size_check(&body).is_ok());
 }
+
+/// For a callee that charges values as it decodes them, the server counts
+/// only the arguments: a frame of 3.2M empty arguments is refused as the
+/// full scan refuses it; one argument holding 3.2M empty values is left to
+/// the callee (which the full scan refuses).
+#[test]
+fn the_arguments_check_counts_arguments_only() {
+    let n = 3_200_000;
+    let frame = |call: Vec<u8>| {
+        let mut req = vec![0x08, 7, 0x12];
+        varint_into(call.len() as u64, &mut req);
+        req.extend_from_slice(&call);
+        let mut body = vec![0x12];
+        varint_into(req.len() as u64, &mut body);
+        body.extend_from_slice(&req);
+        body
+    };
+    let mut many = vec![0x0a, 1, b'm'];
+    many.extend_from_slice(&[0x12, 0x00].repeat(n));
+    let many = frame(many);
+    let why = arguments_check(&many).expect_err("3.2M arguments are over the budget");
+    assert!(why.contains("3200000 values"), "{why}");
+
+    // Value { list (8) { items (1): n empty values } }
+    let items = [0x0a, 0x00].repeat(n);
+    let mut value = vec![0x42];
+    varint_into(items.len() as u64, &mut value);
+    value.extend_from_slice(&items);
+    let mut one = vec![0x0a, 1, b'm', 0x12];
+    varint_into(value.len() as u64, &mut one);
+    one.extend_from_slice(&value);
+    let one = frame(one);
+    assert!(arguments_check(&one).is_ok());
+    assert!(decoded_size_check(&one).is_err());
+}
+
+fn varint_into(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
