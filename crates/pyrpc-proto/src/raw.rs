@@ -89,6 +89,12 @@ pub fn decode_value(bytes: Bytes, max_depth: usize) -> Result<Value, ValueError>
     if max_depth == 0 {
         return Err(ValueError::TooDeep { max: 0 });
     }
+    // The common kinds in one walk; anything else (and any doubt) the
+    // generated way, which decides the value or the error.
+    let left = max_depth.min(crate::VALUE_DEPTH_CEILING);
+    if let Some(v) = crate::value::direct::decode(&bytes, left) {
+        return Ok(v);
+    }
     let wire = wire::Value::decode(bytes).map_err(|e| ValueError::Undecodable(e.to_string()))?;
     Value::from_wire(wire, max_depth)
 }
