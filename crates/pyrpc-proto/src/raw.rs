@@ -36,7 +36,12 @@ use crate::{wire, Args, Value, ValueError};
 pub fn encode_value(value: Value) -> Bytes {
     match value {
         Value::Encoded(b) => b,
-        v => Bytes::from(wire::Value::from(v).encode_to_vec()),
+        // The common kinds straight to bytes (the same bytes); others the
+        // generated way.
+        v => match crate::value::direct::encode(&v) {
+            Some(b) => b,
+            None => Bytes::from(wire::Value::from(v).encode_to_vec()),
+        },
     }
 }
 

@@ -12,6 +12,12 @@
 //! values differ in number, nesting at the depth limit or beyond
 //! [`DIRECT_MAX_NESTING`]) gives up, and the caller decodes the same bytes
 //! the generated way, whose answer (a value or its error) is the answer.
+//!
+//! [`encode`] is the same idea the other way: a value made of those kinds
+//! only, nested no deeper than [`crate::NESTED_MAX_DEPTH`], is written
+//! straight to bytes, byte for byte what prost writes for its
+//! `wire::Value` (packed lists as `int_list` / `float_list`, PROTOCOL.md
+//! §5); any other value is left to the generated encoder.
 
 use bytes::Bytes;
 
@@ -207,6 +213,184 @@ impl Reader<'_> {
     }
 }
 
+// ===== encoding =====
+
+/// The bytes of `v` as a `pyrpc.v1.Value`, or `None` when a kind or the
+/// nesting is not one written here (see the module documentation).
+pub(crate) fn encode(v: &Value) -> Option<Bytes> {
+    let len = body_len(v, crate::NESTED_MAX_DEPTH)?;
+    let mut out = Vec::with_capacity(len);
+    write_body(v, &mut out);
+    debug_assert_eq!(out.len(), len);
+    Some(Bytes::from(out))
+}
+
+fn varint_len(n: u64) -> usize {
+    // 1 byte per 7 bits, at least one.
+    ((64 - (n | 1).leading_zeros() as usize) + 6) / 7
+}
+
+fn zigzag(i: i64) -> u64 {
+    ((i << 1) ^ (i >> 63)) as u64
+}
+
+/// A length-delimited field's size after its key: the length and the body.
+fn delimited(len: usize) -> usize {
+    varint_len(len as u64) + len
+}
+
+/// The packed list `v` would be written as, if any: all ints, or all floats.
+fn packed_kind(v: &[Value]) -> Option<bool> {
+    match v.first() {
+        Some(Value::Int(_)) if v.iter().all(|x| matches!(x, Value::Int(_))) => Some(false),
+        Some(Value::Float(_)) if v.iter().all(|x| matches!(x, Value::Float(_))) => Some(true),
+        _ => None,
+    }
+}
+
+fn packed_payload(v: &[Value]) -> usize {
+    v.iter()
+        .map(|x| match x {
+            Value::Int(i) => varint_len(zigzag(*i)),
+            _ => 8,
+        })
+        .sum()
+}
+
+/// The size of an `Items` body, or of a `Dict` body's keys and values.
+fn items_len<'a>(items: impl Iterator<Item = &'a Value>, left: usize) -> Option<usize> {
+    let mut len = 0;
+    for v in items {
+        len += 1 + delimited(body_len(v, left)?);
+    }
+    Some(len)
+}
+
+/// The size of `v`'s `Value` message, if it is written here; `left` is
+/// the nesting it may still take (as `flat::deeper_than` counts it).
+fn body_len(v: &Value, left: usize) -> Option<usize> {
+    if left == 0 {
+        return None;
+    }
+    Some(match v {
+        Value::None => 2,
+        Value::Bool(_) => 2,
+        Value::Int(i) => 1 + varint_len(zigzag(*i)),
+        Value::Float(_) => 9,
+        Value::Str(s) => 1 + delimited(s.len()),
+        Value::Bytes(b) => 1 + delimited(b.len()),
+        Value::List(items) => match packed_kind(items) {
+            Some(_) if left < 2 => return None,
+            // Key 32 or 33 takes two bytes; the list's one field, packed.
+            Some(_) => 2 + delimited(1 + delimited(packed_payload(items))),
+            None => 1 + delimited(items_len(items.iter(), left - 1)?),
+        },
+        Value::Tuple(items) => 1 + delimited(items_len(items.iter(), left - 1)?),
+        Value::Dict(entries) => {
+            let keys = items_len(entries.iter().map(|(k, _)| k), left - 1)?;
+            let values = items_len(entries.iter().map(|(_, v)| v), left - 1)?;
+            1 + delimited(keys + values)
+        }
+        _ => return None,
+    })
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Writes a value `body_len` accepted (with any `left`).
+fn write_body(v: &Value, out: &mut Vec<u8>) {
+    // Keys: field << 3 | wire type.
+    match v {
+        Value::None => out.extend_from_slice(&[0x0a, 0x00]),
+        Value::Bool(b) => out.extend_from_slice(&[0x10, u8::from(*b)]),
+        Value::Int(i) => {
+            out.push(0x18);
+            put_varint(out, zigzag(*i));
+        }
+        Value::Float(f) => {
+            out.push(0x29);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::Str(s) => {
+            out.push(0x32);
+            put_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Bytes(b) => {
+            out.push(0x3a);
+            put_varint(out, b.len() as u64);
+            out.extend_from_slice(b);
+        }
+        Value::List(items) => match packed_kind(items) {
+            Some(float) => {
+                // Field 32 (`int_list`) or 33 (`float_list`), length-delimited.
+                out.extend_from_slice(if float { &[0x8a, 0x02] } else { &[0x82, 0x02] });
+                let payload = packed_payload(items);
+                put_varint(out, delimited(payload) as u64 + 1);
+                out.push(0x0a);
+                put_varint(out, payload as u64);
+                for x in items {
+                    match x {
+                        Value::Int(i) => put_varint(out, zigzag(*i)),
+                        Value::Float(f) => out.extend_from_slice(&f.to_le_bytes()),
+                        _ => {}
+                    }
+                }
+            }
+            None => write_items(0x42, items.iter(), items.iter(), 0x0a, out),
+        },
+        Value::Tuple(items) => write_items(0x4a, items.iter(), items.iter(), 0x0a, out),
+        Value::Dict(entries) => {
+            out.push(0x62);
+            let keys = entries.iter().map(|(k, _)| k);
+            let values = entries.iter().map(|(_, v)| v);
+            let len = sum_fields(keys.clone()) + sum_fields(values.clone());
+            put_varint(out, len as u64);
+            for k in keys {
+                write_field(0x0a, k, out);
+            }
+            for v in values {
+                write_field(0x12, v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The size of repeated `Value` fields (key, length, body each).
+fn sum_fields<'a>(items: impl Iterator<Item = &'a Value>) -> usize {
+    items
+        .map(|v| 1 + delimited(body_len(v, usize::MAX).unwrap_or(0)))
+        .sum()
+}
+
+fn write_field(key: u8, v: &Value, out: &mut Vec<u8>) {
+    out.push(key);
+    put_varint(out, body_len(v, usize::MAX).unwrap_or(0) as u64);
+    write_body(v, out);
+}
+
+/// An `Items` message as field `key` of a `Value`.
+fn write_items<'a>(
+    key: u8,
+    sizes: impl Iterator<Item = &'a Value>,
+    items: impl Iterator<Item = &'a Value>,
+    item_key: u8,
+    out: &mut Vec<u8>,
+) {
+    out.push(key);
+    put_varint(out, sum_fields(sizes) as u64);
+    for v in items {
+        write_field(item_key, v, out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +447,48 @@ mod tests {
             }
             let plain = !matches!(&v, Value::List(items) if items.iter().any(|i| matches!(i, Value::Set(_))));
             assert_eq!(direct.is_some(), plain, "{v:?}");
+        }
+    }
+
+    /// What it writes is what prost writes for the same value, and a value
+    /// it does not write (a set, a value deeper than the nested limit) is
+    /// left to prost.
+    #[test]
+    fn writes_what_the_generated_encoder_writes() {
+        let mut values = samples();
+        values.push(Value::Str("x".repeat(300)));
+        values.push(Value::List(vec![Value::Int(i64::MIN); 200]));
+        values.push(Value::Dict(vec![(
+            Value::Int(1),
+            Value::List(vec![Value::from("a"); 70]),
+        )]));
+        for v in values {
+            let prost = Bytes::from(wire::Value::from(v.clone()).encode_to_vec());
+            match encode(&v) {
+                Some(direct) => assert_eq!(direct, prost, "{v:?}"),
+                None => assert!(
+                    matches!(&v, Value::List(items) if items.iter().any(|i| matches!(i, Value::Set(_)))),
+                    "{v:?} left to prost"
+                ),
+            }
+            assert_eq!(raw::encode_value(v.clone()), prost);
+        }
+        for depth in [30, 31, 32, 33, 40] {
+            let mut v = Value::List(vec![Value::Int(1), Value::from("x")]);
+            let mut packed = Value::List(vec![Value::Int(1)]);
+            for _ in 1..depth - 1 {
+                v = Value::Tuple(vec![v]);
+                packed = Value::Tuple(vec![packed]);
+            }
+            for v in [v, packed] {
+                let prost = Bytes::from(wire::Value::from(v.clone()).encode_to_vec());
+                assert_eq!(raw::encode_value(v.clone()), prost, "depth {depth}");
+                assert_eq!(
+                    encode(&v).is_some(),
+                    depth <= crate::NESTED_MAX_DEPTH,
+                    "depth {depth}"
+                );
+            }
         }
     }
 
