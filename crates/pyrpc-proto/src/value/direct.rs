@@ -227,7 +227,7 @@ pub(crate) fn encode(v: &Value) -> Option<Bytes> {
 
 fn varint_len(n: u64) -> usize {
     // 1 byte per 7 bits, at least one.
-    ((64 - (n | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn zigzag(i: i64) -> u64 {
