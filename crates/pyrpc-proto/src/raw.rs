@@ -36,7 +36,12 @@ use crate::{wire, Args, Value, ValueError};
 pub fn encode_value(value: Value) -> Bytes {
     match value {
         Value::Encoded(b) => b,
-        v => Bytes::from(wire::Value::from(v).encode_to_vec()),
+        // The common kinds straight to bytes (the same bytes); others the
+        // generated way.
+        v => match crate::value::direct::encode(&v) {
+            Some(b) => b,
+            None => Bytes::from(wire::Value::from(v).encode_to_vec()),
+        },
     }
 }
 
@@ -88,6 +93,12 @@ impl From<Args> for RawArgs {
 pub fn decode_value(bytes: Bytes, max_depth: usize) -> Result<Value, ValueError> {
     if max_depth == 0 {
         return Err(ValueError::TooDeep { max: 0 });
+    }
+    // The common kinds in one walk; anything else (and any doubt) the
+    // generated way, which decides the value or the error.
+    let left = max_depth.min(crate::VALUE_DEPTH_CEILING);
+    if let Some(v) = crate::value::direct::decode(&bytes, left) {
+        return Ok(v);
     }
     let wire = wire::Value::decode(bytes).map_err(|e| ValueError::Undecodable(e.to_string()))?;
     Value::from_wire(wire, max_depth)

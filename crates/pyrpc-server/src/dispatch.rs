@@ -140,14 +140,15 @@ pub(crate) async fn handle(
             reply(conn, ack(id)).await;
             shared.begin_shutdown();
         }
-        request::Kind::Call(call) if goes_direct(shared, &call.method) => {
-            direct::direct_call(shared, conn, id, call, received, permit).await
-        }
+        // `goes_direct`'s rule, with the method looked up once.
         request::Kind::Call(call) if runs_inline(shared, &call.method) => {
             let (method, body) = CallBody::split(call, received);
             let resp = call_response(shared, conn, id, &method, body, None).await;
             reply(conn, resp).await;
             drop(permit);
+        }
+        request::Kind::Call(call) if answers_directly(shared) => {
+            direct::direct_call(shared, conn, id, call, received, permit).await
         }
         request::Kind::Call(call) => spawn_call(shared, conn, id, call, received, permit),
         request::Kind::Submit(s) => {

@@ -196,15 +196,25 @@ async fn with_stall<T>(
     stall: Option<Duration>,
     f: impl Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
-    match stall {
-        None => f.await,
-        Some(d) => tokio::time::timeout(d, f).await.map_err(|_| {
-            io::Error::new(
+    let Some(d) = stall else { return f.await };
+    // Most writes are done on their first poll (the socket has room): those
+    // need no timer (a clock read, and a timer entry made and dropped, per
+    // write). The stall time counts from the first poll that waits.
+    let mut f = std::pin::pin!(f);
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = f.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(d)));
+        timer.as_mut().poll(cx).map(|()| {
+            Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the peer read nothing for the stall timeout",
-            )
-        })?,
-    }
+            ))
+        })
+    })
+    .await
 }
 
 fn tracing_debug(e: &io::Error) {

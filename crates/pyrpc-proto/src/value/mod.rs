@@ -321,6 +321,7 @@ impl Value {
     }
 }
 
+pub(crate) mod direct;
 #[cfg(test)]
 mod tests;
 mod to_wire;

@@ -78,7 +78,8 @@ pub(crate) fn answers_directly(shared: &Shared) -> bool {
 
 /// True when a call of `method` goes to the callee's
 /// [`Callee::call_then`] (`direct`): the one rule for the reader
-/// (`dispatch::handle`) and for a worker that read the request itself
+/// (`dispatch::handle`, which spells it out to look the method up once)
+/// and for a worker that read the request itself
 /// (`Direct::serve_next`).
 ///
 /// [`Callee::call_then`]: crate::Callee::call_then
