@@ -12,7 +12,7 @@ use anyhow::Result;
 use crate::util::{cargo, run, run_logged, step};
 
 /// The fuzz targets, one per decoder.
-const TARGETS: &[&str] = &["frame_decoder", "messages", "flat_values"];
+const TARGETS: &[&str] = &["frame_decoder", "messages", "flat_values", "direct_values"];
 
 /// Runs each target for `seconds`.
 pub(crate) fn run_targets(root: &Path, seconds: u64) -> Result<()> {
