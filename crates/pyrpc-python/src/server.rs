@@ -146,6 +146,7 @@ impl ServerCore {
                     max_depth: config.max_value_depth,
                 },
                 event_loop: LoopSlot::default(),
+                names: Default::default(),
             }),
             address: parse_address(address)?,
             config,

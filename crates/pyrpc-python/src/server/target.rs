@@ -4,7 +4,7 @@
 //! `log_exception` hooks. Runs with the GIL held, on a worker thread
 //! (`callee.rs`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use pyo3::exceptions::{PyAttributeError, PyTypeError};
@@ -49,6 +49,35 @@ pub(super) struct Target {
     pub(super) event_loop: LoopSlot,
     /// Whether `log_call` needs calling after a call that returned.
     pub(super) call_log: CallLog,
+    /// The names of methods served so far, as Python strings
+    /// ([`Target::name`]).
+    pub(super) names: MethodNames,
+}
+
+/// Python strings of the method names served so far, so that each call of
+/// a method looks it up with the same string object: CPython's type
+/// attribute cache is keyed by the name object's address, so a new string
+/// per call misses it and walks the class's MRO for the property check and
+/// again for `getattr`. Only names that turned out to be served methods are
+/// kept, at most [`MethodNames::MAX`].
+#[derive(Default)]
+pub(super) struct MethodNames(Mutex<HashMap<Box<str>, Py<PyString>>>);
+
+impl MethodNames {
+    /// At most this many names are kept; others get a new string per call.
+    const MAX: usize = 1024;
+
+    fn get(&self, py: Python<'_>, method: &str) -> Option<Py<PyString>> {
+        let names = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        names.get(method).map(|n| n.clone_ref(py))
+    }
+
+    fn keep(&self, method: &str, name: &Bound<'_, PyString>) {
+        let mut names = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if names.len() < Self::MAX && !names.contains_key(method) {
+            names.insert(method.into(), name.clone().unbind());
+        }
+    }
 }
 
 /// How a call that returned is logged: decided once, when the server is
@@ -63,7 +92,7 @@ pub(super) enum CallLog {
     /// `pyrpc` logger: that logger's `isEnabledFor` (cached by `logging`)
     /// is asked first, and `log_call` runs only when it would log. The
     /// level is asked per call, so raising it later still works.
-    IfDebug(Py<PyAny>),
+    IfDebug(Py<PyAny>, Option<Py<PyDict>>),
 }
 
 impl CallLog {
@@ -87,13 +116,27 @@ impl CallLog {
             }
         }
         let logger = module.getattr("logger")?;
-        Ok(CallLog::IfDebug(logger.getattr("isEnabledFor")?.unbind()))
+        // `isEnabledFor`'s own cache (`Logger._cache`, level -> answer,
+        // cleared in place whenever a level changes): read first, so that
+        // a server with DEBUG off makes no Python call per call to learn
+        // it. Without it (another `logging`), the method is called.
+        let cache = logger
+            .getattr("_cache")
+            .ok()
+            .and_then(|c| c.cast_into::<PyDict>().ok())
+            .map(Bound::unbind);
+        Ok(CallLog::IfDebug(
+            logger.getattr("isEnabledFor")?.unbind(),
+            cache,
+        ))
     }
 
     pub(super) fn clone_ref(&self, py: Python<'_>) -> CallLog {
         match self {
             CallLog::Hook => CallLog::Hook,
-            CallLog::IfDebug(f) => CallLog::IfDebug(f.clone_ref(py)),
+            CallLog::IfDebug(f, c) => {
+                CallLog::IfDebug(f.clone_ref(py), c.as_ref().map(|c| c.clone_ref(py)))
+            }
         }
     }
 
@@ -103,10 +146,18 @@ impl CallLog {
         const DEBUG: u8 = 10;
         match self {
             CallLog::Hook => true,
-            CallLog::IfDebug(enabled) => enabled
-                .call1(py, (DEBUG,))
-                .and_then(|r| r.is_truthy(py))
-                .unwrap_or(true),
+            CallLog::IfDebug(enabled, cache) => {
+                // A cached "no" is the answer (a disabled logger says no
+                // too); anything else asks `isEnabledFor`.
+                let cached_no = cache.as_ref().is_some_and(|c| {
+                    matches!(c.bind(py).get_item(DEBUG), Ok(Some(v)) if matches!(v.is_truthy(), Ok(false)))
+                });
+                !cached_no
+                    && enabled
+                        .call1(py, (DEBUG,))
+                        .and_then(|r| r.is_truthy(py))
+                        .unwrap_or(true)
+            }
         }
     }
 }
@@ -282,13 +333,23 @@ impl Target {
         };
         let server = server.bind(py);
         let callee = callee.bind(py);
-        // One Python string for both lookups (each made its own).
-        let name = PyString::new(py, method);
+        // One Python string for both lookups, the same one for every call
+        // of a method served before (`MethodNames`).
+        let kept = self.names.get(py, method);
+        let name = match &kept {
+            Some(n) => n.bind(py).clone(),
+            None => PyString::new(py, method),
+        };
         if is_property(callee, &name) {
             return Err(RemoteError::no_such_method(method));
         }
         let func = match callee.getattr(&name) {
-            Ok(f) if f.is_callable() && module_serves(callee, method, &f) => f,
+            Ok(f) if f.is_callable() && module_serves(callee, method, &f) => {
+                if kept.is_none() {
+                    self.names.keep(method, &name);
+                }
+                f
+            }
             Ok(_) => return Err(RemoteError::no_such_method(method)),
             Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
                 return Err(RemoteError::no_such_method(method))
@@ -373,6 +434,20 @@ pub(crate) fn raised(py: Python<'_>, err: &PyErr, opts: Options) -> RemoteError 
 
 pub(super) static PROPERTY_TYPES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
 
+/// `types.FunctionType`, once per interpreter.
+static FUNCTION_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `attr` is exactly a Python function (not a subclass: there are none).
+fn is_function(attr: &Bound<'_, PyAny>) -> bool {
+    let py = attr.py();
+    FUNCTION_TYPE
+        .get_or_try_init(py, || {
+            PyResult::Ok(py.import("types")?.getattr("FunctionType")?.unbind())
+        })
+        .map(|t| attr.get_type().is(t.bind(py)))
+        .unwrap_or(false)
+}
+
 /// When the callee is a module, only what the module itself offers is served:
 /// the names in its `__all__` if it has one, else the functions and classes
 /// defined in it (`attr.__module__` is the module's name). What it merely
@@ -410,6 +485,10 @@ pub(super) fn is_property(callee: &Bound<'_, PyAny>, name: &Bound<'_, PyString>)
     };
     // On the class the descriptor itself comes back: nothing runs.
     match callee.get_type().getattr(name) {
+        // A plain function (the usual method) is no property; asked first,
+        // as `isinstance` against the two types costs a call of each one's
+        // `__instancecheck__`.
+        Ok(attr) if is_function(&attr) => false,
         Ok(attr) => attr.is_instance(types.bind(py)).unwrap_or(false),
         Err(_) => false,
     }

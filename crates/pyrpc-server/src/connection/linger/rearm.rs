@@ -19,10 +19,10 @@ use std::time::Duration;
 use super::Linger;
 
 /// How often the watcher looks while it has connections to watch.
-pub(super) const TICK: Duration = Duration::from_millis(1);
+pub(super) const TICK: Duration = Duration::from_millis(2);
 
 /// Looks without an unarmed call after which a connection leaves the list.
-pub(super) const DELIST_AFTER: u32 = 200;
+pub(super) const DELIST_AFTER: u32 = 100;
 
 struct Watcher {
     /// The process the watcher's thread runs in (a forked child has none).
