@@ -92,7 +92,14 @@ impl Watcher {
             drop(list);
             std::thread::sleep(TICK);
             list = lock(&self.list);
-            list.retain(|l| l.upgrade().is_some_and(|l| l.look()));
+            // A look that panics (a reader polled after its runtime shut
+            // down) drops that connection from the list, not the watcher.
+            list.retain(|l| {
+                l.upgrade().is_some_and(|l| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l.look()))
+                        .unwrap_or(false)
+                })
+            });
         }
     }
 }
