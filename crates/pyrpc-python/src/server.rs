@@ -26,6 +26,7 @@ use crate::errors;
 use crate::pool::Pool;
 use crate::runtime;
 
+mod call_log;
 mod callee;
 mod target;
 
