@@ -186,6 +186,9 @@ fn worker_loop(py: Python<'_>, shared: &Shared, first: Job) {
                     job = Some(next);
                     continue;
                 }
+                // Off to other work: the connection read here last is
+                // watched by its reader task again.
+                pyrpc_server::release_here();
             }
             let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             loop {

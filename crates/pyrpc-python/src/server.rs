@@ -26,6 +26,7 @@ use crate::errors;
 use crate::pool::Pool;
 use crate::runtime;
 
+mod call_log;
 mod callee;
 mod target;
 
@@ -146,6 +147,7 @@ impl ServerCore {
                     max_depth: config.max_value_depth,
                 },
                 event_loop: LoopSlot::default(),
+                names: Default::default(),
             }),
             address: parse_address(address)?,
             config,

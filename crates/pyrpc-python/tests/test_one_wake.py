@@ -3,6 +3,8 @@ connection's next request and runs it itself (issue 11, decision 0074): what
 must still hold while it does, over real sockets and real threads."""
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -30,6 +32,11 @@ class Worker(Server):
         with open(marker, "w") as f:
             f.write("not cancelled")
         return "not cancelled"
+
+    def started_then_wait_for_cancel(self, started, marker):
+        with open(started, "w") as f:
+            f.write("started")
+        return self.wait_for_cancel(marker)
 
 
 @pytest.fixture(params=["tcp", "unix"])
@@ -69,6 +76,33 @@ def test_a_call_read_by_the_waiting_worker_can_still_be_cancelled(address, tmp_p
             assert wait_for_file(marker) == "cancelled"
             os.remove(marker)
         assert c.echo(2) == 2
+    finally:
+        server.shutdown_sync()
+
+
+def test_a_long_call_read_by_the_waiting_worker_sees_its_caller_go(address, tmp_path):
+    # The worker runs the call it read with nothing watching the socket at
+    # first (decision 0077); once the call has run for a moment its read is
+    # watched again, so the caller's going away (a killed process: its
+    # socket closes) still cancels it while it runs.
+    server = started(address)
+    try:
+        started_file = str(tmp_path / "started")
+        marker = str(tmp_path / "outcome")
+        code = (
+            "import pyrpc\n"
+            "c = pyrpc.Client(address=%r)\n"
+            "assert c.echo(1) == 1\n"
+            "c.started_then_wait_for_cancel(%r, %r)\n"
+        ) % (server.bound_address(), started_file, marker)
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        try:
+            assert wait_for_file(started_file) == "started"
+        finally:
+            proc.kill()
+            proc.wait(20)
+        assert wait_for_file(marker) == "cancelled"
+        assert Client(address=server.bound_address()).echo(3) == 3
     finally:
         server.shutdown_sync()
 

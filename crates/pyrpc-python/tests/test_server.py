@@ -301,6 +301,27 @@ def test_pyrpc_logger_gets_debug_per_call_and_warning_per_exception(tmp_path, ca
         server.shutdown_sync()
 
 
+def test_debug_turned_on_after_calls_logs_the_calls_after_it(tmp_path, caplog):
+    # With DEBUG off, the server learns per call from the logger's own
+    # cache that no call is logged; turning DEBUG on later (which clears
+    # that cache) logs the calls that follow.
+    import logging
+
+    server = InProcess(address=str(tmp_path / "s"))
+    server.start_in_thread()
+    try:
+        c = Client(address=server.address)
+        for i in range(3):
+            assert c.echo(i) == ((i,), {})
+        assert not [r for r in caplog.records if r.name == "pyrpc"]
+        with caplog.at_level(logging.DEBUG, logger="pyrpc"):
+            c.echo(7)
+        records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pyrpc"]
+        assert ("DEBUG", "echo(args=(7,), kwargs={}) -> ((7,), {})") in records
+    finally:
+        server.shutdown_sync()
+
+
 def test_call_logging_func_set_on_the_instance_is_used(tmp_path):
     # Whether `log_call` must run is decided once, when the server starts
     # (a server without a hook skips it): a hook set on the instance before

@@ -39,7 +39,7 @@ mod nonblocking;
 use call::*;
 pub(crate) use call::{answers_directly, not_started, panic_message, panicked};
 pub(crate) use direct::Direct;
-pub use direct::{lingering_thread, serve_next_here};
+pub use direct::{lingering_thread, release_here, serve_next_here};
 use nonblocking::*;
 
 /// The longest a `Fetch` may be held, whatever its `wait_ms` says.

@@ -106,7 +106,7 @@ pub mod __private {
 mod service;
 
 pub use callee::{CallContext, CallDone, CallFuture, Callee};
-pub use dispatch::{lingering_thread, serve_next_here};
+pub use dispatch::{lingering_thread, release_here, serve_next_here};
 pub use methods::Methods;
 pub use pyrpc_macros::{service, Exception};
 pub use stream::ValueStream;

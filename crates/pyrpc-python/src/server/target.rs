@@ -4,7 +4,7 @@
 //! `log_exception` hooks. Runs with the GIL held, on a worker thread
 //! (`callee.rs`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use pyo3::exceptions::{PyAttributeError, PyTypeError};
@@ -13,6 +13,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule, PyString, PyTuple};
 use pyrpc_proto::{Args, ErrorKind, MethodInfo, RemoteError, Value};
 
+pub(super) use super::call_log::CallLog;
 use crate::aio::LoopSlot;
 use crate::convert::{self, Options};
 use crate::errors;
@@ -49,64 +50,33 @@ pub(super) struct Target {
     pub(super) event_loop: LoopSlot,
     /// Whether `log_call` needs calling after a call that returned.
     pub(super) call_log: CallLog,
+    /// The names of methods served so far, as Python strings
+    /// ([`Target::name`]).
+    pub(super) names: MethodNames,
 }
 
-/// How a call that returned is logged: decided once, when the server is
-/// made, so that a server without a hook does not run Python's `log_call`
-/// (a method lookup and two Python calls) on every call.
-pub(super) enum CallLog {
-    /// The server overrides `log_call` or `get_call_logging_func` (in its
-    /// class or on the instance): `server.log_call(...)` runs after every
-    /// call.
-    Hook,
-    /// `pyrpc.Server`'s own `log_call`, which only logs at DEBUG on the
-    /// `pyrpc` logger: that logger's `isEnabledFor` (cached by `logging`)
-    /// is asked first, and `log_call` runs only when it would log. The
-    /// level is asked per call, so raising it later still works.
-    IfDebug(Py<PyAny>),
-}
+/// Python strings of the method names served so far, so that each call of
+/// a method looks it up with the same string object: CPython's type
+/// attribute cache is keyed by the name object's address, so a new string
+/// per call misses it and walks the class's MRO for the property check and
+/// again for `getattr`. Only names that turned out to be served methods are
+/// kept, at most [`MethodNames::MAX`].
+#[derive(Default)]
+pub(super) struct MethodNames(Mutex<HashMap<Box<str>, Py<PyString>>>);
 
-impl CallLog {
-    /// The mode for `server` ([`CallLog::Hook`] when in doubt).
-    pub(super) fn of(server: &Bound<'_, PyAny>) -> CallLog {
-        Self::find(server).unwrap_or(CallLog::Hook)
+impl MethodNames {
+    /// At most this many names are kept; others get a new string per call.
+    const MAX: usize = 1024;
+
+    fn get(&self, py: Python<'_>, method: &str) -> Option<Py<PyString>> {
+        let names = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        names.get(method).map(|n| n.clone_ref(py))
     }
 
-    pub(super) fn find(server: &Bound<'_, PyAny>) -> PyResult<CallLog> {
-        let module = server.py().import("pyrpc._server")?;
-        let base = module.getattr("Server")?;
-        let class = server.get_type();
-        let own = server.getattr("__dict__").ok();
-        for name in ["log_call", "get_call_logging_func"] {
-            let overridden = !class.getattr(name)?.is(&base.getattr(name)?)
-                || own
-                    .as_ref()
-                    .is_some_and(|d| d.contains(name).unwrap_or(true));
-            if overridden {
-                return Ok(CallLog::Hook);
-            }
-        }
-        let logger = module.getattr("logger")?;
-        Ok(CallLog::IfDebug(logger.getattr("isEnabledFor")?.unbind()))
-    }
-
-    pub(super) fn clone_ref(&self, py: Python<'_>) -> CallLog {
-        match self {
-            CallLog::Hook => CallLog::Hook,
-            CallLog::IfDebug(f) => CallLog::IfDebug(f.clone_ref(py)),
-        }
-    }
-
-    /// True when `log_call` must run for this call.
-    pub(super) fn wanted(&self, py: Python<'_>) -> bool {
-        /// `logging.DEBUG`.
-        const DEBUG: u8 = 10;
-        match self {
-            CallLog::Hook => true,
-            CallLog::IfDebug(enabled) => enabled
-                .call1(py, (DEBUG,))
-                .and_then(|r| r.is_truthy(py))
-                .unwrap_or(true),
+    fn keep(&self, method: &str, name: &Bound<'_, PyString>) {
+        let mut names = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if names.len() < Self::MAX && !names.contains_key(method) {
+            names.insert(method.into(), name.clone().unbind());
         }
     }
 }
@@ -282,13 +252,23 @@ impl Target {
         };
         let server = server.bind(py);
         let callee = callee.bind(py);
-        // One Python string for both lookups (each made its own).
-        let name = PyString::new(py, method);
+        // One Python string for both lookups, the same one for every call
+        // of a method served before (`MethodNames`).
+        let kept = self.names.get(py, method);
+        let name = match &kept {
+            Some(n) => n.bind(py).clone(),
+            None => PyString::new(py, method),
+        };
         if is_property(callee, &name) {
             return Err(RemoteError::no_such_method(method));
         }
         let func = match callee.getattr(&name) {
-            Ok(f) if f.is_callable() && module_serves(callee, method, &f) => f,
+            Ok(f) if f.is_callable() && module_serves(callee, method, &f) => {
+                if kept.is_none() {
+                    self.names.keep(method, &name);
+                }
+                f
+            }
             Ok(_) => return Err(RemoteError::no_such_method(method)),
             Err(e) if e.is_instance_of::<PyAttributeError>(py) => {
                 return Err(RemoteError::no_such_method(method))
@@ -373,6 +353,20 @@ pub(crate) fn raised(py: Python<'_>, err: &PyErr, opts: Options) -> RemoteError 
 
 pub(super) static PROPERTY_TYPES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
 
+/// `types.FunctionType`, once per interpreter.
+static FUNCTION_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `attr` is exactly a Python function (not a subclass: there are none).
+fn is_function(attr: &Bound<'_, PyAny>) -> bool {
+    let py = attr.py();
+    FUNCTION_TYPE
+        .get_or_try_init(py, || {
+            PyResult::Ok(py.import("types")?.getattr("FunctionType")?.unbind())
+        })
+        .map(|t| attr.get_type().is(t.bind(py)))
+        .unwrap_or(false)
+}
+
 /// When the callee is a module, only what the module itself offers is served:
 /// the names in its `__all__` if it has one, else the functions and classes
 /// defined in it (`attr.__module__` is the module's name). What it merely
@@ -410,6 +404,10 @@ pub(super) fn is_property(callee: &Bound<'_, PyAny>, name: &Bound<'_, PyString>)
     };
     // On the class the descriptor itself comes back: nothing runs.
     match callee.get_type().getattr(name) {
+        // A plain function (the usual method) is no property; asked first,
+        // as `isinstance` against the two types costs a call of each one's
+        // `__instancecheck__`.
+        Ok(attr) if is_function(&attr) => false,
         Ok(attr) => attr.is_instance(types.bind(py)).unwrap_or(false),
         Err(_) => false,
     }

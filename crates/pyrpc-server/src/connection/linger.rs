@@ -18,6 +18,15 @@
 //! * nothing arrives in time, or the connection is closing: the reader is
 //!   put back and armed.
 //!
+//! * the call it read runs on the thread *unarmed*: the reader is back in
+//!   the slot but nothing watches the socket, so the reply and the next
+//!   request wake nobody else. A call that runs longer than a moment is
+//!   armed then by the re-arm watcher ([`rearm`], within
+//!   `2 * rearm::TICK`), so that a `Cancel`, the peer's close or the idle
+//!   timer is seen while a long call runs, as before; a call that ends
+//!   sooner is never armed, and what came meanwhile is read by the next
+//!   wait (decision 0077).
+//!
 //! While the thread waits, the reader task sleeps on the slot; the
 //! connection's other waits (its end, the kill token) still wake it, and
 //! the thread looks at the connection's `stop` token at least every
@@ -37,6 +46,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::socket::{sys, PlainSocket, WeakSocket};
 use crate::reader::{FrameReader, ReadError};
+
+mod rearm;
 
 /// The longest a thread waits for its connection's next request before it
 /// gives the read side back to the reader task.
@@ -72,6 +83,17 @@ struct Slot {
     /// The reader task's waker, from its latest poll.
     waker: Option<Waker>,
     closed: bool,
+    /// The reader is in the slot but not armed: a call a thread read runs,
+    /// and nothing watches the socket until the call ends or the re-arm
+    /// watcher arms it.
+    unarmed: bool,
+    /// How many calls were left unarmed, and the count the watcher saw at
+    /// its last look: the same unarmed call at two looks gets armed.
+    calls: u64,
+    seen: u64,
+    /// On the watcher's list, and its looks since the last unarmed call.
+    listed: bool,
+    quiet: u32,
 }
 
 impl Linger {
@@ -89,6 +111,11 @@ impl Linger {
                 frame: None,
                 waker: None,
                 closed: false,
+                unarmed: false,
+                calls: 0,
+                seen: 0,
+                listed: false,
+                quiet: 0,
             }),
             idle,
             permits,
@@ -119,6 +146,8 @@ impl Linger {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => slot.waker = Some(cx.waker().clone()),
         }
+        // Polled here: armed with this task's waker.
+        slot.unarmed = false;
         let Some(reader) = slot.reader.as_mut() else {
             // A thread waits with it; it wakes this task when it is back
             // (armed) or leaves a frame.
@@ -137,6 +166,7 @@ impl Linger {
             let mut slot = self.lock();
             slot.closed = true;
             slot.frame = None;
+            slot.unarmed = false;
             slot.reader.take()
         };
         drop(reader);
@@ -166,9 +196,13 @@ impl Linger {
             if slot.closed || slot.frame.is_some() {
                 return None;
             }
-            slot.reader.take()?
+            let reader = slot.reader.take()?;
+            slot.unarmed = false;
+            reader
         };
-        // Nothing that arrives now wakes the runtime: only this thread.
+        // Nothing that arrives now wakes the runtime: only this thread. (A
+        // no-op when the reader was not armed since this thread's last
+        // wait: the usual case.)
         socket.unregister_reads();
         let until = Instant::now() + LINGER_WAIT;
         let read = loop {
@@ -200,37 +234,110 @@ impl Linger {
 
     /// Puts the reader back for the reader task, with `frame` for it to
     /// handle (it is woken), or armed with its waker.
-    pub(crate) fn give_back(&self, mut reader: ConnReader, frame: Option<Read>) {
+    pub(crate) fn give_back(&self, reader: ConnReader, frame: Option<Read>) {
         let mut slot = self.lock();
         if slot.closed {
             drop(slot);
             return drop(reader);
         }
-        let waker = slot.waker.clone();
-        let frame = match frame {
-            Some(read) => Some(read),
-            None => match &waker {
-                // Polled with the task's waker: `Pending` leaves that waker
-                // with the socket and the idle timer, without waking it.
-                Some(w) => {
-                    let busy = || self.busy();
-                    match reader.poll_next(&mut Context::from_waker(w), self.idle, &busy) {
-                        Poll::Ready(r) => Some(with_body(&mut reader, r)),
-                        Poll::Pending => None,
-                    }
-                }
-                // The task has not waited yet: it polls the reader itself.
-                None => None,
-            },
-        };
         slot.reader = Some(reader);
-        let wake = frame.is_some();
-        slot.frame = frame;
-        drop(slot);
-        if wake {
-            if let Some(w) = waker {
-                w.wake();
+        slot.unarmed = false;
+        let waker = match frame {
+            Some(read) => {
+                slot.frame = Some(read);
+                slot.waker.clone()
             }
+            None => self.arm_locked(&mut slot),
+        };
+        drop(slot);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Puts the reader back *unarmed* while the call this thread read runs
+    /// on it (see the module docs): the re-arm watcher arms it if the call
+    /// runs longer than a moment; [`arm`](Self::arm) arms it sooner.
+    pub(crate) fn give_back_unarmed(self: &Arc<Self>, reader: ConnReader) {
+        let mut slot = self.lock();
+        if slot.closed {
+            drop(slot);
+            return drop(reader);
+        }
+        slot.reader = Some(reader);
+        slot.unarmed = true;
+        slot.calls = slot.calls.wrapping_add(1);
+        slot.quiet = 0;
+        let list = !std::mem::replace(&mut slot.listed, true);
+        drop(slot);
+        if list && !rearm::watch(Arc::downgrade(self)) {
+            // No watcher (its thread could not start): armed now.
+            self.lock().listed = false;
+            self.arm();
+        }
+    }
+
+    /// Arms the reader when it was left unarmed (nothing otherwise): the
+    /// socket, the idle timer and the reader task's waker watch again.
+    pub(crate) fn arm(&self) {
+        let socket = self.socket.as_ref().and_then(WeakSocket::upgrade);
+        let _entered = socket.as_ref().map(PlainSocket::enter);
+        let mut slot = self.lock();
+        if !slot.unarmed || slot.closed {
+            return;
+        }
+        slot.unarmed = false;
+        let waker = self.arm_locked(&mut slot);
+        drop(slot);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The re-arm watcher's look ([`rearm`]): arms a call left unarmed
+    /// that was already running at the previous look. False when the
+    /// connection can leave the watcher's list (closed, or no unarmed call
+    /// for a while).
+    fn look(&self) -> bool {
+        let mut slot = self.lock();
+        if slot.closed {
+            slot.listed = false;
+            return false;
+        }
+        if !slot.unarmed {
+            slot.quiet = slot.quiet.saturating_add(1);
+            if slot.quiet >= rearm::DELIST_AFTER {
+                slot.listed = false;
+                return false;
+            }
+            return true;
+        }
+        slot.quiet = 0;
+        if slot.seen != slot.calls {
+            slot.seen = slot.calls;
+            return true;
+        }
+        drop(slot);
+        tracing::trace!("a long call's connection armed for its reads");
+        self.arm();
+        true
+    }
+
+    /// Polls the reader in the slot once with the reader task's waker:
+    /// `Pending` leaves that waker with the socket and the idle timer,
+    /// without waking it; a frame read now is left in the slot, and the
+    /// waker to wake for it is returned. Needs the runtime entered.
+    fn arm_locked(&self, slot: &mut Slot) -> Option<Waker> {
+        // The task has not waited yet: it polls the reader itself.
+        let waker = slot.waker.clone()?;
+        let reader = slot.reader.as_mut()?;
+        let busy = || self.busy();
+        match reader.poll_next(&mut Context::from_waker(&waker), self.idle, &busy) {
+            Poll::Ready(r) => {
+                slot.frame = Some(with_body(reader, r));
+                Some(waker)
+            }
+            Poll::Pending => None,
         }
     }
 }
@@ -244,4 +351,89 @@ fn with_body(reader: &mut ConnReader, r: Result<Option<raw::ClientFrame>, ReadEr
         _ => None,
     };
     (r, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::ByteBudget;
+    use bytes::BytesMut;
+    use pyrpc_proto::raw::{client_frame, ClientFrame, Request};
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use tokio_util::codec::Encoder;
+
+    fn ping_frame(id: u64) -> BytesMut {
+        let mut codec: pyrpc_framing::Codec<raw::ServerFrame, ClientFrame> =
+            pyrpc_framing::Codec::with_max_frame_len(1 << 20);
+        let frame = ClientFrame {
+            kind: Some(client_frame::Kind::Request(Request {
+                id,
+                kind: Some(raw::request::Kind::Ping(Default::default())),
+            })),
+        };
+        let mut buf = BytesMut::new();
+        codec.encode(frame, &mut buf).expect("encodes");
+        buf
+    }
+
+    /// Polls `cond` until it holds (at most 10 s).
+    async fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < until, "{what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// On a real socket pair: a request read by a thread and left unarmed
+    /// while its call runs registers nothing with the runtime; once the
+    /// call has run longer than the watcher's moment, its read is
+    /// registered again, and what the peer sends then (a `Cancel`, its
+    /// close) wakes the reader task.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_call_read_by_a_thread_is_armed_only_once_it_runs_long() {
+        let (ours, mut peer) = UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let sock = PlainSocket::new(OwnedFd::from(ours));
+        let read: BoxedRead = Box::pin(sock.clone());
+        let reader = FrameReader::new(read, 1 << 20, Arc::new(ByteBudget::new(1 << 20)));
+        let permits = Arc::new(Semaphore::new(4));
+        let linger = Arc::new(Linger::new(reader, Some(&sock), None, permits, 4));
+        let l = Arc::clone(&linger);
+        let task = tokio::spawn(async move { l.next().await.0.map(|f| f.is_some()) });
+        eventually("the reader task registers its read", || {
+            sock.reads_registered()
+        })
+        .await;
+
+        let (l, s) = (Arc::clone(&linger), sock.clone());
+        let (short, mut peer) = tokio::task::spawn_blocking(move || {
+            // As a worker's wait: the reader out of the task's hands and
+            // the socket unregistered before the request comes.
+            let reader = l.lock().reader.take().expect("the reader is in the slot");
+            s.unregister_reads();
+            peer.write_all(&ping_frame(1)).expect("writes");
+            l.lock().reader = Some(reader);
+            let (reader, read) = l.wait_next(&CancellationToken::new()).expect("a frame");
+            assert!(matches!(read.0, Ok(Some(_))), "the request is read here");
+            l.give_back_unarmed(reader);
+            (s.reads_registered(), peer)
+        })
+        .await
+        .expect("joins");
+        assert!(!short, "a call left unarmed registers nothing");
+
+        eventually("the watcher arms a call that runs long", || {
+            sock.reads_registered()
+        })
+        .await;
+        peer.write_all(&ping_frame(2)).expect("writes");
+        let got = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the reader task is woken")
+            .expect("joins");
+        assert!(got.expect("reads"), "the reader task reads the next frame");
+    }
 }

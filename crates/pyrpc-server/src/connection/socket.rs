@@ -58,6 +58,18 @@ impl PlainSocket {
         self.inner.fd.as_raw_fd()
     }
 
+    /// Enters the socket's runtime (for registering it, or a reader's
+    /// timer, from a thread outside it).
+    pub(crate) fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.inner.handle.enter()
+    }
+
+    /// The socket's reads are registered with the runtime.
+    #[cfg(test)]
+    pub(crate) fn reads_registered(&self) -> bool {
+        lock(&self.inner.read).is_some()
+    }
+
     /// Drops the read registration: data that arrives no longer wakes the
     /// runtime (nor the reader task) until the next read registers again.
     pub(crate) fn unregister_reads(&self) {

@@ -45,6 +45,10 @@ thread_local! {
     static LINGERS: Cell<bool> = const { Cell::new(false) };
     /// The call this thread answered last, for [`serve_next_here`].
     static NEXT: Cell<Option<Arc<Direct>>> = const { Cell::new(None) };
+    /// The connection whose call this thread read and left unarmed
+    /// (`Linger::give_back_unarmed`), armed when this thread turns to
+    /// other work ([`release_here`]).
+    static UNARMED: Cell<Option<Arc<Linger>>> = const { Cell::new(None) };
 }
 
 /// Marks the calling thread as one that calls [`serve_next_here`] after
@@ -79,9 +83,43 @@ pub fn lingering_thread() {
 ///
 /// [`Callee::call_then`]: crate::Callee::call_then
 pub fn serve_next_here() -> bool {
-    match NEXT.take() {
+    let unarmed = UNARMED.take();
+    let served = match NEXT.take() {
         Some(direct) => direct.serve_next(),
         None => false,
+    };
+    if let Some(linger) = unarmed {
+        // The call read last ended here; its read side is armed unless
+        // this thread took it again (waited for the next request).
+        let again = UNARMED.take();
+        if !again.as_ref().is_some_and(|l| Arc::ptr_eq(l, &linger)) {
+            linger.arm();
+        }
+        UNARMED.set(again);
+    }
+    served
+}
+
+/// Arms the read side of the connection whose call this thread read
+/// itself and ran ([`serve_next_here`] returned true), if it is still
+/// unarmed: call it when the thread turns to other work than that
+/// connection's next request. (A call left unarmed is armed anyway once it
+/// has run for a moment, by a watcher thread; this only makes it sooner.)
+///
+/// # Examples
+///
+/// ```
+/// std::thread::spawn(|| {
+///     pyrpc_server::lingering_thread();
+///     // ... after a job: serve_next_here(), and when no job came of it:
+///     pyrpc_server::release_here();
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn release_here() {
+    if let Some(linger) = UNARMED.take() {
+        linger.arm();
     }
 }
 
@@ -333,15 +371,23 @@ impl Direct {
             linger.give_back(reader, Some((Ok(Some(frame)), None)));
             return false;
         };
-        // The reader task watches the socket again (for `Cancel`) while the
-        // call runs, without being woken now.
-        linger.give_back(reader, None);
         let Some(raw::request::Kind::Call(call)) = req.kind else {
+            linger.give_back(reader, None);
             return false;
         };
+        // Back unarmed while the call runs on this thread: nothing watches
+        // the socket for a short call (no registration to make and drop);
+        // one that runs longer than a moment is armed by the re-arm watcher,
+        // so its `Cancel` is still seen (`connection/linger.rs`).
+        linger.give_back_unarmed(reader);
+        if let Some(old) = UNARMED.replace(Some(Arc::clone(linger))) {
+            old.arm();
+        }
         tracing::trace!(peer = %self.peer, id = req.id, "request (read by the answering thread)");
         let conn = self.conn(tx);
         if let Some(resp) = start(&self.shared, &conn, req.id, call, received, permit) {
+            // Not started (answered with an error): nothing runs here.
+            release_here();
             if let Err(TrySend::Full(frame)) = conn.tx.try_send(resp) {
                 let tx = conn.tx.clone();
                 self.handle.spawn(async move {
