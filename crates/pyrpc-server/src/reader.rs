@@ -258,13 +258,14 @@ impl<R> Drop for FrameReader<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pyrpc_proto::raw::{client_frame, ClientFrame, Request};
     use tokio::io::AsyncWriteExt;
     use tokio_util::codec::Encoder;
 
-    fn ping_frame(id: u64) -> BytesMut {
+    /// A `Ping` request's frame, as a client sends it.
+    pub(crate) fn ping_frame(id: u64) -> BytesMut {
         let mut codec: pyrpc_framing::Codec<raw::ServerFrame, ClientFrame> =
             pyrpc_framing::Codec::with_max_frame_len(1 << 20);
         let frame = ClientFrame {

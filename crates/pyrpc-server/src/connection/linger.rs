@@ -357,26 +357,10 @@ fn with_body(reader: &mut ConnReader, r: Result<Option<raw::ClientFrame>, ReadEr
 mod tests {
     use super::*;
     use crate::budget::ByteBudget;
-    use bytes::BytesMut;
-    use pyrpc_proto::raw::{client_frame, ClientFrame, Request};
+    use crate::reader::tests::ping_frame;
     use std::io::Write;
     use std::os::fd::OwnedFd;
     use std::os::unix::net::UnixStream;
-    use tokio_util::codec::Encoder;
-
-    fn ping_frame(id: u64) -> BytesMut {
-        let mut codec: pyrpc_framing::Codec<raw::ServerFrame, ClientFrame> =
-            pyrpc_framing::Codec::with_max_frame_len(1 << 20);
-        let frame = ClientFrame {
-            kind: Some(client_frame::Kind::Request(Request {
-                id,
-                kind: Some(raw::request::Kind::Ping(Default::default())),
-            })),
-        };
-        let mut buf = BytesMut::new();
-        codec.encode(frame, &mut buf).expect("encodes");
-        buf
-    }
 
     /// Polls `cond` until it holds (at most 10 s).
     async fn eventually(what: &str, cond: impl Fn() -> bool) {
