@@ -4,6 +4,7 @@ and what is malformed is refused clearly. The calls over real sockets are in
 test_values.py, test_depth.py and the rest; these look at the conversion."""
 
 import datetime
+import enum
 import decimal
 import struct
 import sys
@@ -92,6 +93,79 @@ def test_cached_keys_that_look_alike_stay_apart():
     assert got == records
     assert [list(r) for r in got] == [list(r) for r in records]
 
+
+
+class StrKey(str, enum.Enum):
+    """A key equal to a str (same hash, same text) that is not one."""
+
+    A = "a"
+
+
+def _key_types(records):
+    return [[(type(k), k) for k in r] for r in records]
+
+
+def test_records_whose_keys_change_halfway_come_back_as_they_were():
+    # Keys are predicted from the previous dict's key at the same position
+    # (decode) and written from the previous dict's bytes when the key is the
+    # same object (encode): every change of shape, order, type or object
+    # halfway through a list must still come back exactly.
+    same = [{"a": i, "b": -i, "c": 0.5, "d": None} for i in range(20)]
+    reordered = [{"b": i, "a": i, "c": 1.5, "d": True} for i in range(5)]
+    fewer = [{"a": i} for i in range(3)]
+    more = [{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, **{f"x{j}": j for j in range(20)}}] * 3
+    typed = [{StrKey.A: 1, "b": 2}, {"a": 1, "b": 2}, {StrKey.A: 3}, {1: "int key", "b": 2},
+             {"1": "str key", "b": 2}, {b"a": "bytes key"}, {"a": 1}, {("a",): 2}]
+    # Equal text, new objects each time (not the same key objects).
+    fresh = [{"".join(["a"]): i, "b" + "": i} for i in range(5)]
+    long = [{("k" * 40): i, "a": i} for i in range(3)]
+    records = same + reordered + fewer + more + typed + fresh + long + same
+    back = _pyrpc._loads(_pyrpc._dumps(records))
+    assert back == records
+    assert _key_types(back) == _key_types(records)
+    assert [list(r.values()) for r in back] == [list(r.values()) for r in records]
+    # What each record alone encodes to is what it encodes to in the list.
+    assert _pyrpc._dumps(records) == _list_of([_pyrpc._dumps(r) for r in records])
+
+
+def test_a_key_object_freed_between_records_is_not_mistaken_for_a_new_one():
+    # The encoder remembers the previous dict's key objects: a dict emptied
+    # (its keys freed) by a registered encoder while the list is sent must
+    # not let a new key at a reused address be written as the old one.
+    first = {"k" * 20 + "1": 1}
+    items = [first, Meddler(lambda: first.clear() or 7)]
+    items += [{"k" * 20 + str(i): i} for i in range(2, 200)]
+    back = _pyrpc._loads(_pyrpc._dumps(items))
+    assert back[1:] == [7] + [{"k" * 20 + str(i): i} for i in range(2, 200)]
+
+
+def _list_of(messages):
+    body = b"".join(b"\x0a" + _varint(len(m)) + m for m in messages)
+    return b"\x42" + _varint(len(body)) + body
+
+
+def test_a_decode_that_fails_halfway_through_records_leaks_nothing():
+    import tracemalloc
+
+    records = [{"name": f"n{i}", "score": i * 1.5} for i in range(200)]
+    # The records, then a dict whose key is a list (unhashable).
+    bad_dict = _msg(0x62, _msg(0x0A, _msg(0x42, b"")) + _msg(0x12, bytes([0x18, 2])))
+    bad = _list_of([_pyrpc._dumps(r) for r in records] + [bad_dict])
+    assert _pyrpc._loads(_list_of([_pyrpc._dumps(r) for r in records])) == records
+    tracemalloc.start()
+    try:
+        for _ in range(5):
+            with pytest.raises(TypeError):
+                _pyrpc._loads(bad)
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(200):
+            with pytest.raises(TypeError):
+                _pyrpc._loads(bad)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 200 leaked decodes would hold 200 x 200 records.
+    assert grown < 50_000, grown
 
 
 def test_decoding_keeps_reference_counts_exact():

@@ -182,9 +182,9 @@ impl<'py> Decoder<'_, 'py> {
 
     /// An item of a container (a list's or tuple's item, a dict's key or
     /// value) whose `Value` message is at `s..e`, inside a container with
-    /// `left` levels left. A message of one `None`, `bool`, `int`, `float`
-    /// or `str` field (what pyrpc's encoders write for one) is read here
-    /// without [`Decoder::value`]'s loop; anything else (and anything
+    /// `left` levels left. A message of one `None`, `bool`, `int`, `float`,
+    /// `str` or `dict` field (what pyrpc's encoders write for one) is read
+    /// here without [`Decoder::value`]'s loop; anything else (and anything
     /// malformed, for its error) goes there.
     #[allow(unsafe_code)]
     #[inline(always)]
@@ -218,6 +218,13 @@ impl<'py> Decoder<'_, 'py> {
                     let mut pos = s + 1;
                     if let Some((ts, te)) = len_range(buf, &mut pos, e).filter(|_| pos == e) {
                         return self.str(ts, te);
+                    }
+                }
+                // A record (a dict in a list): straight to its fields.
+                DICT => {
+                    let mut pos = s + 1;
+                    if let Some((ds, de)) = len_range(buf, &mut pos, e).filter(|_| pos == e) {
+                        return self.dict(ds, de, left - 1);
                     }
                 }
                 _ => {}
@@ -379,6 +386,9 @@ impl<'py> Decoder<'_, 'py> {
         // made (one charge a record, not one an item): what it holds
         // before then is bounded by its 512 bytes.
         let mut fields: u64 = 0;
+        // How many keys came before this one (its position, for
+        // [`KeyCache::predicted`]).
+        let mut position: usize = 0;
         let mut pending: Option<Bound<'py, PyAny>> = None;
         let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut values: Vec<Bound<'py, PyAny>> = Vec::new();
@@ -397,20 +407,12 @@ impl<'py> Decoder<'_, 'py> {
                 self.budget.values(1)?;
             }
             if is_key {
-                let probe = if cached {
-                    KeyCache::probe(buf, s, e)
+                let k = if cached {
+                    let at = position;
+                    position += 1;
+                    self.small_dict_key(s, e, at, left)?
                 } else {
-                    None
-                };
-                let k = match probe.and_then(|p| self.keys.get(buf, s, e, p)) {
-                    Some(k) => k,
-                    None => {
-                        let k = self.item(s, e, left)?;
-                        if let Some(p) = probe {
-                            self.keys.put(s, e, p, &k);
-                        }
-                        k
-                    }
+                    self.item(s, e, left)?
                 };
                 if let Some(earlier) = pending.replace(k) {
                     keys.push(earlier);
@@ -441,6 +443,36 @@ impl<'py> Decoder<'_, 'py> {
             set_item(&dict, k, v, self.refs)?;
         }
         Ok(dict.into_any())
+    }
+
+    /// The key at `s..e`, the `at`-th of a small dict: the key at the same
+    /// position of the previous small dict when it is the same bytes, else
+    /// a cached one, else a new one (then cached and remembered).
+    #[inline(always)]
+    fn small_dict_key(
+        &mut self,
+        s: usize,
+        e: usize,
+        at: usize,
+        left: usize,
+    ) -> Result<Bound<'py, PyAny>, DecodeError> {
+        let buf: &[u8] = self.buf;
+        if let Some(k) = self.keys.predicted(buf, at, s, e) {
+            return Ok(k);
+        }
+        let Some(probe) = KeyCache::probe(buf, s, e) else {
+            return self.item(s, e, left);
+        };
+        let k = match self.keys.get(buf, s, e, probe) {
+            Some(k) => k,
+            None => {
+                let k = self.item(s, e, left)?;
+                self.keys.put(s, e, probe, &k);
+                k
+            }
+        };
+        self.keys.remember(at, s, e, probe, &k);
+        Ok(k)
     }
 
     /// A value of another kind: decoded and converted by the `Value` path.

@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PySet, PyString, 
 use pyrpc_proto::raw::{self, RawArgs};
 use pyrpc_proto::NESTED_MAX_DEPTH;
 
+use super::longs::Longs;
 use super::packed::{self, Packed};
 use super::wire::*;
 use crate::convert::{self, ConvertError, Options};
@@ -35,6 +36,8 @@ pub(crate) fn encode(obj: &Bound<'_, PyAny>, opts: Options) -> Result<Bytes, Con
     let mut enc = Encoder {
         buf: Vec::with_capacity(64),
         opts,
+        recent_keys: Vec::new(),
+        longs: Longs::get(obj.py()),
     };
     match enc.value(obj, opts.max_depth, 1) {
         Ok(()) => Ok(Bytes::from(enc.buf)),
@@ -79,15 +82,32 @@ pub(crate) fn encode_args(
 struct Encoder {
     buf: Vec<u8>,
     opts: Options,
+    /// The str keys of the last dicts by their position, with the field
+    /// each was written as ([`RecentKey`]).
+    recent_keys: Vec<RecentKey>,
+    /// How an exact int's value is read ([`Longs`]).
+    longs: Longs,
 }
 
+/// A dict key written before, at some position of its dict: a dict whose
+/// key at that position is the same object is given the same bytes again.
+/// The key is held (one reference) so that its address cannot be taken by
+/// another object while it is remembered; a `str` does not change.
+struct RecentKey {
+    key: Py<PyAny>,
+    /// The whole `ITEM` field the key was written as.
+    field: [u8; RECENT_KEY_BYTES],
+    len: u8,
+}
+
+/// The longest key field remembered (a key of up to 28 bytes of UTF-8).
+const RECENT_KEY_BYTES: usize = 32;
+/// Keys remembered by position: keys past it are written each time.
+const RECENT_KEY_POSITIONS: usize = 16;
+
 impl Encoder {
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.buf.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        self.buf.push(v as u8);
+    fn varint(&mut self, v: u64) {
+        packed::put_varint(&mut self.buf, v);
     }
 
     fn len_delimited(&mut self, key: u8, data: &[u8]) {
@@ -297,15 +317,13 @@ impl Encoder {
         } else if ty == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
             self.buf.push(FLOAT);
             self.buf
-                .extend_from_slice(&ffi::PyFloat_AsDouble(obj).to_le_bytes());
+                .extend_from_slice(&self.longs.float(obj).to_le_bytes());
         } else if ty == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
-            let mut overflow = 0;
-            let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
-            if overflow != 0 {
+            let Some(v) = self.longs.value(obj) else {
                 return false;
-            }
+            };
             self.buf.push(INT);
-            self.varint(zigzag(v));
+            packed::put_varint(&mut self.buf, zigzag(v));
         } else if ty == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
             let mut size: ffi::Py_ssize_t = 0;
             let data = utf8_ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
@@ -349,14 +367,19 @@ impl Encoder {
         let mut pos: ffi::Py_ssize_t = 0;
         let mut k: *mut ffi::PyObject = std::ptr::null_mut();
         let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut position = 0;
         // SAFETY: `d` is a live dict; `PyDict_Next` gives borrowed
         // references, used before any Python code runs or taken first.
         while unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
+            let place = position;
+            position += 1;
             // SAFETY: live borrowed references (above).
             if plain_ok && unsafe { is_plain(k) && is_plain(v) } {
                 let mark = self.buf.len();
-                // SAFETY: as above; neither call runs Python code.
-                if unsafe { self.plain_as(ITEM, k) && self.plain_as(DICT_VALUE, v) } {
+                // SAFETY: as above; none of these calls runs Python code.
+                if unsafe { self.key_as_before(place, k) || self.plain_key(py, place, k) }
+                    && unsafe { self.plain_as(DICT_VALUE, v) }
+                {
                     continue;
                 }
                 self.buf.truncate(mark);
@@ -382,6 +405,62 @@ impl Encoder {
             }
         }
         Ok(())
+    }
+
+    /// Writes the `ITEM` field of the key `k`, the `at`-th of its dict, as
+    /// the same bytes as last time when `k` is the very key remembered at
+    /// that position; says whether it did.
+    ///
+    /// # Safety
+    ///
+    /// `k` must be a live object.
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    unsafe fn key_as_before(&mut self, at: usize, k: *mut ffi::PyObject) -> bool {
+        match self.recent_keys.get(at) {
+            Some(r) if r.key.as_ptr() == k => {
+                self.buf.extend_from_slice(&r.field[..usize::from(r.len)]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes the key `k` (the `at`-th of its dict) as [`Encoder::plain_as`]
+    /// does, remembering the field when `k` is a short exact `str`.
+    ///
+    /// # Safety
+    ///
+    /// As [`Encoder::plain_as`].
+    #[allow(unsafe_code)]
+    #[inline(never)]
+    unsafe fn plain_key(&mut self, py: Python<'_>, at: usize, k: *mut ffi::PyObject) -> bool {
+        let mark = self.buf.len();
+        if !self.plain_as(ITEM, k) {
+            return false;
+        }
+        let written = &self.buf[mark..];
+        if at <= self.recent_keys.len()
+            && at < RECENT_KEY_POSITIONS
+            && written.len() <= RECENT_KEY_BYTES
+            && ffi::PyUnicode_CheckExact(k) != 0
+        {
+            let mut field = [0u8; RECENT_KEY_BYTES];
+            field[..written.len()].copy_from_slice(written);
+            let recent = RecentKey {
+                // SAFETY: a live object (the caller's promise); the new
+                // reference is the entry's.
+                key: Bound::from_borrowed_ptr(py, k).unbind(),
+                field,
+                len: written.len() as u8,
+            };
+            if at == self.recent_keys.len() {
+                self.recent_keys.push(recent);
+            } else {
+                self.recent_keys[at] = recent;
+            }
+        }
+        true
     }
 
     /// Anything but the common shapes, through the `Value` path.

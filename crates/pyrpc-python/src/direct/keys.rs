@@ -13,8 +13,17 @@ use super::wire::STR;
 /// A key message of up to 16 bytes (a name of up to 14 ASCII characters) is
 /// compared by its length and its first and last 8 bytes, two words already
 /// loaded to pick its slot; a longer one is compared byte by byte as well.
+///
+/// Before that, a key is compared with the key at the same position of the
+/// previous small dict ([`KeyCache::predicted`]): the records of a list
+/// usually repeat their keys in the same order, and one comparison of a few
+/// bytes is cheaper than the probe's hash and slot lookup.
 pub(super) struct KeyCache<'py> {
     slots: Vec<Option<Slot<'py>>>,
+    /// The keys of the last small dicts by their position (the key read
+    /// `i`-th in its dict at `recent[i]`), each held by a reference of its
+    /// own: the dict it came from may be gone by the next dict.
+    recent: Vec<Slot<'py>>,
     refs: Refs,
 }
 
@@ -38,12 +47,70 @@ const KEY_CACHE_SLOTS: usize = 256;
 const KEY_CACHE_MAX_LEN: usize = 64;
 /// Messages up to this long are equal when their [`Probe`]s are.
 const WORDS_COVER: usize = 16;
+/// Keys remembered by position: records with more keys than this share
+/// the rest through the slots only.
+const RECENT_POSITIONS: usize = 16;
 
 impl<'py> KeyCache<'py> {
     pub(super) fn new(refs: Refs) -> Self {
         KeyCache {
             slots: Vec::new(),
+            recent: Vec::new(),
             refs,
+        }
+    }
+
+    /// The key at position `i` of the previous small dict, when its message
+    /// is the same bytes as `buf[s..e]` (a new reference, counted inline).
+    /// Equal bytes decode to an equal `str`, and only exact `str` keys are
+    /// remembered ([`KeyCache::remember`]).
+    #[allow(unsafe_code)]
+    #[inline]
+    pub(super) fn predicted(
+        &self,
+        buf: &[u8],
+        i: usize,
+        s: usize,
+        e: usize,
+    ) -> Option<Bound<'py, PyAny>> {
+        let slot = self.recent.get(i)?;
+        let (ps, pe) = slot.at;
+        if pe - ps != e - s || buf[ps..pe] != buf[s..e] {
+            return None;
+        }
+        let obj = slot.obj.as_ptr();
+        // SAFETY: a live object the slot holds a reference to; the GIL is
+        // held (`'py`); the added reference is the result's.
+        unsafe {
+            self.refs.incref(obj);
+            Some(Bound::from_owned_ptr(slot.obj.py(), obj))
+        }
+    }
+
+    /// Remembers `obj`, decoded from the message `buf[s..e]` (of `probe`),
+    /// as the key at position `i` of the small dict being decoded, when it
+    /// is an exact `str`.
+    pub(super) fn remember(
+        &mut self,
+        i: usize,
+        s: usize,
+        e: usize,
+        probe: Probe,
+        obj: &Bound<'py, PyAny>,
+    ) {
+        if i > self.recent.len() || i >= RECENT_POSITIONS || !obj.is_exact_instance_of::<PyString>()
+        {
+            return;
+        }
+        let slot = Slot {
+            probe,
+            at: (s, e),
+            obj: obj.clone(),
+        };
+        if i == self.recent.len() {
+            self.recent.push(slot);
+        } else {
+            self.recent[i] = slot;
         }
     }
 

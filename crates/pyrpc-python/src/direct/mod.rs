@@ -18,6 +18,7 @@ mod budget;
 mod decode;
 mod encode;
 mod keys;
+mod longs;
 mod packed;
 mod presize;
 mod refs;

@@ -11,7 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::budget::Budget;
-use super::slots::NewList;
+use super::longs::Longs;
+use super::slots::{self, NewList};
 use super::wire::{
     malformed, read_len, read_varint, truncated, unzigzag, varint, zigzag, DecodeError, ITEM,
 };
@@ -67,30 +68,55 @@ pub(super) fn kind_of(l: &Bound<'_, PyList>) -> Option<Packed> {
 #[allow(unsafe_code)]
 pub(super) fn write_ints(l: &Bound<'_, PyList>, out: &mut Vec<u8>) -> bool {
     let list = l.as_ptr();
-    // SAFETY: as in `kind_of`; `PyLong_AsLongLongAndOverflow` on an exact
-    // int runs no Python code and reports overflow instead of raising.
+    let longs = Longs::get(l.py());
+    // SAFETY: as in `kind_of`; an exact int's value is read without running
+    // Python code (`Longs::value` reports overflow instead of raising), and
+    // the item array is read only while nothing can resize the list.
     unsafe {
-        let n = ffi::PyList_Size(list);
-        out.reserve(n as usize * 3);
-        for i in 0..n {
-            let item = ffi::PyList_GetItem(list, i);
+        let write = |item: *mut ffi::PyObject, out: &mut Vec<u8>| {
             if ffi::PyLong_CheckExact(item) == 0 {
                 return false;
             }
-            let mut overflow = 0;
-            let v = ffi::PyLong_AsLongLongAndOverflow(item, &mut overflow);
-            if overflow != 0 {
+            let Some(v) = longs.value(item) else {
                 return false;
-            }
-            let mut z = zigzag(v);
-            while z >= 0x80 {
-                out.push(z as u8 | 0x80);
-                z >>= 7;
-            }
-            out.push(z as u8);
+            };
+            put_varint(out, zigzag(v));
+            true
+        };
+        if let Some(items) = slots::items_of(l.py(), list) {
+            out.reserve(items.len() * 3);
+            return items.iter().all(|&item| write(item, out));
         }
+        let n = ffi::PyList_Size(list);
+        out.reserve(n as usize * 3);
+        (0..n).all(|i| write(ffi::PyList_GetItem(list, i), out))
     }
-    true
+}
+
+/// Appends the varint `z` to `out`: written in place when there is room for
+/// the longest, one push a byte otherwise.
+#[allow(unsafe_code)]
+#[inline(always)]
+pub(super) fn put_varint(out: &mut Vec<u8>, mut z: u64) {
+    if z < 0x80 {
+        out.push(z as u8);
+        return;
+    }
+    out.reserve(10);
+    let len = out.len();
+    // SAFETY: at least 10 bytes are reserved past `len` and a varint takes
+    // at most 10; the length is set to cover exactly the bytes written.
+    unsafe {
+        let mut p = out.as_mut_ptr().add(len);
+        let start = p;
+        while z >= 0x80 {
+            *p = z as u8 | 0x80;
+            p = p.add(1);
+            z >>= 7;
+        }
+        *p = z as u8;
+        out.set_len(len + p.offset_from(start) as usize + 1);
+    }
 }
 
 /// Appends the little-endian doubles of `l`'s items (all exact floats, as
@@ -101,6 +127,14 @@ pub(super) fn write_floats(l: &Bound<'_, PyList>, out: &mut Vec<u8>) {
     // SAFETY: as in `kind_of`; every item is an exact float, for which
     // `PyFloat_AsDouble` cannot fail.
     unsafe {
+        if let Some(items) = slots::items_of(l.py(), list) {
+            let longs = Longs::get(l.py());
+            out.reserve(items.len() * 8);
+            for &item in items {
+                out.extend_from_slice(&longs.float(item).to_le_bytes());
+            }
+            return;
+        }
         let n = ffi::PyList_Size(list);
         out.reserve(n as usize * 8);
         for i in 0..n {

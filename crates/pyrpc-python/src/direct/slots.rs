@@ -65,6 +65,31 @@ fn layout_ok(py: Python<'_>) -> bool {
     })
 }
 
+/// The items of the live list `list` as a slice of its item array, when
+/// lists are laid out as [`ListLayout`]; `None` otherwise (the caller then
+/// goes through `PyList_GetItem`).
+///
+/// # Safety
+///
+/// `list` is a live `list` and the GIL is held; the slice may only be used
+/// while no Python code runs (which could resize the list).
+#[allow(unsafe_code)]
+#[inline]
+pub(super) unsafe fn items_of<'a>(
+    py: Python<'_>,
+    list: *mut ffi::PyObject,
+) -> Option<&'a [*mut ffi::PyObject]> {
+    if !layout_ok(py) {
+        return None;
+    }
+    let l = list.cast::<ListLayout>();
+    let n = usize::try_from((*l).ob_base.ob_size).ok()?;
+    if n == 0 {
+        return Some(&[]);
+    }
+    Some(std::slice::from_raw_parts((*l).ob_item, n))
+}
+
 /// A list made at its final length whose empty slots are filled in order.
 ///
 /// The item array is looked up again for every item, and a slot is stored
