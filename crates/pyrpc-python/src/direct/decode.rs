@@ -297,6 +297,7 @@ impl<'py> Decoder<'_, 'py> {
                 continue;
             }
             let (s, e) = read_len(buf, &mut pos, end)?;
+            prefetch(buf, e + PREFETCH_AHEAD);
             let item = self.item(s, e, left)?;
             // SAFETY: `i < n` (the same fields were counted above); the
             // SetItem functions steal the item's reference, fill an empty
@@ -403,8 +404,11 @@ impl<'py> Decoder<'_, 'py> {
             let (s, e) = read_len(buf, &mut pos, end)?;
             if cached {
                 fields += 1;
-            } else if !is_key {
-                self.budget.values(1)?;
+            } else {
+                prefetch(buf, e + PREFETCH_AHEAD);
+                if !is_key {
+                    self.budget.values(1)?;
+                }
             }
             if is_key {
                 let k = if cached {

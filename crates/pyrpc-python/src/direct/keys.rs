@@ -75,7 +75,7 @@ impl<'py> KeyCache<'py> {
     ) -> Option<Bound<'py, PyAny>> {
         let slot = self.recent.get(i)?;
         let (ps, pe) = slot.at;
-        if pe - ps != e - s || buf[ps..pe] != buf[s..e] {
+        if pe - ps != e - s || !same_bytes(buf, ps, s, e - s) {
             return None;
         }
         let obj = slot.obj.as_ptr();
@@ -192,5 +192,46 @@ impl<'py> KeyCache<'py> {
             at: (s, e),
             obj: obj.clone(),
         });
+    }
+}
+
+/// Whether `buf[a..a + len]` and `buf[b..b + len]` hold the same bytes
+/// (both in bounds): a short key message (4 to 16 bytes, most keys) is
+/// compared as two overlapping words, without a call to `memcmp`.
+#[inline(always)]
+fn same_bytes(buf: &[u8], a: usize, b: usize, len: usize) -> bool {
+    let x = &buf[a..a + len];
+    let y = &buf[b..b + len];
+    let word4 = |s: &[u8], at: usize| u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]]);
+    let word8 = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    match len {
+        4..=7 => word4(x, 0) == word4(y, 0) && word4(x, len - 4) == word4(y, len - 4),
+        8..=16 => word8(x, 0) == word8(y, 0) && word8(x, len - 8) == word8(y, len - 8),
+        _ => x == y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let buf: Vec<u8> = (0..64u8).chain(0..64u8).collect();
+        for len in 0..40 {
+            for a in 0..20 {
+                for b in [a, a + 1, a + 64, 70] {
+                    if b + len > buf.len() || a + len > buf.len() {
+                        continue;
+                    }
+                    let want = buf[a..a + len] == buf[b..b + len];
+                    assert_eq!(same_bytes(&buf, a, b, len), want, "{a} {b} {len}");
+                }
+            }
+        }
     }
 }
