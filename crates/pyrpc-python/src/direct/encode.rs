@@ -134,11 +134,21 @@ impl Encoder {
 
     /// Writes the length of what follows the one byte set aside at `at`,
     /// moving it when the length needs more than that byte.
+    #[inline(always)]
     fn close_len(&mut self, at: usize) {
         let len = self.buf.len() - at - 1;
         if len < 0x80 {
             self.buf[at] = len as u8;
         } else {
+            self.close_long_len(at, len);
+        }
+    }
+
+    /// [`Encoder::close_len`] for a length of two bytes or more.
+    #[cold]
+    #[inline(never)]
+    fn close_long_len(&mut self, at: usize, len: usize) {
+        {
             let mut head = [0u8; 10];
             let mut n = 0;
             let mut v = len as u64;
@@ -419,7 +429,18 @@ impl Encoder {
     unsafe fn key_as_before(&mut self, at: usize, k: *mut ffi::PyObject) -> bool {
         match self.recent_keys.get(at) {
             Some(r) if r.key.as_ptr() == k => {
-                self.buf.extend_from_slice(&r.field[..usize::from(r.len)]);
+                // The whole fixed-size field copied (no `memmove` call for a
+                // few bytes), the length then cut to the key's.
+                let len = self.buf.len();
+                self.buf.reserve(RECENT_KEY_BYTES);
+                // SAFETY: `RECENT_KEY_BYTES` bytes are reserved past `len`;
+                // the length covers only the `r.len` bytes of the field.
+                unsafe {
+                    let dst = self.buf.as_mut_ptr().add(len);
+                    dst.cast::<[u8; RECENT_KEY_BYTES]>()
+                        .write_unaligned(r.field);
+                    self.buf.set_len(len + usize::from(r.len));
+                }
                 true
             }
             _ => false,

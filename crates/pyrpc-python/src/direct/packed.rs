@@ -73,24 +73,38 @@ pub(super) fn write_ints(l: &Bound<'_, PyList>, out: &mut Vec<u8>) -> bool {
     // Python code (`Longs::value` reports overflow instead of raising), and
     // the item array is read only while nothing can resize the list.
     unsafe {
-        let write = |item: *mut ffi::PyObject, out: &mut Vec<u8>| {
-            if ffi::PyLong_CheckExact(item) == 0 {
-                return false;
-            }
-            let Some(v) = longs.value(item) else {
-                return false;
-            };
-            put_varint(out, zigzag(v));
-            true
-        };
         if let Some(items) = slots::items_of(l.py(), list) {
             out.reserve(items.len() * 3);
-            return items.iter().all(|&item| write(item, out));
+            for &item in items {
+                if !write_int(longs, item, out) {
+                    return false;
+                }
+            }
+            return true;
         }
         let n = ffi::PyList_Size(list);
         out.reserve(n as usize * 3);
-        (0..n).all(|i| write(ffi::PyList_GetItem(list, i), out))
+        (0..n).all(|i| write_int(longs, ffi::PyList_GetItem(list, i), out))
     }
+}
+
+/// Appends the zigzag varint of `item` when it is an exact int within 64
+/// bits; says whether it was.
+///
+/// # Safety
+///
+/// `item` is a live object and the GIL is held.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn write_int(longs: Longs, item: *mut ffi::PyObject, out: &mut Vec<u8>) -> bool {
+    if ffi::PyLong_CheckExact(item) == 0 {
+        return false;
+    }
+    let Some(v) = longs.value(item) else {
+        return false;
+    };
+    put_varint(out, zigzag(v));
+    true
 }
 
 /// Appends the varint `z` to `out`: written in place when there is room for
@@ -277,6 +291,20 @@ mod tests {
             z >>= 7;
         }
         out.push(z as u8);
+    }
+
+    #[test]
+    fn put_varint_writes_what_the_byte_loop_writes() {
+        let mut values = vec![0, 1, 127, 128, 300, 16_383, 16_384, u64::MAX, u64::MAX - 1];
+        for bits in 1..64 {
+            values.extend([(1u64 << bits) - 1, 1u64 << bits, (1u64 << bits) + 1]);
+        }
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        for &v in &values {
+            put_varint(&mut fast, v);
+            put(v, &mut slow);
+            assert_eq!(fast, slow, "{v}");
+        }
     }
 
     #[test]
