@@ -10,7 +10,7 @@ use super::budget::Budget;
 use super::keys::KeyCache;
 use super::packed;
 use super::presize;
-use super::refs::Refs;
+use super::refs::{bool_ptr, none_ptr, set_item, Refs};
 use super::slots::NewList;
 use super::wire::*;
 use crate::convert::{self, Options};
@@ -499,55 +499,6 @@ impl<'py> Decoder<'_, 'py> {
             e => e,
         })?;
         Ok(convert::to_python(self.py, value, self.opts)?.into_bound(self.py))
-    }
-}
-
-/// `dict[k] = v` with CPython's own function (no conversion of the
-/// arguments on the way); our references to `k` and `v` are then released
-/// (counted inline: the dict holds them now, so these are not the last).
-#[allow(unsafe_code)]
-#[inline]
-fn set_item<'py>(
-    dict: &Bound<'py, PyDict>,
-    k: Bound<'py, PyAny>,
-    v: Bound<'py, PyAny>,
-    refs: Refs,
-) -> PyResult<()> {
-    let (k, v) = (k.into_ptr(), v.into_ptr());
-    // SAFETY: three live objects, the first a dict, the GIL held;
-    // `PyDict_SetItem` takes its own references and returns -1 with an
-    // exception set on failure (an unhashable key); the two references
-    // released are the ones `into_ptr` gave up.
-    unsafe {
-        let r = ffi::PyDict_SetItem(dict.as_ptr(), k, v);
-        refs.decref(k);
-        refs.decref(v);
-        if r < 0 {
-            return Err(PyErr::fetch(dict.py()));
-        }
-    }
-    Ok(())
-}
-
-/// `None` (borrowed).
-#[allow(unsafe_code)]
-#[inline(always)]
-fn none_ptr() -> *mut ffi::PyObject {
-    // SAFETY: the address of the interpreter's `None`.
-    unsafe { ffi::Py_None() }
-}
-
-/// `True` or `False` (borrowed).
-#[allow(unsafe_code)]
-#[inline(always)]
-fn bool_ptr(b: bool) -> *mut ffi::PyObject {
-    // SAFETY: the addresses of the interpreter's `True` and `False`.
-    unsafe {
-        if b {
-            ffi::Py_True()
-        } else {
-            ffi::Py_False()
-        }
     }
 }
 

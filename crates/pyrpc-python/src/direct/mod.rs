@@ -21,6 +21,7 @@ mod keys;
 mod longs;
 mod packed;
 mod presize;
+mod recent_keys;
 mod refs;
 mod slots;
 #[cfg(test)]

@@ -23,6 +23,7 @@ use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 /// How reference counts are changed in this interpreter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +100,55 @@ impl Refs {
             Refs::Immortal if (*cnt as i32) < 0 => {}
             Refs::Immortal if *cnt > 1 => *cnt -= 1,
             _ => ffi::Py_DecRef(op),
+        }
+    }
+}
+
+/// `dict[k] = v` with CPython's own function (no conversion of the
+/// arguments on the way); our references to `k` and `v` are then released
+/// (counted inline: the dict holds them now, so these are not the last).
+#[allow(unsafe_code)]
+#[inline]
+pub(super) fn set_item<'py>(
+    dict: &Bound<'py, PyDict>,
+    k: Bound<'py, PyAny>,
+    v: Bound<'py, PyAny>,
+    refs: Refs,
+) -> PyResult<()> {
+    let (k, v) = (k.into_ptr(), v.into_ptr());
+    // SAFETY: three live objects, the first a dict, the GIL held;
+    // `PyDict_SetItem` takes its own references and returns -1 with an
+    // exception set on failure (an unhashable key); the two references
+    // released are the ones `into_ptr` gave up.
+    unsafe {
+        let r = ffi::PyDict_SetItem(dict.as_ptr(), k, v);
+        refs.decref(k);
+        refs.decref(v);
+        if r < 0 {
+            return Err(PyErr::fetch(dict.py()));
+        }
+    }
+    Ok(())
+}
+
+/// `None` (borrowed).
+#[allow(unsafe_code)]
+#[inline(always)]
+pub(super) fn none_ptr() -> *mut ffi::PyObject {
+    // SAFETY: the address of the interpreter's `None`.
+    unsafe { ffi::Py_None() }
+}
+
+/// `True` or `False` (borrowed).
+#[allow(unsafe_code)]
+#[inline(always)]
+pub(super) fn bool_ptr(b: bool) -> *mut ffi::PyObject {
+    // SAFETY: the addresses of the interpreter's `True` and `False`.
+    unsafe {
+        if b {
+            ffi::Py_True()
+        } else {
+            ffi::Py_False()
         }
     }
 }
