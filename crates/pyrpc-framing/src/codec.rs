@@ -93,6 +93,31 @@ impl<In, Out> Codec<In, Out> {
     /// `pyrpc_proto::request::decode_call_frame`). It must give `Some` only
     /// for bodies prost decodes to the same message; every refusal stays
     /// prost's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use prost::Message;
+    /// use pyrpc_framing::Codec;
+    /// use pyrpc_proto::{raw, request};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec: Codec<raw::ClientFrame, raw::ServerFrame> = Codec::new();
+    /// codec.set_fast_decode(request::decode_call_frame);
+    /// let call = raw::Call { method: "echo".into(), ..Default::default() };
+    /// let frame = raw::ClientFrame {
+    ///     kind: Some(raw::client_frame::Kind::Request(raw::Request {
+    ///         id: 1,
+    ///         kind: Some(raw::request::Kind::Call(call)),
+    ///     })),
+    /// };
+    /// let body = frame.encode_to_vec();
+    /// let mut buf = BytesMut::new();
+    /// buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    /// buf.extend_from_slice(&body);
+    /// assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame));
+    /// ```
     pub fn set_fast_decode(&mut self, decode: FastDecode<In>) {
         self.fast = Some(decode);
     }
