@@ -12,7 +12,13 @@ use anyhow::Result;
 use crate::util::{cargo, run, run_logged, step};
 
 /// The fuzz targets, one per decoder.
-const TARGETS: &[&str] = &["frame_decoder", "messages", "flat_values", "direct_values"];
+const TARGETS: &[&str] = &[
+    "frame_decoder",
+    "messages",
+    "flat_values",
+    "direct_values",
+    "request_frame",
+];
 
 /// Runs each target for `seconds`.
 pub(crate) fn run_targets(root: &Path, seconds: u64) -> Result<()> {

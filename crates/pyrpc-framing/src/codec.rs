@@ -45,12 +45,19 @@ pub struct Codec<In, Out> {
     undecodable: Option<Bytes>,
     /// Runs on each complete body before it is decoded; an `Err` refuses it.
     precheck: Option<Precheck>,
+    /// Tried on each body before prost's decode (see [`Codec::set_fast_decode`]).
+    fast: Option<FastDecode<In>>,
     _types: PhantomData<fn(Out) -> In>,
 }
 
 /// A check of a frame body before decoding: `Err(why)` refuses the frame
 /// with [`FrameError::Refused`].
 pub type Precheck = fn(&[u8]) -> Result<(), String>;
+
+/// A decoder for the common shape of a frame body: `Some` only for a body
+/// that prost decodes to the same message; `None` leaves the body to prost
+/// (which then decides the message or the error).
+pub type FastDecode<In> = fn(&Bytes) -> Option<In>;
 
 // ===== impl Codec =====
 
@@ -68,6 +75,7 @@ impl<In, Out> Codec<In, Out> {
             body_len: None,
             undecodable: None,
             precheck: None,
+            fast: None,
             _types: PhantomData,
         }
     }
@@ -77,6 +85,41 @@ impl<In, Out> Codec<In, Out> {
     /// kept for [`Codec::take_undecodable`]; the stream stays in step.
     pub fn set_precheck(&mut self, check: Precheck) {
         self.precheck = Some(check);
+    }
+
+    /// Decodes every complete body (after the precheck) with `decode` first,
+    /// and with prost only when it gives `None`: a decoder that reads the
+    /// most common frame in one walk (the server's calls,
+    /// `pyrpc_proto::request::decode_call_frame`). It must give `Some` only
+    /// for bodies prost decodes to the same message; every refusal stays
+    /// prost's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use prost::Message;
+    /// use pyrpc_framing::Codec;
+    /// use pyrpc_proto::{raw, request};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec: Codec<raw::ClientFrame, raw::ServerFrame> = Codec::new();
+    /// codec.set_fast_decode(request::decode_call_frame);
+    /// let call = raw::Call { method: "echo".into(), ..Default::default() };
+    /// let frame = raw::ClientFrame {
+    ///     kind: Some(raw::client_frame::Kind::Request(raw::Request {
+    ///         id: 1,
+    ///         kind: Some(raw::request::Kind::Call(call)),
+    ///     })),
+    /// };
+    /// let body = frame.encode_to_vec();
+    /// let mut buf = BytesMut::new();
+    /// buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    /// buf.extend_from_slice(&body);
+    /// assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame));
+    /// ```
+    pub fn set_fast_decode(&mut self, decode: FastDecode<In>) {
+        self.fast = Some(decode);
     }
 
     /// The decode limit: the longest frame accepted from the peer.
@@ -175,6 +218,9 @@ impl<In: prost::Message + Default, Out> Decoder for Codec<In, Out> {
                 self.undecodable = Some(frame);
                 return Err(FrameError::Refused(why));
             }
+        }
+        if let Some(msg) = self.fast.and_then(|decode| decode(&frame)) {
+            return Ok(Some(msg));
         }
         match In::decode(frame.clone()) {
             Ok(msg) => Ok(Some(msg)),

@@ -50,6 +50,6 @@ mod error;
 mod writer;
 
 pub use chunks::{FrameChunks, ZERO_COPY_MIN};
-pub use codec::{Codec, Precheck, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
+pub use codec::{Codec, FastDecode, Precheck, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 pub use error::FrameError;
 pub use writer::{Room, SharedWriter, TryReserveError, Turn, WriterClosed, WriterConfig};

@@ -58,6 +58,7 @@ mod kinds;
 mod ndarray;
 pub mod raw;
 mod report;
+pub mod request;
 mod serde_value;
 mod shape;
 mod value;

@@ -145,65 +145,106 @@ impl Drop for Pool {
 /// A worker's life: attached to the interpreter throughout (so it keeps its
 /// thread state), detached while it waits.
 fn worker(shared: &Shared, first: Job) {
-    // Entered only to attach: once attached the worker waits detached, and
-    // only its jobs (below) hold the exit gate while they run.
     let inside = crate::exit::enter();
-    let attached = inside.and_then(|inside| {
-        Python::try_attach(|py| {
-            drop(inside);
-            worker_loop(py, shared, first)
-        })
-    });
+    let attached =
+        inside.and_then(|inside| Python::try_attach(|py| worker_loop(py, shared, first, inside)));
     if attached.is_none() {
         let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         st.threads -= 1;
     }
 }
 
-/// The attached worker's loop: waits for jobs with the GIL released and runs
-/// each attached. Once the interpreter is exiting, the thread parks for good
-/// when it would take the GIL back (see `exit`).
-fn worker_loop(py: Python<'_>, shared: &Shared, first: Job) {
+/// What a worker does after waiting (detached) for work.
+enum Next {
+    /// Runs this job, inside the exit gate (entered before the GIL is
+    /// taken back, left once the job is done).
+    Job(Job, crate::exit::Inside),
+    /// The pool closed: the worker exits (inside the gate while it lets go
+    /// of the interpreter).
+    Exit(crate::exit::Inside),
+}
+
+/// The attached worker's loop: runs each job with the GIL held, then
+/// releases the GIL while it waits for the next one, and takes it back
+/// (`PyEval_SaveThread` / `PyEval_RestoreThread` on the thread state it
+/// keeps, one each per call) rather than attaching afresh per job
+/// (`PyGILState_Ensure` / `Release` around each, as it did before: the
+/// same GIL round trip plus the interpreter's thread-state lookups,
+/// decision 0078). Jobs run inside the exit gate; once the interpreter is
+/// exiting, a job still to run is dropped (its caller told the server is
+/// going away) and the thread parks for good rather than take the GIL back
+/// (see `exit`).
+fn worker_loop(py: Python<'_>, shared: &Shared, first: Job, inside: crate::exit::Inside) {
     pyrpc_server::lingering_thread();
-    crate::exit::detach(py, || {
-        let mut job = Some(first);
-        loop {
-            if let Some(j) = job.take() {
-                // `None` when the interpreter is exiting: the job is
-                // dropped and its caller told the server is going away.
-                let _ = crate::exit::attach(|py| {
-                    // A panic is the call's alone: its caller sees the
-                    // dropped reply channel, the worker carries on.
-                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| j(py)));
-                });
-                // The connection of the call just answered may send its
-                // next request within a few milliseconds: waited for here,
-                // and run here (one thread woken per call), see
-                // `pyrpc_server::serve_next_here`.
-                HERE.set(Here::Open);
-                pyrpc_server::serve_next_here();
-                if let Here::Job(next) = HERE.replace(Here::Closed) {
-                    job = Some(next);
-                    continue;
-                }
-                // Off to other work: the connection read here last is
-                // watched by its reader task again.
-                pyrpc_server::release_here();
-            }
-            let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                if let Some(j) = st.queue.pop_front() {
-                    job = Some(j);
-                    break;
-                }
-                if st.closed {
-                    st.threads -= 1;
-                    return;
-                }
-                st.idle += 1;
-                st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
-                st.idle -= 1;
+    let (mut job, mut inside) = (first, inside);
+    loop {
+        // A panic is the call's alone: its caller sees the dropped reply
+        // channel, the worker carries on.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(py)));
+        drop(inside);
+        match py.detach(|| next_job(shared)) {
+            Next::Job(j, i) => (job, inside) = (j, i),
+            Next::Exit(i) => {
+                drop(i);
+                return;
             }
         }
-    })
+    }
+}
+
+/// Waits (GIL released) for the worker's next job: first the connection of
+/// the call just answered, which may send its next request within a few
+/// milliseconds (waited for and run here: one thread woken per call, see
+/// `pyrpc_server::serve_next_here`), then the pool's queue. Enters the exit
+/// gate before returning; parks for good when it is closed.
+fn next_job(shared: &Shared) -> Next {
+    let mut job = None;
+    HERE.set(Here::Open);
+    pyrpc_server::serve_next_here();
+    if let Here::Job(next) = HERE.replace(Here::Closed) {
+        job = Some(next);
+    } else {
+        // Off to other work: the connection read here last is watched by
+        // its reader task again.
+        pyrpc_server::release_here();
+    }
+    loop {
+        let Some(j) = job.take().or_else(|| queued(shared)) else {
+            let Some(inside) = crate::exit::enter() else {
+                park_for_good();
+            };
+            return Next::Exit(inside);
+        };
+        match crate::exit::enter() {
+            Some(inside) => return Next::Job(j, inside),
+            // The interpreter is exiting: the job is dropped (answering
+            // its call), and so is every queued one until the pool closes.
+            None => drop(j),
+        }
+    }
+}
+
+/// The next queued job, waiting for one; `None` once the pool is closed
+/// (the worker is no longer counted then).
+fn queued(shared: &Shared) -> Option<Job> {
+    let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if let Some(j) = st.queue.pop_front() {
+            return Some(j);
+        }
+        if st.closed {
+            st.threads -= 1;
+            return None;
+        }
+        st.idle += 1;
+        st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+        st.idle -= 1;
+    }
+}
+
+/// Never takes the GIL back: the interpreter is exiting (see `exit`).
+fn park_for_good() -> ! {
+    loop {
+        std::thread::park();
+    }
 }

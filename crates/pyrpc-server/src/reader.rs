@@ -100,6 +100,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub(crate) fn new(io: R, max_frame_len: usize, budget: Arc<ByteBudget>) -> Self {
         let mut codec = ServerCodec::with_max_frame_len(max_frame_len);
         codec.set_precheck(dispatch::decoded_size_check);
+        // A call's frame in one walk; anything else (and every error) as
+        // prost decodes it (decision 0078).
+        codec.set_fast_decode(pyrpc_proto::request::decode_call_frame);
         FrameReader {
             io,
             codec,

@@ -33,6 +33,7 @@
 //! [`LINGER_WAIT`]. Only plain TCP and Unix sockets linger (the thread
 //! reads the raw socket); TLS connections keep the reader task's reads.
 
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -332,12 +333,27 @@ impl Linger {
         let waker = slot.waker.clone()?;
         let reader = slot.reader.as_mut()?;
         let busy = || self.busy();
-        match reader.poll_next(&mut Context::from_waker(&waker), self.idle, &busy) {
-            Poll::Ready(r) => {
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            reader.poll_next(&mut Context::from_waker(&waker), self.idle, &busy)
+        }));
+        match polled {
+            Ok(Poll::Ready(r)) => {
                 slot.frame = Some(with_body(reader, r));
                 Some(waker)
             }
-            Poll::Pending => None,
+            Ok(Poll::Pending) => None,
+            Err(_) => {
+                // The server's runtime is shut down (an abandoned call that
+                // ended after it, on a thread of the callee's): its timer
+                // and poller panic when polled. Nobody reads this
+                // connection any more; its read side goes now.
+                tracing::debug!("a connection's reads given back after its runtime shut down");
+                slot.closed = true;
+                slot.frame = None;
+                slot.unarmed = false;
+                slot.reader = None;
+                None
+            }
         }
     }
 }
@@ -419,5 +435,54 @@ mod tests {
             .expect("the reader task is woken")
             .expect("joins");
         assert!(got.expect("reads"), "the reader task reads the next frame");
+    }
+
+    /// A call a thread read ends after the server's runtime was shut down
+    /// (abandoned by a shutdown that stopped waiting for it): giving the
+    /// read side back polls the socket (and the idle timer) without a live
+    /// runtime. The thread carries on, and the read side ends: dropped (a
+    /// poll that panicked, as tokio's timer does once its driver is shut
+    /// down) or with the runtime's error left for the (gone) reader task.
+    /// On a plain socket the read's error comes first, so this does not
+    /// reach the timer's panic; the guard is for the race where it does.
+    #[test]
+    fn a_reader_given_back_after_its_runtime_shut_down_ends_its_reads() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let handle = rt.handle().clone();
+        let (ours, _peer) = UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let linger = rt.block_on(async {
+            let sock = PlainSocket::new(OwnedFd::from(ours));
+            let read: BoxedRead = Box::pin(sock.clone());
+            let reader = FrameReader::new(read, 1 << 20, Arc::new(ByteBudget::new(1 << 20)));
+            let permits = Arc::new(Semaphore::new(4));
+            let idle = Some(Duration::from_secs(60));
+            Arc::new(Linger::new(reader, Some(&sock), idle, permits, 4))
+        });
+        // The reader task polls once (its waker and idle timer are set),
+        // then a thread takes the read side, as a lingering worker does.
+        let l = Arc::clone(&linger);
+        let polled = rt.block_on(async move {
+            let mut next = Box::pin(l.next());
+            futures::poll!(next.as_mut()).is_pending()
+        });
+        assert!(polled, "nothing to read yet");
+        let reader = linger
+            .lock()
+            .reader
+            .take()
+            .expect("the reader is in the slot");
+        rt.shutdown_timeout(Duration::from_secs(10));
+        let _entered = handle.enter();
+        let given = std::panic::catch_unwind(AssertUnwindSafe(|| linger.give_back(reader, None)));
+        assert!(given.is_ok(), "giving the reader back does not panic");
+        let slot = linger.lock();
+        let ended = (slot.closed && slot.reader.is_none())
+            || matches!(slot.frame, Some((Err(ReadError::Frame(_)), _)));
+        assert!(ended, "the read side ends");
     }
 }
