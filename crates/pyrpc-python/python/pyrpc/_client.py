@@ -79,6 +79,8 @@ class _Method:
     ``Client.__getattr__``)."""
 
     __slots__ = ("_client", "_name")
+    _client: "Client"
+    _name: str
 
     #: The attribute-name prefix of this mode, for ``repr``.
     _prefix = ""
@@ -175,13 +177,16 @@ class _RemoteName:
     instance holds under that name (it is not a data descriptor)."""
 
     __slots__ = ("_name", "_kind", "_attr")
+    _name: str
+    _kind: Type[_Method]
+    _attr: str
 
     def __init__(self, attr: str, name: str, kind: Type[_Method]) -> None:
         self._attr = attr
         self._name = name
         self._kind = kind
 
-    def __get__(self, obj: Optional["Client"], owner: Optional[type] = None) -> _Method:
+    def __get__(self, obj: Optional["Client"], owner: Optional[type] = None) -> Any:
         if obj is None:
             # On the class itself there is no remote method, as before.
             raise AttributeError(self._attr)
@@ -201,7 +206,7 @@ class _RemoteName:
 _CLASS_NAMES_MAX = 1024
 
 
-def _install(cls: type, attr: str, split: Tuple[str, Type[_Method]]) -> None:
+def _install(cls: "Type[Client]", attr: str, split: Tuple[str, Type[_Method]]) -> None:
     """Adds a :class:`_RemoteName` for ``attr`` to ``cls`` unless any class
     of its MRO has that name (a property that raised ``AttributeError``
     must stay), or ``cls`` overrides ``__getattr__``."""
