@@ -79,17 +79,7 @@ fn decode_request(r: &mut Reader<'_>, end: usize) -> Option<raw::Request> {
     while r.pos < end {
         match r.key()? {
             (1, VARINT) if id.is_none() => id = Some(r.varint(end)?),
-            (2, LEN) if call.is_none() => {
-                let (start, stop) = r.len_within(end)?;
-                call = Some(decode_call(
-                    &mut Reader {
-                        buf: r.buf,
-                        pos: start,
-                    },
-                    stop,
-                )?);
-                r.pos = stop;
-            }
+            (2, LEN) if call.is_none() => call = Some(r.message(end, decode_call)?),
             _ => return None,
         }
     }
@@ -113,17 +103,7 @@ fn decode_call(r: &mut Reader<'_>, end: usize) -> Option<raw::Call> {
         match r.key()? {
             (1, LEN) if method.is_none() => method = Some(r.string(end)?),
             (2, LEN) => args.push(r.bytes(end)?),
-            (3, LEN) => {
-                let (start, stop) = r.len_within(end)?;
-                kwargs.push(decode_kwarg(
-                    &mut Reader {
-                        buf: r.buf,
-                        pos: start,
-                    },
-                    stop,
-                )?);
-                r.pos = stop;
-            }
+            (3, LEN) => kwargs.push(r.message(end, decode_kwarg)?),
             (4, VARINT) if timeout_ms.is_none() => timeout_ms = Some(r.varint(end)?),
             // prost reads a `uint32` as a 64-bit varint, truncated.
             (5, VARINT) if stream_window.is_none() => stream_window = Some(r.varint(end)? as u32),
@@ -220,6 +200,25 @@ impl Reader<'_> {
             return None;
         }
         Some((start, stop))
+    }
+
+    /// A length-delimited embedded message that ends by `end`, read by
+    /// `read` from its first byte to its last; the reader then stands after it.
+    fn message<T>(
+        &mut self,
+        end: usize,
+        read: impl FnOnce(&mut Reader<'_>, usize) -> Option<T>,
+    ) -> Option<T> {
+        let (start, stop) = self.len_within(end)?;
+        let value = read(
+            &mut Reader {
+                buf: self.buf,
+                pos: start,
+            },
+            stop,
+        )?;
+        self.pos = stop;
+        Some(value)
     }
 
     /// A length-delimited field's bytes, as a slice of the frame.
