@@ -223,14 +223,54 @@ pub(super) fn describe_run(
     )
 }
 
-/// The hand-written section of an existing RESULTS.md, markers included.
+/// The hand-written section of an existing RESULTS.md, markers included:
+/// from the start marker to the end of the file, so that sections appended
+/// after the end marker by hand are kept too (the end marker is put back
+/// last).
 pub(super) fn kept_analysis(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     match (text.find(ANALYSIS_START), text.find(ANALYSIS_END)) {
-        (Some(a), Some(b)) if a < b => text[a..b + ANALYSIS_END.len()].to_owned(),
+        (Some(a), Some(b)) if a < b => {
+            let kept = text[a..].replacen(ANALYSIS_END, "", 1);
+            format!("{}\n\n{ANALYSIS_END}", kept.trim_end())
+        }
         _ => format!(
             "{ANALYSIS_START}\n## Analysis\n\n(Hand-written: what limits each miss and what would fix it. \
              `cargo xtask bench` keeps this section when it rewrites the file.)\n{ANALYSIS_END}"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_analysis_and_sections_after_its_end_marker_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("RESULTS.md");
+        std::fs::write(
+            &path,
+            format!(
+                "# old table\n{ANALYSIS_START}\n## A\n{ANALYSIS_END}\n\n### appended later\nB\n"
+            ),
+        )
+        .unwrap();
+        let kept = kept_analysis(&path);
+        assert!(kept.starts_with(ANALYSIS_START), "{kept}");
+        assert!(kept.ends_with(ANALYSIS_END), "{kept}");
+        assert!(!kept.contains("old table"), "{kept}");
+        assert!(
+            kept.contains("## A") && kept.contains("### appended later\nB"),
+            "{kept}"
+        );
+        assert_eq!(kept.matches(ANALYSIS_END).count(), 1, "{kept}");
+    }
+
+    #[test]
+    fn a_file_without_markers_gets_an_empty_analysis() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = kept_analysis(&dir.path().join("missing.md"));
+        assert!(kept.starts_with(ANALYSIS_START) && kept.ends_with(ANALYSIS_END));
     }
 }
