@@ -1,8 +1,10 @@
 //! [`Pool`]: the Python worker threads a server's calls run on.
 
-use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use pyo3::prelude::*;
 
@@ -39,19 +41,15 @@ pub(crate) fn run_here(job: Job) -> Result<(), Job> {
 
 /// What the workers of a [`Pool`] share.
 struct Shared {
-    state: Mutex<PoolState>,
-    /// Signalled when a job is queued or the pool closes.
-    ready: Condvar,
-}
-
-struct PoolState {
-    queue: VecDeque<Job>,
-    /// Workers waiting for a job.
-    idle: usize,
+    /// Jobs, handed from [`Pool::submit`] to a worker waiting for one: a
+    /// zero-capacity (rendezvous) channel, so a job is taken only by a
+    /// worker that is waiting at that moment, never queued behind a busy
+    /// one.
+    jobs: Receiver<Job>,
+    /// Disconnected when the pool closes, which wakes every waiting worker.
+    closing: Receiver<()>,
     /// Workers alive.
-    threads: usize,
-    /// Set when the pool's owner is gone: workers finish the queue and exit.
-    closed: bool,
+    threads: AtomicUsize,
 }
 
 /// Python worker threads that keep their Python thread state between calls.
@@ -63,76 +61,83 @@ struct PoolState {
 /// only re-takes the GIL. Workers start on demand, up to `max` (the Python
 /// server's `workers`); a call that finds them all busy runs on tokio's
 /// blocking pool as before, so calls never wait for each other here (how many
-/// run at once is bounded by the server's in-flight limits). Dropping the
+/// run at once is bounded by the server's in-flight limits). Closing the
 /// pool (the server stopped) lets the workers exit once they are done.
+///
+/// The hand-off is `crossbeam-channel`'s rendezvous channel: `try_send`
+/// succeeds exactly when a worker is waiting in `recv`, which is the
+/// "idle worker, or a new one, or give the job back" decision in one step.
 ///
 /// Workers are plain OS threads, not `threading` threads: they never hold up
 /// the interpreter's exit. A pool belongs to one `bind()`, so a server bound
 /// again in a forked child gets a new one.
 pub(crate) struct Pool {
     shared: Arc<Shared>,
+    jobs: Sender<Job>,
+    /// Dropped by [`Pool::close`].
+    closing: Mutex<Option<Sender<()>>>,
+    closed: AtomicBool,
     max: usize,
 }
 
 impl Pool {
     pub(crate) fn new(max: usize) -> Pool {
+        let (jobs, jobs_rx) = crossbeam_channel::bounded(0);
+        let (closing, closing_rx) = crossbeam_channel::bounded(0);
         Pool {
             shared: Arc::new(Shared {
-                state: Mutex::new(PoolState {
-                    queue: VecDeque::new(),
-                    idle: 0,
-                    threads: 0,
-                    closed: false,
-                }),
-                ready: Condvar::new(),
+                jobs: jobs_rx,
+                closing: closing_rx,
+                threads: AtomicUsize::new(0),
             }),
+            jobs,
+            closing: Mutex::new(Some(closing)),
+            closed: AtomicBool::new(false),
             max,
         }
     }
 
     /// Hands `job` to an idle worker (or a new one); gives it back when every
-    /// worker is busy.
+    /// worker is busy, or the pool is closed.
     pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.closed {
+        if self.closed.load(Ordering::Acquire) {
             return Err(job);
         }
-        if st.idle > st.queue.len() {
-            st.queue.push_back(job);
-            drop(st);
-            self.shared.ready.notify_one();
-            return Ok(());
-        }
-        if st.threads >= self.max {
+        let job = match self.jobs.try_send(job) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => job,
+        };
+        let counted = self
+            .shared
+            .threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            });
+        if counted.is_err() {
             return Err(job);
         }
-        st.threads += 1;
-        drop(st);
         let shared = Arc::clone(&self.shared);
         let spawned = std::thread::Builder::new()
             .name("pyrpc-python".into())
             .spawn(move || worker(&shared, job));
-        match spawned {
-            Ok(_) => Ok(()),
-            Err(_) => {
-                let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.threads -= 1;
-                // The closure (and the job in it) is gone with the failed
-                // spawn; its caller sees the dropped reply channel.
-                Ok(())
-            }
+        if spawned.is_err() {
+            self.shared.threads.fetch_sub(1, Ordering::AcqRel);
+            // The closure (and the job in it) is gone with the failed
+            // spawn; its caller sees the dropped reply channel.
         }
+        Ok(())
     }
-}
 
-impl Pool {
-    /// Lets the workers exit once the queue is empty; later calls run on the
+    /// Lets the workers exit once they are done; later calls run on the
     /// blocking pool.
     pub(crate) fn close(&self) {
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.closed = true;
-        drop(st);
-        self.shared.ready.notify_all();
+        self.closed.store(true, Ordering::Release);
+        let closing = self
+            .closing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(closing);
     }
 }
 
@@ -149,8 +154,7 @@ fn worker(shared: &Shared, first: Job) {
     let attached =
         inside.and_then(|inside| Python::try_attach(|py| worker_loop(py, shared, first, inside)));
     if attached.is_none() {
-        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.threads -= 1;
+        shared.threads.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -224,22 +228,17 @@ fn next_job(shared: &Shared) -> Next {
     }
 }
 
-/// The next queued job, waiting for one; `None` once the pool is closed
-/// (the worker is no longer counted then).
+/// The next job, waiting for one; `None` once the pool is closed (the
+/// worker is no longer counted then).
 fn queued(shared: &Shared) -> Option<Job> {
-    let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        if let Some(j) = st.queue.pop_front() {
-            return Some(j);
-        }
-        if st.closed {
-            st.threads -= 1;
-            return None;
-        }
-        st.idle += 1;
-        st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
-        st.idle -= 1;
+    let job = crossbeam_channel::select_biased! {
+        recv(shared.jobs) -> job => job.ok(),
+        recv(shared.closing) -> _ => None,
+    };
+    if job.is_none() {
+        shared.threads.fetch_sub(1, Ordering::AcqRel);
     }
+    job
 }
 
 /// Never takes the GIL back: the interpreter is exiting (see `exit`).
@@ -248,3 +247,6 @@ fn park_for_good() -> ! {
         std::thread::park();
     }
 }
+
+#[cfg(test)]
+mod tests;
