@@ -7,6 +7,7 @@ no code with pyrpc.
 import datetime
 import decimal
 import fractions
+import math
 import uuid
 
 from .messages import INT64_MAX, INT64_MIN, MAX_DEPTH, NESTED_MAX, pb
@@ -238,7 +239,10 @@ def to_value(obj, depth=MAX_DEPTH):
         v.uuid = obj.bytes
     elif isinstance(obj, complex):
         v.complex.SetInParent()
-        v.complex.real, v.complex.imag = obj.real, obj.imag
+        # A part is written unless it is +0.0, so -0.0 keeps its sign.
+        for name, part in (("real", obj.real), ("imag", obj.imag)):
+            if part != 0 or math.copysign(1.0, part) < 0:
+                setattr(v.complex, name, part)
     elif isinstance(obj, fractions.Fraction):
         v.fraction.numerator = int_bytes(obj.numerator)
         v.fraction.denominator = int_bytes(obj.denominator)

@@ -702,13 +702,16 @@ pub struct TimeDelta {
     #[prost(uint32, tag = "3")]
     pub microseconds: u32,
 }
-/// A complex number: two IEEE doubles.
+/// A complex number: two IEEE doubles. `optional` (explicit presence) so that
+/// a part that is -0.0 is written and keeps its sign: a sender writes a part
+/// unless its bits are all zero (+0.0); an absent part is +0.0. The bytes are
+/// the same as without `optional` for every other value.
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct Complex {
-    #[prost(double, tag = "1")]
-    pub real: f64,
-    #[prost(double, tag = "2")]
-    pub imag: f64,
+    #[prost(double, optional, tag = "1")]
+    pub real: ::core::option::Option<f64>,
+    #[prost(double, optional, tag = "2")]
+    pub imag: ::core::option::Option<f64>,
 }
 /// An n-dimensional array: `data` holds the product of `shape` elements of
 /// `dtype`, in C (row-major) order, each little-endian; its length must be

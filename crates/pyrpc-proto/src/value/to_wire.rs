@@ -98,8 +98,8 @@ pub(crate) fn from_wire(value: wire::Value, left: usize, max: usize) -> Result<V
         }
         Some(Kind::Uuid(u)) => Value::Uuid(kinds::uuid_from_wire(&u)?),
         Some(Kind::Complex(c)) => Value::Complex {
-            re: c.real,
-            im: c.imag,
+            re: c.real.unwrap_or(0.0),
+            im: c.imag.unwrap_or(0.0),
         },
         Some(Kind::Fraction(f)) => Value::Fraction(Box::new(kinds::fraction_from_wire(*f)?)),
         Some(Kind::Ndarray(a)) => {
@@ -222,7 +222,10 @@ fn nested(value: Value) -> wire::Value {
             Value::TimeDelta(t) => Kind::Timedelta(t),
             Value::Decimal(d) => Kind::Decimal(d),
             Value::Uuid(u) => Kind::Uuid(Bytes::copy_from_slice(&u)),
-            Value::Complex { re, im } => Kind::Complex(wire::Complex { real: re, imag: im }),
+            Value::Complex { re, im } => Kind::Complex(wire::Complex {
+                real: complex_part(re),
+                imag: complex_part(im),
+            }),
             Value::Fraction(f) => Kind::Fraction(Box::new(kinds::fraction_to_wire(&f))),
             Value::Record(r) => {
                 let (field_names, fields) =
@@ -239,4 +242,11 @@ fn nested(value: Value) -> wire::Value {
         };
         wire::Value { kind: Some(kind) }
     }
+}
+
+/// A complex number's part as written: absent when it is +0.0 (what an
+/// implicit-presence field would skip), present otherwise, so -0.0 keeps its
+/// sign on the wire.
+fn complex_part(x: f64) -> Option<f64> {
+    (x.to_bits() != 0).then_some(x)
 }
