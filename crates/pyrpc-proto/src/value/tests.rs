@@ -99,7 +99,13 @@ fn new_kinds_round_trip() {
 #[test]
 fn a_complex_part_of_minus_zero_keeps_its_sign() {
     // `assert_eq!` on `Value` cannot tell -0.0 from +0.0: compare the bits.
-    for (re, im) in [(-0.0, -0.0), (1.5, -0.0), (-0.0, 2.0), (0.0, 0.0), (f64::NAN, -1.0)] {
+    for (re, im) in [
+        (-0.0, -0.0),
+        (1.5, -0.0),
+        (-0.0, 2.0),
+        (0.0, 0.0),
+        (f64::NAN, -1.0),
+    ] {
         let Value::Complex { re: r, im: i } = roundtrip(Value::Complex { re, im }) else {
             panic!("not a complex");
         };
@@ -108,7 +114,10 @@ fn a_complex_part_of_minus_zero_keeps_its_sign() {
     // A +0.0 part is not written, as before (and as an implicit-presence
     // field would have it): `complex(1.5)` is the bytes it always was.
     let bytes = wire::Value::from(Value::Complex { re: 1.5, im: 0.0 }).encode_to_vec();
-    assert_eq!(bytes, [0xaa, 0x01, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f]);
+    assert_eq!(
+        bytes,
+        [0xaa, 0x01, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f]
+    );
 }
 
 #[test]
