@@ -13,10 +13,23 @@ import pytest
 import pyrpc
 from pyrpc import Client, Server, Timeout
 
+# Calls that must run at once on the server in test_concurrent_calls_of_one_connection_all_run_at_once.
+MEETING = 8
+
 
 class Worker(Server):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.barrier = threading.Barrier(MEETING, timeout=20)
+
     def echo(self, x):
         return x
+
+    def meet(self, i):
+        # Returns once MEETING calls are in here at the same time; a call
+        # left waiting behind another raises BrokenBarrierError after 20 s.
+        self.barrier.wait()
+        return i
 
     def thread(self):
         return threading.get_ident()
@@ -103,6 +116,39 @@ def test_a_long_call_read_by_the_waiting_worker_sees_its_caller_go(address, tmp_
             proc.wait(20)
         assert wait_for_file(marker) == "cancelled"
         assert Client(address=server.bound_address()).echo(3) == 3
+    finally:
+        server.shutdown_sync()
+
+
+def test_concurrent_calls_of_one_connection_all_run_at_once(address):
+    # Threads sharing one Client: a worker that reads the connection's next
+    # request itself (after sequential calls, the usual state) runs only
+    # that one; the others that came meanwhile must still reach other
+    # workers, or a method that waits for its siblings never returns. The
+    # method returns only once all MEETING calls are inside it at once.
+    server = started(address)
+    try:
+        c = Client(address=server.bound_address())
+        for rnd in range(10):
+            for i in range(20):
+                assert c.echo(i) == i
+            results = [None] * MEETING
+            errors = []
+
+            def caller(k):
+                try:
+                    results[k] = c.meet(k)
+                except Exception as e:  # pragma: no cover - reported below
+                    errors.append(repr(e))
+
+            threads = [threading.Thread(target=caller, args=(k,)) for k in range(MEETING)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert not any(t.is_alive() for t in threads)
+            assert errors == [], "round %d" % rnd
+            assert results == list(range(MEETING))
     finally:
         server.shutdown_sync()
 
