@@ -60,15 +60,15 @@ pub(crate) fn decode_within(
 /// [`KeyCache`].
 const SMALL_DICT_BYTES: usize = 512;
 
-pub(super) struct Decoder<'a, 'py> {
-    pub(super) py: Python<'py>,
-    pub(super) buf: &'a Bytes,
+struct Decoder<'a, 'py> {
+    py: Python<'py>,
+    buf: &'a Bytes,
     opts: Options,
     keys: KeyCache<'py>,
     /// How reference counts are changed ([`Refs`]).
-    pub(super) refs: Refs,
+    refs: Refs,
     /// What is left of the decoded-size budget.
-    pub(super) budget: Budget,
+    budget: Budget,
 }
 
 impl<'py> Decoder<'_, 'py> {
@@ -188,12 +188,7 @@ impl<'py> Decoder<'_, 'py> {
     /// malformed, for its error) goes there.
     #[allow(unsafe_code)]
     #[inline(always)]
-    pub(super) fn item(
-        &mut self,
-        s: usize,
-        e: usize,
-        left: usize,
-    ) -> Result<Bound<'py, PyAny>, DecodeError> {
+    fn item(&mut self, s: usize, e: usize, left: usize) -> Result<Bound<'py, PyAny>, DecodeError> {
         let buf: &[u8] = self.buf;
         // One level down must be allowed at all (`value` checks it there).
         if left > 1 && e - s >= 2 {
@@ -377,7 +372,6 @@ impl<'py> Decoder<'_, 'py> {
         // all different, and looking them up would only cost time. A big
         // one is made at its final size instead.
         let cached = end - start <= SMALL_DICT_BYTES;
-        let mut pos = start;
         let dict = if cached {
             PyDict::new(self.py)
         } else {
@@ -385,12 +379,7 @@ impl<'py> Decoder<'_, 'py> {
             // they come.
             let n = presize::count_keys(buf, start, end)?;
             self.budget.values(n as u64)?;
-            let dict = presize::new_dict(self.py, n)?;
-            // Interleaved pairs inserted a few behind their decode, the
-            // table's memory prefetched (`super::big_dict`); the rest, if
-            // any, below.
-            pos = self.interleaved_pairs(&dict, start, end, left)?;
-            dict
+            presize::new_dict(self.py, n)?
         };
         // Keys and values interleaved (what pyrpc's encoders write) go in
         // as they come; otherwise they wait here and are paired at the end.
@@ -404,6 +393,7 @@ impl<'py> Decoder<'_, 'py> {
         let mut pending: Option<Bound<'py, PyAny>> = None;
         let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut values: Vec<Bound<'py, PyAny>> = Vec::new();
+        let mut pos = start;
         while pos < end {
             let key = read_varint(buf, &mut pos, end)?;
             let is_key = key == u64::from(ITEM);

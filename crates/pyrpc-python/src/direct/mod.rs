@@ -14,10 +14,8 @@
 //! A value nested deeper than [`pyrpc_proto::NESTED_MAX_DEPTH`] is written by
 //! the `Value` path, which picks the flat encoding for it (PROTOCOL.md §5).
 
-mod big_dict;
 mod budget;
 mod decode;
-mod dict_table;
 mod encode;
 mod keys;
 mod longs;
