@@ -1,9 +1,10 @@
-"""Big dicts (a dict message over 512 bytes) are decoded with each pair
-inserted a few pairs after it is read, the hash table's memory asked for in
-between (decision 0023). What comes back must be what inserting each pair as
-it came gave: the same order, key types and values, the first key object
-and the last value of a repeated key, the same error for bad bytes or an
-unhashable key, and nothing held after a failure."""
+"""Big dicts (a dict message over 512 bytes, made at their final size:
+decision 0018) decode as inserting each pair as it comes gives: the same
+order, key types and values as the small-dict path, the first key object and
+the last value of a repeated key, keys and values that come apart still
+paired, the first error in the bytes' order (bad bytes or an unhashable key),
+and nothing held after a failure. (Written for decision 0023's queued
+inserts, which were dropped; they hold for any change to this path.)"""
 
 import struct
 import sys
