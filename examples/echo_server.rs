@@ -10,14 +10,19 @@
 //! until Ctrl-C, SIGTERM or a client's `shutdown()`. Any pyrpc client can call
 //! it: `python examples/python/echo_client.py 127.0.0.1:50300` or the
 //! `echo_client` example.
+//!
+//! Once bound it prints `listening on ADDRESS`, the address it got: with
+//! port 0 (`127.0.0.1:0`) the OS picks a free port and that line tells which
+//! (`cargo xtask demo` starts it so).
 
 use std::time::Duration;
 
 use pyrpc_proto::{Args, RemoteError, Value};
-use pyrpc_server::{Methods, Server};
+use pyrpc_server::{Methods, Server, ServerHandle};
 use pyrpc_transport::Address;
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -45,11 +50,30 @@ fn main() -> anyhow::Result<()> {
             Err(RemoteError::exception("ValueError", "builtins", args.args))
         });
 
-    println!("echo server listening on {addr} (Ctrl-C stops it)");
-    Server::builder(methods)
+    let server = Server::builder(methods)
         .nonblocking(true)
         .build()
-        .start(&addr)?;
+        .bind(&addr)
+        .await?;
+    // Flushed at once: stdout is line-buffered even when it is a pipe.
+    println!("listening on {}", server.local_address());
+    serve_until_stopped(&server).await?;
     println!("echo server stopped");
+    Ok(())
+}
+
+/// Serves until a client's `shutdown()`, or Ctrl-C or SIGTERM (then shuts
+/// down gracefully: running calls get their grace period).
+async fn serve_until_stopped(server: &ServerHandle) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = server.wait() => return Ok(()),
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    server.shutdown();
+    server.wait().await;
     Ok(())
 }

@@ -8,7 +8,8 @@
 //! `serve ADDRESS` serves the interop test service with non-blocking calls
 //! enabled until a client shuts it down: `echo(*args, **kwargs) -> (args,
 //! kwargs)`, `sleep(seconds) -> seconds`, `raise_(type_name, *args)` (raises
-//! that exception), `big(n) -> b'1' * n`.
+//! that exception), `big(n) -> b'1' * n`. Once bound it prints `listening on
+//! ADDRESS`, the address it got (with port 0, the port the OS chose).
 //!
 //! `check ADDRESS` runs the interop checks against a server serving that
 //! service, one line per check (`PASS name (time) detail` or `FAIL ...`), and
@@ -125,12 +126,23 @@ fn service() -> Methods {
 }
 
 fn serve(addr: &Address) -> Result<()> {
-    println!("rust interop server on {addr}");
     let mut builder = Server::builder(service()).nonblocking(true);
     if let Some((_, cert, key)) = tls_env() {
         builder = builder.tls(ServerTls::from_pem_files(cert, key, None)?);
     }
-    builder.build().start(addr)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let server = builder.build().bind(addr).await?;
+        // The address bound (with the port the OS chose for port 0), for
+        // `cargo xtask interop-test`; stdout is line-buffered, so it is
+        // flushed at once.
+        println!("listening on {}", server.local_address());
+        server.wait().await;
+        anyhow::Ok(())
+    })?;
+    // Blocking methods still running past the grace period are abandoned,
+    // not waited for (as `Server::start` does).
+    rt.shutdown_background();
     println!("rust interop server stopped");
     Ok(())
 }

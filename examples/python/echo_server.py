@@ -5,9 +5,12 @@ Then:   python examples/python/echo_client.py [ADDRESS]
 
 ADDRESS defaults to ('', 50300) (TCP, all interfaces). Give a port number
 ("50301"), "host:port", or a Unix socket path (anything containing a '/').
-Ctrl-C stops the server.
+Once bound, the server prints ``listening on ADDRESS``, the address it got:
+with port 0 ("127.0.0.1:0") the OS picks a free port and that line tells
+which (``cargo xtask demo`` starts it so). Ctrl-C stops the server.
 """
 
+import asyncio
 import sys
 
 from pyrpc import Server
@@ -21,6 +24,25 @@ def parse_address(text):
     return (host, int(port))
 
 
+def format_address(address):
+    """(host, port) -> 'host:port' ('[host]:port' for IPv6); a path -> 'unix:path'."""
+    if isinstance(address, tuple):
+        host, port = address
+        return "{}:{}".format("[%s]" % host if ":" in host else host, port)
+    return "unix:" + address
+
+
+async def serve(server):
+    """Serve until shut down, printing where once bound."""
+    # Server.serve() binds first thing, then waits for the shutdown.
+    serving = asyncio.ensure_future(server.serve())
+    while server.bound_address() is None and not serving.done():
+        await asyncio.sleep(0.01)
+    if not serving.done():
+        print("listening on " + format_address(server.bound_address()), flush=True)
+    await serving  # raises if the bind failed
+
+
 class EchoServer(Server):
     address = ('', 50300)  # can also be a unix socket (e. g. '/tmp/echo_server_socket')
 
@@ -32,6 +54,6 @@ if __name__ == '__main__':
     if len(sys.argv) > 1:
         EchoServer.address = parse_address(sys.argv[1])
     try:
-        EchoServer().start()
+        asyncio.run(serve(EchoServer()))
     except KeyboardInterrupt:
         pass

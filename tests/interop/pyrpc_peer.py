@@ -5,7 +5,8 @@ Usage::
     pyrpc_peer.py serve ADDRESS   # serve the interop test service (non-blocking enabled)
     pyrpc_peer.py check ADDRESS   # run the interop checks against a server
 
-ADDRESS is ``HOST:PORT`` (TCP) or ``unix:/path`` (Unix socket). The service and
+ADDRESS is ``HOST:PORT`` (TCP; port 0 for a free one) or ``unix:/path`` (Unix
+socket); ``serve`` prints ``listening on ADDRESS`` with the address it bound. The service and
 the checks are the same as those of ``examples/interop_peer.rs`` (Rust) and
 ``independent_peer.py`` (the protocol alone, no pyrpc code); ``check`` prints one
 line per check and exits with 0 only if all pass. Its last check shuts the
@@ -17,6 +18,7 @@ speaks TLS with that certificate and key and the client verifies it against
 that CA.
 """
 
+import asyncio
 import builtins
 import os
 import socket
@@ -32,6 +34,26 @@ def parse_address(text):
         return text[len("unix:"):]
     host, _, port = text.rpartition(":")
     return (host, int(port))
+
+
+def format_address(address):
+    """pyrpc's (host, port) -> 'host:port' ('[host]:port' for IPv6); a path -> 'unix:/path'."""
+    if isinstance(address, tuple):
+        host, port = address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return "unix:" + address
+
+
+async def serve(server):
+    """Serve until a client shuts the server down, printing ``listening on ADDRESS``
+    (the address bound: with port 0, the port the OS chose) once bound."""
+    # Server.serve() binds first thing, then waits for the shutdown.
+    serving = asyncio.ensure_future(server.serve())
+    while server.bound_address() is None and not serving.done():
+        await asyncio.sleep(0.01)
+    if not serving.done():
+        print("listening on " + format_address(server.bound_address()), flush=True)
+    await serving  # raises if the bind failed
 
 
 TLS_CA = os.environ.get("PYRPC_INTEROP_TLS_CA")
@@ -208,8 +230,7 @@ def main(argv):
         return 2
     address = parse_address(argv[2])
     if argv[1] == "serve":
-        print(f"pyrpc interop server on {address}", flush=True)
-        InteropServer(address=address).start()
+        asyncio.run(serve(InteropServer(address=address)))
         print("pyrpc interop server stopped", flush=True)
         return 0
     return 0 if run_checks(address) else 1

@@ -2,13 +2,17 @@
 //! Python, over a Unix socket and TCP.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use crate::announce::{spawn_announced, Announced, Output};
 use crate::python::{self, Venv};
-use crate::util::{cargo, free_port, run as sh, step, temp_dir, wait_until, KillOnDrop};
+use crate::util::{cargo, run as sh, step, temp_dir};
+
+/// How long an example server may take to say where it listens.
+const READY_LIMIT: Duration = Duration::from_secs(30);
 
 /// Builds the examples and the Python package, then runs three pairings.
 pub(crate) fn run(root: &Path) -> Result<()> {
@@ -31,56 +35,36 @@ fn pairings(root: &Path, venv: &Venv, bin: &dyn Fn(&str) -> PathBuf, tmp: &Path)
 
     step(&format!("Rust server on {unix}  <-  Rust client"));
     let server = spawn(Command::new(bin("echo_server")).arg(&unix))?;
-    wait_unix(&sock)?;
-    sh(Command::new(bin("echo_client")).arg(&unix), root)?;
+    sh(Command::new(bin("echo_client")).arg(&server.address), root)?;
     drop(server);
 
-    let port = free_port()?;
-    let tcp = format!("127.0.0.1:{port}");
-    step(&format!("Python server on {tcp}  <-  Rust client"));
+    // Port 0: the OS picks a free port when the server binds, and the
+    // server says which (`listening on 127.0.0.1:PORT`).
+    step("Python server on 127.0.0.1:0  <-  Rust client");
     let server = spawn(
         venv.command(venv.python())
             .arg(root.join("examples/python/echo_server.py"))
-            .arg(&tcp),
+            .arg("127.0.0.1:0")
+            .env("PYTHONUNBUFFERED", "1"),
     )?;
-    wait_tcp(port)?;
-    sh(Command::new(bin("echo_client")).arg(&tcp), root)?;
+    sh(Command::new(bin("echo_client")).arg(&server.address), root)?;
     drop(server);
 
-    let port = free_port()?;
-    let tcp = format!("127.0.0.1:{port}");
-    step(&format!("Rust server on {tcp}  <-  Python client"));
-    let server = spawn(Command::new(bin("echo_server")).arg(&tcp))?;
-    wait_tcp(port)?;
+    step("Rust server on 127.0.0.1:0  <-  Python client");
+    let server = spawn(Command::new(bin("echo_server")).arg("127.0.0.1:0"))?;
     sh(
         venv.command(venv.python())
             .arg(root.join("examples/python/echo_client.py"))
-            .arg(&tcp),
+            .arg(&server.address),
         root,
     )?;
     drop(server);
     Ok(())
 }
 
-fn spawn(cmd: &mut Command) -> Result<KillOnDrop> {
-    println!("$ {} &", crate::util::describe(cmd));
-    let child = cmd
-        .stdin(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", crate::util::describe(cmd)))?;
-    Ok(KillOnDrop(child))
-}
-
-fn wait_unix(path: &Path) -> Result<()> {
-    wait_until(Duration::from_secs(30), || {
-        std::os::unix::net::UnixStream::connect(path).is_ok()
-    })
-    .with_context(|| format!("server did not listen on {}", path.display()))
-}
-
-fn wait_tcp(port: u16) -> Result<()> {
-    wait_until(Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .with_context(|| format!("server did not listen on port {port}"))
+/// Starts an example server and waits until it says where it listens.
+fn spawn(cmd: &mut Command) -> Result<Announced> {
+    let server = spawn_announced(cmd, Output::Inherit, READY_LIMIT)?;
+    println!("(the server listens on {})", server.address);
+    Ok(server)
 }

@@ -13,7 +13,8 @@
 //! Before the matrix, the independent peer checks the golden vectors of
 //! `proto/testdata/` with the Python protobuf runtime.
 //!
-//! A cell starts the server, waits until it accepts connections, runs the
+//! A cell starts the server on port 0 (or a Unix socket), waits until it
+//! prints the address it bound (`listening on ADDRESS`), runs the
 //! client's checks (connected, timeout, echo, exception, big, nb, shutdown;
 //! the independent client also checks the rules of docs/PROTOCOL.md a client
 //! can observe: refusal, deadline, depth, nb-ids, unusual, encodings, stats),
@@ -31,11 +32,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::announce::{spawn_announced, Announced, Output};
 use crate::certs;
 use crate::python::{self, Venv};
-use crate::util::{cargo, free_port, run as sh, step, temp_dir, KillOnDrop};
+use crate::util::{cargo, run as sh, step, temp_dir, KillOnDrop};
 
-/// How long a server may take to accept connections.
+/// How long a server may take to say where it listens.
 const READY_LIMIT: Duration = Duration::from_secs(20);
 /// How long a client's checks may take (they need about 2 s).
 const CHECK_LIMIT: Duration = Duration::from_secs(60);
@@ -378,10 +380,10 @@ fn cell_stages(
     server_log: &Path,
     client_log: &Path,
 ) -> Result<()> {
-    let (mut server_proc, address) = start_server(env, server, transport, sock, server_log)?;
+    let mut server_proc = start_server(env, server, transport, sock, server_log)?;
 
     let mut client_proc = spawn_logged(
-        env.command(client, "check", &address, transport),
+        env.command(client, "check", &server_proc.address, transport),
         client_log,
     )?;
     let status = wait_for(&mut client_proc.0, CHECK_LIMIT)?.with_context(|| {
@@ -391,7 +393,7 @@ fn cell_stages(
         bail!("the {client} client's checks failed ({status})");
     }
 
-    let status = wait_for(&mut server_proc.0, EXIT_LIMIT)?.with_context(|| {
+    let status = wait_for(&mut server_proc.proc.0, EXIT_LIMIT)?.with_context(|| {
         format!("the {server} server did not exit within {EXIT_LIMIT:?} of shutdown()")
     })?;
     if !status.success() {
@@ -406,53 +408,29 @@ fn cell_stages(
     Ok(())
 }
 
-/// Starts the server and waits until it accepts connections. Returns the
-/// process and its address text.
-///
-/// A TCP port is picked free and released before the server binds it, so
-/// another process may take it in between: a server that exits before
-/// listening on TCP is started again on a new port, up to three times.
+/// Starts the server on port 0 (or the cell's Unix socket) and waits until
+/// it says where it listens (`listening on ADDRESS`).
 fn start_server(
     env: &Env,
     server: Peer,
     transport: Transport,
     sock: &Path,
     log: &Path,
-) -> Result<(KillOnDrop, String)> {
-    let mut attempt = 1;
-    loop {
-        let (address, port) = match transport {
-            Transport::Tcp | Transport::Tls => {
-                let port = free_port()?;
-                (format!("127.0.0.1:{port}"), port)
-            }
-            Transport::Unix => (format!("unix:{}", sock.display()), 0),
-        };
-        let mut proc = spawn_logged(env.command(server, "serve", &address, transport), log)?;
-        let start = Instant::now();
-        loop {
-            let ready = match transport {
-                Transport::Tcp | Transport::Tls => {
-                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                }
-                Transport::Unix => std::os::unix::net::UnixStream::connect(sock).is_ok(),
-            };
-            if ready {
-                return Ok((proc, address));
-            }
-            if let Some(status) = proc.0.try_wait()? {
-                if transport != Transport::Unix && attempt < 3 {
-                    break;
-                }
-                bail!("the {server} server exited before listening on {address} ({status})");
-            }
-            if start.elapsed() > READY_LIMIT {
-                bail!("the {server} server did not listen on {address} within {READY_LIMIT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        attempt += 1;
+) -> Result<Announced> {
+    let asked = match transport {
+        Transport::Tcp | Transport::Tls => "127.0.0.1:0".to_owned(),
+        Transport::Unix => format!("unix:{}", sock.display()),
+    };
+    let mut cmd = env.command(server, "serve", &asked, transport);
+    let started = spawn_announced(&mut cmd, Output::Log(log), READY_LIMIT)
+        .with_context(|| format!("the {server} server did not start on {asked}"))?;
+    if transport == Transport::Unix && started.address != asked {
+        bail!(
+            "the {server} server, asked for {asked}, says it listens on {}",
+            started.address
+        );
     }
+    Ok(started)
 }
 
 /// Starts `cmd` with stdout and stderr going to `log`; killed when dropped.

@@ -25,6 +25,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod announce;
 mod bench;
 mod bench_memory;
 mod bench_scale;

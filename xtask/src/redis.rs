@@ -35,6 +35,11 @@ impl TestRedis {
     /// inherits it).
     pub(crate) fn start() -> Result<TestRedis> {
         let binary = ensure_installed()?;
+        // A port picked free and released before redis-server binds it
+        // (racy, unlike the demo's and the interop test's servers, which
+        // bind port 0 and say which port they got): `--port 0` makes
+        // redis-server listen on no TCP port at all, and the result store
+        // the tests use is a `redis://host:port` URL.
         let port = free_port()?;
         let dir = temp_dir("pyrpc-test-redis")?;
         let child = Command::new(&binary)

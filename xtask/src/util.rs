@@ -91,7 +91,10 @@ pub(crate) fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> Re
     bail!("not ready after {limit:?}")
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// A free TCP port on 127.0.0.1, bound and released: another process may
+/// take it before the caller's server binds it. Only for `redis-server`
+/// (see [`crate::redis`]), which cannot be told to bind port 0; pyrpc servers
+/// bind port 0 and say which port they got ([`crate::announce`]).
 pub(crate) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())

@@ -127,7 +127,13 @@ class IndependentServer:
         listener.listen(64)
         listener.settimeout(0.05)  # so the accept loop notices a shutdown
         threading.Thread(target=self.reaper, daemon=True).start()
-        print(f"independent server listening on {self.address}", flush=True)
+        # The address bound (with port 0, the port the OS chose), in the
+        # interop test's ADDRESS form; `cargo xtask interop-test` waits for it.
+        bound = listener.getsockname()
+        if self.family == socket.AF_INET:
+            print(f"listening on {bound[0]}:{bound[1]}", flush=True)
+        else:
+            print(f"listening on unix:{bound}", flush=True)
         try:
             while not self.stopping.is_set():
                 try:
