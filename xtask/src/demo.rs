@@ -62,9 +62,8 @@ fn pairings(root: &Path, venv: &Venv, bin: &dyn Fn(&str) -> PathBuf, tmp: &Path)
     Ok(())
 }
 
-/// Starts an example server and waits until it says where it listens.
+/// Starts an example server (its output shown) and waits until it says
+/// where it listens.
 fn spawn(cmd: &mut Command) -> Result<Announced> {
-    let server = spawn_announced(cmd, Output::Inherit, READY_LIMIT)?;
-    println!("(the server listens on {})", server.address);
-    Ok(server)
+    spawn_announced(cmd, Output::Inherit, READY_LIMIT)
 }
