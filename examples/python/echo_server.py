@@ -11,6 +11,7 @@ which (``cargo xtask demo`` starts it so). Ctrl-C stops the server.
 """
 
 import asyncio
+import signal
 import sys
 
 from pyrpc import Server
@@ -36,11 +37,18 @@ async def serve(server):
     """Serve until shut down, printing where once bound."""
     # Server.serve() binds first thing, then waits for the shutdown.
     serving = asyncio.ensure_future(server.serve())
+    # SIGTERM stops it gracefully, as Server.start() would: cancelling
+    # serve() shuts the server down (running calls get their grace period,
+    # a Unix socket file is removed). Ctrl-C cancels it through asyncio.run.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
     while server.bound_address() is None and not serving.done():
         await asyncio.sleep(0.01)
     if not serving.done():
         print("listening on " + format_address(server.bound_address()), flush=True)
-    await serving  # raises if the bind failed
+    try:
+        await serving  # raises if the bind failed
+    except asyncio.CancelledError:
+        pass  # SIGTERM: the server has stopped
 
 
 class EchoServer(Server):

@@ -21,6 +21,7 @@ that CA.
 import asyncio
 import builtins
 import os
+import signal
 import socket
 import sys
 import time
@@ -49,11 +50,18 @@ async def serve(server):
     (the address bound: with port 0, the port the OS chose) once bound."""
     # Server.serve() binds first thing, then waits for the shutdown.
     serving = asyncio.ensure_future(server.serve())
+    # SIGTERM stops it gracefully, as Server.start() would: cancelling
+    # serve() shuts the server down (running calls get their grace period,
+    # a Unix socket file is removed). Ctrl-C cancels it through asyncio.run.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
     while server.bound_address() is None and not serving.done():
         await asyncio.sleep(0.01)
     if not serving.done():
         print("listening on " + format_address(server.bound_address()), flush=True)
-    await serving  # raises if the bind failed
+    try:
+        await serving  # raises if the bind failed
+    except asyncio.CancelledError:
+        pass  # SIGTERM: the server has stopped
 
 
 TLS_CA = os.environ.get("PYRPC_INTEROP_TLS_CA")
