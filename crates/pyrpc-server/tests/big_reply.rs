@@ -99,7 +99,7 @@ enum Frame {
     /// field, len).
     Payload(u32, u64, u32, usize),
     /// Anything else, decoded.
-    Other(wire::ServerFrame),
+    Other(Box<wire::ServerFrame>),
 }
 
 impl Client {
@@ -115,9 +115,12 @@ impl Client {
         }))
         .await;
         match c.read_frame().await {
-            Frame::Other(wire::ServerFrame {
-                kind: Some(server_frame::Kind::Hello(h)),
-            }) => assert!(h.error.is_none(), "{:?}", h.error),
+            Frame::Other(f) => match f.kind {
+                Some(server_frame::Kind::Hello(h)) => {
+                    assert!(h.error.is_none(), "{:?}", h.error);
+                }
+                other => panic!("expected a hello, got {other:?}"),
+            },
             other => panic!("expected a hello, got {other:?}"),
         }
         c
@@ -150,7 +153,7 @@ impl Client {
             self.io.read_exact(&mut body).await.unwrap();
             let mut framed = BytesMut::from(&(len as u32).to_be_bytes()[..]);
             framed.extend_from_slice(&body);
-            return Frame::Other(self.codec.decode(&mut framed).unwrap().unwrap());
+            return Frame::Other(Box::new(self.codec.decode(&mut framed).unwrap().unwrap()));
         }
         // ServerFrame{response: {1: id, 2: Value{field: payload}}}: four keys,
         // each followed by a varint (a length, or the id).
