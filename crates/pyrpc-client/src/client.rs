@@ -398,7 +398,7 @@ pub(crate) fn wire_call(method: &str, args: Args, timeout_ms: u64) -> raw::Call 
 /// A reply's encoded value; the remote error, or a protocol error, otherwise.
 pub(crate) fn raw_value_of(outcome: response::Kind, what: &str) -> Result<Bytes, CallError> {
     match outcome {
-        response::Kind::Value(v) => Ok(v),
+        response::Kind::Value(v) => Ok(v.into_bytes()),
         response::Kind::Error(e) => Err(CallError::Remote(e.into())),
         other => Err(unexpected(&other, what)),
     }

@@ -78,7 +78,7 @@ impl<'a> NbCall<'a> {
                     }
                     Ok(response::Kind::Value(v)) => {
                         self.release().await;
-                        return Ok(v);
+                        return Ok(v.into_bytes());
                     }
                     Ok(response::Kind::Error(e)) => {
                         let e = RemoteError::from(e);

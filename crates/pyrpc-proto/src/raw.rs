@@ -31,6 +31,11 @@ use prost::Message;
 
 use crate::{wire, Args, Value, ValueError};
 
+mod encoded;
+mod response_kind;
+
+pub use encoded::{EncodedValue, SPLIT_MIN};
+
 /// Encodes a [`Value`] as the bytes of a `pyrpc.v1.Value` message (a
 /// [`Value::Encoded`] is those bytes already).
 pub fn encode_value(value: Value) -> Bytes {
@@ -286,15 +291,15 @@ pub mod server_frame {
     }
 }
 
-/// `StreamItem` with its value as the bytes of its `Value` message.
-#[derive(Clone, PartialEq, Message)]
+/// `StreamItem` with its value as the bytes of its `Value` message (its
+/// `prost::Message` is written out in `response_kind.rs`: an
+/// [`EncodedValue`] is not a type prost's derive takes).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamItem {
     /// The id of the call whose reply streams.
-    #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The encoded `Value`.
-    #[prost(bytes = "bytes", tag = "2")]
-    pub value: Bytes,
+    pub value: EncodedValue,
 }
 
 /// `Response` with a returned value as the bytes of its `Value` message.
@@ -308,35 +313,30 @@ pub struct Response {
     pub kind: Option<response::Kind>,
 }
 
-/// The kinds of [`Response`].
+/// The kinds of [`Response`]. The oneof's methods (`encode`, `merge`,
+/// `encoded_len`, what prost's derive would write) are written out in
+/// `response_kind.rs`, for the [`EncodedValue`] of `Value`.
 pub mod response {
-    use bytes::Bytes;
-
+    use super::EncodedValue;
     use crate::wire;
 
     /// As `wire::response::Kind`, the value raw.
-    #[derive(Clone, PartialEq, prost::Oneof)]
+    #[derive(Clone, Debug, PartialEq)]
     pub enum Kind {
-        /// The encoded `Value` the method returned.
-        #[prost(bytes = "bytes", tag = "2")]
-        Value(Bytes),
+        /// The encoded `Value` the method returned (field 2, `bytes` on the
+        /// wire).
+        Value(EncodedValue),
         /// The method raised, or the request was refused.
-        #[prost(message, tag = "3")]
         Error(wire::RemoteError),
         /// Done, nothing to return.
-        #[prost(message, tag = "4")]
         Ack(wire::Ack),
         /// `Fetch` of a call still running.
-        #[prost(message, tag = "5")]
         Pending(wire::Pending),
         /// The answer to `ListMethods`.
-        #[prost(message, tag = "6")]
         Methods(wire::MethodList),
         /// The answer to `Stats`.
-        #[prost(message, tag = "7")]
         Stats(wire::ServerStats),
         /// The end of a streamed reply.
-        #[prost(message, tag = "8")]
         StreamEnd(wire::StreamEnd),
     }
 }
@@ -364,7 +364,7 @@ mod tests {
         else {
             panic!("not a value response: {raw:?}");
         };
-        assert_eq!(decode_value(value, 10), Ok(v));
+        assert_eq!(decode_value(value.into_bytes(), 10), Ok(v));
     }
 
     #[test]

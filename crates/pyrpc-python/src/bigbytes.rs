@@ -1,6 +1,15 @@
-//! A large `bytes` result read into its final object without holding two
-//! full copies (issue 10, point 7: a 100 MiB return peaked the client at 2x
-//! the payload above idle; goal 1.3x).
+//! Large `bytes` values without a second full copy, both ways.
+//!
+//! Sent ([`result_value`], decision 0022): a server's result, or a streamed
+//! item, that is one large `bytes` object is handed to the server as a
+//! [`Value::Bytes`] sharing the object's own buffer, which the server writes
+//! to the socket from there; the encoder would copy it into the value's
+//! bytes first (issue 10: a 100 MiB return peaked the Python server at 2x
+//! the payload above idle).
+//!
+//! Received ([`take`], decision 0092): a large `bytes` result read into its
+//! final object without holding two full copies (issue 10, point 7: a
+//! 100 MiB return peaked the client at 2x the payload above idle; goal 1.3x).
 //!
 //! A reply's value arrives as a slice of its frame. When the value is one
 //! `bytes` of at least [`THRESHOLD`] and this slice is the only owner of the
@@ -13,6 +22,45 @@
 use bytes::Bytes;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyByteArray, PyBytes};
+use pyrpc_proto::{raw, Value};
+
+use crate::convert::{ConvertError, Options};
+
+/// A method's result, or a streamed item, as the value the server sends: an
+/// exact `bytes` of at least [`raw::SPLIT_MIN`] as a [`Value::Bytes`] over
+/// the object's buffer (no copy: `bytes` are immutable, and the value holds
+/// a reference), an exact `bytearray` that long as a [`Value::ByteArray`] of
+/// one copy (it may change after the method returned, so it is copied, but
+/// once, not again into the encoded value); anything else encoded
+/// ([`Value::Encoded`]).
+///
+/// The server splits such a value into a small head and the payload
+/// (`raw::EncodedValue::from_value`), and the frame encoder writes the
+/// payload from this buffer. The last reference to the `bytes` object may
+/// go on a thread without the GIL (the connection's writer); PyO3 then
+/// defers the decref to the next time one of our threads attaches, which a
+/// worker does before it runs its next call, and `Server.start()`'s thread
+/// every 50 ms (`runtime::SIGNAL_CHECK`).
+///
+/// # Errors
+///
+/// As [`crate::direct::encode`].
+pub(crate) fn result_value(obj: &Bound<'_, PyAny>, opts: Options) -> Result<Value, ConvertError> {
+    if let Ok(b) = obj.cast_exact::<PyBytes>() {
+        if b.as_bytes().len() >= raw::SPLIT_MIN {
+            return Ok(Value::Bytes(Bytes::from_owner(PyBackedBytes::from(
+                b.clone(),
+            ))));
+        }
+    } else if let Ok(b) = obj.cast_exact::<PyByteArray>() {
+        if b.len() >= raw::SPLIT_MIN {
+            return Ok(Value::ByteArray(Bytes::from(b.to_vec())));
+        }
+    }
+    crate::direct::encode(obj, opts).map(Value::Encoded)
+}
 
 /// Smaller values are copied the ordinary way (`direct::decode`).
 const THRESHOLD: usize = 4 << 20;

@@ -27,7 +27,6 @@ use tokio::sync::mpsc;
 
 use crate::aio::{self, LoopSlot};
 use crate::convert::Options;
-use crate::direct;
 use crate::runtime;
 
 /// Items a generator may run ahead of the server's pump (on top of the
@@ -120,7 +119,7 @@ pub(crate) fn stream_generator(
             break;
         }
         let next = match gen.call_method0("__next__") {
-            Ok(obj) => direct::encode(&obj, opts).map(Value::Encoded).map_err(|e| {
+            Ok(obj) => crate::bigbytes::result_value(&obj, opts).map_err(|e| {
                 RemoteError::new(
                     ErrorKind::UnsupportedValue,
                     format!(
@@ -257,18 +256,16 @@ impl Feed {
     /// Sends one item: 1 when sent, 0 when there is no room yet (call
     /// `when_room`, then again), -1 when the client left the stream.
     fn push(&self, item: &Bound<'_, PyAny>) -> i32 {
-        let v = direct::encode(item, self.opts)
-            .map(Value::Encoded)
-            .map_err(|e| {
-                RemoteError::new(
-                    ErrorKind::UnsupportedValue,
-                    format!(
-                        "an item of {}() cannot be sent: {}",
-                        self.method,
-                        e.message("item")
-                    ),
-                )
-            });
+        let v = crate::bigbytes::result_value(item, self.opts).map_err(|e| {
+            RemoteError::new(
+                ErrorKind::UnsupportedValue,
+                format!(
+                    "an item of {}() cannot be sent: {}",
+                    self.method,
+                    e.message("item")
+                ),
+            )
+        });
         let failed = v.is_err();
         match self.offer(v) {
             1 if failed => -1,

@@ -377,7 +377,7 @@ fn ack(id: u64) -> raw::Response {
 }
 
 fn value(id: u64, v: Value) -> raw::Response {
-    response(id, response::Kind::Value(raw::encode_value(v)))
+    response(id, response::Kind::Value(raw::EncodedValue::from_value(v)))
 }
 
 /// An error response.

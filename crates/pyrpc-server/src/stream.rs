@@ -108,7 +108,7 @@ where
         let value = check(next?)?;
         let item = raw::StreamItem {
             id,
-            value: raw::encode_value(value),
+            value: raw::EncodedValue::from_value(value),
         };
         if !send.send(item).await {
             // The connection is gone: nobody to answer.
@@ -179,6 +179,39 @@ mod tests {
             .expect_err("raised");
         assert_eq!(err.message, "boom");
         assert_eq!(sent.lock().unwrap().len(), 1);
+    }
+
+    struct Keep(Arc<Mutex<Vec<raw::StreamItem>>>);
+    impl AsyncSend for Keep {
+        async fn send(&self, item: raw::StreamItem) -> bool {
+            self.0.lock().unwrap().push(item);
+            true
+        }
+    }
+
+    /// A large `bytes` item goes out as its own buffer, not a copy
+    /// (decision 0022; tests/big_reply.rs checks the other replies).
+    #[tokio::test]
+    async fn a_large_bytes_item_is_not_copied() {
+        let payload = bytes::Bytes::from(vec![5u8; raw::SPLIT_MIN]);
+        let p = payload.clone();
+        let stream: ValueStream =
+            Box::pin(futures::stream::iter(0..2).map(move |_| Ok(Value::Bytes(p.clone()))));
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let n = pump(
+            3,
+            stream,
+            Arc::new(Semaphore::new(10)),
+            Keep(Arc::clone(&kept)),
+            Ok,
+        )
+        .await
+        .expect("ends");
+        assert_eq!(n, 2);
+        for item in kept.lock().unwrap().iter() {
+            assert_eq!(item.value.payload().as_ptr(), payload.as_ptr());
+            assert_eq!(item.value.payload().len(), payload.len());
+        }
     }
 
     #[test]

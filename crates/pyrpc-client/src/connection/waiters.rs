@@ -135,7 +135,7 @@ impl Shared {
         };
         if sink.allowed > 0 {
             sink.allowed -= 1;
-            let _ = sink.tx.send(item.value);
+            let _ = sink.tx.send(item.value.into_bytes());
             return;
         }
         pending.items.remove(&id);

@@ -61,7 +61,7 @@ impl<'a> MultiNb<'a> {
                 Ok(response::Kind::Value(v)) => {
                     self.release(at).await;
                     self.multi.member(at).count_served();
-                    return Ok(v);
+                    return Ok(v.into_bytes());
                 }
                 Ok(response::Kind::Error(e)) => {
                     let e = RemoteError::from(e);

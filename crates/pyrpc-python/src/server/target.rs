@@ -149,12 +149,13 @@ impl Finish {
         let method = self.method.as_str();
         match outcome {
             // Written straight into its encoded form, sent as it is.
-            Ok(ret) => match crate::direct::encode(ret, self.opts) {
+            // (A large `bytes` is sent from its own buffer: bigbytes.rs.)
+            Ok(ret) => match crate::bigbytes::result_value(ret, self.opts) {
                 Ok(v) => {
                     if self.call_log.wanted(py) {
                         log(server, "log_call", ret, method, pargs, pkwargs);
                     }
-                    Ok(Value::Encoded(v))
+                    Ok(v)
                 }
                 Err(e) => {
                     // Logged as the TypeError it is here; answered as the
