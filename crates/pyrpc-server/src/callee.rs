@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pyrpc_proto::{Args, MethodInfo, RemoteError, Value};
+use tokio_util::sync::CancellationToken;
 
-use crate::call_token::CallToken;
 use crate::stream::{StreamSlot, ValueStream};
 
 /// The future a [`Callee`] returns for one call.
@@ -221,7 +221,7 @@ pub struct CallContext {
     pub nonblocking: bool,
     /// Cancelled when the caller cancels the call (`Cancel`), its deadline
     /// passes, or its connection closes.
-    cancel: CallToken,
+    cancel: CancellationToken,
     /// Where [`CallContext::reply_stream`] leaves a stream; `None` when the
     /// call cannot stream.
     stream: Option<StreamSlot>,
@@ -238,7 +238,7 @@ impl CallContext {
         peer: String,
         deadline: Option<Instant>,
         nonblocking: bool,
-        cancel: CallToken,
+        cancel: CancellationToken,
         stream: Option<StreamSlot>,
     ) -> Self {
         CallContext {

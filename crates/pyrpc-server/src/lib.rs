@@ -79,7 +79,6 @@ extern crate self as pyrpc_server;
 
 mod accept;
 mod budget;
-mod call_token;
 mod callee;
 mod config;
 mod connection;

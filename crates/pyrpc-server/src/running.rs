@@ -1,8 +1,8 @@
 //! The running calls of one connection, by request id, so that a `Cancel`
 //! from their caller can stop them.
 //!
-//! Each spawned call registers a [`CallToken`] (cancelled with the
-//! connection's own token too, so closing the connection cancels it) and holds the
+//! Each spawned call registers a [`CancellationToken`] (a child of the
+//! connection's own, so closing the connection cancels it too) and holds the
 //! [`Registration`] until its answer is made; dropping the registration takes
 //! the entry out. The map is bounded by the connection's in-flight limit: a
 //! call only registers while it holds one of the connection's permits.
@@ -14,13 +14,12 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::call_token::CallToken;
 use crate::dispatch::Direct;
 
 /// One registered call: its registration number, its token, the credit
 /// of its streamed reply (none until the client grants some), and, for a
 /// call answered directly by its callee, what answers it when cancelled.
-type Entry = (u64, CallToken, Arc<Semaphore>, Option<Weak<Direct>>);
+type Entry = (u64, CancellationToken, Arc<Semaphore>, Option<Weak<Direct>>);
 
 /// The most streamed replies one connection may have open at once.
 pub(crate) const MAX_STREAMS: usize = 256;
@@ -63,7 +62,7 @@ impl RunningCalls {
         parent: &CancellationToken,
         direct: Option<Weak<Direct>>,
     ) -> Registration {
-        let token = CallToken::child_of(parent);
+        let token = parent.child_token();
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let credit = Arc::new(Semaphore::new(0));
         self.lock()
@@ -121,13 +120,13 @@ pub(crate) struct Registration {
     calls: Arc<RunningCalls>,
     id: u64,
     seq: u64,
-    token: CallToken,
+    token: CancellationToken,
     credit: Arc<Semaphore>,
 }
 
 impl Registration {
     /// Cancelled when the caller cancels the call or the connection closes.
-    pub(crate) fn token(&self) -> &CallToken {
+    pub(crate) fn token(&self) -> &CancellationToken {
         &self.token
     }
 

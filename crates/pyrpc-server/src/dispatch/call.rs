@@ -2,7 +2,6 @@
 //! arguments converted), run on the callee with its deadline, cancellation
 //! and `synchronous` turn, and answered (a value, an error, or a stream).
 
-use crate::call_token::CallToken;
 use crate::callee::CallContext;
 use crate::hooks::CallRecord;
 use crate::running::Registration;
@@ -19,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::*;
@@ -204,7 +204,7 @@ pub(super) async fn call_response(
         // per call).
         let cancel = match &spawned {
             Some((r, _)) => r.token().clone(),
-            None => CallToken::Parent(conn.stop.clone()),
+            None => conn.stop.clone(),
         };
         let result = match prepare(shared, method, call) {
             Ok(p) => run_prepared(shared, &conn.peer, method, p, false, cancel, slot.clone()).await,
@@ -373,7 +373,7 @@ pub(super) async fn run_prepared(
     method: &str,
     p: Prepared,
     nonblocking: bool,
-    cancel: CallToken,
+    cancel: CancellationToken,
     stream: Option<StreamSlot>,
 ) -> Result<Value, RemoteError> {
     match method {

@@ -33,7 +33,6 @@ use super::call::{
     sleep_until_some, stream_reply, CallBody,
 };
 use super::{error, reply, response as make_response, ConnCtx};
-use crate::call_token::CallToken;
 use crate::callee::{CallContext, CallDone};
 use crate::connection::{Linger, ReplyQueue, TrySend, WeakReplyQueue};
 use crate::running::{Registration, RunningCalls};
@@ -148,7 +147,7 @@ pub(crate) struct Direct {
     slot: Option<StreamSlot>,
     /// The call's registration token: cancelled by `Cancel`, the deadline
     /// or the connection's close.
-    cancel: CallToken,
+    cancel: CancellationToken,
     /// Taken by whoever answers the call first.
     held: Mutex<Option<Held>>,
     /// Cancelled once the call is answered, for a call with a deadline: it

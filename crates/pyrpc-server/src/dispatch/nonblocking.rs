@@ -1,7 +1,6 @@
 //! The non-blocking requests: `Submit` (a call whose result is kept in the
 //! result store) and the waiting `Fetch`.
 
-use crate::call_token::CallToken;
 use crate::results::{CallId, Lookup, Submitted};
 use crate::server::Shared;
 use crate::store::{self, StoreError};
@@ -81,7 +80,7 @@ pub(super) async fn submit(
             &method,
             prepared,
             true,
-            CallToken::Parent(Default::default()),
+            Default::default(),
             None,
         );
         let result = store::run_holding_lease(shared.store(), call_id, work)
@@ -98,7 +97,7 @@ pub(super) async fn submit(
         async move {
             let shared = shared2;
             let received = prepared.received;
-            let cancel = CallToken::Parent(shared.close.child_token());
+            let cancel = shared.close.child_token();
             let work = run_prepared(&shared, &peer, &method, prepared, true, cancel, None);
             let result = tokio::select! {
                 r = store::run_holding_lease(shared.store(), call_id, work) => r,
