@@ -5,7 +5,10 @@
 //! The mirrors are read as text: a `#[derive(.., Message)]` struct `Foo`
 //! mirrors message `Foo`, and the `enum Kind` inside `mod foo` is the oneof of
 //! message `Foo`. Their field numbers (`tag = "N"`) must be exactly the
-//! message's field numbers in the compiled descriptor.
+//! message's field numbers in the compiled descriptor. A mirror whose protobuf
+//! code is written by hand (no derive) says so with a `// prost-mirror` line
+//! before its `#[derive(..)]`, and gives each field's number as a
+//! `// tag = "N"` comment on its line.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,10 +59,15 @@ fn mirrored_tags(source: &str) -> BTreeMap<String, BTreeSet<i32>> {
     let mut current: Option<String> = None;
     let mut module: Option<String> = None;
     let mut derives_message = false;
+    // A `// prost-mirror` line marks the next item as a mirror written by hand.
+    let mut by_hand = false;
     for line in source.lines() {
         let line = line.trim();
-        if line.starts_with("#[derive(") {
-            derives_message = line.contains("Message") || line.contains("Oneof");
+        if line.starts_with("// prost-mirror") {
+            by_hand = true;
+        } else if line.starts_with("#[derive(") {
+            derives_message = by_hand || line.contains("Message") || line.contains("Oneof");
+            by_hand = false;
         } else if let Some(name) = word_after(line, "pub mod ") {
             module = Some(camel_case(name));
         } else if let Some(name) = word_after(line, "pub struct ") {
@@ -156,6 +164,26 @@ pub mod call {
     }
 
     #[test]
+    fn a_mirror_written_by_hand_counts_its_tag_comments() {
+        let source = r#"
+// prost-mirror: by hand.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub id: u64, // tag = "1"
+    pub value: Bytes, // tag = "2"
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plain {
+    pub x: u32, // tag = "3"
+}
+"#;
+        let tags = mirrored_tags(source);
+        assert_eq!(tags.len(), 1, "{tags:?}");
+        assert_eq!(tags["Item"], BTreeSet::from([1, 2]));
+    }
+
+    #[test]
     fn the_committed_mirrors_match_the_proto() -> Result<()> {
         let root = crate::util::project_root();
         let fds = protox::compile(["pyrpc/v1/rpc.proto"], [root.join("proto")])?;
@@ -165,6 +193,10 @@ pub mod call {
         let stale = source.replace("#[prost(uint32, tag = \"5\")]", "");
         let err = check(&stale, &fds).expect_err("a dropped field is noticed");
         assert!(err.to_string().contains("Call: fields [5]"), "{err}");
+        // So is a variant missing from a oneof written by hand.
+        let stale = source.replace("StreamEnd(wire::StreamEnd), // tag = \"8\"", "");
+        let err = check(&stale, &fds).expect_err("a dropped variant is noticed");
+        assert!(err.to_string().contains("Response: fields [8]"), "{err}");
         Ok(())
     }
 }

@@ -294,12 +294,13 @@ pub mod server_frame {
 /// `StreamItem` with its value as the bytes of its `Value` message (its
 /// `prost::Message` is written out in `response_kind.rs`: an
 /// [`EncodedValue`] is not a type prost's derive takes).
+// prost-mirror: written by hand; `cargo xtask codegen` checks the `tag` comments.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamItem {
     /// The id of the call whose reply streams.
-    pub id: u64,
+    pub id: u64, // tag = "1"
     /// The encoded `Value`.
-    pub value: EncodedValue,
+    pub value: EncodedValue, // tag = "2"
 }
 
 /// `Response` with a returned value as the bytes of its `Value` message.
@@ -321,23 +322,23 @@ pub mod response {
     use crate::wire;
 
     /// As `wire::response::Kind`, the value raw.
+    // prost-mirror: written by hand; `cargo xtask codegen` checks the `tag` comments.
     #[derive(Clone, Debug, PartialEq)]
     pub enum Kind {
-        /// The encoded `Value` the method returned (field 2, `bytes` on the
-        /// wire).
-        Value(EncodedValue),
+        /// The encoded `Value` the method returned (`bytes` on the wire).
+        Value(EncodedValue), // tag = "2"
         /// The method raised, or the request was refused.
-        Error(wire::RemoteError),
+        Error(wire::RemoteError), // tag = "3"
         /// Done, nothing to return.
-        Ack(wire::Ack),
+        Ack(wire::Ack), // tag = "4"
         /// `Fetch` of a call still running.
-        Pending(wire::Pending),
+        Pending(wire::Pending), // tag = "5"
         /// The answer to `ListMethods`.
-        Methods(wire::MethodList),
+        Methods(wire::MethodList), // tag = "6"
         /// The answer to `Stats`.
-        Stats(wire::ServerStats),
+        Stats(wire::ServerStats), // tag = "7"
         /// The end of a streamed reply.
-        StreamEnd(wire::StreamEnd),
+        StreamEnd(wire::StreamEnd), // tag = "8"
     }
 }
 
