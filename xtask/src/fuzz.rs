@@ -18,6 +18,7 @@ const TARGETS: &[&str] = &[
     "flat_values",
     "direct_values",
     "request_frame",
+    "server_frame",
 ];
 
 /// Runs each target for `seconds`.
