@@ -160,9 +160,10 @@ def canon(v):
 
 
 def test_the_corpus_comes_back_as_itself():
+    # Compared as values, not bytes: a decoded set may iterate in another
+    # order than the one encoded (it depends on the process's string hashes).
     for v, data in zip(VALUES, CORPUS):
-        back = _pyrpc._loads(data)
-        assert _pyrpc._dumps(back) == data, repr(v)[:80]
+        assert canon(_pyrpc._loads(data)) == canon(v), repr(v)[:80]
 
 
 def test_a_complex_part_of_minus_zero_keeps_its_sign():
