@@ -104,15 +104,6 @@ CORPUS = [_pyrpc._dumps(v) for v in VALUES]
 CLEAR = (ValueError, TypeError)
 
 
-def _varint(n):
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
 def mutate(rnd, data):
     """``data`` with one to four random edits."""
     m = bytearray(data)
@@ -131,7 +122,7 @@ def mutate(rnd, data):
             # A length or count rewritten: small, huge, or off by one.
             n = rnd.choice([0, 1, 2, 127, 128, 2**31, 2**63, rnd.randrange(1 << 20)])
             i = rnd.randrange(len(m))
-            m[i : i + 1] = _varint(n)
+            m[i : i + 1] = rawwire.varint(n)
         elif op == 5:
             other = rnd.choice(CORPUS)
             start = rnd.randrange(len(other))
