@@ -50,6 +50,7 @@ use crate::convert::{ConvertError, Options};
 pub(crate) fn result_value(obj: &Bound<'_, PyAny>, opts: Options) -> Result<Value, ConvertError> {
     if let Ok(b) = obj.cast_exact::<PyBytes>() {
         if b.as_bytes().len() >= raw::SPLIT_MIN {
+            crate::warm::moved(b.as_bytes().len());
             return Ok(Value::Bytes(Bytes::from_owner(PyBackedBytes::from(
                 b.clone(),
             ))));

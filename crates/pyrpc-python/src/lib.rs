@@ -51,6 +51,7 @@ mod runtime;
 mod server;
 mod stream;
 mod tls;
+mod warm;
 
 /// The Rust core of the pyrpc package; use `pyrpc.Client` and `pyrpc.Server`.
 #[pymodule]

@@ -271,6 +271,9 @@ pub(crate) fn get() -> PyResult<&'static Runtime> {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("pyrpc")
+            // A server's frames are read on these threads: their arenas keep
+            // what they free until the server goes quiet (decision 0025).
+            .on_thread_unpark(crate::warm::arm)
             .build()
     })
 }

@@ -204,9 +204,11 @@ impl ServerCore {
         // Ctrl-C), let go of the Python objects once it has.
         let target = Arc::clone(&self.target);
         let stopped = handle.clone();
+        let serving = crate::warm::serve(py)?;
         runtime::get()?.spawn(async move {
             stopped.wait().await;
             pool.close();
+            drop(serving);
             let _ = tokio::task::spawn_blocking(move || {
                 crate::exit::attach(|py| target.release(py));
             })

@@ -42,6 +42,7 @@ pub(crate) fn decode_within(
     budget: &mut Budget,
 ) -> Result<Py<PyAny>, DecodeError> {
     budget.values(1)?;
+    crate::warm::moved(value.len());
     let refs = Refs::get(py);
     let mut dec = Decoder {
         py,

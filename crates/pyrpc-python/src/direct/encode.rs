@@ -41,7 +41,10 @@ pub(crate) fn encode(obj: &Bound<'_, PyAny>, opts: Options) -> Result<Bytes, Con
         longs: Longs::get(obj.py()),
     };
     match enc.value(obj, opts.max_depth, 1) {
-        Ok(()) => Ok(Bytes::from(enc.buf)),
+        Ok(()) => {
+            crate::warm::moved(enc.buf.len());
+            Ok(Bytes::from(enc.buf))
+        }
         Err(Fail::Convert(e)) => Err(e),
         Err(Fail::Deep) => Ok(raw::encode_value(convert::to_value(obj, opts)?)),
     }

@@ -158,6 +158,9 @@ impl PyCallee {
         let target = Arc::clone(&self.target);
         let method = method.to_owned();
         Box::new(move |py: Python<'_>| {
+            // This thread's arena keeps what the call frees until the server
+            // goes quiet (decision 0025).
+            crate::warm::arm();
             // The call may have waited for a worker and the GIL: one whose
             // caller has given up meanwhile is not started
             // (docs/PROTOCOL.md, "Deadlines").
