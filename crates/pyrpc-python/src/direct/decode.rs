@@ -7,6 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PySet};
 use pyrpc_proto::{raw, ValueError};
 
 use super::budget::Budget;
+use super::clock;
 use super::keys::KeyCache;
 use super::packed;
 use super::presize;
@@ -159,6 +160,21 @@ impl<'py> Decoder<'_, 'py> {
                         packed::read_ints(py, buf, s, e, &mut self.budget)?
                     } else {
                         packed::read_floats(py, buf, s, e, &mut self.budget)?
+                    }
+                }
+                k if k == u64::from(clock::DATETIME) || k == clock::DATE_KEY => {
+                    let (s, e) = read_len(buf, &mut pos, end)?;
+                    let plain = if k == clock::DATE_KEY {
+                        clock::decode_date(py, buf, s, e)
+                    } else {
+                        clock::decode_datetime(py, buf, s, e)
+                    };
+                    match plain {
+                        Some(obj) => {
+                            self.charge_as_scanned(start, end)?;
+                            obj
+                        }
+                        None => return self.other(start, end, left),
                     }
                 }
                 // Every other kind (and anything odd) through the Value path.
@@ -480,6 +496,14 @@ impl<'py> Decoder<'_, 'py> {
         Ok(k)
     }
 
+    /// Charges what the `Value` message at `start..end` and the objects made
+    /// from it take, as the server's scan counts it before it is made.
+    fn charge_as_scanned(&mut self, start: usize, end: usize) -> Result<(), DecodeError> {
+        let cost = pyrpc_proto::cost::value_cost(&self.buf[start..end]);
+        self.budget.values(cost.values)?;
+        self.budget.bytes_of(cost.array_bytes)
+    }
+
     /// A value of another kind: decoded and converted by the `Value` path.
     #[inline(never)]
     fn other(
@@ -488,11 +512,7 @@ impl<'py> Decoder<'_, 'py> {
         end: usize,
         left: usize,
     ) -> Result<Bound<'py, PyAny>, DecodeError> {
-        // What the `Value` tree and the objects made from it take, charged
-        // as the server's scan would before it is made.
-        let cost = pyrpc_proto::cost::value_cost(&self.buf[start..end]);
-        self.budget.values(cost.values)?;
-        self.budget.bytes_of(cost.array_bytes)?;
+        self.charge_as_scanned(start, end)?;
         let value = raw::decode_value(self.buf.slice(start..end), left).map_err(|e| match e {
             ValueError::TooDeep { .. } => ValueError::TooDeep {
                 max: self.opts.max_depth,

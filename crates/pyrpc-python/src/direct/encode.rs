@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PySet, PyString, 
 use pyrpc_proto::raw::{self, RawArgs};
 use pyrpc_proto::NESTED_MAX_DEPTH;
 
+use super::clock;
 use super::longs::Longs;
 use super::packed::{self, Packed};
 use super::recent_keys::RecentKey;
@@ -408,6 +409,10 @@ impl Encoder {
     /// Anything but the common shapes, through the `Value` path.
     #[inline(never)]
     fn other(&mut self, obj: &Bound<'_, PyAny>, left: usize, level: usize) -> Result<(), Fail> {
+        // A naive or UTC datetime, a date: their fields read in place.
+        if clock::encode(obj, &mut self.buf) {
+            return Ok(());
+        }
         // numpy arrays and scalars: their elements copied once, in place.
         if crate::ndarray::encode_into(obj, &mut self.buf)? {
             return Ok(());

@@ -15,6 +15,7 @@
 //! the `Value` path, which picks the flat encoding for it (PROTOCOL.md §5).
 
 mod budget;
+mod clock;
 mod decode;
 mod encode;
 mod keys;

@@ -230,3 +230,86 @@ fn the_budget_is_charged_as_the_scan_counts() {
         }
     });
 }
+
+#[test]
+fn datetimes_and_dates_are_the_value_paths_bytes_both_ways() {
+    Python::initialize();
+    Python::attach(|py| {
+        // Plain cases (read in place) and others (the Value path), side by side.
+        let obj = eval(
+            py,
+            c_str!(
+                "(lambda dt: [dt.datetime(2021, 3, 4, 5, 6, 7, 80910), dt.datetime(1, 1, 1), \
+                 dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.datetime(2020, 2, 29, fold=1), \
+                 dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), \
+                 dt.datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=-3))), \
+                 dt.date(1, 1, 1), dt.date(9999, 12, 31), dt.date(2024, 2, 29), \
+                 type('D', (dt.datetime,), {})(2001, 1, 1), dt.time(1, 2), dt.timedelta(3)])\
+                 (__import__('datetime'))"
+            ),
+        );
+        let list = obj.cast::<pyo3::types::PyList>().expect("a list");
+        for item in list.iter() {
+            let bytes = encode(&item, Options::default()).expect("encodes");
+            let via_value = convert::to_value(&item, Options::default()).expect("convertible");
+            assert_eq!(
+                bytes,
+                raw::encode_value(via_value.clone()),
+                "the bytes of {item}"
+            );
+            let back = round_trip(py, &item);
+            assert!(
+                back.eq(&item).expect("comparable"),
+                "{item} came back as {back}"
+            );
+            assert!(
+                back.get_type().is(item.get_type())
+                    || item.get_type().name().is_ok_and(|n| n == "D"),
+                "{item}'s type"
+            );
+            let offset = |o: &Bound<'_, PyAny>| o.call_method0("utcoffset").map(|u| u.to_string());
+            if item.hasattr("utcoffset").unwrap_or(false)
+                && !item.get_type().name().is_ok_and(|n| n == "time")
+            {
+                assert_eq!(offset(&back).ok(), offset(&item).ok(), "{item}'s offset");
+            }
+            let fold =
+                |o: &Bound<'_, PyAny>| o.getattr("fold").and_then(|f| f.extract::<u32>()).ok();
+            assert_eq!(fold(&back), fold(&item), "{item}'s fold");
+        }
+        // Messages the plain decode leaves to the Value path: an invalid day
+        // (the same error), fields out of order, an unknown field.
+        for (msg, ok) in [
+            (&[0x7a, 0x06, 0x08, 0xa0, 0x1f, 0x10, 0x02, 0x18][..], false), // truncated
+            (
+                &[0x7a, 0x07, 0x08, 0xa0, 0x1f, 0x10, 0x02, 0x18, 0x1e][..],
+                false,
+            ), // Feb 30
+            (
+                &[0x7a, 0x07, 0x10, 0x02, 0x08, 0xa0, 0x1f, 0x18, 0x01][..],
+                true,
+            ), // out of order
+            (
+                &[
+                    0x7a, 0x09, 0x08, 0xa0, 0x1f, 0x10, 0x02, 0x18, 0x01, 0x60, 0x05,
+                ][..],
+                true,
+            ), // field 12
+            (
+                &[
+                    0x7a, 0x09, 0x08, 0xa0, 0x1f, 0x10, 0x02, 0x18, 0x01, 0x40, 0x02,
+                ][..],
+                true,
+            ), // +1 us offset
+        ] {
+            let direct = decode(py, &Bytes::copy_from_slice(msg), Options::default());
+            let general = raw::decode_value(Bytes::copy_from_slice(msg), 64);
+            assert_eq!(direct.is_ok(), ok, "{msg:?}");
+            assert_eq!(general.is_ok(), ok, "{msg:?}");
+            if let (Ok(d), Ok(g)) = (direct, general) {
+                let g = convert::to_python(py, g, Options::default()).expect("converts");
+                assert!(d.bind(py).eq(g.bind(py)).expect("comparable"), "{msg:?}");
+            }
+        }
+    });
+}
