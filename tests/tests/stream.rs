@@ -79,6 +79,15 @@ async fn server(addr: Address) -> Fixture {
                 Ok(Value::from(i))
             })
         })
+        .add_stream("blobs", |args: Args| {
+            let n = args.args.first().and_then(Value::as_i64).unwrap_or(0);
+            let size = args.args.get(1).and_then(Value::as_i64).unwrap_or(0);
+            let size = usize::try_from(size).unwrap_or(0);
+            futures::stream::unfold(0i64, move |i| async move {
+                tokio::task::yield_now().await;
+                (i < n).then(|| (Ok(Value::Bytes(vec![i as u8; size].into())), i + 1))
+            })
+        })
         .add("plain", |_args| Ok(Value::from("value")))
         .add_async("watch", move |_args: Args| {
             let s = s.clone();
@@ -152,6 +161,58 @@ async fn items_arrive_in_order_then_the_stream_ends() {
     }
 }
 
+/// Streams of counts around the client's window (and its half, where it
+/// grants more), small and large items, on a connection used before: each
+/// ends with every item, in time (a stream of exactly the credit's items
+/// used to wait for one more credit before its end; decision 0064).
+#[tokio::test]
+async fn streams_around_the_window_end_with_every_item() {
+    let w = i64::from(STREAM_WINDOW);
+    for (addr, _dir) in addresses() {
+        let f = server(addr).await;
+        let client = Client::new(f.handle.local_address().clone());
+        let cases = [
+            (0, 16),
+            (1, 16),
+            (w / 2 - 1, 16),
+            (w / 2, 16),
+            (w / 2 + 1, 16),
+            (w - 1, 16),
+            (w, 16),
+            (w + 1, 16),
+            (2 * w, 16),
+            (2, 4 << 20),
+            (w, 256 << 10),
+        ];
+        for (n, size) in cases {
+            // Other calls on the same connection first.
+            let reply = client.call_streaming("plain", Args::new()).await.unwrap();
+            assert!(matches!(&reply, Reply::Value(v) if *v == Value::from("value")));
+            let s = client
+                .call_streaming("blobs", Args::new().arg(n).arg(size))
+                .await
+                .unwrap()
+                .into_stream();
+            let items: Vec<Value> =
+                tokio::time::timeout(Duration::from_secs(20), s.map(|r| r.unwrap()).collect())
+                    .await
+                    .unwrap_or_else(|_| panic!("{n} items of {size} bytes: no end within 20 s"));
+            assert_eq!(items.len(), n as usize, "{n} items of {size} bytes");
+            for (i, v) in items.iter().enumerate() {
+                match v {
+                    Value::Bytes(b) => {
+                        assert_eq!(b.len(), size as usize);
+                        assert!(b.iter().all(|&x| x == i as u8), "item {i}");
+                    }
+                    other => panic!("item {i} is {other:?}"),
+                }
+            }
+        }
+        f.handle.shutdown();
+        f.handle.wait().await;
+    }
+}
+
 #[tokio::test]
 async fn an_error_mid_stream_comes_after_the_items_before_it() {
     for (addr, _dir) in addresses() {
@@ -186,11 +247,14 @@ async fn a_stalled_consumer_stops_the_method_at_the_window_and_dropping_stops_it
             .unwrap()
             .into_stream();
         assert_eq!(within(s.next()).await.unwrap().unwrap(), Value::from(0));
-        // Stop reading. The server may produce the window, and no more:
-        // wait until it has, then check it stays there while the client
-        // (which answers pings meanwhile) holds the rest unread.
+        // Stop reading. The server may produce the window, and one more
+        // item (which it polls to learn whether the stream ended, and holds
+        // until credit comes; decision 0064), and no more: wait until it
+        // has, then check it stays there while the client (which answers
+        // pings meanwhile) holds the rest unread.
+        let most = u64::from(STREAM_WINDOW) + 1;
         within(async {
-            while f.produced.load(Ordering::SeqCst) < u64::from(STREAM_WINDOW) {
+            while f.produced.load(Ordering::SeqCst) < most {
                 tokio::task::yield_now().await;
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -199,7 +263,7 @@ async fn a_stalled_consumer_stops_the_method_at_the_window_and_dropping_stops_it
         for _ in 0..20 {
             assert!(client.connected(Duration::from_secs(5)).await);
         }
-        assert_eq!(f.produced.load(Ordering::SeqCst), u64::from(STREAM_WINDOW));
+        assert_eq!(f.produced.load(Ordering::SeqCst), most);
         // Reading on grants more.
         for i in 1..1000 {
             assert_eq!(within(s.next()).await.unwrap().unwrap(), Value::from(i));

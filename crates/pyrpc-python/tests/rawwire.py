@@ -72,3 +72,53 @@ def closed_by_peer(s):
                 return True
     except ConnectionResetError:
         return True
+
+
+def int_value(n):
+    """Value { int: n } (sint64, zigzag)."""
+    return varint(3 << 3) + varint((n << 1) ^ (n >> 63))
+
+
+def stream_call(request_id, method, args, window):
+    """ClientFrame { request: Request { id, call: Call { method, args (encoded
+    Values), stream_window: window } } }."""
+    c = field(1, method.encode()) + b"".join(field(2, a) for a in args)
+    c += varint(5 << 3) + varint(window)
+    request = bytes([0x08]) + varint(request_id) + field(2, c)
+    return framed(field(2, request))
+
+
+def credit(request_id, items):
+    """ClientFrame { credit: Credit { id, items } }."""
+    body = bytes([0x08]) + varint(request_id) + bytes([0x10]) + varint(items)
+    return framed(field(4, body))
+
+
+def fields(buf):
+    """The fields of a message: [(number, value)], a varint's value an int,
+    a length-delimited one's its bytes (no other wire types are read)."""
+    out, i = [], 0
+
+    def read_varint():
+        nonlocal i
+        n = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    while i < len(buf):
+        key = read_varint()
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            out.append((number, read_varint()))
+        elif wire_type == 2:
+            n = read_varint()
+            out.append((number, bytes(buf[i : i + n])))
+            i += n
+        else:
+            raise ValueError("wire type %d not read here" % wire_type)
+    return out

@@ -3,11 +3,13 @@
 //!
 //! A handler hands its stream over with [`CallContext::reply_stream`] (or is
 //! added with [`Methods::add_stream`](crate::Methods::add_stream)). Once its
-//! future has finished, dispatch [`pump`]s the stream: it takes one unit of
-//! the client's credit before it polls the stream for each item, so a method
-//! is never asked for more items than the client granted room for
-//! (`Call.stream_window` plus every `Credit`), and a consumer that stops
-//! reading stops the method, bounding the server's memory.
+//! future has finished, dispatch [`pump`]s the stream: it sends each item
+//! after taking one unit of the client's credit (`Call.stream_window` plus
+//! every `Credit`), so a consumer that stops reading stops the method,
+//! bounding the server's memory. The method is asked for at most one item
+//! beyond the credit: the server must poll the stream to learn that it has
+//! ended, and the end (`stream_end` or an error) is no item and needs no
+//! credit (decision 0064). The item so polled waits for credit in the pump.
 //!
 //! ```text
 //!   client                         server
@@ -82,9 +84,9 @@ pub(crate) fn grant(credit: &Semaphore, n: u32) {
 
 /// Sends the items of `stream` as `StreamItem`s of request `id`, each after
 /// taking one unit of `credit`, through `send`; returns the response that
-/// ends the stream. `check` refuses an item the client could not take
-/// (ending the stream with that error). Dropping the future drops the
-/// stream, which stops the method.
+/// ends the stream, without waiting for credit. `check` refuses an item the
+/// client could not take (ending the stream with that error). Dropping the
+/// future drops the stream, which stops the method.
 pub(crate) async fn pump<S, C>(
     id: u64,
     mut stream: ValueStream,
@@ -98,14 +100,19 @@ where
 {
     let mut items: u64 = 0;
     loop {
-        match credit.acquire().await {
-            Ok(permit) => permit.forget(),
-            Err(_) => return Err(RemoteError::new(ErrorKind::Cancelled, "stream closed")),
-        }
+        // The stream is polled before credit is taken: only an item needs
+        // credit. The end (or an error) is sent at once, so a stream of
+        // exactly the client's credit ends without asking for more; out of
+        // credit, the item polled waits here (the one item beyond the
+        // credit the method is asked for) until the client grants room.
         let Some(next) = stream.next().await else {
             return Ok(items);
         };
         let value = check(next?)?;
+        match credit.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(RemoteError::new(ErrorKind::Cancelled, "stream closed")),
+        }
         let item = raw::StreamItem {
             id,
             value: raw::EncodedValue::from_value(value),
@@ -137,8 +144,10 @@ mod tests {
         }
     }
 
+    /// Items wait for credit; the method is asked for one more (to learn
+    /// whether the stream ended), which is held, not sent.
     #[tokio::test]
-    async fn the_method_is_never_asked_for_more_than_the_credit() {
+    async fn the_method_is_asked_for_at_most_one_item_beyond_the_credit() {
         let pulled = Arc::new(AtomicU64::new(0));
         let p = Arc::clone(&pulled);
         let stream: ValueStream = Box::pin(futures::stream::iter(0..1000).map(move |i| {
@@ -158,11 +167,51 @@ mod tests {
         tokio::pin!(fut);
         // Runs until it waits for credit.
         assert!(futures::poll!(fut.as_mut()).is_pending());
-        assert_eq!(pulled.load(Ordering::SeqCst), 5);
+        assert_eq!(pulled.load(Ordering::SeqCst), 6);
         assert_eq!(sent.lock().unwrap().len(), 5);
+        assert!(futures::poll!(fut.as_mut()).is_pending());
+        assert_eq!(pulled.load(Ordering::SeqCst), 6);
         grant(&credit, 2000);
         assert_eq!(fut.await.expect("ends"), 1000);
         assert_eq!(pulled.load(Ordering::SeqCst), 1000);
+    }
+
+    /// A stream of exactly the credit's items ends with no more credit
+    /// (decision 0064): the end is no item.
+    #[tokio::test]
+    async fn the_end_needs_no_credit() {
+        for n in [0u64, 1, 4, 5] {
+            let stream: ValueStream =
+                Box::pin(futures::stream::iter(0..n).map(|i| Ok(Value::from(i as i64))));
+            let credit = Arc::new(Semaphore::new(0));
+            grant(&credit, 5);
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let fut = pump(7, stream, credit, Collect(Arc::clone(&sent)), Ok);
+            tokio::pin!(fut);
+            let done = futures::poll!(fut.as_mut());
+            assert!(
+                matches!(done, std::task::Poll::Ready(Ok(got)) if got == n),
+                "{n} items: {done:?}"
+            );
+        }
+    }
+
+    /// An error after exactly the credit's items ends the stream at once.
+    #[tokio::test]
+    async fn a_final_error_needs_no_credit() {
+        let stream: ValueStream = Box::pin(futures::stream::iter(vec![
+            Ok(Value::from(1)),
+            Err(RemoteError::new(ErrorKind::Exception, "boom")),
+        ]));
+        let credit = Arc::new(Semaphore::new(1));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let fut = pump(1, stream, credit, Collect(Arc::clone(&sent)), Ok);
+        tokio::pin!(fut);
+        match futures::poll!(fut.as_mut()) {
+            std::task::Poll::Ready(Err(e)) => assert_eq!(e.message, "boom"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sent.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

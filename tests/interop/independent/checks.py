@@ -257,6 +257,11 @@ def run_checks(address_text):
         assert kind == "stream_end" and final.stream_end.items == 300, f"ended with {final}"
         items, final, _ = client.stream("count", 0, window=8)
         assert items == [] and final.WhichOneof("kind") == "stream_end", f"{items} {final}"
+        # The end needs no credit: a stream of exactly the window ends with
+        # no Credit sent (docs/PROTOCOL.md, "Streamed replies").
+        items, final, _ = client.stream("count", 8, window=8, grant=False)
+        assert items == list(range(8)), f"items {items}"
+        assert final.WhichOneof("kind") == "stream_end", f"ended with {final}"
         # Without a window the client takes no streams: refused, nothing sent.
         try:
             client.call("count", 3)
@@ -264,7 +269,7 @@ def run_checks(address_text):
             assert pb.ErrorKind.Name(exc.remote.kind) == "UNSUPPORTED_VALUE", exc.remote
         else:
             raise AssertionError("count() without a stream window returned a value")
-        return "300 items in windows of 8, an empty stream, a refusal"
+        return "300 items in windows of 8, an empty stream, 8 items in a window of 8 and no credit, a refusal"
 
     def stream_cancel():
         items, final, _ = client.stream("count", 10**9, window=4, cancel_after=2)

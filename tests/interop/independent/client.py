@@ -137,11 +137,12 @@ class IndependentClient:
         finally:
             self.request(timeout=10, release=pb.Release(call_id=call_id))
 
-    def stream(self, method, *args, window=8, cancel_after=None):
+    def stream(self, method, *args, window=8, cancel_after=None, grant=True):
         """A streaming call: returns (items, final response kind, most items
         ever outstanding). Grants `window` more credit each time `window` items
-        were taken; after `cancel_after` items, sends Cancel and reads on until
-        the call's response (items already on the wire are counted, not kept)."""
+        were taken (never, with `grant` false); after `cancel_after` items,
+        sends Cancel and reads on until the call's response (items already on
+        the wire are counted, not kept)."""
         if self.sock is None:
             self.connect()
         call = self.make_call(method, args, {})
@@ -172,7 +173,7 @@ class IndependentClient:
                         cancelled = True
                         continue
                     taken_since += 1
-                    if taken_since == window:
+                    if grant and taken_since == window:
                         send_frame(self.sock, pb.ClientFrame(credit=pb.Credit(id=request_id, items=window)))
                         granted += window
                         taken_since = 0

@@ -16,3 +16,4 @@ mod redis_store;
 mod robustness;
 mod shutdown;
 mod stats;
+mod streams;
