@@ -258,6 +258,8 @@ extern "C" fn after_fork_in_child() {
     PID.store(pid, Ordering::Release);
     // The parent's clients' runtimes are forgotten here, never dropped.
     OWN_RUNTIMES.store(0, Ordering::Release);
+    // The parent's servers do not run here: keep no memory for them.
+    crate::warm::after_fork_in_child();
 }
 
 /// The runtime of the current process, built on first use and again after a

@@ -73,6 +73,20 @@ impl Drop for Serving {
     }
 }
 
+/// In a child just forked (from `runtime`'s `pthread_atfork` handler): the
+/// parent's servers are not running here, so nothing is kept for them (a
+/// `multiprocessing` child of a server process would otherwise hold its
+/// freed memory for good, with no watcher to give it back). Atomics and
+/// `mallopt` only: glibc has made its allocator usable in the child before
+/// fork handlers run.
+pub(crate) fn after_fork_in_child() {
+    if SERVING.swap(0, Ordering::AcqRel) > 0 {
+        arenas::stop_keeping();
+        heap::forget();
+    }
+    WATCHER_PID.store(0, Ordering::Release);
+}
+
 /// Counts `n` bytes of a value decoded or encoded (only big ones count).
 #[inline]
 pub(crate) fn moved(n: usize) {

@@ -94,3 +94,60 @@ def test_kept_memory_is_given_back_when_big_values_stop_while_small_calls_go_on(
     # And the next big call is served as before.
     value = VALUES["1M ints"]()
     assert echo(c, value) == value
+
+
+FORK_SCRIPT = r"""
+import json, os, resource, sys
+from pyrpc import Client, Server
+
+class Echo(Server):
+    def echo(self, x):
+        return x
+
+def faults_per_list(n=5):
+    # Builds and drops a million ints n times; the page faults of the last
+    # three (the first ones may reuse what is around).
+    counts = []
+    for _ in range(n):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        x = list(range(1_000_000))
+        del x
+        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return sum(counts[2:]) / 3
+
+server = Echo(address=sys.argv[1])
+server.start_in_thread()
+client = Client(address=sys.argv[1])
+value = list(range(1_000_000))
+for _ in range(3):
+    assert client.echo(value) == value
+del value
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(read)
+    os.write(write, json.dumps(faults_per_list()).encode())
+    os._exit(0)
+os.close(write)
+child = json.loads(os.read(read, 1000).decode())
+os.waitpid(pid, 0)
+parent = faults_per_list()
+server.shutdown_sync()
+print(json.dumps({"parent": parent, "child": child}))
+"""
+
+
+def test_a_forked_child_of_a_serving_process_keeps_nothing_for_the_servers(tmp_path):
+    """A `multiprocessing`-style fork of a process running a server: the
+    parent keeps freed memory for its server, the child (which runs no
+    server and has no watcher to give memory back) does not."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(tmp_path / "s")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    faults = json.loads(out.stdout.strip().splitlines()[-1])
+    # A million ints fill about 7,900 pages of arenas and 2,000 of list array.
+    assert faults["parent"] < 1500, faults
+    assert faults["child"] > 5000, faults

@@ -90,6 +90,11 @@ pub(super) fn keep(py: Python<'_>) -> bool {
     installed
 }
 
+/// Stops keeping freed arenas; those kept are still handed out first.
+pub(super) fn stop_keeping() {
+    KEEPING.store(false, Ordering::Release);
+}
+
 /// Stops keeping freed arenas and gives the kept ones back.
 pub(super) fn stop() {
     KEEPING.store(false, Ordering::Release);

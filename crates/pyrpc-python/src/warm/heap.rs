@@ -79,6 +79,14 @@ mod imp {
         trim();
     }
 
+    /// Back to decision 0091's settings without freeing anything (a forked
+    /// child: its tickets belong to threads it does not have, and are left).
+    pub(in crate::warm) fn forget() {
+        ON.store(false, Ordering::Release);
+        mallopt(libc::M_TOP_PAD, 0);
+        mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_IDLE);
+    }
+
     pub(in crate::warm) fn arm() {
         if !ON.load(Ordering::Relaxed) {
             return;
@@ -128,9 +136,10 @@ mod imp {
     pub(in crate::warm) fn start() -> bool {
         false
     }
+    pub(in crate::warm) fn forget() {}
     pub(in crate::warm) fn stop() {}
     pub(in crate::warm) fn arm() {}
     pub(in crate::warm) fn trim() {}
 }
 
-pub(super) use imp::{arm, start, stop, trim};
+pub(super) use imp::{arm, forget, start, stop, trim};
