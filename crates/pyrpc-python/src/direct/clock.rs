@@ -1,4 +1,5 @@
-//! `datetime.datetime` and `datetime.date` straight to and from their wire
+//! `datetime.datetime`, `datetime.date` and `datetime.timedelta` straight to
+//! and from their wire
 //! messages, through CPython's datetime C API.
 //!
 //! The general path reads a datetime's fields by attribute and builds one by
@@ -13,7 +14,7 @@
 //! path.
 //!
 //! Only the plain cases are handled: an exact `datetime` that is naive or in
-//! `timezone.utc`, an exact `date`; on decode, a message in the canonical
+//! `timezone.utc`, an exact `date`, an exact `timedelta`; on decode, a message in the canonical
 //! field order whose fields are in range. Everything else (subclasses, other
 //! time zones, odd or invalid messages) goes the general way, so errors and
 //! results are exactly the general path's.
@@ -30,6 +31,8 @@ use super::wire::{unzigzag, varint, zigzag};
 pub(super) const DATETIME: u8 = 15 << 3 | 2;
 /// `Value.date` (field 16): its key as a varint is two bytes.
 pub(super) const DATE_KEY: u64 = 16 << 3 | 2;
+/// `Value.timedelta` (field 18), likewise.
+pub(super) const TIMEDELTA_KEY: u64 = 18 << 3 | 2;
 
 /// `PyDateTime_CAPI` (datetime.h), the part used here: the fields before
 /// `DateTime_FromTimestamp` and the PEP 495 constructor after it.
@@ -38,14 +41,14 @@ struct CApi {
     date_type: *mut ffi::PyTypeObject,
     datetime_type: *mut ffi::PyTypeObject,
     _time_type: *mut ffi::PyTypeObject,
-    _delta_type: *mut ffi::PyTypeObject,
+    delta_type: *mut ffi::PyTypeObject,
     _tzinfo_type: *mut ffi::PyTypeObject,
     timezone_utc: *mut ffi::PyObject,
     date_from_date:
         unsafe extern "C" fn(c_int, c_int, c_int, *mut ffi::PyTypeObject) -> *mut ffi::PyObject,
     _datetime_from_date_and_time: *const (),
     _time_from_time: *const (),
-    _delta_from_delta: unsafe extern "C" fn(
+    delta_from_delta: unsafe extern "C" fn(
         c_int,
         c_int,
         c_int,
@@ -79,6 +82,16 @@ struct DateObject {
     hashcode: ffi::Py_hash_t,
     hastzinfo: c_char,
     data: [u8; 4],
+}
+
+/// `PyDateTime_Delta`: normalised days, seconds and microseconds.
+#[repr(C)]
+struct DeltaObject {
+    ob_base: ffi::PyObject,
+    hashcode: ffi::Py_hash_t,
+    days: c_int,
+    seconds: c_int,
+    microseconds: c_int,
 }
 
 /// `PyDateTime_DateTime`; `tzinfo` exists only when `hastzinfo` is set
@@ -153,9 +166,11 @@ fn checks_out(py: Python<'_>, api: &CApi) -> bool {
     };
     let date = new_date(py, api, 1999, 12, 31);
     let text = naive.str().map(|s| s.to_string()).unwrap_or_default();
+    let delta = new_delta(py, api, -3, 4, 5);
     read_datetime(api, &naive) == Some(fields)
         && read_datetime(api, &aware) == Some(utc)
         && date.is_some_and(|d| read_date(api, &d) == Some((1999, 12, 31)))
+        && delta.is_some_and(|d| read_delta(api, &d) == Some((-3, 4, 5)))
         && text == "2021-03-04 05:06:07.080910"
 }
 
@@ -221,6 +236,38 @@ fn read_date(api: &CApi, obj: &Bound<'_, PyAny>) -> Option<(u32, u32, u32)> {
         u32::from(d[2]),
         u32::from(d[3]),
     ))
+}
+
+/// An exact `timedelta`: (days, seconds, microseconds), normalised.
+#[allow(unsafe_code)]
+fn read_delta(api: &CApi, obj: &Bound<'_, PyAny>) -> Option<(i64, u32, u32)> {
+    let p = obj.as_ptr();
+    // SAFETY: as in `read_datetime`.
+    if unsafe { ffi::Py_TYPE(p) } != api.delta_type {
+        return None;
+    }
+    // SAFETY: an exact timedelta has this layout (checked once per process).
+    let d = unsafe { &*(p as *const DeltaObject) };
+    Some((
+        i64::from(d.days),
+        u32::try_from(d.seconds).ok()?,
+        u32::try_from(d.microseconds).ok()?,
+    ))
+}
+
+#[allow(unsafe_code)]
+fn new_delta<'py>(
+    py: Python<'py>,
+    api: &CApi,
+    days: i64,
+    s: u32,
+    us: u32,
+) -> Option<Bound<'py, PyAny>> {
+    let days = c_int::try_from(days).ok()?;
+    let int = |v: u32| c_int::try_from(v).unwrap_or(c_int::MAX);
+    // SAFETY: as in `new_datetime`; normalise = 1, as `timedelta(d, s, us)`.
+    let p = unsafe { (api.delta_from_delta)(days, int(s), int(us), 1, api.delta_type) };
+    owned(py, p)
 }
 
 #[allow(unsafe_code)]
@@ -319,6 +366,17 @@ pub(super) fn encode(obj: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> bool {
         field(2 << 3, u64::from(m));
         field(3 << 3, u64::from(d));
         buf.extend_from_slice(&[0x82, 0x01, n as u8]);
+    } else if let Some((days, seconds, micros)) = read_delta(api, obj) {
+        if days != 0 {
+            field(1 << 3, zigzag(days));
+        }
+        if seconds != 0 {
+            field(2 << 3, u64::from(seconds));
+        }
+        if micros != 0 {
+            field(3 << 3, u64::from(micros));
+        }
+        buf.extend_from_slice(&[0x92, 0x01, n as u8]);
     } else {
         return false;
     }
@@ -334,19 +392,7 @@ pub(super) fn decode_datetime<'py>(
     e: usize,
 ) -> Option<Bound<'py, PyAny>> {
     let api = api(py)?;
-    let mut v = [0u64; 10];
-    let mut pos = s;
-    let mut last = 0;
-    while pos < e {
-        let key = varint(buf, &mut pos, e)?;
-        let tag = (key >> 3) as usize;
-        // Varints only, in increasing field order, known fields only.
-        if key & 7 != 0 || !(1..=9).contains(&tag) || tag <= last {
-            return None;
-        }
-        v[tag] = varint(buf, &mut pos, e)?;
-        last = tag;
-    }
+    let v = varint_fields::<10>(buf, s, e)?;
     let year = unzigzag(v[1]);
     // The offset is `optional`: written (even as 0) only when present.
     let offset = has_field(buf, s, e, 8).then(|| unzigzag(v[8]));
@@ -388,6 +434,40 @@ fn has_field(buf: &[u8], s: usize, e: usize, tag: u64) -> bool {
     false
 }
 
+/// The `TimeDelta` message at `s..e` as a timedelta, when it is a plain case.
+pub(super) fn decode_timedelta<'py>(
+    py: Python<'py>,
+    buf: &[u8],
+    s: usize,
+    e: usize,
+) -> Option<Bound<'py, PyAny>> {
+    let api = api(py)?;
+    let v = varint_fields::<4>(buf, s, e)?;
+    let days = unzigzag(v[1]);
+    if days.abs() > 999_999_999 || v[2] >= 86_400 || v[3] >= 1_000_000 {
+        return None;
+    }
+    new_delta(py, api, days, v[2] as u32, v[3] as u32)
+}
+
+/// The fields 1..N-1 of a message of varint fields in increasing order (0
+/// when absent); `None` for anything else.
+fn varint_fields<const N: usize>(buf: &[u8], s: usize, e: usize) -> Option<[u64; N]> {
+    let mut v = [0u64; N];
+    let mut pos = s;
+    let mut last = 0;
+    while pos < e {
+        let key = varint(buf, &mut pos, e)?;
+        let tag = (key >> 3) as usize;
+        if key & 7 != 0 || !(1..N).contains(&tag) || tag <= last {
+            return None;
+        }
+        v[tag] = varint(buf, &mut pos, e)?;
+        last = tag;
+    }
+    Some(v)
+}
+
 /// The `Date` message at `s..e` as a date, when it is a plain case.
 pub(super) fn decode_date<'py>(
     py: Python<'py>,
@@ -396,18 +476,7 @@ pub(super) fn decode_date<'py>(
     e: usize,
 ) -> Option<Bound<'py, PyAny>> {
     let api = api(py)?;
-    let mut v = [0u64; 4];
-    let mut pos = s;
-    let mut last = 0;
-    while pos < e {
-        let key = varint(buf, &mut pos, e)?;
-        let tag = (key >> 3) as usize;
-        if key & 7 != 0 || !(1..=3).contains(&tag) || tag <= last {
-            return None;
-        }
-        v[tag] = varint(buf, &mut pos, e)?;
-        last = tag;
-    }
+    let v = varint_fields::<4>(buf, s, e)?;
     let year = u32::try_from(unzigzag(v[1]))
         .ok()
         .filter(|y| (1..=9999).contains(y))?;

@@ -162,12 +162,15 @@ impl<'py> Decoder<'_, 'py> {
                         packed::read_floats(py, buf, s, e, &mut self.budget)?
                     }
                 }
-                k if k == u64::from(clock::DATETIME) || k == clock::DATE_KEY => {
+                k if k == u64::from(clock::DATETIME)
+                    || k == clock::DATE_KEY
+                    || k == clock::TIMEDELTA_KEY =>
+                {
                     let (s, e) = read_len(buf, &mut pos, end)?;
-                    let plain = if k == clock::DATE_KEY {
-                        clock::decode_date(py, buf, s, e)
-                    } else {
-                        clock::decode_datetime(py, buf, s, e)
+                    let plain = match k {
+                        clock::DATE_KEY => clock::decode_date(py, buf, s, e),
+                        clock::TIMEDELTA_KEY => clock::decode_timedelta(py, buf, s, e),
+                        _ => clock::decode_datetime(py, buf, s, e),
                     };
                     match plain {
                         Some(obj) => {

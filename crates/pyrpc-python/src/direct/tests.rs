@@ -244,7 +244,9 @@ fn datetimes_and_dates_are_the_value_paths_bytes_both_ways() {
                  dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), \
                  dt.datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=-3))), \
                  dt.date(1, 1, 1), dt.date(9999, 12, 31), dt.date(2024, 2, 29), \
-                 type('D', (dt.datetime,), {})(2001, 1, 1), dt.time(1, 2), dt.timedelta(3)])\
+                 type('D', (dt.datetime,), {})(2001, 1, 1), dt.time(1, 2), dt.timedelta(3), \
+                 dt.timedelta(0), dt.timedelta(-1, 5, 7), dt.timedelta.max, dt.timedelta.min, \
+                 dt.timedelta(microseconds=1), type('T', (dt.timedelta,), {})(2)])\
                  (__import__('datetime'))"
             ),
         );
@@ -264,7 +266,7 @@ fn datetimes_and_dates_are_the_value_paths_bytes_both_ways() {
             );
             assert!(
                 back.get_type().is(item.get_type())
-                    || item.get_type().name().is_ok_and(|n| n == "D"),
+                    || item.get_type().name().is_ok_and(|n| n == "D" || n == "T"),
                 "{item}'s type"
             );
             let offset = |o: &Bound<'_, PyAny>| o.call_method0("utcoffset").map(|u| u.to_string());
@@ -301,6 +303,8 @@ fn datetimes_and_dates_are_the_value_paths_bytes_both_ways() {
                 ][..],
                 true,
             ), // +1 us offset
+            (&[0x92, 0x01, 0x04, 0x10, 0x80, 0xa3, 0x05][..], false),       // timedelta, 86400 s
+            (&[0x92, 0x01, 0x04, 0x10, 0x05, 0x08, 0x02][..], true), // timedelta, out of order
         ] {
             let direct = decode(py, &Bytes::copy_from_slice(msg), Options::default());
             let general = raw::decode_value(Bytes::copy_from_slice(msg), 64);
