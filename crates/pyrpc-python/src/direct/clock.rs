@@ -25,6 +25,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use super::packed::put_varint;
 use super::wire::{unzigzag, varint, zigzag};
 
 /// `Value.datetime` (field 15, length-delimited), as its one-byte key.
@@ -324,64 +325,59 @@ pub(super) fn encode(obj: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> bool {
     let Some(api) = api(obj.py()) else {
         return false;
     };
-    let mut msg = [0u8; 48];
-    let mut n = 0;
-    let mut field = |key: u8, v: u64| {
-        msg[n] = key;
-        n += 1;
-        let mut v = v;
-        while v >= 0x80 {
-            msg[n] = (v as u8) | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        msg[n] = v as u8;
-        n += 1;
-    };
+    // prost's order and defaults: zero fields left out, the offset written
+    // whenever it is present.
     if let Some(f) = read_datetime(api, obj) {
-        // prost's order and defaults: zero fields left out, the offset
-        // written whenever it is present.
-        field(1 << 3, zigzag(i64::from(f.year)));
-        for (tag, v) in [
-            (2u8, f.month),
-            (3, f.day),
-            (4, f.hour),
-            (5, f.minute),
-            (6, f.second),
-            (7, f.microsecond),
-        ] {
-            if v != 0 {
-                field(tag << 3, u64::from(v));
-            }
-        }
-        if f.utc {
-            field(8 << 3, 0);
-        }
-        if f.fold != 0 {
-            field(9 << 3, u64::from(f.fold));
-        }
-        buf.extend_from_slice(&[DATETIME, n as u8]);
+        let v = |x: u32| (u64::from(x), x != 0);
+        put_message(
+            buf,
+            &[DATETIME],
+            &[
+                (1, (zigzag(i64::from(f.year)), true)),
+                (2, v(f.month)),
+                (3, v(f.day)),
+                (4, v(f.hour)),
+                (5, v(f.minute)),
+                (6, v(f.second)),
+                (7, v(f.microsecond)),
+                (8, (0, f.utc)),
+                (9, v(f.fold)),
+            ],
+        );
     } else if let Some((y, m, d)) = read_date(api, obj) {
-        field(1 << 3, zigzag(i64::from(y)));
-        field(2 << 3, u64::from(m));
-        field(3 << 3, u64::from(d));
-        buf.extend_from_slice(&[0x82, 0x01, n as u8]);
+        let date = [
+            (1, (zigzag(i64::from(y)), true)),
+            (2, (u64::from(m), true)),
+            (3, (u64::from(d), true)),
+        ];
+        put_message(buf, &[0x82, 0x01], &date);
     } else if let Some((days, seconds, micros)) = read_delta(api, obj) {
-        if days != 0 {
-            field(1 << 3, zigzag(days));
-        }
-        if seconds != 0 {
-            field(2 << 3, u64::from(seconds));
-        }
-        if micros != 0 {
-            field(3 << 3, u64::from(micros));
-        }
-        buf.extend_from_slice(&[0x92, 0x01, n as u8]);
+        let delta = [
+            (1, (zigzag(days), days != 0)),
+            (2, (u64::from(seconds), seconds != 0)),
+            (3, (u64::from(micros), micros != 0)),
+        ];
+        put_message(buf, &[0x92, 0x01], &delta);
     } else {
         return false;
     }
-    buf.extend_from_slice(&msg[..n]);
     true
+}
+
+/// Writes a `Value` field (`key`) holding a message of varint fields
+/// (tag, (value, present)). Every such message is under 128 bytes, so its
+/// length is one byte, set once the fields are written.
+fn put_message(buf: &mut Vec<u8>, key: &[u8], fields: &[(u8, (u64, bool))]) {
+    buf.extend_from_slice(key);
+    let len_at = buf.len();
+    buf.push(0);
+    for &(tag, (v, present)) in fields {
+        if present {
+            buf.push(tag << 3);
+            put_varint(buf, v);
+        }
+    }
+    buf[len_at] = (buf.len() - len_at - 1) as u8;
 }
 
 /// The `DateTime` message at `s..e` as a datetime, when it is a plain case.
@@ -392,10 +388,10 @@ pub(super) fn decode_datetime<'py>(
     e: usize,
 ) -> Option<Bound<'py, PyAny>> {
     let api = api(py)?;
-    let v = varint_fields::<10>(buf, s, e)?;
+    let (v, present) = varint_fields::<10>(buf, s, e)?;
     let year = unzigzag(v[1]);
     // The offset is `optional`: written (even as 0) only when present.
-    let offset = has_field(buf, s, e, 8).then(|| unzigzag(v[8]));
+    let offset = (present & 1 << 8 != 0).then(|| unzigzag(v[8]));
     let small = |x: u64, max: u64| (x <= max).then_some(x as u32);
     let f = Fields {
         year: u32::try_from(year)
@@ -417,23 +413,6 @@ pub(super) fn decode_datetime<'py>(
     new_datetime(py, api, &f)
 }
 
-/// Whether the message of varint fields at `s..e` carries field `tag`.
-fn has_field(buf: &[u8], s: usize, e: usize, tag: u64) -> bool {
-    let mut pos = s;
-    while pos < e {
-        let Some(key) = varint(buf, &mut pos, e) else {
-            return false;
-        };
-        if key == tag << 3 {
-            return true;
-        }
-        if varint(buf, &mut pos, e).is_none() {
-            return false;
-        }
-    }
-    false
-}
-
 /// The `TimeDelta` message at `s..e` as a timedelta, when it is a plain case.
 pub(super) fn decode_timedelta<'py>(
     py: Python<'py>,
@@ -442,7 +421,7 @@ pub(super) fn decode_timedelta<'py>(
     e: usize,
 ) -> Option<Bound<'py, PyAny>> {
     let api = api(py)?;
-    let v = varint_fields::<4>(buf, s, e)?;
+    let (v, _) = varint_fields::<4>(buf, s, e)?;
     let days = unzigzag(v[1]);
     if days.abs() > 999_999_999 || v[2] >= 86_400 || v[3] >= 1_000_000 {
         return None;
@@ -451,9 +430,11 @@ pub(super) fn decode_timedelta<'py>(
 }
 
 /// The fields 1..N-1 of a message of varint fields in increasing order (0
-/// when absent); `None` for anything else.
-fn varint_fields<const N: usize>(buf: &[u8], s: usize, e: usize) -> Option<[u64; N]> {
+/// when absent), and which were present (bit `tag`); `None` for anything
+/// else.
+fn varint_fields<const N: usize>(buf: &[u8], s: usize, e: usize) -> Option<([u64; N], u32)> {
     let mut v = [0u64; N];
+    let mut present = 0u32;
     let mut pos = s;
     let mut last = 0;
     while pos < e {
@@ -463,9 +444,10 @@ fn varint_fields<const N: usize>(buf: &[u8], s: usize, e: usize) -> Option<[u64;
             return None;
         }
         v[tag] = varint(buf, &mut pos, e)?;
+        present |= 1 << tag;
         last = tag;
     }
-    Some(v)
+    Some((v, present))
 }
 
 /// The `Date` message at `s..e` as a date, when it is a plain case.
@@ -476,7 +458,7 @@ pub(super) fn decode_date<'py>(
     e: usize,
 ) -> Option<Bound<'py, PyAny>> {
     let api = api(py)?;
-    let v = varint_fields::<4>(buf, s, e)?;
+    let (v, _) = varint_fields::<4>(buf, s, e)?;
     let year = u32::try_from(unzigzag(v[1]))
         .ok()
         .filter(|y| (1..=9999).contains(y))?;
